@@ -1,0 +1,56 @@
+"""Frozen value types and the one converter that owns their JSON form."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import attrs
+import cattrs
+
+__all__ = ["RefEntry", "converter", "from_iso", "to_iso", "utcnow"]
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def to_iso(t: _dt.datetime) -> str:
+    return t.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def from_iso(s: str) -> _dt.datetime:
+    return _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+converter.register_unstructure_hook(_dt.datetime, to_iso)
+converter.register_structure_hook(_dt.datetime, lambda v, _t: from_iso(v))
+
+
+@attrs.frozen
+class RefEntry:
+    """One move of a named ref: never changed once written.
+
+    ``action`` is ``set`` or ``rollback``; a rollback names in ``restores``
+    the sequence number of the entry whose target it brings back.
+    """
+
+    name: str
+    seq: int
+    target: str
+    at: _dt.datetime
+    user: str
+    host: str
+    message: str | None = None
+    action: str = "set"
+    restores: int | None = None
+    run: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = converter.unstructure(self)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RefEntry:
+        return converter.structure(data, cls)

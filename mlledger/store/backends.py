@@ -1,0 +1,499 @@
+"""One small interface over every filesystem a store can live on.
+
+A store is an fsspec filesystem plus a root.  What differs between backends
+is only *how* a key is created exactly once (principle 3) and how many keys
+move at once; that lives here, in one table keyed by protocol.
+
+- local disk: plain ``os`` calls (a temp file in the same folder, then
+  ``os.link``, which fails on an existing name); fsspec's own local
+  ``mode="create"`` checks and then writes, which is not atomic.
+- memory: a process-wide lock around check-and-write (the memory filesystem
+  lives in one process).
+- S3 / GCS / Azure: the server's own precondition (``If-None-Match: *``,
+  ``ifGenerationMatch=0``, ``overwrite=False``) through ``mode="create"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import MissingExtraError, NotFoundError, StoreError
+from ..hashing import CHUNK
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+    from fsspec.callbacks import Callback
+
+__all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend"]
+
+#: protocol -> the extra that installs it
+EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+}
+
+#: how many requests a batched call keeps in flight on an async filesystem
+BATCH = 64
+
+_memory_lock = threading.Lock()
+
+
+class Backend:
+    """Keys are ``/``-separated paths relative to the store root."""
+
+    protocol: str
+    url: str
+
+    # -- writes ------------------------------------------------------------
+    def create(self, key: str, data: bytes) -> bool:
+        """Write ``data`` under ``key`` unless the key exists; True if this call created it."""
+        raise NotImplementedError
+
+    def create_many(self, items: dict[str, bytes]) -> dict[str, bool]:
+        """:meth:`create` for many keys, concurrently where the backend can."""
+        return {k: self.create(k, v) for k, v in items.items()}
+
+    def put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes | memoryview],
+        check: Callable[[], None],
+    ) -> bool:
+        """Write the concatenated ``chunks`` under ``key``, all or nothing.
+
+        ``check`` runs after the last chunk and before the key becomes
+        visible; if it raises, nothing is written.  Returns False when the
+        key already existed (the write is then dropped).
+        """
+        raise NotImplementedError
+
+    def put_local_file(self, key: str, path: str, callback: Callback | None = None) -> bool:
+        """Upload the local file at ``path`` under ``key`` (caller checked its digest)."""
+        with open(path, "rb") as f:
+            return self.put_stream(key, iter(lambda: f.read(CHUNK), b""), lambda: None)
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    # -- reads -------------------------------------------------------------
+    def read(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes | None]:
+        """Read many keys; a missing key maps to None."""
+        out: dict[str, bytes | None] = {}
+        for k in keys:
+            try:
+                out[k] = self.read(k)
+            except NotFoundError:
+                out[k] = None
+        return out
+
+    def open_read(self, key: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def get_local_file(self, key: str, path: str, callback: Callback | None = None) -> None:
+        """Copy ``key`` to the local ``path`` (a fresh temp name the caller owns)."""
+        with self.open_read(key) as src, open(path, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+                if callback is not None:
+                    callback.relative_update(len(chunk))
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, key: str) -> int:
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (a folder), recursively, in no set order."""
+        raise NotImplementedError
+
+    def list_dir(self, prefix: str) -> list[str]:
+        """Names directly under the folder ``prefix`` (files and folders)."""
+        raise NotImplementedError
+
+    def local_path(self, key: str) -> str | None:
+        """The key's path on local disk, when the store is local."""
+        return None
+
+
+# ---------------------------------------------------------------------------
+# local disk
+
+
+class LocalBackend(Backend):
+    """A store on local disk, written with plain ``os`` calls for speed and atomicity."""
+
+    protocol = "file"
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.url = self.root
+        self._dirs: set[str] = set()
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise StoreError(
+                f"store root {self.root!r} is a file, not a folder: "
+                "give a folder path (it is created if missing)"
+            )
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as e:
+            raise StoreError(
+                f"cannot create the store folder {self.root!r}: {e.strerror}; "
+                "check the path and its permissions"
+            ) from e
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key)
+
+    def local_path(self, key: str) -> str:
+        return self._path(key)
+
+    def _ensure_dir(self, d: str) -> None:
+        if d not in self._dirs:
+            os.makedirs(d, exist_ok=True)
+            self._dirs.add(d)
+
+    def tmp_path(self, near: str) -> str:
+        """A fresh temp name in the folder of ``near`` (so link/rename stay on one device)."""
+        d = os.path.dirname(near)
+        self._ensure_dir(d)
+        return os.path.join(d, f".tmp-{uuid.uuid4().hex}")
+
+    def link_into_place(self, tmp: str, final: str) -> bool:
+        """Give the finished temp file its final name unless taken; always removes ``tmp``."""
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # no hard links here: O_EXCL reservation is not atomic with content, so
+            # fall back to rename after an existence check (content-addressed keys only
+            # need "never a partial object"; equal bytes may win twice)
+            if os.path.exists(final):
+                return False
+            os.rename(tmp, final)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return True
+
+    def create(self, key: str, data: bytes) -> bool:
+        final = self._path(key)
+        tmp = self.tmp_path(final)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+            finally:
+                os.close(fd)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise _store_error("write", final, e) from e
+        try:
+            return self.link_into_place(tmp, final)
+        except OSError as e:
+            raise _store_error("write", final, e) from e
+
+    def put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes | memoryview],
+        check: Callable[[], None],
+    ) -> bool:
+        final = self._path(key)
+        tmp = self.tmp_path(final)
+        try:
+            with open(tmp, "xb", buffering=0) as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            check()
+            os.chmod(tmp, 0o444)
+            return self.link_into_place(tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def read(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+
+    def open_read(self, key: str) -> IO[bytes]:
+        try:
+            return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def size(self, key: str) -> int:
+        try:
+            return os.stat(self._path(key)).st_size
+        except FileNotFoundError:
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix)
+        for dirpath, _dirs, files in os.walk(base):
+            rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    yield f"{rel}/{name}"
+
+    def list_dir(self, prefix: str) -> list[str]:
+        try:
+            return [n for n in os.listdir(self._path(prefix)) if not n.startswith(".tmp-")]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+def _store_error(action: str, where: str, e: OSError) -> StoreError:
+    hint = "check the store's permissions and free space"
+    if isinstance(e, PermissionError):
+        hint = "the store is not writable by this user: fix its permissions or use another store"
+    return StoreError(f"cannot {action} {where!r}: {e.strerror or e}; {hint}")
+
+
+# ---------------------------------------------------------------------------
+# any fsspec filesystem
+
+
+class FsspecBackend(Backend):
+    """A store on any fsspec filesystem (memory, S3, GCS, Azure, ...)."""
+
+    def __init__(self, fs: AbstractFileSystem, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        protocol = fs.protocol
+        self.protocol = protocol if isinstance(protocol, str) else protocol[0]
+        self.is_memory = self.protocol == "memory"
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def _create_one(self, path: str, data: bytes) -> bool:
+        if self.is_memory:
+            with _memory_lock:
+                if self.fs.exists(path):
+                    return False
+                self.fs.pipe_file(path, data)
+                return True
+        try:
+            self.fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def create(self, key: str, data: bytes) -> bool:
+        try:
+            return self._create_one(self._path(key), data)
+        except (FileNotFoundError, PermissionError, OSError) as e:
+            if isinstance(e, FileExistsError):
+                return False
+            raise _store_error("write", self._path(key), e) from e
+
+    def create_many(self, items: dict[str, bytes]) -> dict[str, bool]:
+        if not items:
+            return {}
+        if not getattr(self.fs, "async_impl", False):
+            return super().create_many(items)
+        from fsspec.asyn import _run_coros_in_chunks, sync
+
+        keys = list(items)
+        coros = [self.fs._pipe_file(self._path(k), items[k], mode="create") for k in keys]
+        results = sync(
+            self.fs.loop, _run_coros_in_chunks, coros, batch_size=BATCH, return_exceptions=True
+        )
+        out: dict[str, bool] = {}
+        for k, r in zip(keys, results):
+            if isinstance(r, FileExistsError):
+                out[k] = False
+            elif isinstance(r, BaseException):
+                raise _store_error("write", self._path(k), _as_oserror(r)) from r
+            else:
+                out[k] = True
+        return out
+
+    def put_stream(
+        self,
+        key: str,
+        chunks: Iterable[bytes | memoryview],
+        check: Callable[[], None],
+    ) -> bool:
+        path = self._path(key)
+        if self.is_memory:
+            data = b"".join(bytes(c) for c in chunks)
+            check()
+            return self._create_one(path, data)
+        # S3 and GCS make an object visible only when its upload completes;
+        # discard() abandons the upload so a failed check leaves nothing behind.
+        f = self.fs.open(path, "wb")
+        try:
+            for chunk in chunks:
+                f.write(chunk)
+            check()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.discard()
+            raise
+        f.close()
+        return True
+
+    def put_local_file(self, key: str, path: str, callback: Callback | None = None) -> bool:
+        if self.is_memory:
+            return super().put_local_file(key, path, callback)
+        kwargs: dict[str, Any] = {}
+        if callback is not None:
+            kwargs["callback"] = callback
+        try:
+            self.fs.put_file(path, self._path(key), mode="create", **kwargs)
+        except FileExistsError:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
+
+    def read(self, key: str) -> bytes:
+        try:
+            data: bytes = self.fs.cat_file(self._path(key))
+        except FileNotFoundError:
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+        return data
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes | None]:
+        if not keys:
+            return {}
+        paths = [self._path(k) for k in keys]
+        got = self.fs.cat(paths, on_error="return")
+        if not isinstance(got, dict):  # one path: fsspec returns the bytes
+            got = {paths[0]: got}
+        out: dict[str, bytes | None] = {}
+        for k, p in zip(keys, paths):
+            v = got.get(p)
+            if v is None:
+                v = got.get(self.fs._strip_protocol(p))
+            if isinstance(v, FileNotFoundError) or v is None:
+                out[k] = None
+            elif isinstance(v, BaseException):
+                raise _store_error("read", p, _as_oserror(v)) from v
+            else:
+                out[k] = v
+        return out
+
+    def open_read(self, key: str) -> IO[bytes]:
+        try:
+            f: IO[bytes] = self.fs.open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+        return f
+
+    def get_local_file(self, key: str, path: str, callback: Callback | None = None) -> None:
+        if self.is_memory:
+            super().get_local_file(key, path, callback)
+            return
+        kwargs: dict[str, Any] = {}
+        if callback is not None:
+            kwargs["callback"] = callback
+        try:
+            self.fs.get_file(self._path(key), path, **kwargs)
+        except FileNotFoundError:
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def size(self, key: str) -> int:
+        try:
+            return int(self.fs.size(self._path(key)))
+        except FileNotFoundError:
+            raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix).rstrip("/")
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return
+        strip = len(self.fs._strip_protocol(self.root)) + 1
+        for p in found:
+            yield self.fs._strip_protocol(p)[strip:]
+
+    def list_dir(self, prefix: str) -> list[str]:
+        try:
+            names = self.fs.ls(self._path(prefix).rstrip("/"), detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [n.rstrip("/").rsplit("/", 1)[-1] for n in names]
+
+
+def _as_oserror(e: BaseException) -> OSError:
+    return e if isinstance(e, OSError) else OSError(str(e))
+
+
+# ---------------------------------------------------------------------------
+
+
+def open_backend(url: str, storage_options: dict[str, Any]) -> Backend:
+    """The backend for a store URL: a plain path, ``file://``, ``memory://``, ``s3://``..."""
+    if "://" not in url or url.startswith("file://") or url.startswith("local://"):
+        path = url.split("://", 1)[1] if "://" in url else url
+        return LocalBackend(path)
+    protocol = url.split("://", 1)[0]
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    if protocol not in known_implementations and protocol not in fsspec.available_protocols():
+        raise StoreError(
+            f"unknown protocol {protocol!r} in store URL {url!r}: use a local path, "
+            "memory://, s3://, gs:// or az:// (or any protocol fsspec knows)"
+        )
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    except ImportError as e:
+        extra = EXTRAS.get(protocol)
+        if extra:
+            raise MissingExtraError(
+                f"the {protocol}:// store needs an extra package: "
+                f'pip install "mlledger[{extra}]"'
+            ) from e
+        raise MissingExtraError(
+            f"the {protocol}:// store needs a package that is not installed ({e}); "
+            "install the fsspec implementation for it"
+        ) from e
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"cannot open store {url!r}: {e}; check the URL and storage options") from e
+    return FsspecBackend(fs, root, url)

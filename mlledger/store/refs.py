@@ -1,0 +1,171 @@
+"""Named refs: append-only histories of immutable entries.
+
+``refs/<name>/<seq:010d>.json`` holds the ``seq``-th move of ``name``.  A
+move creates the next number create-only; a writer that loses the race
+re-reads and tries the next number, so concurrent moves are all kept, in
+order, without gaps.  The highest number is the current target.  Rollback
+appends an entry pointing back: history is never rewritten.
+"""
+
+from __future__ import annotations
+
+import getpass
+import random
+import re
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from .. import canonical
+from ..errors import ConflictError, IntegrityError, NotFoundError, UsageError
+from ..records import RefEntry, utcnow
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Refs", "check_ref_name"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
+_ENTRY_RE = re.compile(r"^(\d{10})\.json$")
+MAX_ATTEMPTS = 10_000
+
+
+def check_ref_name(name: str) -> str:
+    """Refuse a ref name that is not ``segment[/segment…]`` of letters, digits, ``._-``."""
+    if (
+        not isinstance(name, str)
+        or not _NAME_RE.match(name)
+        or any(seg.endswith(".json") for seg in name.split("/"))
+    ):
+        raise UsageError(
+            f"invalid ref name {name!r}: use segments of letters, digits, '.', '_' and '-' "
+            "separated by '/', such as 'model/prod'"
+        )
+    return name
+
+
+def _who() -> tuple[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment
+        user = "unknown"
+    return user, socket.gethostname()
+
+
+class Refs:
+    """The refs of one store: ``set``, ``get``, ``history``, ``rollback``, ``names``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _seqs(self, name: str) -> list[int]:
+        names = self.store.backend.list_dir(f"refs/{name}")
+        return sorted(int(m.group(1)) for n in names if (m := _ENTRY_RE.match(n)))
+
+    def _read(self, name: str, seq: int) -> RefEntry:
+        raw = self.store.read_entry(f"refs/{name}/{seq:010d}.json")
+        try:
+            return RefEntry.from_json(canonical.loads(raw))
+        except Exception as e:
+            raise IntegrityError(f"ref entry {name}#{seq} does not parse ({e}); the store is damaged") from e
+
+    def names(self) -> list[str]:
+        """Every ref name in the store, sorted."""
+        found: set[str] = set()
+        for key in self.store.backend.list("refs"):
+            head, _, last = key.rpartition("/")
+            if _ENTRY_RE.match(last) and head.startswith("refs/"):
+                found.add(head[len("refs/"):])
+        return sorted(found)
+
+    def get(self, name: str) -> RefEntry:
+        """The current entry of ``name``; NotFoundError if it was never set."""
+        check_ref_name(name)
+        seqs = self._seqs(name)
+        if not seqs:
+            raise NotFoundError(f"ref {name!r} is not set; set it with refs.set({name!r}, target)")
+        return self._read(name, seqs[-1])
+
+    def history(self, name: str) -> list[RefEntry]:
+        """Every move of ``name``, oldest first."""
+        check_ref_name(name)
+        seqs = self._seqs(name)
+        if not seqs:
+            raise NotFoundError(f"ref {name!r} is not set; set it with refs.set({name!r}, target)")
+        keys = [f"refs/{name}/{s:010d}.json" for s in seqs]
+        raw = self.store.backend.read_many(keys)
+        out: list[RefEntry] = []
+        for k in keys:
+            data = raw.get(k)
+            if data is None:
+                continue
+            out.append(RefEntry.from_json(canonical.loads(data)))
+        return out
+
+    def _append(
+        self,
+        name: str,
+        target: str,
+        *,
+        message: str | None,
+        action: str,
+        restores: int | None = None,
+        run: str | None = None,
+        expect_seq: int | None = None,
+    ) -> RefEntry:
+        user, host = _who()
+        for attempt in range(MAX_ATTEMPTS):
+            seqs = self._seqs(name)
+            current = seqs[-1] if seqs else 0
+            if expect_seq is not None and current != expect_seq:
+                raise ConflictError(
+                    f"ref {name!r} moved (to #{current}) while rolling it back from "
+                    f"#{expect_seq}; look at its history and roll back again"
+                )
+            entry = RefEntry(
+                name=name, seq=current + 1, target=target, at=utcnow(), user=user,
+                host=host, message=message, action=action, restores=restores, run=run,
+            )
+            key = f"refs/{name}/{entry.seq:010d}.json"
+            if self.store.create_entry(key, canonical.dumps(entry.to_json())):
+                return entry
+            time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
+        raise ConflictError(f"could not move ref {name!r} after {MAX_ATTEMPTS} attempts; try again")
+
+    def set(self, name: str, target: str, message: str | None = None, *, run: str | None = None) -> RefEntry:
+        """Point ``name`` at ``target``; returns the new entry."""
+        check_ref_name(name)
+        if not isinstance(target, str) or not target:
+            raise UsageError(f"a ref target is a digest, run id or other target string, not {target!r}")
+        return self._append(name, target, message=message, action="set", run=run)
+
+    def rollback(self, name: str, to: str | int | None = None, message: str | None = None) -> RefEntry:
+        """Move ``name`` back to its previous target (or to ``to``: a target or a seq number).
+
+        Rolling back twice walks further back; the history only grows.
+        """
+        history = self.history(name)
+        by_seq = {e.seq: e for e in history}
+        current = history[-1]
+        if to is None:
+            pos = current.restores if current.action == "rollback" and current.restores else current.seq
+            prev = max((s for s in by_seq if s < pos), default=None)
+            if prev is None:
+                raise NotFoundError(
+                    f"ref {name!r} has no earlier target to roll back to "
+                    f"(it is at #{current.seq}, its first position); pass to=TARGET"
+                )
+            e = by_seq[prev]
+            restores = e.restores if e.action == "rollback" and e.restores else e.seq
+            target = e.target
+        elif isinstance(to, int) and not isinstance(to, bool):
+            if to not in by_seq:
+                raise NotFoundError(f"ref {name!r} has no entry #{to}; see refs.history({name!r})")
+            target, restores = by_seq[to].target, to
+        else:
+            target, restores = str(to), None
+        return self._append(
+            name, target, message=message, action="rollback", restores=restores,
+            expect_seq=current.seq,
+        )
+

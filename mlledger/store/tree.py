@@ -1,0 +1,144 @@
+"""Tree manifests: the recorded form of a folder.
+
+A manifest lists, sorted by path, every file (digest, size, executable bit),
+every symlink that stays inside the folder, and every empty folder.  Its bytes
+are a fixed header line and canonical JSON, so the same folder always gives
+the same digest whatever order its files were created in.  Paths are checked
+when a manifest is read, so a manifest cannot write outside its destination.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import attrs
+
+from .. import canonical
+from ..errors import IntegrityError, UnsafePathError
+from ..hashing import parse_digest
+
+__all__ = ["MAGIC", "Tree", "TreeEntry", "check_relpath", "is_tree_bytes"]
+
+MAGIC = b"mlledger-tree 1\n"
+
+
+@attrs.frozen
+class TreeEntry:
+    """One entry of a tree: a file (``digest``), a symlink (``link``) or an empty folder."""
+
+    path: str
+    kind: str  # "file" | "link" | "dir"
+    digest: str | None = None
+    size: int = 0
+    executable: bool = False
+    link: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "file":
+            return {"path": self.path, "digest": self.digest, "size": self.size,
+                    "exec": self.executable}
+        if self.kind == "link":
+            return {"path": self.path, "link": self.link}
+        return {"path": self.path, "dir": True}
+
+
+def check_relpath(path: str) -> str:
+    """Refuse a manifest path that is absolute, empty or climbs out with ``..``."""
+    if not isinstance(path, str) or not path:
+        raise UnsafePathError(f"empty path in a tree manifest: the manifest is damaged")
+    if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        raise UnsafePathError(
+            f"tree manifest holds the absolute path {path!r}; refusing to restore it "
+            "(a manifest may only hold paths relative to its folder)"
+        )
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts) or "\0" in path:
+        raise UnsafePathError(
+            f"tree manifest holds the path {path!r}, which could escape the destination; "
+            "refusing to restore it"
+        )
+    return path
+
+
+def _check_link(path: str, target: str) -> str:
+    if not isinstance(target, str) or not target or target.startswith("/") or "\0" in target:
+        raise UnsafePathError(
+            f"tree manifest holds a link {path!r} -> {target!r} that points outside its "
+            "folder; refusing to restore it"
+        )
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+        raise UnsafePathError(
+            f"tree manifest holds a link {path!r} -> {target!r} that escapes the "
+            "destination; refusing to restore it"
+        )
+    return target
+
+
+@attrs.frozen
+class Tree:
+    """A parsed, checked manifest."""
+
+    entries: tuple[TreeEntry, ...]
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the files in the tree."""
+        return sum(e.size for e in self.entries)
+
+    @property
+    def files(self) -> tuple[TreeEntry, ...]:
+        return tuple(e for e in self.entries if e.kind == "file")
+
+    def to_bytes(self) -> bytes:
+        entries = sorted(self.entries, key=lambda e: e.path)
+        return MAGIC + canonical.dumps({"entries": [e.to_json() for e in entries]})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, algorithm: str | None = None) -> Tree:
+        if not data.startswith(MAGIC):
+            raise IntegrityError("object is not a tree manifest (no header line)")
+        try:
+            doc = canonical.loads(data[len(MAGIC):])
+            raw = doc["entries"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise IntegrityError(f"tree manifest does not parse: {e}") from e
+        entries: list[TreeEntry] = []
+        seen: set[str] = set()
+        for item in raw:
+            if not isinstance(item, dict):
+                raise IntegrityError("tree manifest entry is not an object")
+            path = check_relpath(item.get("path"))  # type: ignore[arg-type]
+            if path in seen:
+                raise IntegrityError(f"tree manifest lists {path!r} twice")
+            seen.add(path)
+            if "digest" in item:
+                parse_digest(item["digest"], algorithm)
+                size = item.get("size")
+                if not isinstance(size, int) or size < 0:
+                    raise IntegrityError(f"tree manifest entry {path!r} has a bad size")
+                entries.append(TreeEntry(path, "file", item["digest"], size,
+                                         bool(item.get("exec", False))))
+            elif "link" in item:
+                entries.append(TreeEntry(path, "link", link=_check_link(path, item["link"])))
+            elif item.get("dir"):
+                entries.append(TreeEntry(path, "dir"))
+            else:
+                raise IntegrityError(f"tree manifest entry {path!r} is neither file, link nor dir")
+        # a path may not sit below a file or link of the same tree
+        leaves = {e.path for e in entries if e.kind != "dir"}
+        for e in entries:
+            parent = posixpath.dirname(e.path)
+            while parent:
+                if parent in leaves:
+                    raise UnsafePathError(
+                        f"tree manifest puts {e.path!r} below the file or link {parent!r}"
+                    )
+                parent = posixpath.dirname(parent)
+        return cls(tuple(entries))
+
+
+def is_tree_bytes(head: bytes) -> bool:
+    """True when ``head`` (the first bytes of an object) starts a tree manifest."""
+    return head.startswith(MAGIC)
