@@ -49,7 +49,8 @@ ALGORITHMS: dict[str, tuple[Callable[[], Hasher], int]] = {
     "sha256": (hashlib.sha256, 64),
 }
 
-_DIGEST_RE = re.compile(r"^([a-z0-9]+):([0-9a-f]+)$")
+#: fullmatch only: ``$`` alone would also accept a trailing newline
+_DIGEST_RE = re.compile(r"([a-z0-9]+):([0-9a-f]+)")
 
 
 def check_algorithm(algorithm: str) -> str:
@@ -75,8 +76,10 @@ def parse_digest(digest: str, algorithm: str | None = None) -> tuple[str, str]:
     With ``algorithm`` given, a digest of another algorithm is refused too.
     """
     if not isinstance(digest, str):
-        raise DigestError(f"a digest is a string like 'xxh128:<32 hex>', not {type(digest).__name__}")
-    m = _DIGEST_RE.match(digest)
+        raise DigestError(
+            f"a digest is a string like 'xxh128:<32 hex>', not {type(digest).__name__}"
+        )
+    m = _DIGEST_RE.fullmatch(digest)
     if m is None or m.group(1) not in ALGORITHMS:
         forms = " or ".join(_expected_form(a) for a in ALGORITHMS)
         raise DigestError(f"malformed digest {digest!r}: expected {forms}")
@@ -111,7 +114,9 @@ def digest_chunks(
     return f"{algorithm}:{h.hexdigest()}"
 
 
-def digest_file(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, int]:
+def digest_file(
+    path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM
+) -> tuple[str, int]:
     """Hash a file in bounded memory; return ``(digest, size)``."""
     h = new_hasher(algorithm)
     buf = bytearray(CHUNK)
@@ -119,7 +124,7 @@ def digest_file(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM
     size = 0
     with open(path, "rb", buffering=0) as f:
         while True:
-            n = f.readinto(buf)  # type: ignore[attr-defined]
+            n = f.readinto(buf)
             if not n:
                 break
             h.update(view[:n])

@@ -54,3 +54,62 @@ class RefEntry:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RefEntry:
         return converter.structure(data, cls)
+
+
+@attrs.frozen
+class Artifact:
+    """A stored file, folder (``tree``) or Python value (``value``), named by its digest.
+
+    ``producers`` and ``consumers`` (run ids) are filled when the artifact
+    comes from :meth:`Ledger.artifact`.
+    """
+
+    digest: str
+    size: int
+    kind: str  # file | tree | value
+    format: str | None = None  # for values: json | npy | parquet | torch | pickle
+    path: str | None = None  # for files and trees: where it was
+    files: int | None = None  # for trees: how many files
+    producers: tuple[str, ...] = attrs.field(default=(), eq=False)
+    consumers: tuple[str, ...] = attrs.field(default=(), eq=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"digest": self.digest, "size": self.size, "kind": self.kind}
+        if self.format is not None:
+            out["format"] = self.format
+        if self.path is not None:
+            out["path"] = self.path
+        if self.files is not None:
+            out["files"] = self.files
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Artifact:
+        return cls(
+            digest=data["digest"],
+            size=int(data.get("size", 0)),
+            kind=data.get("kind", "file"),
+            format=data.get("format"),
+            path=data.get("path"),
+            files=data.get("files"),
+        )
+
+
+@attrs.frozen
+class RunError:
+    """Why a run failed: the exception's type, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+@attrs.frozen
+class MetricStats:
+    """A metric's summary: last value, min, max, last step and how many values."""
+
+    last: float
+    min: float
+    max: float
+    step: int | None
+    count: int

@@ -15,6 +15,7 @@ move at once; that lives here, in one table keyed by protocol.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
@@ -91,7 +92,7 @@ class Backend:
     def read(self, key: str) -> bytes:
         raise NotImplementedError
 
-    def read_many(self, keys: list[str]) -> dict[str, bytes | None]:
+    def read_many(self, keys: builtins.list[str]) -> dict[str, bytes | None]:
         """Read many keys; a missing key maps to None."""
         out: dict[str, bytes | None] = {}
         for k in keys:
@@ -122,7 +123,7 @@ class Backend:
         """Every key under ``prefix`` (a folder), recursively, in no set order."""
         raise NotImplementedError
 
-    def list_dir(self, prefix: str) -> list[str]:
+    def list_dir(self, prefix: str) -> builtins.list[str]:
         """Names directly under the folder ``prefix`` (files and folders)."""
         raise NotImplementedError
 
@@ -236,10 +237,8 @@ class LocalBackend(Backend):
                 os.unlink(tmp)
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def read(self, key: str) -> bytes:
         try:
@@ -250,7 +249,7 @@ class LocalBackend(Backend):
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
-            return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+            return open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
@@ -271,7 +270,7 @@ class LocalBackend(Backend):
                 if not name.startswith(".tmp-"):
                     yield f"{rel}/{name}"
 
-    def list_dir(self, prefix: str) -> list[str]:
+    def list_dir(self, prefix: str) -> builtins.list[str]:
         try:
             return [n for n in os.listdir(self._path(prefix)) if not n.startswith(".tmp-")]
         except (FileNotFoundError, NotADirectoryError):
@@ -337,7 +336,7 @@ class FsspecBackend(Backend):
             self.fs.loop, _run_coros_in_chunks, coros, batch_size=BATCH, return_exceptions=True
         )
         out: dict[str, bool] = {}
-        for k, r in zip(keys, results):
+        for k, r in zip(keys, results, strict=True):
             if isinstance(r, FileExistsError):
                 out[k] = False
             elif isinstance(r, BaseException):
@@ -394,7 +393,7 @@ class FsspecBackend(Backend):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
         return data
 
-    def read_many(self, keys: list[str]) -> dict[str, bytes | None]:
+    def read_many(self, keys: builtins.list[str]) -> dict[str, bytes | None]:
         if not keys:
             return {}
         paths = [self._path(k) for k in keys]
@@ -402,7 +401,7 @@ class FsspecBackend(Backend):
         if not isinstance(got, dict):  # one path: fsspec returns the bytes
             got = {paths[0]: got}
         out: dict[str, bytes | None] = {}
-        for k, p in zip(keys, paths):
+        for k, p in zip(keys, paths, strict=True):
             v = got.get(p)
             if v is None:
                 v = got.get(self.fs._strip_protocol(p))
@@ -452,7 +451,7 @@ class FsspecBackend(Backend):
         for p in found:
             yield self.fs._strip_protocol(p)[strip:]
 
-    def list_dir(self, prefix: str) -> list[str]:
+    def list_dir(self, prefix: str) -> builtins.list[str]:
         try:
             names = self.fs.ls(self._path(prefix).rstrip("/"), detail=False)
         except (FileNotFoundError, NotADirectoryError):
@@ -469,7 +468,7 @@ def _as_oserror(e: BaseException) -> OSError:
 
 def open_backend(url: str, storage_options: dict[str, Any]) -> Backend:
     """The backend for a store URL: a plain path, ``file://``, ``memory://``, ``s3://``..."""
-    if "://" not in url or url.startswith("file://") or url.startswith("local://"):
+    if "://" not in url or url.startswith(("file://", "local://")):
         path = url.split("://", 1)[1] if "://" in url else url
         return LocalBackend(path)
     protocol = url.split("://", 1)[0]
@@ -495,5 +494,7 @@ def open_backend(url: str, storage_options: dict[str, Any]) -> Backend:
             "install the fsspec implementation for it"
         ) from e
     except (TypeError, ValueError) as e:
-        raise StoreError(f"cannot open store {url!r}: {e}; check the URL and storage options") from e
+        raise StoreError(
+            f"cannot open store {url!r}: {e}; check the URL and storage options"
+        ) from e
     return FsspecBackend(fs, root, url)

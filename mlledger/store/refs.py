@@ -67,7 +67,9 @@ class Refs:
         try:
             return RefEntry.from_json(canonical.loads(raw))
         except Exception as e:
-            raise IntegrityError(f"ref entry {name}#{seq} does not parse ({e}); the store is damaged") from e
+            raise IntegrityError(
+                f"ref entry {name}#{seq} does not parse ({e}); the store is damaged"
+            ) from e
 
     def names(self) -> list[str]:
         """Every ref name in the store, sorted."""
@@ -132,14 +134,20 @@ class Refs:
             time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
         raise ConflictError(f"could not move ref {name!r} after {MAX_ATTEMPTS} attempts; try again")
 
-    def set(self, name: str, target: str, message: str | None = None, *, run: str | None = None) -> RefEntry:
+    def set(
+        self, name: str, target: str, message: str | None = None, *, run: str | None = None
+    ) -> RefEntry:
         """Point ``name`` at ``target``; returns the new entry."""
         check_ref_name(name)
         if not isinstance(target, str) or not target:
-            raise UsageError(f"a ref target is a digest, run id or other target string, not {target!r}")
+            raise UsageError(
+                f"a ref target is a digest, run id or other target string, not {target!r}"
+            )
         return self._append(name, target, message=message, action="set", run=run)
 
-    def rollback(self, name: str, to: str | int | None = None, message: str | None = None) -> RefEntry:
+    def rollback(
+        self, name: str, to: str | int | None = None, message: str | None = None
+    ) -> RefEntry:
         """Move ``name`` back to its previous target (or to ``to``: a target or a seq number).
 
         Rolling back twice walks further back; the history only grows.
@@ -148,7 +156,8 @@ class Refs:
         by_seq = {e.seq: e for e in history}
         current = history[-1]
         if to is None:
-            pos = current.restores if current.action == "rollback" and current.restores else current.seq
+            rolled_back = current.action == "rollback" and current.restores
+            pos = current.restores if rolled_back and current.restores else current.seq
             prev = max((s for s in by_seq if s < pos), default=None)
             if prev is None:
                 raise NotFoundError(

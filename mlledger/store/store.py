@@ -58,7 +58,15 @@ if TYPE_CHECKING:
 
     from .refs import Refs
 
-__all__ = ["FORMAT", "Stored", "Store", "VerifyReport", "default_url"]
+__all__ = [
+    "FORMAT",
+    "Store",
+    "Stored",
+    "VerifiedReader",
+    "VerifyReport",
+    "cache_dir",
+    "default_url",
+]
 
 #: the newest store format this version writes and reads
 FORMAT = 1
@@ -114,7 +122,10 @@ def _os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> L
     if isinstance(e, FileNotFoundError):
         return NotFoundError(f"no such file or folder: {p!r}; check the path")
     if isinstance(e, PermissionError):
-        return AccessError(f"permission denied to {what} {p!r}; fix its permissions or run as a user who may {what} it")
+        return AccessError(
+            f"permission denied to {what} {p!r}; fix its permissions or run as a user "
+            f"who may {what} it"
+        )
     if e.errno == errno.ELOOP:
         return SymlinkLoopError(f"{p!r} is a symbolic link loop; fix or remove the link")
     if isinstance(e, IsADirectoryError):
@@ -141,6 +152,7 @@ class Store:
         self.url = os.fspath(url) if url is not None else default_url()
         self.storage_options = storage_options
         self.backend: Backend = open_backend(self.url, storage_options)
+        self.url = self.backend.url
         self.config = self._load_or_create_config(algorithm)
         self.algorithm: str = self.config["hash"]
         self._hexlen = ALGORITHMS[self.algorithm][1]
@@ -256,9 +268,14 @@ class Store:
         except OSError as e:
             raise _os_error(path, e) from e
         if stat.S_ISDIR(st.st_mode):
-            raise NotAFileError(f"{os.fspath(path)!r} is a folder, not a file; store it with put() or put_tree()")
+            raise NotAFileError(
+                f"{os.fspath(path)!r} is a folder, not a file; store it with put() or put_tree()"
+            )
         if not stat.S_ISREG(st.st_mode):
-            raise NotAFileError(f"{os.fspath(path)!r} is not a regular file (a device, socket or pipe); store a regular file")
+            raise NotAFileError(
+                f"{os.fspath(path)!r} is not a regular file (a device, socket or pipe); "
+                "store a regular file"
+            )
         try:
             return self._put_file(p, st, callback)
         except OSError as e:
@@ -351,7 +368,9 @@ class Store:
         if not stat.S_ISDIR(st.st_mode):
             from ..errors import NotAFolderError
 
-            raise NotAFolderError(f"{os.fspath(path)!r} is a file, not a folder; store it with put() or put_file()")
+            raise NotAFolderError(
+                f"{os.fspath(path)!r} is a file, not a folder; store it with put() or put_file()"
+            )
         entries: list[TreeEntry] = []
         small: dict[str, bytes] = {}
         for rel, full, fst in _walk(root):
@@ -587,9 +606,10 @@ class Store:
                 except LedgerError as e:
                     problems.append(f"tree {d}: {e}")
                     continue
-                for e in tree.files:
-                    if e.digest not in present and not self.has(e.digest):  # type: ignore[arg-type]
-                        dangling.append((d, e.digest))  # type: ignore[arg-type]
+                for entry in tree.files:
+                    assert entry.digest is not None
+                    if entry.digest not in present and not self.has(entry.digest):
+                        dangling.append((d, entry.digest))
             if callback is not None:
                 callback.relative_update(1)
         return VerifyReport(
@@ -723,7 +743,9 @@ def _move_into_place(tmp: str, dest: str, overwrite: bool) -> None:
             try:
                 os.link(tmp, dest)
             except FileExistsError:
-                raise ExistsError(f"{dest!r} appeared while restoring; nothing was overwritten") from None
+                raise ExistsError(
+                    f"{dest!r} appeared while restoring; nothing was overwritten"
+                ) from None
             os.unlink(tmp)
         return
     if os.path.isdir(dest) and not os.path.islink(dest):

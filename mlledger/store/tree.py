@@ -46,7 +46,7 @@ class TreeEntry:
 def check_relpath(path: str) -> str:
     """Refuse a manifest path that is absolute, empty or climbs out with ``..``."""
     if not isinstance(path, str) or not path:
-        raise UnsafePathError(f"empty path in a tree manifest: the manifest is damaged")
+        raise UnsafePathError("empty path in a tree manifest: the manifest is damaged")
     if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
         raise UnsafePathError(
             f"tree manifest holds the absolute path {path!r}; refusing to restore it "
@@ -68,12 +68,54 @@ def _check_link(path: str, target: str) -> str:
             "folder; refusing to restore it"
         )
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+    if resolved == ".." or resolved.startswith(("../", "/")):
         raise UnsafePathError(
             f"tree manifest holds a link {path!r} -> {target!r} that escapes the "
             "destination; refusing to restore it"
         )
     return target
+
+
+#: links followed at most while resolving one link target (the kernel's MAXSYMLINKS)
+MAX_LINK_HOPS = 40
+
+
+def _check_links_stay_inside(links: dict[str, str]) -> None:
+    """Resolve every link target the way the kernel will, through the tree's own links.
+
+    A target that is harmless on its own can escape through another link:
+    with ``s -> .``, the target ``s/..`` of a second link is ``.`` on paper but
+    the destination's parent on disk.  A name that is not in the tree is taken
+    literally (on disk it will not exist, so ``..`` after it cannot climb).
+    """
+    for path, target in links.items():
+        here = posixpath.dirname(path)
+        parts: list[str] = here.split("/") if here else []
+        todo = list(reversed(target.split("/")))
+        hops = 0
+        while todo:
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not parts:
+                    raise UnsafePathError(
+                        f"tree manifest holds a link {path!r} -> {target!r} that escapes "
+                        "the destination through another link; refusing to restore it"
+                    )
+                parts.pop()
+                continue
+            parts.append(part)
+            inner = links.get("/".join(parts))
+            if inner is not None:
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise UnsafePathError(
+                        f"tree manifest holds links that point at each other in a loop "
+                        f"(starting at {path!r}); refusing to restore it"
+                    )
+                parts.pop()
+                todo.extend(reversed(inner.split("/")))
 
 
 @attrs.frozen
@@ -128,14 +170,17 @@ class Tree:
                 raise IntegrityError(f"tree manifest entry {path!r} is neither file, link nor dir")
         # a path may not sit below a file or link of the same tree
         leaves = {e.path for e in entries if e.kind != "dir"}
-        for e in entries:
-            parent = posixpath.dirname(e.path)
+        for entry in entries:
+            parent = posixpath.dirname(entry.path)
             while parent:
                 if parent in leaves:
                     raise UnsafePathError(
-                        f"tree manifest puts {e.path!r} below the file or link {parent!r}"
+                        f"tree manifest puts {entry.path!r} below the file or link {parent!r}"
                     )
                 parent = posixpath.dirname(parent)
+        _check_links_stay_inside(
+            {e.path: e.link for e in entries if e.kind == "link" and e.link is not None}
+        )
         return cls(tuple(entries))
 
 

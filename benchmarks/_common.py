@@ -1,0 +1,319 @@
+"""Shared helpers for the benchmarks: timing, A/B interleaving, the result table.
+
+Every benchmark module ``benchmarks/bench_*.py`` defines ``main(quick=False)``
+that returns (or prints) a list of :class:`Row`; ``benchmarks/run.py`` runs
+them all.  The rules (see ``BENCHMARKS.md``, "How to measure"):
+
+- warm up once, then take the median of at least 5 runs and show min-max;
+- time the baseline in the same round, interleaved A B A B ...;
+- say what was cached and what the store was.
+
+Usage::
+
+    from _common import Row, ab, measure, table, workdir
+
+    with workdir("mine") as tmp:
+        res = ab(lambda: ours(), lambda: plain(), repeat=7, setup_a=reset)
+        rows = [Row.from_ab("ours", res, "<= 1.25x", max_ratio=1.25)]
+    table(rows, title="mine")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "REPO",
+    "ABResult",
+    "Row",
+    "Timing",
+    "ab",
+    "fmt_value",
+    "fs_type",
+    "machine",
+    "measure",
+    "rmtree",
+    "table",
+    "workdir",
+]
+
+#: the repository root (so benchmarks import the working tree, not an install)
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+#: runs per figure unless a benchmark says otherwise (at least 5)
+REPEAT = 7
+MIN_REPEAT = 5
+
+Setup = Callable[[], object] | None
+
+
+@dataclass
+class Timing:
+    """Seconds taken by each timed run (warm-up excluded)."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def lo(self) -> float:
+        return min(self.samples)
+
+    @property
+    def hi(self) -> float:
+        return max(self.samples)
+
+
+@dataclass
+class ABResult:
+    """Two interleaved timings; ``ratio`` is the median of the per-round ratios a/b."""
+
+    a: Timing
+    b: Timing
+    ratios: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def _timed(fn: Callable[[], object], setup: Setup) -> float:
+    if setup is not None:
+        setup()
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure(
+    fn: Callable[[], object],
+    repeat: int = REPEAT,
+    *,
+    setup: Setup = None,
+    warmup: bool = True,
+) -> Timing:
+    """Time ``fn`` ``repeat`` times after one warm-up; ``setup`` runs untimed before each call."""
+    repeat = max(repeat, MIN_REPEAT)
+    if warmup:
+        _timed(fn, setup)
+    return Timing([_timed(fn, setup) for _ in range(repeat)])
+
+
+def ab(
+    fn_a: Callable[[], object],
+    fn_b: Callable[[], object],
+    repeat: int = REPEAT,
+    *,
+    setup_a: Setup = None,
+    setup_b: Setup = None,
+    warmup: bool = True,
+) -> ABResult:
+    """Time ``fn_a`` (ours) against ``fn_b`` (the baseline) in rounds A B A B ...
+
+    Each function is warmed up once first; ``setup_a``/``setup_b`` run untimed
+    before every call (to reset state: a fresh store, a fresh destination).
+    The two sides alternate which goes first each round, so a drift in the
+    machine's speed does not favour either.
+    """
+    repeat = max(repeat, MIN_REPEAT)
+    if warmup:
+        _timed(fn_a, setup_a)
+        _timed(fn_b, setup_b)
+    a, b, ratios = Timing(), Timing(), []
+    for i in range(repeat):
+        if i % 2 == 0:
+            ta = _timed(fn_a, setup_a)
+            tb = _timed(fn_b, setup_b)
+        else:
+            tb = _timed(fn_b, setup_b)
+            ta = _timed(fn_a, setup_a)
+        a.samples.append(ta)
+        b.samples.append(tb)
+        ratios.append(ta / tb if tb > 0 else float("inf"))
+    return ABResult(a, b, ratios)
+
+
+# ---------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Row:
+    """One line of the result table.
+
+    ``median``/``lo``/``hi`` are in ``unit``: ``"s"`` (shown as s/ms/µs),
+    ``"MiB"`` or ``"GiB/s"``.  ``ratio`` is to the row's baseline (None for a
+    row that is itself a baseline or has no ratio).  ``passed`` is True/False
+    against ``target``, or None for an informational row.
+    """
+
+    figure: str
+    median: float
+    lo: float | None = None
+    hi: float | None = None
+    unit: str = "s"
+    ratio: float | None = None
+    target: str = ""
+    passed: bool | None = None
+    note: str = ""
+
+    @classmethod
+    def from_timing(
+        cls,
+        figure: str,
+        t: Timing,
+        *,
+        ratio: float | None = None,
+        target: str = "",
+        passed: bool | None = None,
+        note: str = "",
+    ) -> Row:
+        return cls(figure, t.median, t.lo, t.hi, "s", ratio, target, passed, note)
+
+    @classmethod
+    def from_ab(
+        cls,
+        figure: str,
+        res: ABResult,
+        baseline: str,
+        *,
+        max_ratio: float | None = None,
+        target: str | None = None,
+        note: str = "",
+    ) -> list[Row]:
+        """Two rows: ours (with its ratio and verdict) and the baseline under it."""
+        passed = None if max_ratio is None else res.ratio <= max_ratio
+        if target is None:
+            target = f"<= {max_ratio:g}x" if max_ratio is not None else ""
+        return [
+            cls.from_timing(
+                figure, res.a, ratio=res.ratio, target=target, passed=passed, note=note
+            ),
+            cls.from_timing(f"  baseline: {baseline}", res.b, ratio=1.0),
+        ]
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "MISS", None: ""}[self.passed]
+
+
+def fmt_value(v: float | None, unit: str) -> str:
+    """``v`` in ``unit`` as a short human string."""
+    if v is None:
+        return "-"
+    if unit == "s":
+        if v >= 1:
+            return f"{v:.3f} s"
+        if v >= 1e-3:
+            return f"{v * 1e3:.2f} ms"
+        return f"{v * 1e6:.1f} µs"
+    return f"{v:.2f} {unit}"
+
+
+def table(rows: list[Row], title: str = "", notes: list[str] | None = None) -> str:
+    """Print (and return) ``rows`` as an aligned table, with ``notes`` under it."""
+    head = ("figure", "median", "min-max", "ratio", "target", "result")
+    body = [
+        (
+            r.figure,
+            fmt_value(r.median, r.unit),
+            f"{fmt_value(r.lo, r.unit)} - {fmt_value(r.hi, r.unit)}" if r.lo is not None else "",
+            f"{r.ratio:.2f}x" if r.ratio is not None else "",
+            r.target,
+            r.verdict + (f"  {r.note}" if r.note else ""),
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(c[i])) for c in [head, *body]) for i in range(len(head))]
+    align = ["<", ">", ">", ">", "<", "<"]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True)
+        ).rstrip()
+
+    out = []
+    if title:
+        out += [title, "=" * len(title)]
+    out += [line(head), line(tuple("-" * w for w in widths))]
+    out += [line(c) for c in body]
+    out += [f"* {n}" for n in notes or []]
+    text = "\n".join(out)
+    print(text, flush=True)
+    return text
+
+
+# ---------------------------------------------------------------------------
+# environment
+
+
+@contextlib.contextmanager
+def workdir(name: str) -> Iterator[Path]:
+    """A fresh folder under the system temp dir, removed afterwards.
+
+    XDG_CACHE_HOME and XDG_DATA_HOME point into it while it is open, so a
+    benchmark never touches the user's real cache or data (mlledger's stat
+    cache lives in the cache dir).
+    """
+    root = Path(tempfile.mkdtemp(prefix=f"mlledger-bench-{name}-"))
+    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "XDG_DATA_HOME")}
+    os.environ["XDG_CACHE_HOME"] = str(root / "xdg-cache")
+    os.environ["XDG_DATA_HOME"] = str(root / "xdg-data")
+    try:
+        yield root
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def rmtree(path: str | os.PathLike[str]) -> None:
+    """Remove a file or folder if it exists (read-only store objects included)."""
+    p = os.fspath(path)
+    if os.path.isdir(p) and not os.path.islink(p):
+        shutil.rmtree(p)
+    elif os.path.lexists(p):
+        os.unlink(p)
+
+
+def fs_type(path: str | os.PathLike[str]) -> str:
+    """The filesystem type of the mount holding ``path`` (from /proc/mounts), e.g. ``ext4``."""
+    p = os.path.realpath(os.fspath(path))
+    best, kind = "", "unknown"
+    with contextlib.suppress(OSError), open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            mnt = parts[1]
+            inside = p == mnt or p.startswith(mnt.rstrip("/") + "/")
+            if inside and len(mnt) > len(best):
+                best, kind = mnt, parts[2]
+    return kind
+
+
+def machine() -> str:
+    """One line about this machine and interpreter."""
+    return (
+        f"{platform.machine()} {platform.processor() or platform.system()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )

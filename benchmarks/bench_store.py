@@ -1,0 +1,409 @@
+"""Store benchmarks: big files, many small files, memory, S3, hashing.
+
+Each figure is timed against a plain baseline in the same rounds (A B A B),
+on a local store in a fresh temp folder, page cache warm.  Run through
+``python benchmarks/run.py`` or alone: ``python benchmarks/bench_store.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _common import REPO, Row, ab, fs_type, rmtree, table, workdir
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+#: the stat cache distrusts entries recorded this soon after a change (statcache.RACY_NS)
+RACY_S = 2.0
+
+FULL = {"big": GiB, "files": 10_000, "file_size": 1024, "s3_objects": 1000, "repeat": 7}
+QUICK = {"big": 64 * MiB, "files": 1000, "file_size": 1024, "s3_objects": 100, "repeat": 5}
+
+#: peak memory allowed over the RSS after ``import mlledger.store`` ("a few MiB")
+MEMORY_TARGET_MIB = 16
+
+
+def write_random(path: Path, size: int, seed: int = 0) -> None:
+    """A file of ``size`` incompressible bytes, written in 64 MiB pieces."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 64 * MiB)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def make_tree(root: Path, files: int, size: int) -> None:
+    """``files`` distinct random files of ``size`` bytes, 100 to a folder."""
+    rng = random.Random(1)
+    per = 100
+    for i in range(files):
+        d = root / f"d{i // per:03d}"
+        if i % per == 0:
+            d.mkdir(parents=True)
+        (d / f"f{i % per:03d}.bin").write_bytes(rng.randbytes(size))
+
+
+def wait_until_aged(path: Path, seconds: float) -> None:
+    """Sleep until ``path`` was last changed more than ``seconds`` ago."""
+    st = os.stat(path)
+    changed = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
+    left = changed + seconds - time.time()
+    if left > 0:
+        time.sleep(left)
+
+
+def cp(*args: str | os.PathLike[str]) -> None:
+    subprocess.run(["cp", *map(os.fspath, args)], check=True)
+
+
+def size_label(n: int) -> str:
+    return f"{n // GiB} GiB" if n >= GiB and n % GiB == 0 else f"{n // MiB} MiB"
+
+
+class State:
+    """What setup functions hand to the timed functions."""
+
+    store: Any = None
+    prefix: str = ""
+
+
+# ---------------------------------------------------------------------------
+# local store
+
+
+def bench_local(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    from mlledger.store import Store
+
+    big, repeat = cfg["big"], cfg["repeat"]
+    label = size_label(big)
+    rows: list[Row] = []
+    notes: list[str] = []
+    src = tmp / "big.bin"
+    write_random(src, big)
+    st = State()
+
+    # 1. store a big file on a fresh local store vs cp --------------------
+    store_dir, cp_dst = tmp / "store-fresh", tmp / "cp-dst.bin"
+
+    def fresh_store() -> None:
+        rmtree(store_dir)
+        os.sync()
+        st.store = Store(store_dir)
+
+    def fresh_cp_dst() -> None:
+        rmtree(cp_dst)
+        os.sync()
+
+    res = ab(
+        lambda: st.store.put_file(src),
+        lambda: cp(src, cp_dst),
+        repeat,
+        setup_a=fresh_store,
+        setup_b=fresh_cp_dst,
+    )
+    rows += Row.from_ab(f"1. store {label} file, fresh local store", res, "cp", max_ratio=1.25)
+    rmtree(store_dir)
+    rmtree(cp_dst)
+
+    # 2. store the unchanged file again (stat cache) ----------------------
+    keep = Store(tmp / "store-keep")
+    wait_until_aged(src, RACY_S + 0.5)
+    stored = keep.put_file(src)  # records the digest in the stat cache
+    hit = keep.statcache.lookup(str(src), os.stat(src), keep.algorithm)
+    res = ab(lambda: keep.put_file(src), lambda: os.stat(src), repeat)
+    rows += Row.from_ab(
+        f"2. store the unchanged {label} file again",
+        res,
+        "os.stat",
+        target="<= 10 ms",
+        note="" if hit == stored.digest else "(stat cache missed!)",
+    )
+    rows[-2].passed = res.a.median <= 0.010
+    notes.append(
+        f"row 2: the file was left to age > {RACY_S:g} s after its last change before the "
+        "first store (the stat cache distrusts younger entries, statcache.RACY_NS); "
+        f"stat cache hit: {hit == stored.digest}"
+    )
+
+    # 3. restore a big artifact vs cp ----------------------------------------
+    obj = keep.backend.local_path(keep.key(stored.digest))
+    restored, cp_dst2 = tmp / "restored.bin", tmp / "cp-dst2.bin"
+
+    def clear_restored() -> None:
+        rmtree(restored)
+        os.sync()
+
+    def clear_cp2() -> None:
+        rmtree(cp_dst2)
+        os.sync()
+
+    res = ab(
+        lambda: keep.restore(stored.digest, restored),
+        lambda: cp(obj, cp_dst2),
+        repeat,
+        setup_a=clear_restored,
+        setup_b=clear_cp2,
+    )
+    rows += Row.from_ab(
+        f"3. restore {label} artifact", res, "cp (of the stored object)", max_ratio=1.25
+    )
+    rmtree(restored)
+    rmtree(cp_dst2)
+
+    # 4. many small files ---------------------------------------------------
+    nfiles, fsize = cfg["files"], cfg["file_size"]
+    tree = tmp / "tree"
+    make_tree(tree, nfiles, fsize)
+    tree_store, tree_dst = tmp / "store-tree", tmp / "tree-cp"
+
+    def fresh_tree_store() -> None:
+        rmtree(tree_store)
+        os.sync()
+        st.store = Store(tree_store)
+
+    def fresh_tree_dst() -> None:
+        rmtree(tree_dst)
+        os.sync()
+
+    res = ab(
+        lambda: st.store.put_tree(tree),
+        lambda: subprocess.run(["cp", "-r", tree, tree_dst], check=True),
+        repeat,
+        setup_a=fresh_tree_store,
+        setup_b=fresh_tree_dst,
+    )
+    rows += Row.from_ab(
+        f"4. put_tree {nfiles:,} files of {fsize} B, fresh store", res, "cp -r", max_ratio=2.0
+    )
+    rmtree(tree_store)
+    rmtree(tree_dst)
+    rmtree(tree)
+
+    # 5. peak memory while storing / restoring ---------------------------------
+    rows += bench_memory(tmp, src, stored.digest, keep_dir=tmp / "store-keep", repeat=repeat)
+
+    rmtree(tmp / "store-keep")
+    rmtree(src)
+    notes += [
+        f"local store on {fs_type(tmp)} under {tmp.parent}; page cache warm (sources read in "
+        "the warm-up round and kept in RAM); dirty pages flushed with sync() before every "
+        "timed run, untimed",
+        "rows 1, 4: each round stores into a fresh empty store (Store() opened untimed); "
+        "cp goes to a fresh destination on the same filesystem",
+        "ratio = median over rounds of (ours / baseline in the same round)",
+    ]
+    return rows, notes
+
+
+# ---------------------------------------------------------------------------
+# memory (in a child process)
+
+_CHILD = r"""
+import json, os, sys
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+import mlledger.store as ms
+after_import = status("VmRSS")
+store = ms.Store(sys.argv[2])
+before = status("VmRSS")
+if sys.argv[1] == "put":
+    store.put_file(sys.argv[3])
+else:
+    store.restore(sys.argv[3], sys.argv[4])
+print(json.dumps({"after_import": after_import, "before": before, "peak": status("VmHWM")}))
+"""
+
+
+def _child(args: list[str]) -> dict[str, int]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
+    got: dict[str, int] = json.loads(out)
+    return got
+
+
+def bench_memory(tmp: Path, src: Path, digest: str, keep_dir: Path, repeat: int) -> list[Row]:
+    label = size_label(os.path.getsize(src))
+    rows = []
+    for what in ("put", "restore"):
+        extra, over_open = [], []
+        for i in range(max(repeat, 5)):
+            if what == "put":
+                d = tmp / f"store-mem-{i}"
+                got = _child(["put", str(d), str(src)])
+                rmtree(d)
+            else:
+                dest = tmp / f"restored-mem-{i}.bin"
+                got = _child(["restore", str(keep_dir), digest, str(dest)])
+                rmtree(dest)
+            extra.append((got["peak"] - got["after_import"]) / MiB)
+            over_open.append((got["peak"] - got["before"]) / MiB)
+        extra.sort()
+        over_open.sort()
+        name = f"store {label}" if what == "put" else f"restore {label}"
+        rows.append(
+            Row(
+                f"5. peak RSS {name}, over RSS after import",
+                extra[len(extra) // 2],
+                extra[0],
+                extra[-1],
+                unit="MiB",
+                target=f"<= {MEMORY_TARGET_MIB} MiB",
+                passed=extra[len(extra) // 2] <= MEMORY_TARGET_MIB,
+            )
+        )
+        rows.append(
+            Row(
+                "     ... over RSS after Store() opened",
+                over_open[len(over_open) // 2],
+                over_open[0],
+                over_open[-1],
+                unit="MiB",
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# S3 (moto server)
+
+
+def bench_s3(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    try:
+        import s3fs
+        import servers
+    except ImportError as e:
+        return [], [f"row 6 skipped: {e} (pip install 'moto[server]' s3fs)"]
+    from mlledger.hashing import digest_bytes
+    from mlledger.store import Store
+
+    n = cfg["s3_objects"]
+    rng = random.Random(2)
+    blobs = [rng.randbytes(1024) for _ in range(n)]
+    server = servers.moto_server()
+    url = server.start()
+    try:
+        opts: dict[str, Any] = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": url},
+            "skip_instance_cache": True,
+            "use_listings_cache": False,
+        }
+        fs = s3fs.S3FileSystem(**opts)
+        bucket = "mlledger-bench"
+        fs.mkdir(bucket)
+        keys = []
+        for b in blobs:
+            h = digest_bytes(b).split(":", 1)[1]
+            keys.append(f"objects/xxh128/{h[:2]}/{h[2:]}")
+        st = State()
+
+        def fresh_store() -> None:
+            st.store = Store(f"s3://{bucket}/ours-{uuid.uuid4().hex}", **opts)
+
+        def fresh_prefix() -> None:
+            st.prefix = f"{bucket}/raw-{uuid.uuid4().hex}"
+
+        def raw() -> None:
+            fs.pipe({f"{st.prefix}/{k}": b for k, b in zip(keys, blobs, strict=True)})
+
+        res = ab(
+            lambda: st.store.put_many(blobs),
+            raw,
+            cfg["repeat"],
+            setup_a=fresh_store,
+            setup_b=fresh_prefix,
+        )
+    finally:
+        server.stop()
+    rows = Row.from_ab(
+        f"6. S3 put_many {n:,} x 1 KiB",
+        res,
+        "fs.pipe({path: bytes})",
+        max_ratio=1 / 0.9,
+        target=">= 0.9x raw (<= 1.11x time)",
+    )
+    rate = n / res.a.median
+    raw_rate = n / res.b.median
+    notes = [
+        f"row 6: moto server on 127.0.0.1, fresh key prefix every round; "
+        f"{rate:,.0f} objects/s ours, {raw_rate:,.0f} objects/s raw "
+        "(same s3fs options; ours hashes the blobs too)"
+    ]
+    return rows, notes
+
+
+# ---------------------------------------------------------------------------
+# hashing
+
+
+def bench_hash(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    import xxhash
+
+    size = cfg["big"]
+    data = random.Random(3).randbytes(size)
+    label = size_label(size)
+
+    def xxh() -> None:
+        xxhash.xxh3_128(data).digest()
+
+    rows = []
+    base = None
+    for name, fn in (("md5", hashlib.md5), ("sha256", hashlib.sha256)):
+        res = ab(lambda fn=fn: fn(data).digest(), xxh, cfg["repeat"])
+        base = base or res.b
+        rows.append(_rate_row(f"hash {label} in memory: {name}", res.a, size, ratio=res.ratio))
+    assert base is not None
+    rows.insert(0, _rate_row(f"hash {label} in memory: xxh3-128", base, size, ratio=1.0))
+    return rows, ["hash rows: informational; ratio = time relative to xxh3-128 in the same rounds"]
+
+
+def _rate_row(figure: str, t: Any, size: int, ratio: float) -> Row:
+    gib = size / GiB
+    return Row(
+        figure, gib / t.median, gib / t.hi, gib / t.lo, unit="GiB/s", ratio=ratio, target="info"
+    )
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(quick: bool = False) -> list[Row]:
+    cfg = QUICK if quick else FULL
+    rows: list[Row] = []
+    notes: list[str] = []
+    with workdir("store") as tmp:
+        for part in (lambda: bench_local(tmp, cfg), lambda: bench_s3(cfg), lambda: bench_hash(cfg)):
+            r, n = part()
+            rows += r
+            notes += n
+    table(rows, title=f"store benchmarks{' (quick sizes)' if quick else ''}", notes=notes)
+    return rows
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv[1:])

@@ -1,0 +1,311 @@
+"""Code identity: what code a run ran, with or without git.
+
+- a function's qualified name, the digest of its source (closure values
+  included), the digest of its module file;
+- the digests of the user's own modules loaded in the process: every loaded
+  file that belongs neither to the standard library nor to an installed
+  distribution (mlledger included), so an edit to a helper module shows even
+  without git;
+- git: commit, branch, remote (credentials stripped), dirty flag and the
+  dirty diff (stored as an object by the caller).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..hashing import digest_bytes
+from .redact import strip_url_credentials
+from .values import encode_value
+
+__all__ = ["function_code", "git_state", "source_code", "user_modules"]
+
+_fn_cache: dict[Any, tuple[dict[str, Any], list[str]]] = {}
+_file_digests: dict[str, tuple[tuple[int, int], str]] = {}
+_modules_cache: tuple[int, dict[str, str]] = (-1, {})
+_lock = threading.Lock()
+
+
+def file_digest(path: str, algorithm: str) -> str | None:
+    """Digest of a source file, cached by (size, mtime)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_size, st.st_mtime_ns)
+    got = _file_digests.get(path)
+    if got is not None and got[0] == key:
+        return got[1]
+    try:
+        with open(path, "rb") as f:
+            d = digest_bytes(f.read(), algorithm)
+    except OSError:
+        return None
+    _file_digests[path] = (key, d)
+    return d
+
+
+def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
+    cells = getattr(fn, "__closure__", None)
+    if not cells:
+        return None
+    parts: list[bytes] = []
+    for name, cell in zip(fn.__code__.co_freevars, cells):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            parts.append(f"{name}=<empty>".encode())
+            continue
+        if callable(value) and hasattr(value, "__code__"):
+            parts.append(f"{name}=<function {value.__qualname__}>".encode())
+            continue
+        enc = encode_value(value)
+        if enc is not None:
+            parts.append(name.encode() + b"=" + digest_bytes(enc.data, algorithm).encode())
+        else:
+            parts.append(f"{name}={type(value).__qualname__}".encode())
+    return digest_bytes(b"\n".join(parts), algorithm)
+
+
+def _bytecode_digest(code: Any, algorithm: str) -> str:
+    parts = [code.co_code]
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            parts.append(_bytecode_digest(c, algorithm).encode())
+        else:
+            parts.append(repr(c).encode())
+    parts.append(repr(code.co_names).encode())
+    return digest_bytes(b"\0".join(parts), algorithm)
+
+
+def function_code(fn: Callable[..., Any], algorithm: str) -> tuple[dict[str, Any], list[str]]:
+    """The code record of ``fn`` and any warnings; cached per code object and closure."""
+    raw = inspect.unwrap(fn)
+    if isinstance(raw, (staticmethod, classmethod)):
+        raw = raw.__func__
+    code = getattr(raw, "__code__", None)
+    closure = _closure_digest(raw, algorithm) if code is not None else None
+    key = (code if code is not None else id(raw), closure)
+    got = _fn_cache.get(key)
+    if got is not None:
+        return got
+    warnings: list[str] = []
+    module = getattr(raw, "__module__", None) or "__main__"
+    mod = sys.modules.get(module)
+    file = getattr(mod, "__file__", None) if mod is not None else None
+    if code is not None:
+        file = code.co_filename or file
+    record: dict[str, Any] = {
+        "kind": "function",
+        "qualname": getattr(raw, "__qualname__", repr(raw)),
+        "module": module,
+    }
+    if file:
+        record["file"] = _display_path(file)
+    try:
+        source = inspect.getsource(raw)
+        record["source_digest"] = digest_bytes(source.encode("utf-8"), algorithm)
+    except (OSError, TypeError):
+        if code is not None:
+            record["source_digest"] = _bytecode_digest(code, algorithm)
+            record["source_from"] = "bytecode"
+            warnings.append(
+                f"no source for {record['qualname']}: code identity is the bytecode digest"
+            )
+        else:
+            warnings.append(f"no source or bytecode for {record['qualname']}")
+    if closure is not None:
+        record["closure_digest"] = closure
+    if file and os.path.isfile(file):
+        md = file_digest(file, algorithm)
+        if md is not None:
+            record["module_digest"] = md
+    result = (record, warnings)
+    if len(_fn_cache) > 10_000:
+        _fn_cache.clear()
+    _fn_cache[key] = result
+    return result
+
+
+def source_code(source: str, kind: str, name: str, algorithm: str) -> dict[str, Any]:
+    """The code record of a notebook cell or a script given as text."""
+    return {
+        "kind": kind,
+        "qualname": name,
+        "source_digest": digest_bytes(source.encode("utf-8"), algorithm),
+    }
+
+
+def _display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _system_roots() -> tuple[str, ...]:
+    roots = set()
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(name)
+        if p:
+            roots.add(os.path.realpath(p))
+    for p in (sys.prefix, sys.base_prefix):
+        roots.add(os.path.realpath(os.path.join(p, "lib")))
+    return tuple(r.rstrip(os.sep) + os.sep for r in roots)
+
+
+_ROOTS: tuple[str, ...] | None = None
+_DIST_TOPS: set[str] | None = None
+
+
+def _distribution_top_levels() -> set[str]:
+    """Top-level import names that belong to an installed distribution (editable ones too)."""
+    global _DIST_TOPS
+    if _DIST_TOPS is None:
+        import importlib.metadata as md
+
+        tops: set[str] = {"mlledger"}
+        try:
+            for name in md.packages_distributions():
+                tops.add(name)
+            for dist in md.distributions():
+                dname = (dist.metadata["Name"] or "").replace("-", "_").lower()
+                if dname and dist.read_text("direct_url.json") and "editable" in (
+                    dist.read_text("direct_url.json") or ""
+                ):
+                    tops.add(dname)
+        except Exception:
+            pass
+        _DIST_TOPS = tops
+    return _DIST_TOPS
+
+
+def user_modules(algorithm: str) -> dict[str, str]:
+    """``{module name: file digest}`` of the user's own loaded modules.
+
+    Recomputed only when the set of loaded modules changed.
+    """
+    global _modules_cache, _ROOTS
+    n = len(sys.modules)
+    if _modules_cache[0] == n:
+        return _modules_cache[1]
+    with _lock:
+        if _ROOTS is None:
+            _ROOTS = _system_roots()
+        tops = _distribution_top_levels()
+        out: dict[str, str] = {}
+        for name, mod in list(sys.modules.items()):
+            file = getattr(mod, "__file__", None)
+            if not file or not isinstance(file, str) or not file.endswith(".py"):
+                continue
+            top = name.split(".", 1)[0]
+            if top in tops or name == "__main__":
+                continue
+            real = os.path.realpath(file)
+            if real.startswith(_ROOTS) or "site-packages" in real or "dist-packages" in real:
+                continue
+            d = file_digest(real, algorithm)
+            if d is not None:
+                out[name] = d
+        result = dict(sorted(out.items()))
+        _modules_cache = (n, result)
+        return result
+
+
+# ---------------------------------------------------------------------------
+# git
+
+_GIT_TTL = 5.0
+_git_cache: dict[str, tuple[float, tuple[float, ...], dict[str, Any] | None, bytes, list[str]]] = {}
+
+
+def _run_git(args: list[str], cwd: str) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.decode("utf-8", "replace").strip() or f"git {args[0]} failed")
+    return out.stdout.decode("utf-8", "replace")
+
+
+def _find_git_dir(start: str) -> str | None:
+    d = os.path.abspath(start)
+    while True:
+        if os.path.exists(os.path.join(d, ".git")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def _stamp(root: str) -> tuple[float, ...]:
+    out = []
+    for name in ("HEAD", "index"):
+        try:
+            out.append(os.stat(os.path.join(root, ".git", name)).st_mtime)
+        except OSError:
+            out.append(0.0)
+    return tuple(out)
+
+
+def git_state(cwd: str | None = None) -> tuple[dict[str, Any] | None, bytes, list[str]]:
+    """``(git record or None, dirty diff bytes, warnings)`` for the repository around ``cwd``.
+
+    Cached for a few seconds per repository (and refreshed at once when HEAD
+    or the index changes), so tracking in a tight loop does not fork git each time.
+    """
+    cwd = cwd or os.getcwd()
+    root = _find_git_dir(cwd)
+    if root is None:
+        return None, b"", [f"not a git repository ({cwd}): git state not recorded"]
+    if shutil.which("git") is None:
+        return None, b"", ["git is not on PATH: git state not recorded"]
+    now = time.monotonic()
+    stamp = _stamp(root)
+    got = _git_cache.get(root)
+    if got is not None and now - got[0] < _GIT_TTL and got[1] == stamp:
+        return got[2], got[3], got[4]
+    warnings: list[str] = []
+    record: dict[str, Any] | None = None
+    diff = b""
+    try:
+        commit = _run_git(["rev-parse", "HEAD"], root).strip()
+    except Exception as e:
+        commit = None
+        warnings.append(f"git rev-parse failed ({e}): no commit recorded")
+    try:
+        branch = _run_git(["rev-parse", "--abbrev-ref", "HEAD"], root).strip() or None
+    except Exception:
+        branch = None
+    remote = None
+    try:
+        remote = strip_url_credentials(_run_git(["remote", "get-url", "origin"], root).strip()) or None
+    except Exception:
+        remote = None
+    try:
+        status = _run_git(["status", "--porcelain", "--untracked-files=no"], root)
+        dirty = bool(status.strip())
+        if dirty and commit:
+            diff = _run_git(["diff", "HEAD", "--no-color", "--no-ext-diff"], root).encode("utf-8")
+    except Exception as e:
+        dirty = False
+        warnings.append(f"git status failed ({e}): dirty state not recorded")
+    record = {"commit": commit, "branch": branch, "remote": remote, "dirty": dirty, "root": root}
+    _git_cache[root] = (now, stamp, record, diff, warnings)
+    return record, diff, warnings
+
+
+def clear_git_cache() -> None:
+    _git_cache.clear()
+

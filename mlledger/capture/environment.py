@@ -1,0 +1,156 @@
+"""The machine and software a run ran on, computed once per process.
+
+Installed distributions are read from dist-info/egg-info folder names on
+every ``sys.path`` entry (no imports, no metadata parsing).  Environment
+variables are captured from an allow-list, secrets redacted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import re
+import socket
+import sys
+import threading
+from typing import Any
+
+from .redact import REDACTED, is_secret_name, redact_argv
+
+__all__ = ["DEFAULT_ENV_VARS", "environment", "installed_packages", "process_facts"]
+
+DEFAULT_ENV_VARS = (
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "TF_DETERMINISTIC_OPS",
+    "TORCH_DETERMINISTIC",
+    "CUDA_LAUNCH_BLOCKING",
+)
+
+_DIST_RE = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)(?:-py[\d.]+)?(?:-[^-]+)?\.(?:dist|egg)-info$")
+_cache: dict[tuple[str, ...], dict[str, Any]] = {}
+_lock = threading.Lock()
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_packages(paths: list[str] | None = None) -> dict[str, str]:
+    """``{normalized name: version}`` of every distribution on ``sys.path``.
+
+    The first entry on the path wins, as it does for imports.
+    """
+    out: dict[str, str] = {}
+    for entry in paths if paths is not None else sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for n in names:
+            if not (n.endswith(".dist-info") or n.endswith(".egg-info")):
+                continue
+            m = _DIST_RE.match(n)
+            if m is None:
+                continue
+            key = _normalize(m.group("name"))
+            out.setdefault(key, m.group("version"))
+    return dict(sorted(out.items()))
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gpus() -> list[dict[str, Any]]:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    try:
+        if not torch.cuda.is_available():
+            return []
+        return [
+            {
+                "name": torch.cuda.get_device_name(i),
+                "memory": int(torch.cuda.get_device_properties(i).total_memory),
+            }
+            for i in range(torch.cuda.device_count())
+        ]
+    except Exception:
+        return []
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def environment(env_vars: tuple[str, ...] = DEFAULT_ENV_VARS) -> dict[str, Any]:
+    """The environment record, cached for the life of the process (per allow-list)."""
+    got = _cache.get(env_vars)
+    if got is not None:
+        return got
+    with _lock:
+        got = _cache.get(env_vars)
+        if got is None:
+            vi = sys.version_info
+            got = {
+                "python": {
+                    "version": f"{vi.major}.{vi.minor}.{vi.micro}",
+                    "implementation": platform.python_implementation(),
+                    "executable": sys.executable,
+                },
+                "platform": {
+                    "system": platform.system(),
+                    "release": platform.release(),
+                    "machine": platform.machine(),
+                    "libc": "-".join(platform.libc_ver()).strip("-"),
+                },
+                "host": {
+                    "hostname": socket.gethostname(),
+                    "user": _user(),
+                    "cpu": _cpu_name(),
+                    "cpu_count": os.cpu_count(),
+                    "memory": _memory_bytes(),
+                    "gpus": _gpus(),
+                },
+                "packages": installed_packages(),
+                "env_vars": {
+                    k: (REDACTED if is_secret_name(k) else os.environ[k])
+                    for k in sorted(set(env_vars))
+                    if k in os.environ
+                },
+            }
+            _cache[env_vars] = got
+    return got
+
+
+def process_facts() -> dict[str, Any]:
+    """Facts of this process that a run shows but a diff ignores: argv, cwd, pid."""
+    return {"argv": redact_argv(list(sys.argv)), "cwd": os.getcwd(), "pid": os.getpid()}
+
+
+def clear_cache() -> None:
+    """Forget the cached environment (tests, or after installing packages)."""
+    _cache.clear()

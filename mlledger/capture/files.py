@@ -1,0 +1,175 @@
+"""See the files a run opens, through one ``sys.addaudithook`` hook.
+
+The hook is installed once per process, on the first run that captures
+files, and stays (audit hooks cannot be removed).  Outside runs it costs one
+global check.  Inside a run it records paths opened for reading and for
+writing; hashing happens when the run ends, except that a file read first
+and then opened for writing is hashed just before the write, so the input
+records what was read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import site
+import sys
+import sysconfig
+import tempfile
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["FileWatch", "install_hook", "watch_begin", "watch_end"]
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+_installed = False
+_install_lock = threading.Lock()
+#: watches active in this process; the hook returns at once when empty
+_active: list[FileWatch] = []
+_guard = threading.local()
+
+
+def _default_ignored() -> tuple[str, ...]:
+    roots: set[str] = set()
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        roots.add(os.path.realpath(p))
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        try:
+            roots.add(os.path.realpath(sysconfig.get_paths()[name]))
+        except KeyError:
+            pass
+    try:
+        roots.update(os.path.realpath(p) for p in site.getsitepackages())
+    except AttributeError:
+        pass
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        roots.add(os.path.realpath(site.USER_SITE))
+    roots.update(("/proc", "/dev", "/sys"))
+    roots.add(os.path.realpath(tempfile.gettempdir()))
+    return tuple(sorted(r.rstrip(os.sep) + os.sep for r in roots if r))
+
+
+class FileWatch:
+    """The files one run opened; filled by the hook, read when the run ends."""
+
+    def __init__(
+        self,
+        owner: object,
+        ignore: Iterable[str] = (),
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+    ) -> None:
+        self.owner = owner
+        self.cwd = os.getcwd()
+        self.cwd_prefix = os.path.realpath(self.cwd).rstrip(os.sep) + os.sep
+        self.ignored = _default_ignored()
+        #: mlledger's own folders (store, cache, spool): ignored even under the cwd
+        self.own = tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in ignore if p)
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self.reads: dict[str, None] = {}  # ordered set
+        self.writes: dict[str, None] = {}
+        self.read_digests: dict[str, Any] = {}  # path -> Stored, hashed before an overwrite
+        self.hash_before_write: Any = None  # callable(path) set by the run
+        self.thread = threading.get_ident()
+
+    def wants(self, path: str) -> bool:
+        if self.own and path.startswith(self.own):
+            return False
+        if self.include and any(fnmatch.fnmatch(path, pat) for pat in self.include):
+            return True
+        if self.exclude and any(fnmatch.fnmatch(path, pat) for pat in self.exclude):
+            return False
+        if path.startswith(self.cwd_prefix):
+            return True
+        return not path.startswith(self.ignored)
+
+    def seen(self, path: str, writing: bool) -> None:
+        if writing:
+            if path in self.reads and path not in self.writes and path not in self.read_digests:
+                fn = self.hash_before_write
+                if fn is not None and os.path.isfile(path):
+                    self.read_digests[path] = fn(path)
+            self.writes[path] = None
+        elif path not in self.writes:
+            self.reads[path] = None
+
+
+def _owner_watch() -> FileWatch | None:
+    from ..runs import _current
+
+    run = _current.get()
+    while run is not None:
+        for w in _active:
+            if w.owner is run:
+                return w
+        run = run._parent
+    # a thread started inside a run has no context of its own: when one run is
+    # active in the process, its files are that run's
+    tops = [w for w in _active if getattr(w.owner, "_parent", None) is None]
+    return tops[0] if len(tops) == 1 else None
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if event != "open" or not _active:
+        return
+    if getattr(_guard, "busy", False):
+        return
+    path, mode, flags = args
+    if isinstance(path, int) or path is None:
+        return
+    _guard.busy = True
+    try:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        path = os.fspath(path)
+        if isinstance(mode, str):
+            writing = any(c in mode for c in "wax+")
+        else:
+            writing = bool((flags or 0) & _WRITE_FLAGS)
+        full = os.path.realpath(path)
+        watch = _owner_watch()
+        if watch is not None and watch.wants(full):
+            watch.seen(full, writing)
+    except Exception:  # noqa: S110 - the hook must never break the user's open()
+        pass
+    finally:
+        _guard.busy = False
+
+
+def install_hook() -> None:
+    global _installed
+    if _installed:
+        return
+    with _install_lock:
+        if not _installed:
+            sys.addaudithook(_hook)
+            _installed = True
+
+
+def watch_begin(watch: FileWatch) -> None:
+    install_hook()
+    _active.append(watch)
+
+
+def watch_end(watch: FileWatch) -> None:
+    try:
+        _active.remove(watch)
+    except ValueError:
+        pass
+
+
+def suspend() -> Any:
+    """Context manager: the hook ignores opens made by mlledger itself in this thread."""
+    return _Suspend()
+
+
+class _Suspend:
+    def __enter__(self) -> None:
+        self.prev = getattr(_guard, "busy", False)
+        _guard.busy = True
+
+    def __exit__(self, *exc: object) -> None:
+        _guard.busy = self.prev

@@ -1,0 +1,72 @@
+"""Keep secrets in the process: redact values whose names look secret."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["REDACTED", "is_secret_name", "redact_argv", "redact_mapping", "strip_url_credentials"]
+
+REDACTED = "<redacted>"
+
+_SECRET_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH|PRIVATE", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """True when ``name`` looks like it holds a secret (``api_key``, ``GH_TOKEN``…)."""
+    return bool(_SECRET_RE.search(name))
+
+
+def redact_mapping(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` with secret-looking keys redacted, nested mappings too."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if is_secret_name(str(k)):
+            out[k] = REDACTED
+        elif isinstance(v, dict):
+            out[k] = redact_mapping(v)
+        else:
+            out[k] = v
+    return out
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Redact ``--password=x``, ``--token x`` and ``-p`` style secrets in a command line."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if arg.startswith("-") and len(arg) > 1:
+            name, eq, _value = arg.lstrip("-").partition("=")
+            if is_secret_name(name):
+                if eq:
+                    out.append(f"{arg.split('=', 1)[0]}={REDACTED}")
+                else:
+                    out.append(arg)
+                    hide_next = True
+                continue
+        elif "=" in arg:
+            name, _, _value = arg.partition("=")
+            if is_secret_name(name):
+                out.append(f"{name}={REDACTED}")
+                continue
+        out.append(strip_url_credentials(arg) if "://" in arg else arg)
+    return out
+
+
+def strip_url_credentials(url: str) -> str:
+    """``https://user:token@host/x`` -> ``https://host/x``; other strings unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,197 @@
+"""Python values as stored bytes, and back.
+
+Each value gets the format its library owns: JSON for JSON-native data and
+attrs/dataclass instances, ``.npy`` for numpy arrays, parquet for pandas
+frames (when pyarrow is there), ``torch.save`` for tensors, pickle for any
+other picklable value.  The same value always gives the same bytes, so a
+value returned by one tracked call and passed to the next is one artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import pickle
+import sys
+from typing import Any
+
+import attrs
+
+from .. import canonical
+from ..errors import PolicyError, UsageError
+
+__all__ = [
+    "Encoded",
+    "describe",
+    "encode_value",
+    "is_json_native",
+    "is_scalar",
+    "load_value",
+    "sniff_format",
+]
+
+_SCALARS = (type(None), bool, int, float, str)
+
+
+@attrs.frozen
+class Encoded:
+    """A value as bytes: ``format`` says how to read it back."""
+
+    data: bytes
+    format: str  # json | npy | parquet | torch | pickle
+    summary: dict[str, Any]
+    jsonable: Any = None  # the JSON form, for json values
+
+
+def is_scalar(value: Any) -> bool:
+    return type(value) in _SCALARS
+
+
+def is_json_native(value: Any, depth: int = 0) -> bool:
+    """True for None, bool, int, float, str and lists/tuples/str-keyed dicts of them."""
+    if depth > 50:
+        return False
+    t = type(value)
+    if t in _SCALARS:
+        return True
+    if t in (list, tuple):
+        return all(is_json_native(v, depth + 1) for v in value)
+    if t is dict:
+        return all(type(k) is str and is_json_native(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _module_of(value: Any) -> str:
+    return type(value).__module__.split(".", 1)[0]
+
+
+def _type_name(value: Any) -> str:
+    t = type(value)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def _structured(value: Any) -> Any:
+    """attrs/dataclass instances as plain data, else a sentinel."""
+    if attrs.has(type(value)):
+        from ..records import converter
+
+        return converter.unstructure(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return _MISSING
+
+
+_MISSING = object()
+
+
+def describe(value: Any) -> dict[str, Any]:
+    """A short JSON description of a value that is not stored inline."""
+    out: dict[str, Any] = {"type": _type_name(value)}
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        try:
+            out["shape"] = [int(s) for s in shape]
+        except (TypeError, ValueError):
+            pass
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        out["dtype"] = str(dtype)
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        out["len"] = len(value)
+    return out
+
+
+def encode_value(value: Any) -> Encoded | None:
+    """The stored form of ``value``, or None when it cannot be stored (not picklable)."""
+    if is_json_native(value):
+        return Encoded(canonical.dumps(value), "json", describe(value), value)
+    structured = _structured(value)
+    if structured is not _MISSING and is_json_native(structured):
+        return Encoded(canonical.dumps(structured), "json", describe(value), structured)
+    mod = _module_of(value)
+    if mod == "numpy" and "numpy" in sys.modules:
+        np = sys.modules["numpy"]
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, value, allow_pickle=False)
+            return Encoded(buf.getvalue(), "npy", describe(value))
+    if mod == "pandas" and "pandas" in sys.modules:
+        pd = sys.modules["pandas"]
+        if isinstance(value, pd.DataFrame):
+            try:
+                import pyarrow  # noqa: F401
+
+                buf = io.BytesIO()
+                value.to_parquet(buf)
+                return Encoded(buf.getvalue(), "parquet", describe(value))
+            except Exception:
+                pass  # no pyarrow or an unsupported column: pickle below
+    if mod == "torch" and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if isinstance(value, torch.Tensor):
+            buf = io.BytesIO()
+            torch.save(value.detach().cpu(), buf)
+            return Encoded(buf.getvalue(), "torch", describe(value))
+    try:
+        data = pickle.dumps(value, protocol=5)
+    except Exception:
+        return None
+    return Encoded(data, "pickle", describe(value))
+
+
+def sniff_format(data: bytes) -> str:
+    """Guess the format of stored value bytes from their first bytes."""
+    if data.startswith(b"\x93NUMPY"):
+        return "npy"
+    if data.startswith(b"PAR1"):
+        return "parquet"
+    if data.startswith(b"PK\x03\x04"):
+        return "torch"
+    if data[:1] == b"\x80":
+        return "pickle"
+    return "json"
+
+
+def load_value(data: bytes, fmt: str | None = None, *, allow_pickle: bool = False) -> Any:
+    """A stored value back as a Python object.
+
+    Pickled values (and torch files holding more than tensors) load only with
+    ``allow_pickle=True``: unpickling runs code from the store.
+    """
+    fmt = fmt or sniff_format(data)
+    if fmt == "json":
+        try:
+            return canonical.loads(data)
+        except ValueError as e:
+            raise UsageError(
+                "this object is not a stored value (it does not parse as JSON); "
+                "restore it to a file with restore() instead"
+            ) from e
+    if fmt == "npy":
+        import numpy as np
+
+        return np.load(io.BytesIO(data), allow_pickle=allow_pickle)
+    if fmt == "parquet":
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(data))
+    if fmt == "torch":
+        import torch
+
+        return torch.load(io.BytesIO(data), weights_only=not allow_pickle)
+    if fmt == "pickle":
+        if not allow_pickle:
+            raise PolicyError(
+                "this value is stored as a pickle, and unpickling runs code from the store: "
+                "pass allow_pickle=True if you trust the store's writers"
+            )
+        return pickle.loads(data)  # noqa: S301 - the caller opted in
+    raise UsageError(f"unknown value format {fmt!r}")
+
+
+def jsonable_scalar(value: Any) -> Any:
+    """A float NaN/inf as a string, so params stay valid JSON for every reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value

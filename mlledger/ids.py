@@ -1,0 +1,62 @@
+"""Run ids: time-sortable, unique without coordination, strictly increasing in a process.
+
+26 Crockford base32 characters: 48 bits of milliseconds since the epoch and 80
+random bits (a ULID).  Within one process a later id is always greater: in
+the same millisecond the random part is incremented.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+import time
+
+__all__ = ["day_path", "id_time", "is_run_id", "new_run_id"]
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_lock = threading.Lock()
+_last = (0, 0)
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_run_id() -> str:
+    """A new id, greater than every id made before it in this process."""
+    global _last
+    ms = time.time_ns() // 1_000_000
+    with _lock:
+        last_ms, last_rand = _last
+        if ms <= last_ms:
+            ms, rand = last_ms, last_rand + 1
+            if rand >= 1 << 80:
+                ms, rand = last_ms + 1, int.from_bytes(os.urandom(10), "big") >> 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave room to increment
+        _last = (ms, rand)
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def is_run_id(s: str) -> bool:
+    return len(s) == 26 and all(c in _INDEX for c in s)
+
+
+def id_time(run_id: str) -> _dt.datetime:
+    """The UTC time encoded in a run id."""
+    ms = 0
+    for c in run_id[:10]:
+        ms = ms * 32 + _INDEX[c]
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+
+
+def day_path(run_id: str) -> str:
+    """``runs/<yyyy>/<mm>/<dd>/<run id>``: where a run's entries live."""
+    t = id_time(run_id)
+    return f"runs/{t.year:04d}/{t.month:02d}/{t.day:02d}/{run_id}"

@@ -1,0 +1,567 @@
+"""The ``Ledger``: the one object users hold."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import os
+import socket
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import canonical
+from .capture import code as _code
+from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
+from .capture.redact import REDACTED, is_secret_name, redact_mapping
+from .capture.values import Encoded, describe, encode_value, jsonable_scalar, load_value
+from .errors import LedgerError, LedgerWarning, NotFoundError, PolicyError, StoreError
+from .ids import day_path, is_run_id
+from .records import Artifact
+from .runs import Run, RunContext, _PROC_START, make_tracked
+from .store import Store, cache_dir
+from .store.store import _os_error
+
+if TYPE_CHECKING:
+    from fsspec.callbacks import Callback
+
+__all__ = ["Ledger", "default_ledger"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MAX_PATH_ARG = 4096
+
+
+class Ledger:
+    """A ledger of runs in a store.
+
+    ``Ledger()`` opens ``$MLLEDGER_URL``, else a folder in the user data dir;
+    ``Ledger("s3://bucket/ml", endpoint_url=...)`` passes extra keyword
+    arguments to fsspec as storage options.
+
+    Capture options: ``capture_files`` (see files opened during a run),
+    ``capture_include``/``capture_exclude`` (glob patterns on absolute paths),
+    ``env_vars`` (more environment variable names to record),
+    ``inline_limit`` (bytes of JSON a param may take before it is stored as
+    an artifact instead of inline).
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        capture_files: bool = True,
+        capture_include: Iterable[str] = (),
+        capture_exclude: Iterable[str] = (),
+        env_vars: Iterable[str] = (),
+        inline_limit: int = 64 * 1024,
+        algorithm: str | None = None,
+        **storage_options: Any,
+    ) -> None:
+        self.store = Store(url, algorithm=algorithm, **storage_options)
+        self.url = self.store.url
+        self.capture_files = capture_files
+        self.capture_include = tuple(capture_include)
+        self.capture_exclude = tuple(capture_exclude)
+        self.env_vars = tuple(dict.fromkeys((*DEFAULT_ENV_VARS, *env_vars)))
+        self.inline_limit = inline_limit
+        self._known: set[str] = set()  # digests known to exist in the store
+        self._env_digest: str | None = None
+        self._spool: Store | None = None
+        self._spool_pending = False
+        self._lock = threading.Lock()
+        self._catalog: Any = None
+        self._host = socket.gethostname()
+        self._user = environment(self.env_vars)["host"]["user"]
+        self._push_spool(quiet=True)
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.url!r})"
+
+    # ------------------------------------------------------------------ runs
+    def run(
+        self,
+        name: str | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        message: str | None = None,
+        tags: dict[str, Any] | None = None,
+        capture_files: bool | None = None,
+    ) -> RunContext:
+        """A run around a block: ``with ledger.run("train", params={...}) as run:``."""
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}")
+        code, warns = self._caller_code()
+        return RunContext(
+            self, name, params=params, message=message, tags=tags,
+            capture_files=capture_files, code=code, code_warnings=warns, kind="block",
+        )
+
+    def tracked(self, fn: Any = None, **options: Any) -> Any:
+        """Decorator: every call of the function is a run.
+
+        ``@ledger.tracked`` or ``@ledger.tracked(name=..., ignore=[...], capture_files=True)``.
+        """
+        return make_tracked(lambda: self, fn, **options)
+
+    # ------------------------------------------------------------ internals
+    def _check_policy(self, message: str | None) -> None:
+        policy = self.store.config.get("policy") or {}
+        if policy.get("require_message") and not (message and message.strip()):
+            raise PolicyError(
+                f"the store at {self.url} requires a message on every run: "
+                "pass message='why this run' (or -m on the command line)"
+            )
+
+    def _ignored_paths(self) -> list[str]:
+        out = [str(cache_dir())]
+        if self.store.is_local:
+            out.append(self.store.backend.root)  # type: ignore[attr-defined]
+        if self._spool is not None:
+            out.append(self._spool.url)
+        return out
+
+    def _caller_code(self) -> tuple[dict[str, Any] | None, list[str]]:
+        """Code identity of a ``with ledger.run()`` block: the calling file and function."""
+        try:
+            frame = sys._getframe(2)
+            pkg = os.path.dirname(__file__) + os.sep
+            while frame is not None and frame.f_code.co_filename.startswith(pkg):
+                frame = frame.f_back  # type: ignore[assignment]
+            if frame is None:
+                return None, []
+            filename = frame.f_code.co_filename
+            record: dict[str, Any] = {
+                "kind": "block",
+                "qualname": frame.f_code.co_qualname if hasattr(frame.f_code, "co_qualname") else frame.f_code.co_name,
+                "module": frame.f_globals.get("__name__", "__main__"),
+                "file": _code._display_path(filename),
+                "line": frame.f_lineno,
+            }
+            if os.path.isfile(filename):
+                d = _code.file_digest(filename, self.store.algorithm)
+                if d is not None:
+                    record["module_digest"] = d
+            return record, []
+        except Exception as e:
+            return None, [f"code identity not recorded: {e}"]
+
+    def _tracked_context(
+        self,
+        fn: Callable[..., Any],
+        sig: inspect.Signature | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        name: str | None,
+        ignore: frozenset[str],
+        opts: dict[str, Any],
+    ) -> RunContext | None:
+        params: dict[str, Any] = {}
+        if sig is not None:
+            bound = sig.bind(*args, **kwargs)  # a TypeError here is the call's own error
+            bound.apply_defaults()
+            for k, v in bound.arguments.items():
+                if k in ignore:
+                    continue
+                kind = sig.parameters[k].kind
+                if kind is inspect.Parameter.VAR_KEYWORD and isinstance(v, dict):
+                    for kk, vv in v.items():
+                        if kk not in ignore:
+                            params[kk] = vv
+                elif k in ("self", "cls") and next(iter(sig.parameters)) == k:
+                    params[k] = _SelfType(v)
+                else:
+                    params[k] = v
+        code, warns = _code.function_code(fn, self.store.algorithm)
+        return RunContext(
+            self, name or code.get("qualname"), params=params, message=opts.get("message"),
+            tags=opts.get("tags"), capture_files=opts.get("capture_files"), code=dict(code),
+            code_warnings=list(warns), kind="call",
+        )
+
+    def _fill_start(self, run: Run, code: dict[str, Any] | None) -> None:
+        """Environment, code, git and process facts of a starting run."""
+        rec = run._record
+        rec["host"] = self._host
+        rec["user"] = self._user
+        proc = process_facts()
+        proc["proc_start"] = _PROC_START
+        rec["process"] = proc
+        algo = self.store.algorithm
+        try:
+            if self._env_digest is None:
+                data = canonical.dumps(environment(self.env_vars))
+                self._env_digest = self._put_blob(data, run)
+            rec["env"] = self._env_digest
+        except Exception as e:
+            run._warn(f"environment not recorded: {e}")
+        code = dict(code) if code else {}
+        try:
+            modules = _code.user_modules(algo)
+            if modules:
+                code["modules"] = self._put_blob(canonical.dumps(modules), run)
+        except Exception as e:
+            run._warn(f"user modules not recorded: {e}")
+        rec["code"] = code
+        try:
+            git, diff, warns = _code.git_state()
+            for w in warns:
+                run._warn(w)
+            if git is not None:
+                git = dict(git)
+                if diff:
+                    git["diff"] = self._put_blob(diff, run)
+                rec["git"] = git
+        except Exception as e:
+            run._warn(f"git state not recorded: {e}")
+
+    def _param_value(self, k: str, v: Any, run: Run, *, inputs: bool = True) -> Any:
+        """The recorded form of one param; files and non-scalar values become inputs too."""
+        try:
+            if is_secret_name(str(k)):
+                return REDACTED
+            if isinstance(v, _SelfType):
+                return {"type": v.name}
+            if v is None or isinstance(v, (bool, int, float)) and type(v) in (bool, int, float):
+                return jsonable_scalar(v)
+            if isinstance(v, (str, Path)):
+                s = os.fspath(v)
+                if inputs and _looks_like_path(s) and os.path.exists(s):
+                    try:
+                        run._inputs[k] = self._put_path(s)
+                    except LedgerError as e:
+                        run._warn(f"param {k}: {s!r} not stored: {e}")
+                if isinstance(v, str) and len(s.encode("utf-8", "replace")) > self.inline_limit:
+                    enc = encode_value(v)
+                    assert enc is not None
+                    art = self._store_encoded(enc, run)
+                    if inputs:
+                        run._inputs[k] = art
+                    return {"type": "str", "len": len(s), "digest": art.digest}
+                return s
+            enc = encode_value(v)
+            if enc is None:
+                run._warn(f"param {k}: a {type(v).__qualname__} cannot be stored; recorded as type and repr")
+                return {"type": describe(v)["type"], "repr": _safe_repr(v, run, k)}
+            if enc.format == "json" and isinstance(enc.jsonable, dict):
+                redacted = redact_mapping(enc.jsonable)
+                if redacted != enc.jsonable:
+                    enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
+            art = self._store_encoded(enc, run)
+            if inputs:
+                run._inputs[k] = art
+            if enc.format == "json" and len(enc.data) <= self.inline_limit:
+                return enc.jsonable
+            return {**enc.summary, "digest": art.digest}
+        except Exception as e:
+            run._warn(f"param {k} not recorded: {e!r}")
+            return {"type": type(v).__qualname__, "error": "not recorded"}
+
+    def _record_return(self, run: Run, result: Any) -> None:
+        if result is None:
+            return
+        try:
+            if isinstance(result, (str, Path)) and _looks_like_path(os.fspath(result)) and os.path.exists(result):
+                run._outputs["return"] = self._put_path(os.fspath(result))
+                return
+            art = self._put_value(result, run)
+            if art is None:
+                run._warn(
+                    f"return value: a {type(result).__qualname__} cannot be stored; recorded as type and repr"
+                )
+                run._record.setdefault("returned", {"type": describe(result)["type"], "repr": _safe_repr(result, run, "return")})
+                return
+            run._outputs["return"] = art
+        except Exception as e:
+            run._warn(f"return value not recorded: {e!r}")
+
+    def _collect_files(self, run: Run, watch: Any) -> None:
+        """Hash and store the files a run opened: written ones are outputs, read ones inputs."""
+        known_in = {os.path.realpath(a.path) for a in run._inputs.values() if a.path}
+        known_out = {os.path.realpath(a.path) for a in run._outputs.values() if a.path}
+        for path in watch.writes:
+            name = _display(path, watch.cwd)
+            if path in watch.read_digests and path not in known_in:
+                run._inputs.setdefault(name, watch.read_digests[path])
+            if path in known_out or name in run._outputs:
+                continue
+            if not os.path.isfile(path):
+                if not os.path.exists(path):
+                    run._warn(f"{name} was written during the run but deleted before it was hashed")
+                continue
+            try:
+                run._outputs[name] = self._put_path(path)
+            except LedgerError as e:
+                run._warn(f"output {name} not stored: {e}")
+        for path in watch.reads:
+            if path in watch.writes:
+                continue
+            name = _display(path, watch.cwd)
+            if path in known_in or name in run._inputs or not os.path.isfile(path):
+                continue
+            try:
+                run._inputs[name] = self._put_path(path)
+            except LedgerError as e:
+                run._warn(f"input {name} not stored: {e}")
+
+    def _after_run(self, run: Run) -> None:
+        if self._catalog is not None:
+            with contextlib.suppress(Exception):
+                self._catalog.add_run(run.record)
+        if self._spool_pending:
+            self._push_spool(quiet=True)
+
+    # ------------------------------------------------------------- storing
+    def _put_path(self, path: str) -> Artifact:
+        """Store a file or folder (spooled locally if the store fails)."""
+        try:
+            got = self.store.put(path)
+        except LedgerError as e:
+            if not isinstance(e, StoreError) or isinstance(e, NotFoundError):
+                raise
+            got = self._spool_store(e).put(path)
+        except OSError as e:
+            raise _os_error(path, e) from e
+        self._known.add(got.digest)
+        return Artifact(got.digest, got.size, got.kind, path=_display(path, os.getcwd()),
+                        files=got.files if got.kind == "tree" else None)
+
+    def _put_value(self, value: Any, run: Run | None = None) -> Artifact | None:
+        enc = encode_value(value)
+        if enc is None:
+            return None
+        return self._store_encoded(enc, run)
+
+    def _store_encoded(self, enc: Encoded, run: Run | None) -> Artifact:
+        d = self._put_blob(enc.data, run)
+        return Artifact(d, len(enc.data), "value", format=enc.format)
+
+    def _put_blob(self, data: bytes, run: Run | None) -> str:
+        d = self.store.digest(data)
+        if d in self._known:
+            return d
+        try:
+            self.store.backend.create(self.store.key(d), data)
+        except (StoreError, OSError) as e:
+            self._spool_store(e, run).put_bytes(data)
+        self._known.add(d)
+        return d
+
+    def _write_entry(self, key: str, data: bytes, run: Run | None) -> None:
+        try:
+            created = self.store.create_entry(key, data)
+        except (StoreError, OSError) as e:
+            self._spool_store(e, run).create_entry(key, data)
+            return
+        if not created:
+            raise StoreError(f"{key} already exists in {self.url}: run ids collided; this is a bug")
+
+    def _read_entry(self, key: str) -> bytes | None:
+        try:
+            return self.store.read_entry(key)
+        except NotFoundError:
+            pass
+        if self._spool is not None:
+            with contextlib.suppress(NotFoundError):
+                return self._spool.read_entry(key)
+        return None
+
+    # -------------------------------------------------------------- spool
+    def _spool_dir(self) -> str:
+        import platformdirs
+
+        h = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        return str(platformdirs.user_data_path("mlledger") / "spool" / h)
+
+    def _spool_store(self, error: Exception, run: Run | None = None) -> Store:
+        """The local spool that keeps what the store refused; warns loudly."""
+        if self._spool is None:
+            self._spool = Store(self._spool_dir(), algorithm=self.store.algorithm)
+        if not self._spool_pending or (run is not None and not getattr(run, "_spooled", False)):
+            msg = (
+                f"mlledger: the store at {self.url} refused a write ({error}); the run is kept "
+                f"in the local spool {self._spool.url} and will be written to the store when it "
+                "accepts writes again (next run, or Ledger.push_spool())"
+            )
+            warnings.warn(msg, LedgerWarning, stacklevel=4)
+            if run is not None:
+                run._warn(msg)
+                run._spooled = True  # type: ignore[attr-defined]
+        self._spool_pending = True
+        return self._spool
+
+    def _push_spool(self, *, quiet: bool = False) -> int:
+        """Write everything in the local spool to the store; returns how many keys moved."""
+        d = self._spool_dir()
+        if not os.path.isdir(d):
+            return 0
+        spool = self._spool or Store(d, algorithm=self.store.algorithm)
+        self._spool = spool
+        moved = 0
+        try:
+            for digest in list(spool.iter_objects()):
+                path = spool.backend.local_path(spool.key(digest))  # type: ignore[union-attr]
+                assert path is not None
+                if spool.kind(digest) == "tree" or os.path.getsize(path) < (1 << 20):
+                    self.store.backend.create(self.store.key(digest), spool.get(digest))
+                else:
+                    self.store.put_file(path)
+                spool.delete(digest)
+                moved += 1
+            for key in list(spool.backend.list("runs")) + list(spool.backend.list("refs")):
+                self.store.create_entry(key, spool.read_entry(key))
+                spool.backend.delete(key)
+                moved += 1
+        except (StoreError, OSError) as e:
+            if not quiet:
+                raise
+            self._spool_pending = True
+            _ = e
+            return moved
+        self._spool_pending = False
+        return moved
+
+    def push_spool(self) -> int:
+        """Write runs kept in the local spool (while the store refused writes) to the store."""
+        return self._push_spool(quiet=False)
+
+    # ------------------------------------------------------------- reading
+    def _load_run(self, run_id: str) -> Run:
+        """A run straight from the store, by full id."""
+        base = day_path(run_id)
+        start = self._read_entry(f"{base}/start.json")
+        if start is None:
+            raise NotFoundError(f"no run {run_id} in the store at {self.url}")
+        record = dict(canonical.loads(start))
+        end = self._read_entry(f"{base}/end.json")
+        if end is not None:
+            record.update(canonical.loads(end))
+        else:
+            names = self.store.backend.list_dir(base)
+            hbs = sorted(n for n in names if n.startswith("hb-"))
+            if hbs:
+                hb = self._read_entry(f"{base}/{hbs[-1]}")
+                if hb is not None:
+                    record["heartbeat"] = canonical.loads(hb)["at"]
+            record["metric_chunks"] = sum(1 for n in names if n.startswith("metrics-"))
+            record.setdefault("status", "running")
+        run = Run(self, record)
+        run._resolve_status()
+        return run
+
+    def get(self, run_id: str) -> Run:
+        """A run by id (or unique id prefix, once the catalog knows it)."""
+        if isinstance(run_id, Run):
+            return run_id
+        if not isinstance(run_id, str) or not run_id:
+            raise NotFoundError(f"a run id is a non-empty string, not {run_id!r}")
+        if is_run_id(run_id.upper()):
+            return self._load_run(run_id.upper())
+        return self._get_by_prefix(run_id)
+
+    def _get_by_prefix(self, prefix: str) -> Run:
+        return self._load_run(self.catalog.resolve_run(prefix))
+
+    @property
+    def catalog(self) -> Any:
+        """The local SQLite index of this store (synced on use)."""
+        if self._catalog is None:
+            from .catalog import Catalog
+
+            self._catalog = Catalog(self)
+        return self._catalog
+
+    def load(self, target: str, *, allow_pickle: bool = False) -> Any:
+        """A stored value back as a Python object (pickles only with ``allow_pickle=True``)."""
+        digest, fmt = self._resolve_value(target)
+        return load_value(self.store.get(digest), fmt, allow_pickle=allow_pickle)
+
+    def _resolve_value(self, target: str) -> tuple[str, str | None]:
+        art = self.resolve(target)
+        if isinstance(art, Run):
+            out = art.outputs.get("return")
+            if out is None:
+                raise NotFoundError(f"run {art.id} has no return value; name an output: {art.id}/NAME")
+            return out.digest, out.format
+        return art.digest, art.format
+
+    def resolve(self, target: str) -> Artifact | Run:
+        """Resolve a target (digest, prefix, run id, ``RUN/NAME``, ``@REF``) to an artifact or run."""
+        return self.catalog.resolve(target)
+
+    def restore(
+        self,
+        target: str,
+        dest: str | os.PathLike[str],
+        overwrite: bool = False,
+        *,
+        callback: Callback | None = None,
+    ) -> Path:
+        """Write an artifact (file or folder) to ``dest``, byte-identical; refuses to clobber by default."""
+        got = self.resolve(target)
+        if isinstance(got, Run):
+            outs = got.outputs
+            if len(outs) != 1:
+                names = ", ".join(sorted(outs)) or "none"
+                raise NotFoundError(
+                    f"run {got.id} has {len(outs)} outputs ({names}); name one: {got.id}/NAME"
+                )
+            got = next(iter(outs.values()))
+        return self.store.restore(got.digest, dest, overwrite=overwrite, callback=callback)
+
+
+class _SelfType:
+    """Marks ``self``/``cls``: recorded by type only."""
+
+    def __init__(self, value: Any) -> None:
+        t = value if isinstance(value, type) else type(value)
+        self.name = f"{t.__module__}.{t.__qualname__}"
+
+
+def _looks_like_path(s: str) -> bool:
+    return 0 < len(s) < _MAX_PATH_ARG and "\n" not in s and "\0" not in s
+
+
+def _display(path: str, cwd: str) -> str:
+    try:
+        rel = os.path.relpath(path, cwd)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _safe_repr(value: Any, run: Run, name: str) -> str:
+    try:
+        r = repr(value)
+    except Exception as e:
+        run._warn(f"{name}: repr() of a {type(value).__qualname__} failed ({e!r})")
+        return f"<{type(value).__qualname__}>"
+    return r if len(r) <= 200 else r[:197] + "..."
+
+
+_default: tuple[str, Ledger] | None = None
+_default_lock = threading.Lock()
+
+
+def default_ledger() -> Ledger:
+    """The ledger behind ``mlledger.tracked`` and ``mlledger.run``: made on first use.
+
+    Made again when ``$MLLEDGER_URL`` (or the user data dir) changes.
+    """
+    global _default
+    from .store.store import default_url
+
+    url = default_url()
+    got = _default
+    if got is None or got[0] != url:
+        with _default_lock:
+            got = _default
+            if got is None or got[0] != url:
+                got = (url, Ledger(url))
+                _default = got
+    return got[1]

@@ -1,0 +1,722 @@
+"""Runs: the ``Run`` object, ``ledger.run()``, ``@tracked`` and the active-run context.
+
+A run writes three kinds of entries under ``runs/<yyyy>/<mm>/<dd>/<id>/``,
+each created once: ``start.json`` when it begins, ``metrics-NNNNNN.json``
+chunks while it logs, and ``end.json`` when it ends (with heartbeats in
+between for long runs).  A run whose process died has a start and no end:
+it reads back as ``incomplete``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from . import canonical
+from .capture import files as _files
+from .capture.redact import REDACTED, is_secret_name
+from .capture.values import jsonable_scalar
+from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
+from .ids import day_path, new_run_id
+from .records import Artifact, MetricStats, RunError, from_iso, to_iso, utcnow
+
+if TYPE_CHECKING:
+    import datetime as _dt
+
+    from .ledger import Ledger
+
+__all__ = ["METRIC_CHUNK", "Run", "RunContext", "current_run", "make_tracked"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: metric rows buffered before a chunk is written
+METRIC_CHUNK = 1000
+#: seconds between metric flushes in a run that keeps logging
+METRIC_FLUSH_SECONDS = 10.0
+#: a run with no end whose last sign of life is older than this is incomplete
+HEARTBEAT_SECONDS = 60.0
+HEARTBEAT_TIMEOUT = 5 * HEARTBEAT_SECONDS
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("mlledger_run", default=None)
+
+
+def current_run() -> Run | None:
+    """The run active in this thread or task, or None."""
+    return _current.get()
+
+
+def _proc_start() -> int | None:
+    try:
+        with open(f"/proc/{os.getpid()}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_PROC_START = _proc_start()
+
+
+def _pid_alive(pid: int, start: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19]) == start
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+class Run:
+    """One run: what it read, what it ran with, what it produced.
+
+    While active (inside ``with ledger.run()`` or a tracked call) it takes
+    :meth:`log`, :meth:`log_params`, :meth:`use` and :meth:`save`; once
+    ended, or loaded with :meth:`Ledger.get`, it is read-only.
+    """
+
+    def __init__(self, ledger: Ledger, record: dict[str, Any], *, active: bool = False) -> None:
+        self._ledger = ledger
+        self._record = record
+        self._active = active
+        self._parent: Run | None = None
+        self._rows: list[tuple[Any, float, dict[str, Any]]] = []
+        self._stats: dict[str, list[Any]] = {
+            k: [v["last"], v["min"], v["max"], v.get("step"), v["count"]]
+            for k, v in record.get("metrics", {}).items()
+        }
+        self._chunks = int(record.get("metric_chunks", 0))
+        self._next_flush = time.monotonic() + METRIC_FLUSH_SECONDS
+        self._step = -1
+        self._inputs: dict[str, Artifact] = {
+            k: Artifact.from_json(v) for k, v in record.get("inputs", {}).items()
+        }
+        self._outputs: dict[str, Artifact] = {
+            k: Artifact.from_json(v) for k, v in record.get("outputs", {}).items()
+        }
+        self._warnings: list[str] = list(record.get("warnings", []))
+        self._env: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    # -- read-only views -------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return str(self._record["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self._record["name"])
+
+    @property
+    def status(self) -> str:
+        return str(self._record.get("status", "running"))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._record.get("params", {}))
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self._record.get("tags", {}))
+
+    @property
+    def message(self) -> str | None:
+        return self._record.get("message")
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Each metric's last value."""
+        self._fold()
+        return {k: v[0] for k, v in sorted(self._stats.items())}
+
+    @property
+    def metric_stats(self) -> dict[str, MetricStats]:
+        """Each metric's last, min, max, last step and count."""
+        self._fold()
+        return {k: MetricStats(*v) for k, v in sorted(self._stats.items())}
+
+    @property
+    def inputs(self) -> dict[str, Artifact]:
+        return dict(self._inputs)
+
+    @property
+    def outputs(self) -> dict[str, Artifact]:
+        return dict(self._outputs)
+
+    @property
+    def code(self) -> dict[str, Any]:
+        return dict(self._record.get("code", {}))
+
+    @property
+    def git(self) -> dict[str, Any] | None:
+        g = self._record.get("git")
+        return dict(g) if g else None
+
+    @property
+    def env(self) -> dict[str, Any]:
+        """The environment record (Python, platform, host, packages, env vars) plus process facts."""
+        if self._env is None:
+            digest = self._record.get("env")
+            env: dict[str, Any] = {}
+            if digest:
+                try:
+                    env = dict(canonical.loads(self._ledger.store.get(digest)))
+                except LedgerError as e:
+                    env = {"error": str(e)}
+            env["process"] = self._record.get("process", {})
+            self._env = env
+        return self._env
+
+    @property
+    def started_at(self) -> _dt.datetime:
+        return from_iso(self._record["started_at"])
+
+    @property
+    def ended_at(self) -> _dt.datetime | None:
+        e = self._record.get("ended_at")
+        return from_iso(e) if e else None
+
+    @property
+    def error(self) -> RunError | None:
+        e = self._record.get("error")
+        return RunError(e["type"], e["message"], e["traceback"]) if e else None
+
+    @property
+    def parent_id(self) -> str | None:
+        return self._record.get("parent_id")
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return dict(self._record.get("resources", {}))
+
+    @property
+    def user(self) -> str:
+        return str(self._record.get("user", ""))
+
+    @property
+    def host(self) -> str:
+        return str(self._record.get("host", ""))
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The whole record as JSON-ready data (what ``mlledger show --json`` prints)."""
+        out = dict(self._record)
+        out["inputs"] = {k: a.to_json() for k, a in self._inputs.items()}
+        out["outputs"] = {k: a.to_json() for k, a in self._outputs.items()}
+        self._fold()
+        out["metrics"] = {
+            k: {"last": v[0], "min": v[1], "max": v[2], "step": v[3], "count": v[4]}
+            for k, v in sorted(self._stats.items())
+        }
+        out["warnings"] = list(self._warnings)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.name!r} {self.status}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- metrics -----------------------------------------------------------------
+    def log(self, step: int | None = None, **values: float) -> None:
+        """Record metric values (numbers) at ``step``; buffered, written in chunks."""
+        if not self._active:
+            raise UsageError(f"run {self.id} has ended; log metrics inside the run")
+        self._rows.append((step, time.time(), values))
+        if len(self._rows) >= METRIC_CHUNK or time.monotonic() >= self._next_flush:
+            self._flush_metrics()
+
+    def _fold(self) -> list[list[Any]]:
+        """Fold buffered rows into the summaries; return them as JSON rows."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        out: list[list[Any]] = []
+        stats = self._stats
+        for step, t, values in rows:
+            if step is None:
+                step = self._step + 1
+            elif not isinstance(step, int) or isinstance(step, bool):
+                try:
+                    step = int(step)
+                except (TypeError, ValueError):
+                    self._warn(f"metric step {step!r} is not an integer; ignored")
+                    step = self._step + 1
+            self._step = step
+            clean: dict[str, float] = {}
+            for k, v in values.items():
+                try:
+                    f = float(v)
+                except (TypeError, ValueError):
+                    self._warn(f"metric {k}={v!r} is not a number; not recorded")
+                    continue
+                clean[k] = f
+                s = stats.get(k)
+                if s is None:
+                    stats[k] = [f, f, f, step, 1]
+                else:
+                    s[0] = f
+                    if f < s[1]:
+                        s[1] = f
+                    if f > s[2]:
+                        s[2] = f
+                    s[3] = step
+                    s[4] += 1
+            if clean:
+                out.append([step, t, {k: jsonable_scalar(v) for k, v in clean.items()}])
+        return out
+
+    def _flush_metrics(self) -> None:
+        rows = self._fold()
+        self._next_flush = time.monotonic() + METRIC_FLUSH_SECONDS
+        if not rows:
+            return
+        self._chunks += 1
+        key = f"{day_path(self.id)}/metrics-{self._chunks:06d}.json"
+        self._ledger._write_entry(key, canonical.dumps({"rows": rows}), self)
+
+    def metric_history(self, key: str) -> list[tuple[int, float, float]]:
+        """Every ``(step, value, time)`` logged for metric ``key``, in order."""
+        rows: list[list[Any]] = []
+        for i in range(1, self._chunks + 1):
+            raw = self._ledger._read_entry(f"{day_path(self.id)}/metrics-{i:06d}.json")
+            if raw is not None:
+                rows.extend(canonical.loads(raw)["rows"])
+        if self._active:
+            with self._lock:
+                pending = list(self._rows)
+            step = self._step
+            for s, t, values in pending:
+                step = s if s is not None else step + 1
+                if key in values:
+                    rows.append([step, t, {key: values[key]}])
+        return [(int(r[0]), float(r[2][key]), float(r[1])) for r in rows if key in r[2]]
+
+    # -- params and artifacts ------------------------------------------------------
+    def log_params(self, **params: Any) -> None:
+        """Add or change params of the active run."""
+        if not self._active:
+            raise UsageError(f"run {self.id} has ended; log params inside the run")
+        p = self._record.setdefault("params", {})
+        for k, v in params.items():
+            p[k] = self._ledger._param_value(k, v, self, inputs=False)
+
+    def use(self, obj: Any, name: str | None = None) -> Artifact:
+        """Record ``obj`` (a path or a value) as an input, stored at once."""
+        return self._artifact(obj, name, self._inputs, "use")
+
+    def save(self, obj: Any, name: str | None = None) -> Artifact:
+        """Record ``obj`` (a path or a value) as an output, stored at once."""
+        return self._artifact(obj, name, self._outputs, "save")
+
+    def _artifact(self, obj: Any, name: str | None, into: dict[str, Artifact], verb: str) -> Artifact:
+        if not self._active:
+            raise UsageError(f"run {self.id} has ended; call run.{verb}() inside the run")
+        if isinstance(obj, (str, Path)) and not isinstance(obj, bool):
+            p = os.fspath(obj)
+            if not os.path.lexists(p):
+                raise NotFoundError(
+                    f"run.{verb}({p!r}): no such file or folder; to record a string as a "
+                    f"value, pass name=: run.{verb}(value, name='...')"
+                )
+            art = self._ledger._put_path(p)
+            key = name or _display(p)
+        else:
+            if name is None:
+                raise UsageError(f"run.{verb}(value) needs name=... to record a value")
+            got = self._ledger._put_value(obj)
+            if got is None:
+                raise UsageError(
+                    f"run.{verb}(..., name={name!r}): a {type(obj).__qualname__} cannot be "
+                    "stored (it is not picklable); save it to a file and pass the path"
+                )
+            art = got
+            key = name
+        into[key] = art
+        return art
+
+    def _warn(self, message: str) -> None:
+        self._warnings.append(message)
+
+    # -- status -------------------------------------------------------------------
+    def _resolve_status(self) -> None:
+        """Turn a stale ``running`` into ``incomplete`` (the process died)."""
+        rec = self._record
+        if rec.get("status", "running") != "running" or self._active:
+            return
+        import socket
+
+        proc = rec.get("process", {})
+        if rec.get("host") == socket.gethostname() and proc.get("pid"):
+            if not _pid_alive(int(proc["pid"]), proc.get("proc_start")):
+                rec["status"] = "incomplete"
+            return
+        last = rec.get("heartbeat") or rec.get("started_at")
+        if last and (utcnow() - from_iso(last)).total_seconds() > HEARTBEAT_TIMEOUT:
+            rec["status"] = "incomplete"
+
+
+def _display(path: str) -> str:
+    """A path as the user gave it, or relative to the working directory when inside it."""
+    if os.path.isabs(path):
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:
+            return path
+        return path if rel.startswith("..") else rel
+    return os.path.normpath(path)
+
+
+# ---------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """One daemon thread per process writing heartbeats for long runs."""
+
+    def __init__(self) -> None:
+        self.runs: set[Run] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, run: Run) -> None:
+        with self.lock:
+            self.runs.add(run)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="mlledger-heartbeat", daemon=True)
+                self.thread.start()
+
+    def remove(self, run: Run) -> None:
+        with self.lock:
+            self.runs.discard(run)
+
+    def _loop(self) -> None:
+        n = 0
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            n += 1
+            with self.lock:
+                runs = list(self.runs)
+            for run in runs:
+                if not run._active:
+                    continue
+                with contextlib.suppress(Exception):
+                    key = f"{day_path(run.id)}/hb-{n:08d}.json"
+                    run._ledger._write_entry(key, canonical.dumps({"at": to_iso(utcnow())}), run)
+
+
+_heartbeat = _Heartbeat()
+
+
+class RunContext:
+    """``with ledger.run(...) as run:``: starts a run on enter, ends it on exit.
+
+    Also usable as a decorator: ``@ledger.run("name")``.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        name: str | None,
+        *,
+        params: dict[str, Any] | None = None,
+        message: str | None = None,
+        tags: dict[str, Any] | None = None,
+        capture_files: bool | None = None,
+        code: dict[str, Any] | None = None,
+        code_warnings: list[str] | None = None,
+        inputs: dict[str, Artifact] | None = None,
+        kind: str = "block",
+    ) -> None:
+        self.ledger = ledger
+        self.name = name
+        self.params = params
+        self.message = message
+        self.tags = tags
+        self.capture_files = capture_files
+        self.code = code
+        self.code_warnings = code_warnings or []
+        self.pre_inputs = inputs
+        self.kind = kind
+        self.run: Run | None = None
+        self._token: contextvars.Token[Run | None] | None = None
+        self._watch: _files.FileWatch | None = None
+        self._t0 = 0.0
+        self._ru0: Any = None
+
+    # -- start -----------------------------------------------------------------------
+    def __enter__(self) -> Run:
+        if self.run is not None:
+            raise UsageError("this run context was already entered; call ledger.run() again")
+        ledger = self.ledger
+        ledger._check_policy(self.message)
+        parent = _current.get()
+        self._t0 = time.perf_counter()
+        self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        run_id = new_run_id()
+        name = self.name or (self.code or {}).get("qualname") or "run"
+        record: dict[str, Any] = {
+            "format": 1,
+            "id": run_id,
+            "name": name,
+            "kind": self.kind,
+            "status": "running",
+            "started_at": to_iso(utcnow()),
+            "parent_id": parent.id if parent is not None else None,
+            "message": self.message,
+            "tags": {},
+            "params": {},
+        }
+        run = Run(ledger, record, active=True)
+        run._parent = parent
+        self.run = run
+        for w in self.code_warnings:
+            run._warn(w)
+        try:
+            record["tags"] = {
+                str(k): (REDACTED if is_secret_name(str(k)) else str(v))
+                for k, v in (self.tags or {}).items()
+            }
+        except Exception as e:
+            run._warn(f"tags not recorded: {e}")
+        for k, v in (self.params or {}).items():
+            record["params"][k] = ledger._param_value(k, v, run)
+        if self.pre_inputs:
+            run._inputs.update(self.pre_inputs)
+        ledger._fill_start(run, self.code)
+        ledger._write_entry(f"{day_path(run_id)}/start.json", canonical.dumps(_start_doc(record, run)), run)
+        capture = ledger.capture_files if self.capture_files is None else self.capture_files
+        if capture:
+            try:
+                watch = _files.FileWatch(
+                    run, ignore=ledger._ignored_paths(), include=ledger.capture_include,
+                    exclude=ledger.capture_exclude,
+                )
+                watch.hash_before_write = ledger._put_path
+                _files.watch_begin(watch)
+                self._watch = watch
+            except Exception as e:
+                run._warn(f"file capture not started: {e}")
+        _heartbeat.add(run)
+        self._token = _current.set(run)
+        return run
+
+    # -- end ---------------------------------------------------------------------------
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        run = self.run
+        if run is None:
+            return
+        try:
+            self._finish(run, exc_type, exc, tb)
+        finally:
+            if self._token is not None:
+                with contextlib.suppress(ValueError):
+                    _current.reset(self._token)
+                self._token = None
+
+    def _finish(
+        self, run: Run, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        ledger = self.ledger
+        record = run._record
+        _heartbeat.remove(run)
+        if exc_type is None:
+            status = "finished"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            status = "failed"
+        if exc is not None:
+            record["error"] = {
+                "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
+                if exc_type and exc_type.__module__ != "builtins"
+                else (exc_type.__qualname__ if exc_type else "Exception"),
+                "message": _safe_str(exc),
+                "traceback": "".join(traceback.format_exception(exc_type, exc, tb)),
+            }
+        watch = self._watch
+        if watch is not None:
+            _files.watch_end(watch)
+            self._watch = None
+            with _files.suspend():
+                ledger._collect_files(run, watch)
+        resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}
+        try:
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            resources["cpu_user_s"] = round(ru.ru_utime - self._ru0.ru_utime, 6)
+            resources["cpu_system_s"] = round(ru.ru_stime - self._ru0.ru_stime, 6)
+            resources["peak_rss_bytes"] = int(ru.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+                resources["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+        except Exception as e:
+            run._warn(f"resources not fully recorded: {e}")
+        run._active = False
+        try:
+            rows = run._fold()
+            if rows:
+                run._chunks += 1
+                ledger._write_entry(
+                    f"{day_path(run.id)}/metrics-{run._chunks:06d}.json",
+                    canonical.dumps({"rows": rows}),
+                    run,
+                )
+        except Exception as e:
+            run._warn(f"metrics not written: {e}")
+        record["status"] = status
+        record["ended_at"] = to_iso(utcnow())
+        record["resources"] = resources
+        record["metric_chunks"] = run._chunks
+        end = run.record
+        end_doc = {k: end[k] for k in _END_KEYS if k in end}
+        ledger._write_entry(f"{day_path(run.id)}/end.json", canonical.dumps(end_doc), run)
+        ledger._after_run(run)
+
+
+_START_KEYS = (
+    "format", "id", "name", "kind", "started_at", "parent_id", "message", "tags", "params",
+    "code", "git", "env", "process", "host", "user", "inputs",
+)
+_END_KEYS = (
+    "id", "status", "ended_at", "params", "inputs", "outputs", "metrics", "metric_chunks",
+    "resources", "error", "warnings", "code",
+)
+
+
+def _start_doc(record: dict[str, Any], run: Run) -> dict[str, Any]:
+    doc = {k: record[k] for k in _START_KEYS if k in record}
+    doc["inputs"] = {k: a.to_json() for k, a in run._inputs.items()}
+    return doc
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__qualname__}: str() failed>"
+
+
+# ---------------------------------------------------------------------------
+# @tracked
+
+
+def _is_disabled() -> bool:
+    return os.environ.get("MLLEDGER_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@overload
+def make_tracked(ledger_getter: Callable[[], Ledger], fn: F, **opts: Any) -> F: ...
+@overload
+def make_tracked(ledger_getter: Callable[[], Ledger], fn: None = None, **opts: Any) -> Callable[[F], F]: ...
+
+
+def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: Any) -> Any:
+    """The machinery behind ``@ledger.tracked`` and ``@mlledger.tracked``."""
+    allowed = {"name", "ignore", "capture_files", "message", "tags"}
+    unknown = set(opts) - allowed
+    if unknown:
+        raise TypeError(
+            f"tracked() got unknown option(s) {sorted(unknown)}; it takes "
+            f"{', '.join(sorted(allowed))}"
+        )
+    if fn is None:
+        return lambda f: make_tracked(ledger_getter, f, **opts)
+    if isinstance(fn, (staticmethod, classmethod)):
+        return type(fn)(make_tracked(ledger_getter, fn.__func__, **opts))
+    if isinstance(fn, str):
+        raise TypeError(
+            "tracked got a string: write @tracked(name='...') with the name as a keyword"
+        )
+    if not callable(fn):
+        raise TypeError(f"@tracked decorates a function, not a {type(fn).__qualname__}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"@tracked cannot wrap the generator function {fn.__qualname__}: its work happens "
+            "after the call returns, while it is iterated. Track the function that consumes "
+            "it, or wrap the loop in `with ledger.run(...)`"
+        )
+    ignore = frozenset(opts.get("ignore") or ())
+    name = opts.get("name")
+    try:
+        sig: inspect.Signature | None = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+
+    def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunContext:
+        ledger = ledger_getter()
+        return ledger._tracked_context(fn, sig, args, kwargs, name=name, ignore=ignore, opts=opts)
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            if _is_disabled():
+                return await fn(*args, **kwargs)
+            ctx = _safe_start(start, args, kwargs)
+            if ctx is None:
+                return await fn(*args, **kwargs)
+            with ctx as run:
+                result = await fn(*args, **kwargs)
+                ctx.ledger._record_return(run, result)
+                return result
+
+        awrapper.__mlledger_tracked__ = True  # type: ignore[attr-defined]
+        return awrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _is_disabled():
+            return fn(*args, **kwargs)
+        ctx = _safe_start(start, args, kwargs)
+        if ctx is None:
+            return fn(*args, **kwargs)
+        with ctx as run:
+            result = fn(*args, **kwargs)
+            ctx.ledger._record_return(run, result)
+            return result
+
+    wrapper.__mlledger_tracked__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _safe_start(
+    start: Callable[[tuple[Any, ...], dict[str, Any]], RunContext],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> RunContext | None:
+    """Build the run context; a capture failure warns and runs the call untracked."""
+    try:
+        return start(args, kwargs)
+    except LedgerError as e:
+        from .errors import PolicyError
+
+        if isinstance(e, PolicyError):
+            raise
+        warnings.warn(f"mlledger: call not tracked: {e}", LedgerWarning, stacklevel=3)
+        return None
+    except Exception as e:
+        warnings.warn(f"mlledger: call not tracked: {e!r}", LedgerWarning, stacklevel=3)
+        return None
+
