@@ -19,9 +19,17 @@ from .capture import code as _code
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
 from .capture.redact import REDACTED, is_secret_name, redact_mapping
 from .capture.values import Encoded, describe, encode_value, jsonable_scalar, load_value
-from .errors import LedgerError, LedgerWarning, NotFoundError, PolicyError, StoreError
+from .errors import (
+    AmbiguousError,
+    LedgerError,
+    LedgerWarning,
+    NotFoundError,
+    PolicyError,
+    StoreError,
+    UsageError,
+)
 from .ids import day_path, is_run_id
-from .records import Artifact
+from .records import Artifact, RefEntry
 from .runs import Run, RunContext, _PROC_START, make_tracked
 from .store import Store, cache_dir
 from .store.store import _os_error
@@ -29,11 +37,18 @@ from .store.store import _os_error
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
-__all__ = ["Ledger", "default_ledger"]
+    from .catalog import RunList
+    from .diff import RunDiff
+    from .gc import GcReport
+    from .lineage import Lineage
+    from .store import VerifyReport
+
+__all__ = ["Ledger", "LedgerRefs", "default_ledger"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MAX_PATH_ARG = 4096
+_CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 class Ledger:
@@ -491,8 +506,64 @@ class Ledger:
         return art.digest, art.format
 
     def resolve(self, target: str) -> Artifact | Run:
-        """Resolve a target (digest, prefix, run id, ``RUN/NAME``, ``@REF``) to an artifact or run."""
-        return self.catalog.resolve(target)
+        """Resolve a target to an artifact or a run.
+
+        A target is a digest or unique hex prefix (at least 6), a run id or
+        unique prefix, ``RUN/NAME`` for one named output (or input) of a run,
+        or ``@REF`` for a ref's current target.
+        """
+        if isinstance(target, Run):
+            return target
+        if isinstance(target, Artifact):
+            return target
+        if not isinstance(target, str) or not target.strip():
+            raise UsageError(
+                f"a target is a digest, a run id, RUN/NAME or @REF, not {target!r}"
+            )
+        t = target.strip()
+        if t.startswith("@"):
+            entry = self.store.refs.get(t[1:])
+            return self.resolve(entry.target)
+        if "/" in t and ":" not in t.split("/", 1)[0]:
+            rid, _, name = t.partition("/")
+            run = self.get(rid)
+            art = run.outputs.get(name) or run.inputs.get(name)
+            if art is None:
+                names = ", ".join(sorted(run.outputs)) or "none"
+                raise NotFoundError(f"run {run.id} has no output {name!r}; its outputs: {names}")
+            return art
+        cat = self.catalog
+        if ":" in t:
+            return cat.artifact(t)
+        hexlike = all(c in "0123456789abcdefABCDEF" for c in t)
+        runlike = all(c.upper() in _CROCKFORD for c in t)
+        errors: list[LedgerError] = []
+        found: list[Artifact | Run] = []
+        if runlike:
+            try:
+                found.append(self.get(t))
+            except AmbiguousError:
+                raise
+            except NotFoundError as e:
+                errors.append(e)
+        if hexlike and len(t) >= 6:
+            try:
+                found.append(cat.artifact(t))
+            except AmbiguousError:
+                raise
+            except NotFoundError as e:
+                errors.append(e)
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise AmbiguousError(
+                f"{t!r} matches both a run and an artifact; give more characters or the "
+                "digest's algo: prefix", [str(getattr(f, "id", getattr(f, "digest", ""))) for f in found]
+            )
+        raise NotFoundError(
+            f"no run or artifact matches {t!r}: give a digest (or a hex prefix of at least 6), "
+            "a run id (or prefix), RUN/NAME or @REF"
+        )
 
     def restore(
         self,
@@ -513,6 +584,180 @@ class Ledger:
                 )
             got = next(iter(outs.values()))
         return self.store.restore(got.digest, dest, overwrite=overwrite, callback=callback)
+
+
+    # ----------------------------------------------------------- queries
+    def runs(
+        self,
+        name: str | None = None,
+        status: str | Iterable[str] | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> RunList:
+        """Runs matching a filter, newest first (or by ``order_by``, ``-`` for descending).
+
+        ``where`` is the query language: ``"params.lr > 0.01 and metrics.loss < 0.5"``.
+        """
+        from .catalog import RunList
+
+        ids = self.catalog.query(name=name, status=status, where=where, order_by=order_by, limit=limit)
+        return RunList(self, ids)
+
+    def sync(self) -> int:
+        """Bring the local catalog up to date with the store; returns how many runs changed."""
+        return int(self.catalog.sync())
+
+    def reindex(self) -> int:
+        """Rebuild the local catalog from the store alone; returns how many runs it holds."""
+        return int(self.catalog.reindex())
+
+    def artifact(self, digest: str) -> Artifact:
+        """An artifact by digest or unique prefix, with ``.producers`` and ``.consumers``."""
+        if isinstance(digest, Artifact):
+            digest = digest.digest
+        if not isinstance(digest, str):
+            raise UsageError(f"artifact() takes a digest string, not {type(digest).__qualname__}")
+        return self.catalog.artifact(digest)  # type: ignore[no-any-return]
+
+    def lineage(
+        self,
+        target: str | Run | Artifact,
+        direction: str = "upstream",
+        depth: int | None = None,
+    ) -> Lineage:
+        """Runs and artifacts upstream (what produced it), downstream (what was built from it) or both."""
+        from .lineage import Lineage, traverse
+
+        got = self.resolve(target)  # type: ignore[arg-type]
+        cat = self.catalog
+        cat.ensure_synced()
+        if isinstance(got, Run):
+            root = got.id
+            run_ids, digests, edges, names = traverse(cat, runs=[got.id], direction=direction, depth=depth)
+        else:
+            root = got.digest
+            run_ids, digests, edges, names = traverse(cat, digests=[got.digest], direction=direction, depth=depth)
+        runs = [cat.run(r) for r in sorted(run_ids)]
+        arts: list[Artifact] = []
+        for d in sorted(digests):
+            row = cat._artifact_row(d)
+            arts.append(row if row is not None else Artifact(d, 0, "file"))
+        return Lineage(root, direction, runs, arts, edges, names)
+
+    def diff(self, a: str | Run, b: str | Run) -> RunDiff:
+        """What changed from run ``a`` to run ``b`` (params, metrics, inputs, outputs, code, env...)."""
+        from .diff import diff_runs
+
+        ra = a if isinstance(a, Run) else self.get(a)
+        rb = b if isinstance(b, Run) else self.get(b)
+        return diff_runs(ra, rb)
+
+    @property
+    def refs(self) -> LedgerRefs:
+        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first."""
+        return LedgerRefs(self)
+
+    def verify(self, *, callback: Callback | None = None) -> VerifyReport:
+        """Rehash every object, and check every object a run or ref references exists and is sound."""
+        import attrs
+
+        report = self.store.verify(callback=callback)
+        corrupt = set(report.corrupt)
+        present_missing: list[tuple[str, str]] = []
+        problems = list(report.problems)
+        for rid, digest in self._referenced_digests():
+            if digest in corrupt:
+                problems.append(f"run {rid} references the corrupt object {digest}")
+            elif not self.store.has(digest):
+                present_missing.append((rid, digest))
+        for name in self.store.refs.names():
+            try:
+                entry = self.store.refs.get(name)
+                self.resolve(entry.target)
+            except LedgerError as e:
+                problems.append(f"ref {name}: {e}")
+        missing = sorted(set(report.missing) | {d for _, d in present_missing})
+        return attrs.evolve(
+            report,
+            missing=tuple(missing),
+            dangling=tuple(sorted(set(report.dangling) | set(present_missing))),
+            problems=tuple(problems),
+        )
+
+    def _referenced_digests(self) -> Iterable[tuple[str, str]]:
+        """``(run id, digest)`` for every object the runs in the store reference."""
+        cat = self.catalog
+        cat.sync()
+        for rid, rec_text in cat.db.execute("SELECT id, record FROM runs ORDER BY id"):
+            rec = canonical.loads(rec_text)
+            for key in ("inputs", "outputs"):
+                for a in (rec.get(key) or {}).values():
+                    yield rid, a["digest"]
+            if rec.get("env"):
+                yield rid, rec["env"]
+            mods = (rec.get("code") or {}).get("modules")
+            if mods:
+                yield rid, mods
+            gd = (rec.get("git") or {}).get("diff")
+            if gd:
+                yield rid, gd
+
+    def gc(
+        self,
+        dry_run: bool = True,
+        *,
+        keep_days: float | None = None,
+        grace_seconds: float = 3600.0,
+    ) -> GcReport:
+        """Delete what nothing keeps; by default only reports (``dry_run=True``).
+
+        Kept: every ref's target and its whole upstream lineage; every run
+        started within ``keep_days`` (all runs when None) with everything it
+        references; any object younger than ``grace_seconds`` (so a run still
+        in progress never loses an object).  Runs not kept are deleted too.
+        """
+        from .gc import collect
+
+        return collect(self, dry_run=dry_run, keep_days=keep_days, grace_seconds=grace_seconds)
+
+
+class LedgerRefs:
+    """``ledger.refs``: the store's refs, with targets resolved through the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._refs = ledger.store.refs
+
+    def _canonical(self, target: Any) -> tuple[str, str | None]:
+        got = self._ledger.resolve(target)
+        if isinstance(got, Run):
+            return got.id, got.id
+        producers = self._ledger.catalog.artifact(got.digest).producers if got.kind else ()
+        return got.digest, (producers[-1] if producers else None)
+
+    def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
+        """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); returns the new entry."""
+        t, run = self._canonical(target)
+        return self._refs.set(name, t, message, run=run)
+
+    def get(self, name: str) -> RefEntry:
+        """The current entry of ``name`` (``.target``); NotFoundError if unset."""
+        return self._refs.get(name)
+
+    def history(self, name: str) -> list[RefEntry]:
+        """Every move of ``name``, oldest first."""
+        return self._refs.history(name)
+
+    def rollback(self, name: str, to: Any = None, message: str | None = None) -> RefEntry:
+        """Move ``name`` back to its previous target, or to ``to`` (a target or an entry number)."""
+        if to is not None and not isinstance(to, int):
+            to, _ = self._canonical(to)
+        return self._refs.rollback(name, to, message)
+
+    def names(self) -> list[str]:
+        """Every ref name in the store."""
+        return self._refs.names()
 
 
 class _SelfType:

@@ -1,0 +1,558 @@
+"""The local catalog: a SQLite index of one store, synced incrementally.
+
+The store is the truth; this is a cache in the user cache folder (one file
+per store URL) that ``reindex`` rebuilds from the store alone.  A sync lists
+only the day folders that can still change (today's, yesterday's and any
+with a run still going); a day that is over and whose runs all ended is
+sealed and never listed again, so syncing costs work proportional to what is
+new.  Several processes may read and sync one catalog at once (WAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+from . import canonical
+from .errors import AmbiguousError, FormatError, NotFoundError, UsageError
+from .ids import day_path, is_run_id
+from .query import compile_order, compile_where
+from .records import Artifact
+from .store import cache_dir
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .runs import Run
+
+__all__ = ["SCHEMA_VERSION", "Catalog", "RunList"]
+
+SCHEMA_VERSION = 3
+#: days this close to now are never sealed (clock skew between writers)
+_OPEN_DAYS = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT, status TEXT, kind TEXT, started_at TEXT, ended_at TEXT,
+    parent_id TEXT, user TEXT, host TEXT, message TEXT, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_name ON runs(name, id);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, id);
+CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_id);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value_num REAL, value_text TEXT,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS params_num ON params(key, value_num);
+CREATE INDEX IF NOT EXISTS params_text ON params(key, value_text);
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value_num REAL, value_text TEXT,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_text ON tags(key, value_text);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, "last" REAL, "min" REAL, "max" REAL,
+    step INTEGER, "count" INTEGER, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS metrics_last ON metrics(key, "last");
+CREATE INDEX IF NOT EXISTS metrics_min ON metrics(key, "min");
+CREATE INDEX IF NOT EXISTS metrics_max ON metrics(key, "max");
+CREATE TABLE IF NOT EXISTS edges (
+    run_id TEXT NOT NULL, digest TEXT NOT NULL, dir TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (run_id, dir, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_digest ON edges(digest, dir);
+CREATE TABLE IF NOT EXISTS artifacts (
+    digest TEXT PRIMARY KEY, size INTEGER, kind TEXT, format TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, sealed INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def _text(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return None
+    return canonical.dumps(v).decode("utf-8")
+
+
+def catalog_path(url: str) -> str:
+    h = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+    return str(cache_dir() / "catalogs" / f"{h}.sqlite3")
+
+
+class RunList(Sequence["Run"]):
+    """The runs a query matched, newest first; each Run is built when first touched."""
+
+    def __init__(self, ledger: Ledger, ids: list[str]) -> None:
+        self._ledger = ledger
+        self.ids = ids
+        self._cache: dict[int, Run] = {}
+
+    @overload
+    def __getitem__(self, i: int) -> Run: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Run]: ...
+
+    def __getitem__(self, i: int | slice) -> Run | list[Run]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self.ids)))]
+        if i < 0:
+            i += len(self.ids)
+        got = self._cache.get(i)
+        if got is None:
+            got = self._ledger.catalog.run(self.ids[i])
+            self._cache[i] = got
+        return got
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RunList):
+            return self.ids == other.ids
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"<RunList of {len(self.ids)} runs>"
+
+    def to_pandas(self) -> Any:
+        """A DataFrame, one row per run: id, name, status, times, params.*, metrics.* (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            from .errors import MissingExtraError
+
+            raise MissingExtraError("to_pandas() needs pandas: pip install pandas") from e
+        rows = []
+        for run in self:
+            row: dict[str, Any] = {
+                "id": run.id, "name": run.name, "status": run.status,
+                "started_at": run.started_at, "ended_at": run.ended_at,
+            }
+            for k, v in run.params.items():
+                row[f"params.{k}"] = v
+            for k, m in run.metrics.items():
+                row[f"metrics.{k}"] = m
+            for k, t in run.tags.items():
+                row[f"tags.{k}"] = t
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+class Catalog:
+    """The SQLite index of one ledger's store."""
+
+    def __init__(self, ledger: Ledger, path: str | None = None) -> None:
+        self.ledger = ledger
+        self.store = ledger.store
+        self.path = path or catalog_path(self.store.url)
+        self._local = threading.local()
+        self._synced = False
+
+    # -- connection ---------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        version = None
+        with contextlib.suppress(sqlite3.Error):
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            version = int(row[0]) if row else None
+        if version is not None and version != SCHEMA_VERSION:
+            # written by another schema: it is only a cache, so rebuild it
+            conn.close()
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path + suffix)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- writing ---------------------------------------------------------------------
+    def _insert(self, cur: sqlite3.Connection | sqlite3.Cursor, rec: dict[str, Any]) -> None:
+        rid = rec["id"]
+        cur.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rid, rec.get("name"), rec.get("status", "running"), rec.get("kind"),
+                rec.get("started_at"), rec.get("ended_at"), rec.get("parent_id"),
+                rec.get("user"), rec.get("host"), rec.get("message"),
+                canonical.dumps(rec).decode("utf-8"),
+            ),
+        )
+        for table in ("params", "tags", "metrics", "edges"):
+            cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
+        cur.executemany(
+            "INSERT INTO params VALUES (?, ?, ?, ?)",
+            [(rid, k, _num(v) if not isinstance(v, str) else None, _text(v))
+             for k, v in (rec.get("params") or {}).items()],
+        )
+        cur.executemany(
+            "INSERT INTO tags VALUES (?, ?, ?, ?)",
+            [(rid, k, _num(v), str(v)) for k, v in (rec.get("tags") or {}).items()],
+        )
+        cur.executemany(
+            "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(rid, k, _num(m.get("last")), _num(m.get("min")), _num(m.get("max")), m.get("step"),
+              m.get("count")) for k, m in (rec.get("metrics") or {}).items() if isinstance(m, dict)],
+        )
+        edges = []
+        arts = []
+        for direction, key in (("in", "inputs"), ("out", "outputs")):
+            for name, a in (rec.get(key) or {}).items():
+                edges.append((rid, a["digest"], direction, name))
+                arts.append((a["digest"], a.get("size"), a.get("kind"), a.get("format")))
+        cur.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", edges)
+        cur.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", arts)
+
+    def add_run(self, rec: dict[str, Any]) -> None:
+        """Index one run record (the writing process adds its runs at once)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert(db, rec)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- sync ---------------------------------------------------------------------------
+    def _days(self) -> Iterator[str]:
+        backend = self.store.backend
+        for y in sorted(backend.list_dir("runs")):
+            if not (len(y) == 4 and y.isdigit()):
+                continue
+            for m in sorted(backend.list_dir(f"runs/{y}")):
+                if not (len(m) == 2 and m.isdigit()):
+                    continue
+                for d in sorted(backend.list_dir(f"runs/{y}/{m}")):
+                    if len(d) == 2 and d.isdigit():
+                        yield f"{y}/{m}/{d}"
+
+    def sync(self) -> int:
+        """Bring the catalog up to date with the store; returns how many runs changed."""
+        db = self.db
+        sealed = {row[0] for row in db.execute("SELECT day FROM days WHERE sealed = 1")}
+        today = _dt.datetime.now(_dt.timezone.utc).date()
+        changed = 0
+        for day in self._days():
+            if day in sealed:
+                continue
+            names = self.store.backend.list_dir(f"runs/{day}")
+            ids = [n for n in names if is_run_id(n)]
+            known = dict(
+                db.execute(
+                    "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
+                    (min(ids), max(ids)),
+                ).fetchall()
+            ) if ids else {}
+            todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
+            changed += self._load(todo, known)
+            y, m, d = (int(x) for x in day.split("/"))
+            if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS:
+                still = db.execute(
+                    "SELECT COUNT(*) FROM runs WHERE id >= ? AND id <= ? AND status = 'running'",
+                    (min(ids) if ids else "", max(ids) if ids else ""),
+                ).fetchone()[0]
+                if not still:
+                    db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
+        self._synced = True
+        return changed
+
+    def _load(self, ids: list[str], known: dict[str, str]) -> int:
+        """Read and index the runs ``ids`` (batched reads on remote stores)."""
+        if not ids:
+            return 0
+        backend = self.store.backend
+        changed = 0
+        for i in range(0, len(ids), 500):
+            batch = ids[i:i + 500]
+            keys = []
+            for rid in batch:
+                base = day_path(rid)
+                keys += [f"{base}/start.json", f"{base}/end.json"]
+            got = backend.read_many(keys)
+            records = []
+            for rid in batch:
+                base = day_path(rid)
+                start = got.get(f"{base}/start.json")
+                if start is None:
+                    continue  # a start being written right now: next sync
+                end = got.get(f"{base}/end.json")
+                if end is None and known.get(rid) in ("running", "incomplete"):
+                    run = self.ledger._load_run(rid)  # heartbeats, pid check
+                    if run.status == known.get(rid):
+                        continue
+                    records.append(run.record)
+                    continue
+                rec = dict(canonical.loads(start))
+                if end is not None:
+                    rec.update(canonical.loads(end))
+                    records.append(rec)
+                else:
+                    records.append(self.ledger._load_run(rid).record)
+            if records:
+                db = self.db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for rec in records:
+                        self._insert(db, rec)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                changed += len(records)
+        return changed
+
+    def ensure_synced(self) -> None:
+        if not self._synced:
+            self.sync()
+
+    def reindex(self) -> int:
+        """Rebuild from the store alone; returns how many runs were indexed."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._synced = False
+        self.sync()
+        return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    # -- reading ---------------------------------------------------------------------------
+    def run(self, run_id: str) -> Run:
+        from .runs import Run
+
+        row = self.db.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return self.ledger._load_run(run_id)
+        run = Run(self.ledger, canonical.loads(row[0]))
+        run._resolve_status()
+        return run
+
+    def query(
+        self,
+        *,
+        name: str | None = None,
+        status: str | Iterable[str] | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        self.ensure_synced()
+        conds: list[str] = []
+        args: list[Any] = []
+        join, order, order_args = "", "r.id DESC", []
+        if order_by:
+            join, order, order_args = compile_order(order_by)
+        if name is not None:
+            conds.append("r.name = ?")
+            args.append(name)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            conds.append(f"r.status IN ({', '.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if where:
+            sql, wargs = compile_where(where)
+            conds.append(sql)
+            args.extend(wargs)
+        q = f"SELECT r.id FROM runs r {join}"
+        if conds:
+            q += " WHERE " + " AND ".join(conds)
+        q += f" ORDER BY {order}"
+        if limit is not None:
+            if not isinstance(limit, int) or limit < 0:
+                raise UsageError(f"limit must be a non-negative integer, not {limit!r}")
+            q += f" LIMIT {int(limit)}"
+        return [r[0] for r in self.db.execute(q, [*order_args, *args])]
+
+    def resolve_run(self, prefix: str) -> str:
+        """A full run id from an id or unique prefix."""
+        p = prefix.upper()
+        if is_run_id(p):
+            return p
+        self.ensure_synced()
+        rows = [r[0] for r in self.db.execute(
+            "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11", (p, p + "\x7f"))]
+        if not rows:
+            self.sync()
+            rows = [r[0] for r in self.db.execute(
+                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11", (p, p + "\x7f"))]
+        if not rows:
+            raise NotFoundError(f"no run matches {prefix!r}; list runs with 'mlledger log'")
+        if len(rows) > 1:
+            raise AmbiguousError(
+                f"{prefix!r} matches {len(rows)}{'+' if len(rows) > 10 else ''} runs: "
+                f"{', '.join(rows[:10])}; give more characters", rows[:10]
+            )
+        return str(rows[0])
+
+    def _artifact_row(self, digest: str) -> Artifact | None:
+        row = self.db.execute(
+            "SELECT digest, size, kind, format FROM artifacts WHERE digest = ?", (digest,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Artifact(row[0], int(row[1] or 0), row[2] or "file", row[3])
+
+    def artifact(self, digest_or_prefix: str) -> Artifact:
+        """An artifact with its producers and consumers, by digest or unique hex prefix."""
+        digest = self.resolve_digest(digest_or_prefix)
+        self.ensure_synced()
+        art = self._artifact_row(digest)
+        if art is None:
+            if not self.store.has(digest):
+                raise NotFoundError(f"no artifact {digest} in the store at {self.store.url}")
+            kind = self.store.kind(digest)
+            art = Artifact(digest, self.store.size(digest), kind)
+        prod = tuple(r[0] for r in self.db.execute(
+            "SELECT DISTINCT run_id FROM edges WHERE digest = ? AND dir = 'out' ORDER BY run_id", (digest,)))
+        cons = tuple(r[0] for r in self.db.execute(
+            "SELECT DISTINCT run_id FROM edges WHERE digest = ? AND dir = 'in' ORDER BY run_id", (digest,)))
+        import attrs
+
+        return attrs.evolve(art, producers=prod, consumers=cons)
+
+    def resolve_digest(self, text: str) -> str:
+        """A full digest from a digest, ``algo:prefix`` or bare hex prefix (>= 6)."""
+        algo = self.store.algorithm
+        hexlen = _hexlen(algo)
+        t = text.strip().lower()
+        if ":" in t:
+            a, _, h = t.partition(":")
+            if a != algo:
+                raise NotFoundError(f"{text!r}: this store hashes with {algo}, not {a}")
+        else:
+            h = t
+        if len(h) == hexlen and all(c in "0123456789abcdef" for c in h):
+            return f"{algo}:{h}"
+        if len(h) < 6 or not all(c in "0123456789abcdef" for c in h):
+            raise NotFoundError(
+                f"{text!r} is not a digest or a hex prefix of at least 6 characters "
+                f"(expected {algo}:<{hexlen} hex> or a prefix of it)"
+            )
+        self.ensure_synced()
+        full = f"{algo}:{h}"
+        rows = {r[0] for r in self.db.execute(
+            "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 11", (full, full + "g"))}
+        if not rows:
+            # not in any run: look in the store itself (one folder listing)
+            sub = self.store.backend.list_dir(f"objects/{algo}/{h[:2]}")
+            rows = {f"{algo}:{h[:2]}{n}" for n in sub if (h[:2] + n).startswith(h)}
+        if not rows:
+            raise NotFoundError(f"no artifact matches {text!r} in the store at {self.store.url}")
+        if len(rows) > 1:
+            cands = sorted(rows)[:10]
+            raise AmbiguousError(
+                f"{text!r} matches {len(rows)} artifacts: {', '.join(cands)}; give more characters", cands
+            )
+        return rows.pop()
+
+    def edges_of_runs(self, run_ids: list[str], direction: str) -> list[tuple[str, str, str]]:
+        """``(run_id, digest, name)`` of the inputs (``in``) or outputs (``out``) of runs."""
+        out: list[tuple[str, str, str]] = []
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            out.extend(self.db.execute(
+                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({', '.join('?' * len(chunk))})",
+                [direction, *chunk]).fetchall())
+        return out
+
+    def runs_touching(self, digests: list[str], direction: str) -> list[tuple[str, str, str]]:
+        """``(run_id, digest, name)`` of runs that used (``in``) or produced (``out``) digests."""
+        out: list[tuple[str, str, str]] = []
+        for i in range(0, len(digests), 500):
+            chunk = digests[i:i + 500]
+            out.extend(self.db.execute(
+                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({', '.join('?' * len(chunk))})",
+                [direction, *chunk]).fetchall())
+        return out
+
+    def parents(self, run_ids: list[str]) -> list[tuple[str, str]]:
+        """``(run_id, parent_id)`` for runs that have a parent."""
+        out: list[tuple[str, str]] = []
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            out.extend(self.db.execute(
+                f"SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL AND id IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return out
+
+    def children(self, run_ids: list[str]) -> list[tuple[str, str]]:
+        """``(child_id, parent_id)`` for the children of runs."""
+        out: list[tuple[str, str]] = []
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            out.extend(self.db.execute(
+                f"SELECT id, parent_id FROM runs WHERE parent_id IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return out
+
+    def all_run_ids(self) -> list[str]:
+        self.ensure_synced()
+        return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY id")]
+
+    def check_format(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise FormatError("catalog schema mismatch; run 'mlledger reindex'")
+
+
+def _hexlen(algo: str) -> int:
+    from .hashing import ALGORITHMS
+
+    return ALGORITHMS[algo][1]

@@ -1,0 +1,194 @@
+"""What changed between two runs, and nothing else.
+
+Sections: ``params``, ``metrics``, ``inputs``, ``outputs``, ``code``, ``git``,
+``packages``, ``env_vars``, ``python``, ``platform``.  Times, resource
+figures, process ids, hosts' uptime and the like are never changes; two
+runs that differ in nothing else give an empty diff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import canonical
+from .errors import LedgerError
+
+if TYPE_CHECKING:
+    from .runs import Run
+
+__all__ = ["SECTIONS", "Change", "RunDiff", "diff_runs"]
+
+SECTIONS = (
+    "params", "metrics", "inputs", "outputs", "code", "git", "packages", "env_vars", "python", "platform",
+)
+_MISSING: Any = attrs.NOTHING
+
+
+@attrs.frozen
+class Change:
+    """One difference: ``old`` is None when added, ``new`` is None when removed."""
+
+    section: str
+    key: str
+    old: Any
+    new: Any
+
+    @property
+    def kind(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "changed"
+
+    @property
+    def delta(self) -> float | None:
+        """``new - old`` for numbers."""
+        if isinstance(self.old, (int, float)) and isinstance(self.new, (int, float)) \
+                and not isinstance(self.old, bool) and not isinstance(self.new, bool):
+            return self.new - self.old
+        return None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.section, self.key, self.old, self.new))
+
+
+@attrs.frozen
+class RunDiff:
+    """The changes from run ``a`` to run ``b``; iterates as :class:`Change`."""
+
+    a: str
+    b: str
+    changes: tuple[Change, ...]
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def section(self, name: str) -> list[Change]:
+        return [c for c in self.changes if c.section == name]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"section": c.section, "key": c.key, "old": c.old, "new": c.new, "kind": c.kind}
+            for c in self.changes
+        ]
+
+    def to_text(self, color: bool = False) -> str:
+        """Readable text, grouped by section (ANSI colours when ``color``)."""
+        if not self.changes:
+            return f"runs {self.a} and {self.b} differ in nothing but time\n"
+        red, green, yellow, bold, reset = (
+            ("\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1m", "\x1b[0m") if color else ("",) * 5
+        )
+        lines = [f"diff {self.a} -> {self.b}"]
+        for sec in SECTIONS:
+            changes = self.section(sec)
+            if not changes:
+                continue
+            lines.append(f"{bold}{sec}{reset}")
+            for c in changes:
+                if c.kind == "added":
+                    lines.append(f"  {green}+ {c.key}: {_fmt(c.new)}{reset}")
+                elif c.kind == "removed":
+                    lines.append(f"  {red}- {c.key}: {_fmt(c.old)}{reset}")
+                else:
+                    d = c.delta
+                    extra = f" ({d:+.6g})" if d is not None else ""
+                    lines.append(f"  {yellow}~ {c.key}: {_fmt(c.old)} -> {_fmt(c.new)}{extra}{reset}")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return v if len(v) <= 80 else v[:77] + "..."
+    s = canonical.dumps(v).decode("utf-8") if not isinstance(v, (int, float)) else repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, _MISSING), b.get(k, _MISSING)
+        if va is _MISSING:
+            out.append(Change(section, k, None, vb))
+        elif vb is _MISSING:
+            out.append(Change(section, k, va, None))
+        elif va != vb:
+            out.append(Change(section, k, va, vb))
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _modules(run: Run) -> dict[str, str]:
+    d = run.code.get("modules")
+    if not d:
+        return {}
+    try:
+        return dict(canonical.loads(run._ledger.store.get(d)))
+    except LedgerError:
+        return {}
+
+
+def diff_runs(a: Run, b: Run) -> RunDiff:
+    """Compare two runs section by section."""
+    out: list[Change] = []
+    _cmp_maps("params", a.params, b.params, out)
+    _cmp_maps("metrics", a.metrics, b.metrics, out)
+    _cmp_maps("inputs", {k: v.digest for k, v in a.inputs.items()}, {k: v.digest for k, v in b.inputs.items()}, out)
+    _cmp_maps("outputs", {k: v.digest for k, v in a.outputs.items()}, {k: v.digest for k, v in b.outputs.items()}, out)
+    code_keys = ("qualname", "source_digest", "closure_digest", "module_digest", "file", "kind")
+    ca = {k: v for k, v in a.code.items() if k in code_keys}
+    cb = {k: v for k, v in b.code.items() if k in code_keys}
+    if a.code.get("modules") != b.code.get("modules"):
+        ca.update({f"module:{k}": v for k, v in _modules(a).items()})
+        cb.update({f"module:{k}": v for k, v in _modules(b).items()})
+    _cmp_maps("code", ca, cb, out)
+    git_keys = ("commit", "branch", "remote", "dirty", "diff")
+    ga = {k: v for k, v in (a.git or {}).items() if k in git_keys}
+    gb = {k: v for k, v in (b.git or {}).items() if k in git_keys}
+    _cmp_maps("git", ga, gb, out)
+    if a._record.get("env") != b._record.get("env"):
+        ea, eb = a.env, b.env
+        _cmp_maps("packages", ea.get("packages", {}), eb.get("packages", {}), out)
+        _cmp_maps("env_vars", ea.get("env_vars", {}), eb.get("env_vars", {}), out)
+        _cmp_maps("python", _flat(ea.get("python", {})), _flat(eb.get("python", {})), out)
+        plat_a = _flat({**ea.get("platform", {}), **_hw(ea)})
+        plat_b = _flat({**eb.get("platform", {}), **_hw(eb)})
+        _cmp_maps("platform", plat_a, plat_b, out)
+    if a._record.get("kind") == "script" and b._record.get("kind") == "script":
+        _cmp_maps("params", {"argv": a.env.get("process", {}).get("argv")},
+                  {"argv": b.env.get("process", {}).get("argv")}, out)
+    order = {s: i for i, s in enumerate(SECTIONS)}
+    out.sort(key=lambda c: order[c.section])
+    return RunDiff(a.id, b.id, tuple(out))
+
+
+def _hw(env: dict[str, Any]) -> dict[str, Any]:
+    host = env.get("host", {})
+    return {
+        "hostname": host.get("hostname"),
+        "cpu": host.get("cpu"),
+        "cpu_count": host.get("cpu_count"),
+        "memory": host.get("memory"),
+        "gpus": host.get("gpus"),
+    }

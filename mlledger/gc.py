@@ -1,0 +1,196 @@
+"""Garbage collection: delete what no ref, kept run or recent write needs.
+
+Kept:
+- every target in every ref's history (so any rollback still works) and the
+  whole upstream lineage of each;
+- every run the policy keeps (all runs by default; with ``keep_days``, the
+  runs started within that many days, and runs still going) and every object
+  they reference (inputs, outputs, environment, code, git diff; tree entries);
+- every object younger than the grace period, so an object a run in
+  progress has written but not yet referenced is never deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import canonical
+from .errors import LedgerError
+from .ids import day_path, id_time
+from .lineage import traverse
+from .runs import Run
+from .store.backends import LocalBackend
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+__all__ = ["GcReport", "collect"]
+
+
+@attrs.frozen
+class GcReport:
+    """What gc deleted (or, with ``dry_run``, would delete)."""
+
+    dry_run: bool
+    runs: tuple[str, ...]
+    objects: tuple[str, ...]
+    bytes: int
+    kept_runs: int
+    kept_objects: int
+    temp_files: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run, "runs": list(self.runs), "objects": list(self.objects),
+            "bytes": self.bytes, "kept_runs": self.kept_runs, "kept_objects": self.kept_objects,
+            "temp_files": self.temp_files,
+        }
+
+
+def _objects_with_mtime(ledger: Ledger) -> Iterator[tuple[str, float, int]]:
+    """``(digest, mtime, size)`` of every object."""
+    store = ledger.store
+    backend = store.backend
+    if isinstance(backend, LocalBackend):
+        for d in store.iter_objects():
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(backend.local_path(store.key(d)))
+                yield d, st.st_mtime, st.st_size
+        return
+    fs = backend.fs  # type: ignore[attr-defined]
+    base = f"{backend.root}/objects/{store.algorithm}"  # type: ignore[attr-defined]
+    try:
+        found = fs.find(base, detail=True)
+    except FileNotFoundError:
+        return
+    for path, info in found.items():
+        parts = fs._strip_protocol(path).split("/")
+        d = f"{parts[-3]}:{parts[-2]}{parts[-1]}"
+        yield d, _mtime(info), int(info.get("size") or 0)
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "updated", "created", "last_modified", "timeCreated"):
+        v = info.get(key)
+        if v is None:
+            continue
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, _dt.datetime):
+            return (v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)).timestamp()
+        if isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                return _dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    return time.time()  # unknown age: treat as new, never delete
+
+
+def _run_digests(rec: dict[str, Any]) -> Iterator[str]:
+    for key in ("inputs", "outputs"):
+        for a in (rec.get(key) or {}).values():
+            yield a["digest"]
+    if rec.get("env"):
+        yield rec["env"]
+    mods = (rec.get("code") or {}).get("modules")
+    if mods:
+        yield mods
+    gd = (rec.get("git") or {}).get("diff")
+    if gd:
+        yield gd
+
+
+def collect(ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_seconds: float) -> GcReport:
+    store = ledger.store
+    cat = ledger.catalog
+    cat.sync()
+    now = time.time()
+    records: dict[str, dict[str, Any]] = {
+        rid: canonical.loads(text) for rid, text in cat.db.execute("SELECT id, record FROM runs")
+    }
+    kept_runs: set[str] = set()
+    for rid, rec in records.items():
+        if keep_days is None or rec.get("status") == "running":
+            kept_runs.add(rid)
+        elif (now - id_time(rid).timestamp()) <= keep_days * 86400:
+            kept_runs.add(rid)
+    kept: set[str] = set()
+    # refs: every target in every history, with its upstream lineage
+    for name in store.refs.names():
+        for entry in store.refs.history(name):
+            try:
+                got = ledger.resolve(entry.target)
+            except LedgerError:
+                continue
+            if isinstance(got, Run):
+                runs, digests, _, _ = traverse(cat, runs=[got.id], direction="upstream")
+            else:
+                runs, digests, _, _ = traverse(cat, digests=[got.digest], direction="upstream")
+            kept_runs |= runs
+            kept |= digests
+    for rid in kept_runs:
+        rec = records.get(rid)
+        if rec is not None:
+            kept.update(_run_digests(rec))
+    # tree entries are kept with their tree
+    for d in list(kept):
+        with contextlib.suppress(LedgerError, OSError):
+            if store.has(d) and store.kind(d) == "tree":
+                kept.update(e.digest for e in store.read_tree(d).files if e.digest)
+    doomed: list[str] = []
+    freed = 0
+    total = 0
+    for d, mtime, size in _objects_with_mtime(ledger):
+        total += 1
+        if d in kept or now - mtime < grace_seconds:
+            continue
+        doomed.append(d)
+        freed += size
+    doomed_runs = sorted(
+        rid for rid, rec in records.items()
+        if rid not in kept_runs and rec.get("status") != "running"
+        and now - id_time(rid).timestamp() >= grace_seconds
+    )
+    temp = _temp_files(ledger, now, grace_seconds)
+    if not dry_run:
+        for rid in doomed_runs:
+            base = day_path(rid)
+            keys = list(store.backend.list(base))
+            # the start entry goes last: a half-deleted run still reads as a run
+            keys.sort(key=lambda k: k.endswith("/start.json"))
+            for k in keys:
+                store.backend.delete(k)
+            db = cat.db
+            for table, col in (("runs", "id"), ("params", "run_id"), ("tags", "run_id"),
+                               ("metrics", "run_id"), ("edges", "run_id")):
+                db.execute(f"DELETE FROM {table} WHERE {col} = ?", (rid,))
+        for d in doomed:
+            store.delete(d)
+        for p in temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+    return GcReport(
+        dry_run=dry_run, runs=tuple(doomed_runs), objects=tuple(sorted(doomed)), bytes=freed,
+        kept_runs=len(kept_runs), kept_objects=total - len(doomed), temp_files=len(temp),
+    )
+
+
+def _temp_files(ledger: Ledger, now: float, grace_seconds: float) -> list[str]:
+    """Leftover temp files of writers that died (local stores only)."""
+    backend = ledger.store.backend
+    if not isinstance(backend, LocalBackend):
+        return []
+    out: list[str] = []
+    for dirpath, _dirs, files in os.walk(backend.root):
+        for n in files:
+            if n.startswith(".tmp-"):
+                p = os.path.join(dirpath, n)
+                with contextlib.suppress(FileNotFoundError):
+                    if now - os.stat(p).st_mtime >= grace_seconds:
+                        out.append(p)
+    return out

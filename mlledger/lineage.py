@@ -1,0 +1,189 @@
+"""Lineage: which data and code produced this, and what was built from it.
+
+Traversal is a breadth-first walk over the catalog's edges (run used
+artifact, run produced artifact, run is a child of run), one indexed query
+per hop, with a visited set, so it terminates on any graph.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import UsageError
+from .records import Artifact
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .runs import Run
+
+__all__ = ["Edge", "Lineage", "traverse"]
+
+
+@attrs.frozen
+class Edge:
+    """``source -label-> target``: label is ``used`` (run -> artifact), ``produced``
+    (run -> artifact) or ``child_of`` (run -> parent run)."""
+
+    source: str
+    label: str
+    target: str
+
+    def __iter__(self) -> Any:
+        return iter((self.source, self.label, self.target))
+
+
+@attrs.define
+class Lineage:
+    """Runs, artifacts and labelled edges around a target."""
+
+    root: str
+    direction: str
+    runs: list[Run]
+    artifacts: list[Artifact]
+    edges: list[Edge]
+    names: dict[tuple[str, str], str] = attrs.field(factory=dict)
+
+    def _label(self, node: str) -> str:
+        for r in self.runs:
+            if r.id == node:
+                return f"{r.name} {r.id[-8:]}"
+        for a in self.artifacts:
+            if a.digest == node:
+                name = a.path or next((n for (_, d), n in self.names.items() if d == node), None)
+                short = node.split(":", 1)[-1][:10]
+                return f"{name} {short}" if name else short
+        return node
+
+    def to_json(self) -> str:
+        """The graph as a JSON string: runs, artifacts, edges."""
+        return json.dumps(
+            {
+                "root": self.root,
+                "direction": self.direction,
+                "runs": [
+                    {"id": r.id, "name": r.name, "status": r.status, "started_at": r.record.get("started_at")}
+                    for r in self.runs
+                ],
+                "artifacts": [a.to_json() for a in self.artifacts],
+                "edges": [{"source": e.source, "label": e.label, "target": e.target} for e in self.edges],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text."""
+        lines = ["digraph lineage {", "  rankdir=LR;"]
+        for r in self.runs:
+            lines.append(f'  "{r.id}" [shape=box, label={json.dumps(self._label(r.id))}];')
+        for a in self.artifacts:
+            lines.append(f'  "{a.digest}" [shape=ellipse, label={json.dumps(self._label(a.digest))}];')
+        for e in self.edges:
+            lines.append(f'  "{e.source}" -> "{e.target}" [label="{e.label}"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_mermaid(self) -> str:
+        """Mermaid flowchart text."""
+        ids: dict[str, str] = {}
+
+        def nid(node: str) -> str:
+            if node not in ids:
+                ids[node] = f"n{len(ids)}"
+            return ids[node]
+
+        lines = ["flowchart LR"]
+        for r in self.runs:
+            lines.append(f'  {nid(r.id)}["{_mm(self._label(r.id))}"]')
+        for a in self.artifacts:
+            lines.append(f'  {nid(a.digest)}(["{_mm(self._label(a.digest))}"])')
+        for e in self.edges:
+            lines.append(f"  {nid(e.source)} -->|{e.label}| {nid(e.target)}")
+        return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        """An indented listing for people."""
+        lines = [f"lineage of {self.root} ({self.direction}): {len(self.runs)} runs, {len(self.artifacts)} artifacts"]
+        for e in self.edges:
+            lines.append(f"  {self._label(e.source)} --{e.label}--> {self._label(e.target)}")
+        return "\n".join(lines) + "\n"
+
+
+def _mm(s: str) -> str:
+    return s.replace('"', "'")
+
+
+def traverse(
+    catalog: Catalog,
+    *,
+    runs: Iterable[str] = (),
+    digests: Iterable[str] = (),
+    direction: str = "upstream",
+    depth: int | None = None,
+) -> tuple[set[str], set[str], list[Edge], dict[tuple[str, str], str]]:
+    """Walk from runs and/or artifacts; returns run ids, digests, edges and edge names.
+
+    ``depth`` counts hops between runs and artifacts (one run -> input is one hop).
+    """
+    if direction not in ("upstream", "downstream", "both"):
+        raise UsageError(f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}")
+    if depth is not None and (not isinstance(depth, int) or depth < 0):
+        raise UsageError(f"depth must be a non-negative integer or None, not {depth!r}")
+    seen_runs: set[str] = set(runs)
+    seen_arts: set[str] = set(digests)
+    edges: set[Edge] = set()
+    names: dict[tuple[str, str], str] = {}
+    frontier_runs = set(seen_runs)
+    frontier_arts = set(seen_arts)
+    up = direction in ("upstream", "both")
+    down = direction in ("downstream", "both")
+    hop = 0
+    while (frontier_runs or frontier_arts) and (depth is None or hop < depth):
+        hop += 1
+        new_runs: set[str] = set()
+        new_arts: set[str] = set()
+        rl = sorted(frontier_runs)
+        al = sorted(frontier_arts)
+        if up:
+            for rid, d, name in catalog.edges_of_runs(rl, "in"):  # run used artifact
+                edges.add(Edge(rid, "used", d))
+                names[(rid, d)] = name
+                if d not in seen_arts:
+                    new_arts.add(d)
+            for rid, d, name in catalog.runs_touching(al, "out"):  # producer of artifact
+                edges.add(Edge(rid, "produced", d))
+                names[(rid, d)] = name
+                if rid not in seen_runs:
+                    new_runs.add(rid)
+            for rid, parent in catalog.parents(rl):
+                edges.add(Edge(rid, "child_of", parent))
+                if parent not in seen_runs:
+                    new_runs.add(parent)
+        if down:
+            for rid, d, name in catalog.edges_of_runs(rl, "out"):  # run produced artifact
+                edges.add(Edge(rid, "produced", d))
+                names[(rid, d)] = name
+                if d not in seen_arts:
+                    new_arts.add(d)
+            for rid, d, name in catalog.runs_touching(al, "in"):  # consumer of artifact
+                edges.add(Edge(rid, "used", d))
+                names[(rid, d)] = name
+                if rid not in seen_runs:
+                    new_runs.add(rid)
+            for child, parent in catalog.children(rl):
+                edges.add(Edge(child, "child_of", parent))
+                if child not in seen_runs:
+                    new_runs.add(child)
+        seen_runs |= new_runs
+        seen_arts |= new_arts
+        frontier_runs, frontier_arts = new_runs, new_arts
+    kept = [e for e in edges if _node_in(e.source, seen_runs, seen_arts) and _node_in(e.target, seen_runs, seen_arts)]
+    return seen_runs, seen_arts, sorted(kept, key=lambda e: (e.source, e.label, e.target)), names
+
+
+def _node_in(node: str, runs: set[str], arts: set[str]) -> bool:
+    return node in runs or node in arts

@@ -1,0 +1,304 @@
+"""The ``where`` language, compiled to parameterized SQL over the catalog.
+
+    params.lr > 0.01 and metrics.loss < 0.5
+    tags.team = 'cv' or name like 'train%'
+    not (status in ('failed', 'incomplete'))
+    metrics.loss.min <= 0.1 and started_at >= '2026-11-01'
+
+Fields: ``params.X``, ``metrics.X`` (last value; ``.min``, ``.max``,
+``.last``, ``.count``), ``tags.X``, ``name``, ``status``, ``started_at``,
+``ended_at``, ``user``, ``host``, ``id``, ``parent_id``, ``kind``,
+``message``.  Operators ``= != < <= > >=``, ``in (...)``, ``not in (...)``,
+``like``, ``and``, ``or``, ``not``, parentheses.  Strings in single quotes
+(``''`` inside is a quote), numbers typed, ``true``/``false``/``null``.
+Every value becomes a SQL parameter: no input can change the SQL's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import QueryError
+
+__all__ = ["COLUMNS", "compile_order", "compile_where"]
+
+#: plain fields and their catalog columns
+COLUMNS = {
+    "name": "r.name",
+    "status": "r.status",
+    "started_at": "r.started_at",
+    "ended_at": "r.ended_at",
+    "user": "r.user",
+    "host": "r.host",
+    "id": "r.id",
+    "parent_id": "r.parent_id",
+    "kind": "r.kind",
+    "message": "r.message",
+}
+_METRIC_STATS = {"last": "last", "min": "min", "max": "max", "count": "count"}
+_OPS = ("<=", ">=", "!=", "<>", "=", "==", "<", ">")
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?![A-Za-z_])
+  | (?P<str>'(?:[^']|'')*')
+  | (?P<op><=|>=|!=|<>|==|=|<|>)
+  | (?P<lp>\()
+  | (?P<rp>\))
+  | (?P<comma>,)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "null", "is"}
+
+
+class _Tok:
+    __slots__ = ("kind", "pos", "text", "value")
+
+    def __init__(self, kind: str, text: str, pos: int, value: Any = None) -> None:
+        self.kind, self.text, self.pos, self.value = kind, text, pos, value
+
+
+def _error(text: str, pos: int, message: str) -> QueryError:
+    return QueryError(f"{message} (column {pos + 1})\n  {text}\n  {' ' * pos}^")
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            if text[pos] == "'":
+                raise _error(text, pos, "unterminated string: close it with ' (write '' for a quote)")
+            raise _error(text, pos, f"unexpected character {text[pos]!r}")
+        kind = m.lastgroup
+        assert kind is not None
+        s = m.group()
+        if kind == "num":
+            v: Any = float(s) if any(c in s for c in ".eE") else int(s)
+            toks.append(_Tok("value", s, pos, v))
+        elif kind == "str":
+            toks.append(_Tok("value", s, pos, s[1:-1].replace("''", "'")))
+        elif kind == "ident":
+            low = s.lower()
+            if low in ("true", "false"):
+                toks.append(_Tok("value", s, pos, low == "true"))
+            elif low == "null":
+                toks.append(_Tok("null", s, pos))
+            elif low in _KEYWORDS:
+                toks.append(_Tok(low, s, pos))
+            else:
+                toks.append(_Tok("ident", s, pos))
+        elif kind != "ws":
+            toks.append(_Tok(kind, s, pos))
+        pos = m.end()
+    toks.append(_Tok("end", "", len(text)))
+    return toks
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+        self.args: list[Any] = []
+
+    def peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self, kind: str | None = None, what: str = "") -> _Tok:
+        t = self.toks[self.i]
+        if kind is not None and t.kind != kind:
+            found = repr(t.text) if t.text else "the end"
+            raise _error(self.text, t.pos, f"expected {what or kind}, found {found}")
+        self.i += 1
+        return t
+
+    def parse(self) -> str:
+        sql = self.or_expr()
+        t = self.peek()
+        if t.kind != "end":
+            raise _error(self.text, t.pos, f"unexpected {t.text!r}: join conditions with 'and' or 'or'")
+        return sql
+
+    def or_expr(self) -> str:
+        parts = [self.and_expr()]
+        while self.peek().kind == "or":
+            self.take()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def and_expr(self) -> str:
+        parts = [self.not_expr()]
+        while self.peek().kind == "and":
+            self.take()
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def not_expr(self) -> str:
+        if self.peek().kind == "not":
+            self.take()
+            return f"(NOT {self.not_expr()})"
+        return self.primary()
+
+    def primary(self) -> str:
+        t = self.peek()
+        if t.kind == "lp":
+            self.take()
+            inner = self.or_expr()
+            self.take("rp", "')'")
+            return inner
+        if t.kind != "ident":
+            found = repr(t.text) if t.text else "the end"
+            raise _error(
+                self.text, t.pos,
+                f"expected a field such as params.lr, metrics.loss, tags.team or status, found {found}",
+            )
+        return self.comparison()
+
+    def comparison(self) -> str:
+        field = self.take("ident")
+        t = self.peek()
+        negate = False
+        if t.kind == "not":
+            self.take()
+            negate = True
+            t = self.peek()
+            if t.kind != "in":
+                raise _error(self.text, t.pos, "expected 'in' after 'not'")
+        if t.kind == "op":
+            self.take()
+            op = {"==": "=", "<>": "!="}.get(t.text, t.text)
+            v = self.peek()
+            if v.kind == "null":
+                raise _error(self.text, v.pos, "compare with null using 'is null' / 'is not null'")
+            value = self.take("value", "a number or a 'quoted string'")
+            return self.field_sql(field, op, [value.value], t)
+        if t.kind == "in":
+            self.take()
+            self.take("lp", "'(' after in")
+            values = [self.take("value", "a number or a 'quoted string'").value]
+            while self.peek().kind == "comma":
+                self.take()
+                values.append(self.take("value", "a number or a 'quoted string'").value)
+            self.take("rp", "')' closing the in-list")
+            sql = self.field_sql(field, "in", values, t)
+            return f"(NOT {sql})" if negate else sql
+        if t.kind == "like":
+            self.take()
+            pat = self.take("value", "a 'quoted pattern'")
+            if not isinstance(pat.value, str):
+                raise _error(self.text, pat.pos, "like takes a 'quoted pattern' with % and _")
+            return self.field_sql(field, "like", [pat.value], t)
+        if t.kind == "is":
+            self.take()
+            neg = False
+            if self.peek().kind == "not":
+                self.take()
+                neg = True
+            self.take("null", "null")
+            return self.field_sql(field, "is not null" if neg else "is null", [], t)
+        found = repr(t.text) if t.text else "the end"
+        raise _error(self.text, t.pos, f"expected an operator (= != < <= > >= in like) after {field.text}, found {found}")
+
+    # -- field compilation -------------------------------------------------------
+    @staticmethod
+    def _cmp(col: str, op: str, values: list[Any], args: list[Any]) -> str:
+        if op == "in":
+            args.extend(values)
+            return f"{col} IN ({', '.join('?' * len(values))})"
+        if op == "like":
+            args.append(values[0])
+            return f"{col} LIKE ?"
+        if op in ("is null", "is not null"):
+            return f"{col} {op.upper()}"
+        args.append(values[0])
+        return f"{col} {op} ?"
+
+    def field_sql(self, field: _Tok, op: str, values: list[Any], op_tok: _Tok) -> str:
+        name = field.text
+        section, _, rest = name.partition(".")
+        args = self.args
+        if section in COLUMNS and not rest:
+            return self._cmp(COLUMNS[section], op, values, args)
+        if section in ("params", "tags") and rest:
+            table = "params" if section == "params" else "tags"
+            args.append(rest)
+            if op in ("is null", "is not null"):
+                sub = f"r.id IN (SELECT run_id FROM {table} WHERE key = ?)"
+                return sub if op == "is not null" else f"(NOT {sub})"
+            if op == "like":
+                c = self._cmp("value_text", "like", values, args)
+                return f"r.id IN (SELECT run_id FROM {table} WHERE key = ? AND {c})"
+            conds: list[str] = []
+            nums = [v for v in values if isinstance(v, (int, float))]
+            texts = [v for v in values if isinstance(v, str)]
+            for col, vals in (("value_num", nums), ("value_text", texts)):
+                if vals:
+                    conds.append(self._cmp(col, op, vals, args))
+            inner = conds[0] if len(conds) == 1 else "(" + " OR ".join(conds) + ")"
+            return f"r.id IN (SELECT run_id FROM {table} WHERE key = ? AND {inner})"
+        if section == "metrics" and rest:
+            key, stat = rest, "last"
+            head, _, last = rest.rpartition(".")
+            if head and last in _METRIC_STATS:
+                key, stat = head, _METRIC_STATS[last]
+            if op in ("is null", "is not null"):
+                args.append(key)
+                sub = "r.id IN (SELECT run_id FROM metrics WHERE key = ?)"
+                return sub if op == "is not null" else f"(NOT {sub})"
+            for v in values:
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
+                    raise _error(self.text, op_tok.pos, f"metrics are numbers: compare {name} with a number")
+            args.append(key)
+            c = self._cmp(f'"{stat}"', op, values, args)
+            return f"r.id IN (SELECT run_id FROM metrics WHERE key = ? AND {c})"
+        known = ", ".join(["params.X", "metrics.X[.min|.max]", "tags.X", *COLUMNS])
+        raise _error(self.text, field.pos, f"unknown field {name!r}: use one of {known}")
+
+
+def compile_where(text: str) -> tuple[str, list[Any]]:
+    """``(sql, args)`` for a where expression over the catalog's ``runs r``."""
+    if not isinstance(text, str):
+        raise QueryError(f"where= takes a string such as \"params.lr > 0.01\", not {type(text).__name__}")
+    if not text.strip():
+        return "1", []
+    p = _Parser(text)
+    sql = p.parse()
+    return sql, p.args
+
+
+def compile_order(spec: str) -> tuple[str, str, list[Any]]:
+    """``(join, order, args)`` for an ``order_by`` such as ``-metrics.accuracy``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise QueryError("order_by takes a field such as 'started_at' or '-metrics.accuracy'")
+    desc = spec.startswith("-")
+    name = spec.lstrip("+-").strip()
+    direction = "DESC" if desc else "ASC"
+    section, _, rest = name.partition(".")
+    if section in COLUMNS and not rest:
+        return "", f"{COLUMNS[section]} {direction}, r.id DESC", []
+    if section == "metrics" and rest:
+        key, stat = rest, "last"
+        head, _, last = rest.rpartition(".")
+        if head and last in _METRIC_STATS:
+            key, stat = head, _METRIC_STATS[last]
+        join = "LEFT JOIN metrics o ON o.run_id = r.id AND o.key = ?"
+        return join, f'o."{stat}" IS NULL, o."{stat}" {direction}, r.id DESC', [key]
+    if section in ("params", "tags") and rest:
+        table = "params" if section == "params" else "tags"
+        join = f"LEFT JOIN {table} o ON o.run_id = r.id AND o.key = ?"
+        return (
+            join,
+            f"o.value_num IS NULL AND o.value_text IS NULL, o.value_num {direction}, "
+            f"o.value_text {direction}, r.id DESC",
+            [rest],
+        )
+    raise QueryError(
+        f"cannot order by {spec!r}: use a field such as started_at, name, "
+        "metrics.X or params.X, with '-' in front for descending"
+    )
