@@ -90,6 +90,7 @@ class Ledger:
         self._spool_pending = False
         self._lock = threading.Lock()
         self._catalog: Any = None
+        self._ignored: list[str] | None = None
         self._host = socket.gethostname()
         self._user = environment(self.env_vars)["host"]["user"]
         self._push_spool(quiet=True)
@@ -133,11 +134,14 @@ class Ledger:
             )
 
     def _ignored_paths(self) -> list[str]:
+        if self._ignored is not None and self._spool is None:
+            return self._ignored
         out = [str(cache_dir())]
         if self.store.is_local:
             out.append(self.store.backend.root)  # type: ignore[attr-defined]
         if self._spool is not None:
             out.append(self._spool.url)
+        self._ignored = out
         return out
 
     def _caller_code(self) -> tuple[dict[str, Any] | None, list[str]]:
@@ -297,6 +301,13 @@ class Ledger:
 
     def _collect_files(self, run: Run, watch: Any) -> None:
         """Hash and store the files a run opened: written ones are outputs, read ones inputs."""
+        # a path argument naming a file the run only wrote (an output path that
+        # happened to exist from an earlier run) was not read: it is no input
+        for name, art in list(run._inputs.items()):
+            if art.path and art.kind == "file":
+                real = os.path.realpath(art.path)
+                if real in watch.writes and real not in watch.reads:
+                    del run._inputs[name]
         known_in = {os.path.realpath(a.path) for a in run._inputs.values() if a.path}
         known_out = {os.path.realpath(a.path) for a in run._outputs.values() if a.path}
         for path in watch.writes:

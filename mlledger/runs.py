@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import json
 import os
 import resource
 import sys
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import canonical
 from .capture import files as _files
 from .capture.redact import REDACTED, is_secret_name
-from .capture.values import jsonable_scalar
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .ids import day_path, new_run_id
 from .records import Artifact, MetricStats, RunError, from_iso, to_iso, utcnow
@@ -103,7 +103,10 @@ class Run:
             for k, v in record.get("metrics", {}).items()
         }
         self._chunks = int(record.get("metric_chunks", 0))
-        self._next_flush = time.monotonic() + METRIC_FLUSH_SECONDS
+        self._flush_at = time.time() + METRIC_FLUSH_SECONDS
+        self._chunk_rows = METRIC_CHUNK
+        self._cols: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        self._folded: dict[str, int] = {}
         self._step = -1
         self._inputs: dict[str, Artifact] = {
             k: Artifact.from_json(v) for k, v in record.get("inputs", {}).items()
@@ -243,77 +246,119 @@ class Run:
 
     # -- metrics -----------------------------------------------------------------
     def log(self, step: int | None = None, **values: float) -> None:
-        """Record metric values (numbers) at ``step``; buffered, written in chunks."""
+        """Record metric values (numbers) at ``step``; buffered, written in chunks.
+
+        Without ``step`` the step is the previous one plus one.
+        """
         if not self._active:
             raise UsageError(f"run {self.id} has ended; log metrics inside the run")
-        self._rows.append((step, time.time(), values))
-        if len(self._rows) >= METRIC_CHUNK or time.monotonic() >= self._next_flush:
+        t = time.time()
+        rows = self._rows
+        rows.append((step, t, values))
+        if t >= self._flush_at or len(rows) >= self._chunk_rows:
             self._flush_metrics()
 
-    def _fold(self) -> list[list[Any]]:
-        """Fold buffered rows into the summaries; return them as JSON rows."""
+    def _fold(self) -> None:
+        """Move buffered rows into per-metric columns and update the summaries."""
         with self._lock:
             rows, self._rows = self._rows, []
-        out: list[list[Any]] = []
-        stats = self._stats
-        for step, t, values in rows:
-            if step is None:
-                step = self._step + 1
-            elif not isinstance(step, int) or isinstance(step, bool):
+        if not rows:
+            return
+        cols = self._cols
+        step = self._step
+        bad: list[str] = []
+        for s, t, values in rows:
+            if s is None:
+                step += 1
+            elif type(s) is int:
+                step = s
+            else:
                 try:
-                    step = int(step)
+                    step = int(s)
                 except (TypeError, ValueError):
-                    self._warn(f"metric step {step!r} is not an integer; ignored")
-                    step = self._step + 1
-            self._step = step
-            clean: dict[str, float] = {}
+                    bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
+                    step += 1
             for k, v in values.items():
-                try:
-                    f = float(v)
-                except (TypeError, ValueError):
-                    self._warn(f"metric {k}={v!r} is not a number; not recorded")
-                    continue
-                clean[k] = f
-                s = stats.get(k)
-                if s is None:
-                    stats[k] = [f, f, f, step, 1]
-                else:
-                    s[0] = f
-                    if f < s[1]:
-                        s[1] = f
-                    if f > s[2]:
-                        s[2] = f
-                    s[3] = step
-                    s[4] += 1
-            if clean:
-                out.append([step, t, {k: jsonable_scalar(v) for k, v in clean.items()}])
-        return out
+                if type(v) is not float:
+                    try:
+                        v = float(v)
+                    except (TypeError, ValueError):
+                        bad.append(f"metric {k}={v!r} is not a number; not recorded")
+                        continue
+                col = cols.get(k)
+                if col is None:
+                    col = cols[k] = ([], [], [])
+                col[0].append(step)
+                col[1].append(v)
+                col[2].append(t)
+        self._step = step
+        for w in bad:
+            self._warn(w)
+        stats = self._stats
+        for k, (steps, vals, _times) in cols.items():
+            done = self._folded.get(k, 0)
+            new = vals[done:]
+            if not new:
+                continue
+            self._folded[k] = len(vals)
+            lo, hi = min(new), max(new)
+            st = stats.get(k)
+            if st is None:
+                stats[k] = [new[-1], lo, hi, steps[-1], len(new)]
+            else:
+                st[0] = new[-1]
+                if lo < st[1] or st[1] != st[1]:
+                    st[1] = lo
+                if hi > st[2] or st[2] != st[2]:
+                    st[2] = hi
+                st[3] = steps[-1]
+                st[4] += len(new)
+
+    def _take_chunk(self) -> dict[str, Any] | None:
+        """The folded, unwritten metric values as one chunk document, or None."""
+        self._fold()
+        self._flush_at = time.time() + METRIC_FLUSH_SECONDS
+        cols, self._cols, self._folded = self._cols, {}, {}
+        if not cols:
+            return None
+        # times as integer milliseconds after t0: a third of the bytes and of the encoding time
+        t0 = min(c[2][0] for c in cols.values())
+        doc = {
+            k: {"step": c[0], "value": c[1], "ms": [int((t - t0) * 1000) for t in c[2]]}
+            for k, c in cols.items()
+        }
+        return {"t0": t0, "metrics": doc}
 
     def _flush_metrics(self) -> None:
-        rows = self._fold()
-        self._next_flush = time.monotonic() + METRIC_FLUSH_SECONDS
-        if not rows:
+        chunk = self._take_chunk()
+        if chunk is None:
             return
         self._chunks += 1
         key = f"{day_path(self.id)}/metrics-{self._chunks:06d}.json"
-        self._ledger._write_entry(key, canonical.dumps({"rows": rows}), self)
+        self._ledger._write_entry(key, json.dumps(chunk).encode(), self)
 
     def metric_history(self, key: str) -> list[tuple[int, float, float]]:
         """Every ``(step, value, time)`` logged for metric ``key``, in order."""
-        rows: list[list[Any]] = []
+        out: list[tuple[int, float, float]] = []
+        docs: list[dict[str, Any]] = []
         for i in range(1, self._chunks + 1):
             raw = self._ledger._read_entry(f"{day_path(self.id)}/metrics-{i:06d}.json")
             if raw is not None:
-                rows.extend(canonical.loads(raw)["rows"])
+                docs.append(json.loads(raw))
+        tail = self._record.get("metrics_tail")
+        if tail:
+            docs.append(tail)
+        for doc in docs:
+            col = doc["metrics"].get(key)
+            if col:
+                t0 = doc["t0"]
+                out.extend(zip(col["step"], col["value"], (t0 + ms / 1000 for ms in col["ms"])))
         if self._active:
-            with self._lock:
-                pending = list(self._rows)
-            step = self._step
-            for s, t, values in pending:
-                step = s if s is not None else step + 1
-                if key in values:
-                    rows.append([step, t, {key: values[key]}])
-        return [(int(r[0]), float(r[2][key]), float(r[1])) for r in rows if key in r[2]]
+            self._fold()
+            c = self._cols.get(key)
+            if c:
+                out.extend(zip(c[0], c[1], c[2]))
+        return [(int(s), float(v), float(t)) for s, v, t in out]
 
     # -- params and artifacts ------------------------------------------------------
     def log_params(self, **params: Any) -> None:
@@ -335,7 +380,11 @@ class Run:
     def _artifact(self, obj: Any, name: str | None, into: dict[str, Artifact], verb: str) -> Artifact:
         if not self._active:
             raise UsageError(f"run {self.id} has ended; call run.{verb}() inside the run")
-        if isinstance(obj, (str, Path)) and not isinstance(obj, bool):
+        is_path = isinstance(obj, Path) or (
+            # a string naming nothing is a value when it has a name (as the error below says)
+            isinstance(obj, str) and (name is None or os.path.lexists(obj))
+        )
+        if is_path:
             p = os.fspath(obj)
             if not os.path.lexists(p):
                 raise NotFoundError(
@@ -575,14 +624,17 @@ class RunContext:
             run._warn(f"resources not fully recorded: {e}")
         run._active = False
         try:
-            rows = run._fold()
-            if rows:
-                run._chunks += 1
-                ledger._write_entry(
-                    f"{day_path(run.id)}/metrics-{run._chunks:06d}.json",
-                    canonical.dumps({"rows": rows}),
-                    run,
-                )
+            # the last chunk rides in end.json: one write fewer for every short run
+            tail = run._take_chunk()
+            if tail is not None:
+                if sum(len(c["value"]) for c in tail["metrics"].values()) <= 200:
+                    record["metrics_tail"] = tail
+                else:
+                    run._chunks += 1
+                    ledger._write_entry(
+                        f"{day_path(run.id)}/metrics-{run._chunks:06d}.json",
+                        json.dumps(tail).encode(), run,
+                    )
         except Exception as e:
             run._warn(f"metrics not written: {e}")
         record["status"] = status
@@ -601,7 +653,7 @@ _START_KEYS = (
 )
 _END_KEYS = (
     "id", "status", "ended_at", "params", "inputs", "outputs", "metrics", "metric_chunks",
-    "resources", "error", "warnings", "code",
+    "metrics_tail", "resources", "error", "warnings", "code", "returned",
 )
 
 

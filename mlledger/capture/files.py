@@ -11,6 +11,7 @@ records what was read.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import site
 import sys
@@ -31,6 +32,7 @@ _active: list[FileWatch] = []
 _guard = threading.local()
 
 
+@functools.lru_cache(maxsize=1)
 def _default_ignored() -> tuple[str, ...]:
     roots: set[str] = set()
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):

@@ -86,10 +86,21 @@ def default_url() -> str:
 
 
 def cache_dir() -> Path:
-    """mlledger's cache folder (stat cache, catalogs); safe to delete."""
-    import platformdirs
+    """mlledger's cache folder (stat cache, catalogs); safe to delete.
 
-    return platformdirs.user_cache_path("mlledger")
+    Follows platformdirs (``$XDG_CACHE_HOME`` on Linux), read each call so a
+    changed environment is honoured; cached per value of that variable.
+    """
+    key = os.environ.get("XDG_CACHE_HOME", "")
+    got = _cache_dirs.get(key)
+    if got is None:
+        import platformdirs
+
+        got = _cache_dirs[key] = platformdirs.user_cache_path("mlledger")
+    return got
+
+
+_cache_dirs: dict[str, Path] = {}
 
 
 @attrs.frozen
@@ -502,6 +513,12 @@ class Store:
             raise
         return Path(dest_p)
 
+    def _missing(self, digest: str) -> NotFoundError:
+        return NotFoundError(
+            f"object {digest} is not in the store at {self.url} (a tree lists it, but it is "
+            "gone); nothing was written; run 'mlledger verify' and store the file again"
+        )
+
     def _restore_file(self, digest: str, tmp: str, callback: Callback | None) -> None:
         key = self.key(digest)
         if isinstance(self.backend, LocalBackend):
@@ -509,10 +526,13 @@ class Store:
             h = new_hasher(self.algorithm)
             buf = bytearray(CHUNK)
             view = memoryview(buf)
-            if callback is not None:
-                callback.set_size(os.stat(src).st_size)
-            fin = os.open(src, os.O_RDONLY)
             try:
+                fin = os.open(src, os.O_RDONLY)
+            except FileNotFoundError:
+                raise self._missing(digest) from None
+            try:
+                if callback is not None:
+                    callback.set_size(os.fstat(fin).st_size)
                 fout = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 try:
                     while n := os.readv(fin, [buf]):
@@ -532,7 +552,10 @@ class Store:
             if callback is not None:
                 with contextlib.suppress(Exception):
                     callback.set_size(self.backend.size(key))
-            self.backend.get_local_file(key, tmp, callback)
+            try:
+                self.backend.get_local_file(key, tmp, callback)
+            except NotFoundError:
+                raise self._missing(digest) from None
             got = digest_file(tmp, self.algorithm)[0]
         if got != digest:
             raise IntegrityError(
