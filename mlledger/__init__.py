@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import current_run, run, tracked
 from .errors import (
     AccessError,
     AmbiguousError,
@@ -32,12 +31,30 @@ from .errors import (
     UnsafePathError,
     UsageError,
 )
-from .ledger import Ledger, default_ledger
-from .records import Artifact, MetricStats, RefEntry, RunError
-from .runs import Run, RunContext
 
 if TYPE_CHECKING:
+    from ._api import current_run, run, tracked
+    from .ledger import Ledger, default_ledger
+    from .records import Artifact, MetricStats, RefEntry, RunError
+    from .runs import Run, RunContext
+
     __version__: str
+
+# Public names that live in heavier modules are imported on first use, so
+# `import mlledger` stays cheap (see benchmarks/bench_runs.py).
+_LAZY = {
+    "current_run": "_api",
+    "run": "_api",
+    "tracked": "_api",
+    "Ledger": "ledger",
+    "default_ledger": "ledger",
+    "Artifact": "records",
+    "MetricStats": "records",
+    "RefEntry": "records",
+    "RunError": "records",
+    "Run": "runs",
+    "RunContext": "runs",
+}
 
 __all__ = [
     "AccessError",
@@ -76,6 +93,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 
