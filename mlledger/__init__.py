@@ -89,6 +89,7 @@ __all__ = [
     "load_ipython_extension",
     "run",
     "tracked",
+    "unload_ipython_extension",
 ]
 
 
@@ -117,3 +118,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from .notebook import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext mlledger``."""
+    from .notebook import unload_ipython_extension as _unload
+
+    _unload(ipython)
