@@ -82,8 +82,15 @@ class Backend:
 
     def put_local_file(self, key: str, path: str, callback: Callback | None = None) -> bool:
         """Upload the local file at ``path`` under ``key`` (caller checked its digest)."""
+
+        def chunks(f: IO[bytes]) -> Iterator[bytes]:
+            while chunk := f.read(CHUNK):
+                if callback is not None:
+                    callback.relative_update(len(chunk))
+                yield chunk
+
         with open(path, "rb") as f:
-            return self.put_stream(key, iter(lambda: f.read(CHUNK), b""), lambda: None)
+            return self.put_stream(key, chunks(f), lambda: None)
 
     def delete(self, key: str) -> None:
         raise NotImplementedError
@@ -279,7 +286,9 @@ class LocalBackend(Backend):
 
 def _store_error(action: str, where: str, e: OSError) -> StoreError:
     hint = "check the store's permissions and free space"
-    if isinstance(e, PermissionError):
+    if isinstance(e, FileNotFoundError):
+        hint = "its bucket or folder does not exist: create it, or check the store URL"
+    elif isinstance(e, PermissionError):
         hint = "the store is not writable by this user: fix its permissions or use another store"
     return StoreError(f"cannot {action} {where!r}: {e.strerror or e}; {hint}")
 
@@ -305,7 +314,9 @@ class FsspecBackend(Backend):
     def _create_one(self, path: str, data: bytes) -> bool:
         if self.is_memory:
             with _memory_lock:
-                if self.fs.exists(path):
+                # fs.exists() scans every key of the memory filesystem: look up directly
+                stripped = self.fs._strip_protocol(path)
+                if stripped in self.fs.store or stripped in self.fs.pseudo_dirs:
                     return False
                 self.fs.pipe_file(path, data)
                 return True

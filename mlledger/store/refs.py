@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Refs", "check_ref_name"]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
-_ENTRY_RE = re.compile(r"^(\d{10})\.json$")
+# used with fullmatch only: "$" would also accept a trailing newline
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+_ENTRY_RE = re.compile(r"([0-9]{10})\.json")
 MAX_ATTEMPTS = 10_000
 
 
@@ -34,7 +35,7 @@ def check_ref_name(name: str) -> str:
     """Refuse a ref name that is not ``segment[/segment…]`` of letters, digits, ``._-``."""
     if (
         not isinstance(name, str)
-        or not _NAME_RE.match(name)
+        or not _NAME_RE.fullmatch(name)
         or any(seg.endswith(".json") for seg in name.split("/"))
     ):
         raise UsageError(
@@ -60,23 +61,28 @@ class Refs:
 
     def _seqs(self, name: str) -> list[int]:
         names = self.store.backend.list_dir(f"refs/{name}")
-        return sorted(int(m.group(1)) for n in names if (m := _ENTRY_RE.match(n)))
+        return sorted(int(m.group(1)) for n in names if (m := _ENTRY_RE.fullmatch(n)))
 
     def _read(self, name: str, seq: int) -> RefEntry:
-        raw = self.store.read_entry(f"refs/{name}/{seq:010d}.json")
+        return self._parse(name, seq, self.store.read_entry(f"refs/{name}/{seq:010d}.json"))
+
+    def _parse(self, name: str, seq: int, raw: bytes) -> RefEntry:
         try:
-            return RefEntry.from_json(canonical.loads(raw))
+            entry = RefEntry.from_json(canonical.loads(raw))
         except Exception as e:
             raise IntegrityError(
-                f"ref entry {name}#{seq} does not parse ({e}); the store is damaged"
+                f"ref entry {name}#{seq} (refs/{name}/{seq:010d}.json in {self.store.url}) "
+                f"does not parse ({e}); the store is damaged: restore that file from a "
+                "backup, or set the ref again to move past it"
             ) from e
+        return entry
 
     def names(self) -> list[str]:
         """Every ref name in the store, sorted."""
         found: set[str] = set()
         for key in self.store.backend.list("refs"):
             head, _, last = key.rpartition("/")
-            if _ENTRY_RE.match(last) and head.startswith("refs/"):
+            if _ENTRY_RE.fullmatch(last) and head.startswith("refs/"):
                 found.add(head[len("refs/"):])
         return sorted(found)
 
@@ -97,11 +103,11 @@ class Refs:
         keys = [f"refs/{name}/{s:010d}.json" for s in seqs]
         raw = self.store.backend.read_many(keys)
         out: list[RefEntry] = []
-        for k in keys:
+        for seq, k in zip(seqs, keys, strict=True):
             data = raw.get(k)
             if data is None:
                 continue
-            out.append(RefEntry.from_json(canonical.loads(data)))
+            out.append(self._parse(name, seq, data))
         return out
 
     def _append(

@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS stat (
 """
 
 
+def _path_key(path: str) -> str | bytes:
+    """The path as SQLite can hold it: text, or its raw bytes when it is not valid UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
 def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -79,7 +88,7 @@ class StatCache:
             row = conn.execute(
                 "SELECT dev, ino, size, mtime_ns, ctime_ns, digest, recorded_ns FROM stat "
                 "WHERE path = ? AND algorithm = ?",
-                (path, algorithm),
+                (_path_key(path), algorithm),
             ).fetchone()
         except sqlite3.Error:
             return None
@@ -98,7 +107,7 @@ class StatCache:
         with contextlib.suppress(sqlite3.Error):
             conn.execute(
                 "INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, algorithm, *_key(st), digest, time.time_ns()),
+                (_path_key(path), algorithm, *_key(st), digest, time.time_ns()),
             )
 
     def close(self) -> None:

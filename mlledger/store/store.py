@@ -38,6 +38,7 @@ from ..errors import (
     NotFoundError,
     StoreError,
     SymlinkLoopError,
+    UsageError,
 )
 from ..hashing import (
     ALGORITHMS,
@@ -51,7 +52,7 @@ from ..hashing import (
 from ..records import to_iso, utcnow
 from .backends import Backend, LocalBackend, open_backend
 from .statcache import StatCache
-from .tree import MAGIC, Tree, TreeEntry
+from .tree import MAGIC, Tree, TreeEntry, is_manifest
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
@@ -385,9 +386,12 @@ class Store:
         entries: list[TreeEntry] = []
         small: dict[str, bytes] = {}
         for rel, full, fst in _walk(root):
+            _check_utf8(rel, full)
             if fst is None:  # an empty folder or an inside link
                 if os.path.islink(full):
-                    entries.append(TreeEntry(rel, "link", link=os.readlink(full)))
+                    link = os.readlink(full)
+                    _check_utf8(link, full, "the target of the link")
+                    entries.append(TreeEntry(rel, "link", link=link))
                 else:
                     entries.append(TreeEntry(rel, "dir"))
                 continue
@@ -448,10 +452,24 @@ class Store:
         return VerifiedReader(f, digest, self.algorithm)
 
     def kind(self, digest: str) -> str:
-        """``tree`` for a tree manifest, else ``file``."""
-        with self.backend.open_read(self.key(digest)) as f:
-            head = f.read(len(MAGIC))
-        return "tree" if head == MAGIC else "file"
+        """``tree`` for a tree manifest, else ``file``.
+
+        A file whose bytes merely start like a manifest is a ``file``.
+        """
+        return "file" if self._manifest_bytes(digest) is None else "tree"
+
+    def _manifest_bytes(self, digest: str) -> bytes | None:
+        """The verified bytes of ``digest`` if it is a tree manifest, else None."""
+        key = self.key(digest)
+        try:
+            with self.backend.open_read(key) as f:
+                head = f.read(len(MAGIC))
+        except NotFoundError:
+            raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+        if head != MAGIC:
+            return None
+        data = self.get(digest)
+        return data if is_manifest(data) else None
 
     def read_tree(self, digest: str) -> Tree:
         return Tree.from_bytes(self.get(digest), self.algorithm)
@@ -496,8 +514,9 @@ class Store:
             raise _os_error(parent, e, "write") from e
         tmp = os.path.join(parent, f".{os.path.basename(dest_p)}.mlledger-{uuid.uuid4().hex[:12]}")
         try:
-            if self.kind(digest) == "tree":
-                tree = self.read_tree(digest)
+            manifest = self._manifest_bytes(digest)
+            if manifest is not None:
+                tree = Tree.from_bytes(manifest, self.algorithm)
                 os.mkdir(tmp)
                 self._restore_tree(tree, tmp, callback)
             else:
@@ -610,31 +629,10 @@ class Store:
             callback.set_size(len(digests))
         for d in digests:
             try:
-                with self.open(d) as r:
-                    head = r.read(len(MAGIC))
-                    if head == MAGIC:
-                        body = head + r.read()
-                    else:
-                        body = b""
-                        while r.read(CHUNK):
-                            pass
-            except IntegrityError:
-                corrupt.append(d)
-                continue
-            except NotFoundError:
-                continue  # deleted meanwhile
-            if body:
-                try:
-                    tree = Tree.from_bytes(body, self.algorithm)
-                except LedgerError as e:
-                    problems.append(f"tree {d}: {e}")
-                    continue
-                for entry in tree.files:
-                    assert entry.digest is not None
-                    if entry.digest not in present and not self.has(entry.digest):
-                        dangling.append((d, entry.digest))
-            if callback is not None:
-                callback.relative_update(1)
+                self._verify_one(d, present, corrupt, dangling, problems)
+            finally:
+                if callback is not None:
+                    callback.relative_update(1)
         return VerifyReport(
             checked=len(digests),
             corrupt=tuple(sorted(corrupt)),
@@ -644,8 +642,48 @@ class Store:
         )
 
 
+    def _verify_one(
+        self,
+        d: str,
+        present: set[str],
+        corrupt: list[str],
+        dangling: list[tuple[str, str]],
+        problems: list[str],
+    ) -> None:
+        try:
+            with self.open(d) as r:
+                head = r.read(len(MAGIC))
+                if head == MAGIC:
+                    body = head + r.read()
+                else:
+                    body = b""
+                    while r.read(CHUNK):
+                        pass
+        except IntegrityError:
+            corrupt.append(d)
+            return
+        except NotFoundError:
+            return  # deleted meanwhile
+        if not is_manifest(body):
+            return  # a file (possibly one that starts like a manifest)
+        try:
+            tree = Tree.from_bytes(body, self.algorithm)
+        except LedgerError as e:
+            problems.append(f"tree {d}: {e}")
+            return
+        for entry in tree.files:
+            assert entry.digest is not None
+            if entry.digest not in present and not self.has(entry.digest):
+                dangling.append((d, entry.digest))
+
+
 class VerifiedReader:
-    """A file-like reader that hashes what it hands out and checks it at EOF."""
+    """A file-like reader that hashes what it hands out and checks it at the end.
+
+    The check runs when the last byte is handed out (the object's size is
+    known when it is opened), so a reader that stops after exactly ``size``
+    bytes is checked too, not only one that reads on to EOF.
+    """
 
     def __init__(self, f: IO[bytes], digest: str, algorithm: str) -> None:
         self._f = f
@@ -653,12 +691,18 @@ class VerifiedReader:
         self._hasher = new_hasher(algorithm)
         self._algorithm = algorithm
         self._done = False
+        self._pos = 0
+        self._size = _size_of(f)
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None:
+            n = -1
         data = self._f.read(n)
         if data:
             self._hasher.update(data)
-        if (not data or n < 0) and not self._done:
+            self._pos += len(data)
+        at_end = not data or n < 0 or (self._size is not None and self._pos >= self._size)
+        if at_end and not self._done:
             self._done = True
             got = f"{self._algorithm}:{self._hasher.hexdigest()}"
             if got != self._digest:
@@ -679,6 +723,17 @@ class VerifiedReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _size_of(f: IO[bytes]) -> int | None:
+    """The size of an open object file: fsspec files know it, local files have fstat."""
+    size = getattr(f, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        return os.fstat(f.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -746,6 +801,17 @@ def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result | None]]:
         seen.discard(ident)
 
     yield from rec(root, "")
+
+
+def _check_utf8(name: str, full: str, what: str = "the name of") -> None:
+    """Refuse a name a manifest cannot hold: manifests are UTF-8 (on any system)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{what} {full!r} is not valid UTF-8, and a tree records names as UTF-8: "
+            "rename it (for example with 'convmv -f latin1 -t utf8') and store the folder again"
+        ) from None
 
 
 def _remove(path: str) -> None:

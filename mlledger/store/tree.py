@@ -9,6 +9,7 @@ when a manifest is read, so a manifest cannot write outside its destination.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from typing import Any
 
@@ -18,7 +19,14 @@ from .. import canonical
 from ..errors import IntegrityError, UnsafePathError
 from ..hashing import parse_digest
 
-__all__ = ["MAGIC", "Tree", "TreeEntry", "check_relpath", "is_tree_bytes"]
+__all__ = [
+    "MAGIC",
+    "Tree",
+    "TreeEntry",
+    "check_relpath",
+    "is_manifest",
+    "is_tree_bytes",
+]
 
 MAGIC = b"mlledger-tree 1\n"
 
@@ -43,14 +51,29 @@ class TreeEntry:
         return {"path": self.path, "dir": True}
 
 
-def check_relpath(path: str) -> str:
-    """Refuse a manifest path that is absolute, empty or climbs out with ``..``."""
+#: restoring on Windows, where ``\\`` separates and ``C:`` names a drive
+_WINDOWS = os.name == "nt"
+
+
+def check_relpath(path: str, *, windows: bool = _WINDOWS) -> str:
+    """Refuse a manifest path that is absolute, empty or climbs out with ``..``.
+
+    With ``windows`` (the default on Windows), backslashes and colons are
+    refused too: there they separate folders or name a drive.  Elsewhere they
+    are ordinary characters of a name, so a folder holding ``a:b`` restores.
+    """
     if not isinstance(path, str) or not path:
         raise UnsafePathError("empty path in a tree manifest: the manifest is damaged")
-    if path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
+    if path.startswith("/"):
         raise UnsafePathError(
             f"tree manifest holds the absolute path {path!r}; refusing to restore it "
             "(a manifest may only hold paths relative to its folder)"
+        )
+    if windows and ("\\" in path or ":" in path):
+        raise UnsafePathError(
+            f"tree manifest holds the path {path!r}, whose '\\' or ':' Windows reads as a "
+            "folder separator or a drive; refusing to restore it here (restore it on Linux "
+            "or macOS, where it is an ordinary name)"
         )
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\0" in path:
@@ -62,16 +85,17 @@ def check_relpath(path: str) -> str:
 
 
 def _check_link(path: str, target: str) -> str:
-    if not isinstance(target, str) or not target or target.startswith("/") or "\0" in target:
+    """Refuse an empty or absolute link target; where it leads is checked with the whole tree."""
+    if (
+        not isinstance(target, str)
+        or not target
+        or target.startswith("/")
+        or "\0" in target
+        or (_WINDOWS and ("\\" in target or ":" in target))
+    ):
         raise UnsafePathError(
             f"tree manifest holds a link {path!r} -> {target!r} that points outside its "
             "folder; refusing to restore it"
-        )
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith(("../", "/")):
-        raise UnsafePathError(
-            f"tree manifest holds a link {path!r} -> {target!r} that escapes the "
-            "destination; refusing to restore it"
         )
     return target
 
@@ -83,10 +107,12 @@ MAX_LINK_HOPS = 40
 def _check_links_stay_inside(links: dict[str, str]) -> None:
     """Resolve every link target the way the kernel will, through the tree's own links.
 
-    A target that is harmless on its own can escape through another link:
-    with ``s -> .``, the target ``s/..`` of a second link is ``.`` on paper but
-    the destination's parent on disk.  A name that is not in the tree is taken
-    literally (on disk it will not exist, so ``..`` after it cannot climb).
+    Resolving on paper (``normpath``) is wrong both ways: with ``s -> .``, the
+    target ``s/..`` is ``.`` on paper but the destination's parent on disk;
+    with ``s -> a/b``, the target ``s/../..`` is ``..`` on paper but the
+    destination itself on disk.  A name that is not a link of the tree is
+    taken literally (on disk it is a folder or missing, and ``..`` after a
+    missing name does not resolve at all).
     """
     for path, target in links.items():
         here = posixpath.dirname(path)
@@ -101,7 +127,7 @@ def _check_links_stay_inside(links: dict[str, str]) -> None:
                 if not parts:
                     raise UnsafePathError(
                         f"tree manifest holds a link {path!r} -> {target!r} that escapes "
-                        "the destination through another link; refusing to restore it"
+                        "the destination; refusing to restore it"
                     )
                 parts.pop()
                 continue
@@ -144,8 +170,10 @@ class Tree:
         try:
             doc = canonical.loads(data[len(MAGIC):])
             raw = doc["entries"]
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"tree manifest does not parse: {e}") from e
+        if not isinstance(raw, list):
+            raise IntegrityError("tree manifest does not parse: its entries are not a list")
         entries: list[TreeEntry] = []
         seen: set[str] = set()
         for item in raw:
@@ -185,5 +213,31 @@ class Tree:
 
 
 def is_tree_bytes(head: bytes) -> bool:
-    """True when ``head`` (the first bytes of an object) starts a tree manifest."""
+    """True when ``head`` (the first bytes of an object) may start a tree manifest.
+
+    Only a hint: a user's file may begin with the same line.  Use
+    :func:`is_manifest` on the whole object to decide.
+    """
     return head.startswith(MAGIC)
+
+
+def is_manifest(data: bytes) -> bool:
+    """True when ``data`` has the exact form :meth:`Tree.to_bytes` writes.
+
+    That is the header line, then canonical JSON of an object holding an
+    ``entries`` list.  A file that merely starts with the header line is a
+    file: it is stored, verified and restored as the bytes it is.  Whether
+    the entries are safe is checked later, by :meth:`Tree.from_bytes`.
+    """
+    if not data.startswith(MAGIC):
+        return False
+    body = data[len(MAGIC):]
+    try:
+        doc = canonical.loads(body)
+        return (
+            isinstance(doc, dict)
+            and isinstance(doc.get("entries"), list)
+            and canonical.dumps(doc) == body
+        )
+    except (ValueError, TypeError, RecursionError):
+        return False
