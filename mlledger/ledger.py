@@ -90,7 +90,7 @@ class Ledger:
         self._spool_pending = False
         self._lock = threading.Lock()
         self._catalog: Any = None
-        self._ignored: list[str] | None = None
+        self._ignored: tuple[str, ...] | None = None
         self._host = socket.gethostname()
         self._user = environment(self.env_vars)["host"]["user"]
         self._push_spool(quiet=True)
@@ -133,16 +133,14 @@ class Ledger:
                 "pass message='why this run' (or -m on the command line)"
             )
 
-    def _ignored_paths(self) -> list[str]:
-        if self._ignored is not None and self._spool is None:
+    def _ignored_paths(self) -> tuple[str, ...]:
+        if self._ignored is not None:
             return self._ignored
-        out = [str(cache_dir())]
+        out = [str(cache_dir()), self._spool_dir()]
         if self.store.is_local:
             out.append(self.store.backend.root)  # type: ignore[attr-defined]
-        if self._spool is not None:
-            out.append(self._spool.url)
-        self._ignored = out
-        return out
+        self._ignored = tuple(out)
+        return self._ignored
 
     def _caller_code(self) -> tuple[dict[str, Any] | None, list[str]]:
         """Code identity of a ``with ledger.run()`` block: the calling file and function."""
@@ -275,7 +273,8 @@ class Ledger:
             if inputs:
                 run._inputs[k] = art
             if enc.format == "json" and len(enc.data) <= self.inline_limit:
-                return enc.jsonable
+                # a copy, as stored: the caller may change its object in place later
+                return canonical.loads(enc.data)
             return {**enc.summary, "digest": art.digest}
         except Exception as e:
             run._warn(f"param {k} not recorded: {e!r}")
