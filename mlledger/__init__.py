@@ -34,7 +34,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._api import current_run, run, tracked
-    from .ledger import Ledger, default_ledger
+    from .ledger import Ledger, default_ledger, set_default_ledger
     from .records import Artifact, MetricStats, RefEntry, RunError
     from .runs import Run, RunContext
 
@@ -48,6 +48,7 @@ _LAZY = {
     "tracked": "_api",
     "Ledger": "ledger",
     "default_ledger": "ledger",
+    "set_default_ledger": "ledger",
     "Artifact": "records",
     "MetricStats": "records",
     "RefEntry": "records",
@@ -88,6 +89,7 @@ __all__ = [
     "default_ledger",
     "load_ipython_extension",
     "run",
+    "set_default_ledger",
     "tracked",
     "unload_ipython_extension",
 ]

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .store import VerifyReport
 
-__all__ = ["Ledger", "LedgerRefs", "default_ledger"]
+__all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +62,9 @@ class Ledger:
     ``capture_include``/``capture_exclude`` (glob patterns on absolute paths),
     ``env_vars`` (more environment variable names to record),
     ``inline_limit`` (bytes of JSON a param may take before it is stored as
-    an artifact instead of inline).
+    an artifact instead of inline).  ``algorithm`` (``xxh128`` or ``sha256``)
+    applies when the store is created; ``create=False`` refuses to create a
+    store that does not exist yet (NotFoundError).
     """
 
     def __init__(
@@ -75,9 +77,10 @@ class Ledger:
         env_vars: Iterable[str] = (),
         inline_limit: int = 64 * 1024,
         algorithm: str | None = None,
+        create: bool = True,
         **storage_options: Any,
     ) -> None:
-        self.store = Store(url, algorithm=algorithm, **storage_options)
+        self.store = Store(url, algorithm=algorithm, create=create, **storage_options)
         self.url = self.store.url
         self.capture_files = capture_files
         self.capture_include = tuple(capture_include)
@@ -800,15 +803,26 @@ def _safe_repr(value: Any, run: Run, name: str) -> str:
 
 
 _default: tuple[str, Ledger] | None = None
+_explicit_default: Ledger | None = None
 _default_lock = threading.Lock()
+
+
+def set_default_ledger(ledger: Ledger | None) -> None:
+    """Make ``ledger`` the one behind ``mlledger.tracked`` and ``mlledger.run`` (None: back to
+    ``$MLLEDGER_URL`` / the user data dir)."""
+    global _explicit_default
+    _explicit_default = ledger
 
 
 def default_ledger() -> Ledger:
     """The ledger behind ``mlledger.tracked`` and ``mlledger.run``: made on first use.
 
-    Made again when ``$MLLEDGER_URL`` (or the user data dir) changes.
+    One set with :func:`set_default_ledger` wins; otherwise it is made again
+    when ``$MLLEDGER_URL`` (or the user data dir) changes.
     """
     global _default
+    if _explicit_default is not None:
+        return _explicit_default
     from .store.store import default_url
 
     url = default_url()

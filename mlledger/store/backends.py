@@ -148,7 +148,7 @@ class LocalBackend(Backend):
 
     protocol = "file"
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, create: bool = True) -> None:
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = self.root
         self._dirs: set[str] = set()
@@ -157,6 +157,8 @@ class LocalBackend(Backend):
                 f"store root {self.root!r} is a file, not a folder: "
                 "give a folder path (it is created if missing)"
             )
+        if not create:
+            return
         try:
             os.makedirs(self.root, exist_ok=True)
         except OSError as e:
@@ -477,11 +479,11 @@ def _as_oserror(e: BaseException) -> OSError:
 # ---------------------------------------------------------------------------
 
 
-def open_backend(url: str, storage_options: dict[str, Any]) -> Backend:
+def open_backend(url: str, storage_options: dict[str, Any], *, create: bool = True) -> Backend:
     """The backend for a store URL: a plain path, ``file://``, ``memory://``, ``s3://``..."""
     if "://" not in url or url.startswith(("file://", "local://")):
         path = url.split("://", 1)[1] if "://" in url else url
-        return LocalBackend(path)
+        return LocalBackend(path, create=create)
     protocol = url.split("://", 1)[0]
     import fsspec
     from fsspec.registry import known_implementations

@@ -159,13 +159,14 @@ class Store:
         url: str | os.PathLike[str] | None = None,
         *,
         algorithm: str | None = None,
+        create: bool = True,
         **storage_options: Any,
     ) -> None:
         self.url = os.fspath(url) if url is not None else default_url()
         self.storage_options = storage_options
-        self.backend: Backend = open_backend(self.url, storage_options)
+        self.backend: Backend = open_backend(self.url, storage_options, create=create)
         self.url = self.backend.url
-        self.config = self._load_or_create_config(algorithm)
+        self.config = self._load_or_create_config(algorithm, create)
         self.algorithm: str = self.config["hash"]
         self._hexlen = ALGORITHMS[self.algorithm][1]
         self.statcache = StatCache(str(cache_dir() / "statcache.sqlite3"))
@@ -179,11 +180,16 @@ class Store:
         return isinstance(self.backend, LocalBackend)
 
     # -- config --------------------------------------------------------------
-    def _load_or_create_config(self, algorithm: str | None) -> dict[str, Any]:
+    def _load_or_create_config(self, algorithm: str | None, create: bool = True) -> dict[str, Any]:
         try:
             raw = self.backend.read(CONFIG_KEY)
         except NotFoundError:
             raw = None
+        if raw is None and not create:
+            raise NotFoundError(
+                f"no mlledger store at {self.url}: create one with 'mlledger init' "
+                "(or open it with create=True)"
+            )
         if raw is None:
             doc = {
                 "format": FORMAT,
