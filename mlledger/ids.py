@@ -2,7 +2,8 @@
 
 26 Crockford base32 characters: 48 bits of milliseconds since the epoch and 80
 random bits (a ULID).  Within one process a later id is always greater: in
-the same millisecond the random part is incremented.
+the same millisecond the random part is incremented.  A forked child
+starts with fresh random bits, so it never repeats its parent's ids.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = ["day_path", "id_time", "is_run_id", "new_run_id"]
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _lock = threading.Lock()
+#: the last id made in this process, as (milliseconds, random part)
 _last = (0, 0)
 
 
@@ -30,7 +32,7 @@ def _encode(value: int, length: int) -> str:
 
 def new_run_id() -> str:
     """A new id, greater than every id made before it in this process."""
-    global _last
+    global _last  # noqa: PLW0603 - one small piece of process state, guarded by _lock
     ms = time.time_ns() // 1_000_000
     with _lock:
         last_ms, last_rand = _last
@@ -42,6 +44,17 @@ def new_run_id() -> str:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave room to increment
         _last = (ms, rand)
     return _encode(ms, 10) + _encode(rand, 16)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts afresh: else parent and child would both increment one state."""
+    global _last, _lock  # noqa: PLW0603 - the child's fresh copy of that state
+    _last = (0, 0)
+    _lock = threading.Lock()  # another thread of the parent may have held it while forking
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def is_run_id(s: str) -> bool:

@@ -9,8 +9,10 @@ it reads back as ``incomplete``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import contextvars
+import copy
 import functools
 import inspect
 import json
@@ -21,21 +23,25 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 from . import canonical
 from .capture import files as _files
 from .capture.redact import REDACTED, is_secret_name
+from .capture.values import encode_value
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
+from .hashing import digest_bytes
 from .ids import day_path, new_run_id
 from .records import Artifact, MetricStats, RunError, from_iso, to_iso, utcnow
+from .store.backends import Backend
 
 if TYPE_CHECKING:
     import datetime as _dt
 
     from .ledger import Ledger
+    from .store import Store
 
 __all__ = ["METRIC_CHUNK", "Run", "RunContext", "current_run", "make_tracked"]
 
@@ -117,6 +123,8 @@ class Run:
         self._warnings: list[str] = list(record.get("warnings", []))
         self._env: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        #: a run that records nothing (tracking disabled, or the store refused its start)
+        self._detached = False
 
     # -- read-only views -------------------------------------------------------
     @property
@@ -174,7 +182,7 @@ class Run:
 
     @property
     def env(self) -> dict[str, Any]:
-        """The environment record (Python, platform, host, packages, env vars) plus process facts."""
+        """The environment record (Python, platform, host, packages, env vars) and process facts."""
         if self._env is None:
             digest = self._record.get("env")
             env: dict[str, Any] = {}
@@ -278,12 +286,13 @@ class Run:
                 except (TypeError, ValueError):
                     bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
                     step += 1
-            for k, v in values.items():
+            for k, raw in values.items():
+                v = raw
                 if type(v) is not float:
                     try:
-                        v = float(v)
+                        v = float(raw)
                     except (TypeError, ValueError):
-                        bad.append(f"metric {k}={v!r} is not a number; not recorded")
+                        bad.append(f"metric {k}={raw!r} is not a number; not recorded")
                         continue
                 col = cols.get(k)
                 if col is None:
@@ -330,12 +339,20 @@ class Run:
         return {"t0": t0, "metrics": doc}
 
     def _flush_metrics(self) -> None:
+        if self._detached:  # keep the summaries, drop the rows: nothing is written
+            self._take_chunk()
+            return
         chunk = self._take_chunk()
         if chunk is None:
             return
         self._chunks += 1
         key = f"{day_path(self.id)}/metrics-{self._chunks:06d}.json"
-        self._ledger._write_entry(key, json.dumps(chunk).encode(), self)
+        try:
+            self._ledger._write_entry(key, json.dumps(chunk).encode(), self)
+        except Exception as e:  # run.log() must never break the training loop
+            msg = f"metric chunk {self._chunks} not written (neither store nor spool took it): {e}"
+            self._warn(msg)
+            warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
 
     def metric_history(self, key: str) -> list[tuple[int, float, float]]:
         """Every ``(step, value, time)`` logged for metric ``key``, in order."""
@@ -352,12 +369,13 @@ class Run:
             col = doc["metrics"].get(key)
             if col:
                 t0 = doc["t0"]
-                out.extend(zip(col["step"], col["value"], (t0 + ms / 1000 for ms in col["ms"])))
+                times = (t0 + ms / 1000 for ms in col["ms"])
+                out.extend(zip(col["step"], col["value"], times, strict=False))
         if self._active:
             self._fold()
             c = self._cols.get(key)
             if c:
-                out.extend(zip(c[0], c[1], c[2]))
+                out.extend(zip(c[0], c[1], c[2], strict=False))
         return [(int(s), float(v), float(t)) for s, v, t in out]
 
     # -- params and artifacts ------------------------------------------------------
@@ -367,7 +385,7 @@ class Run:
             raise UsageError(f"run {self.id} has ended; log params inside the run")
         p = self._record.setdefault("params", {})
         for k, v in params.items():
-            p[k] = self._ledger._param_value(k, v, self, inputs=False)
+            p[k] = v if self._detached else self._ledger._param_value(k, v, self, inputs=False)
 
     def use(self, obj: Any, name: str | None = None) -> Artifact:
         """Record ``obj`` (a path or a value) as an input, stored at once."""
@@ -377,9 +395,12 @@ class Run:
         """Record ``obj`` (a path or a value) as an output, stored at once."""
         return self._artifact(obj, name, self._outputs, "save")
 
-    def _artifact(self, obj: Any, name: str | None, into: dict[str, Artifact], verb: str) -> Artifact:
+    def _artifact(
+        self, obj: Any, name: str | None, into: dict[str, Artifact], verb: str
+    ) -> Artifact:
         if not self._active:
             raise UsageError(f"run {self.id} has ended; call run.{verb}() inside the run")
+        ledger = self._ledger
         is_path = isinstance(obj, Path) or (
             # a string naming nothing is a value when it has a name (as the error below says)
             isinstance(obj, str) and (name is None or os.path.lexists(obj))
@@ -391,12 +412,12 @@ class Run:
                     f"run.{verb}({p!r}): no such file or folder; to record a string as a "
                     f"value, pass name=: run.{verb}(value, name='...')"
                 )
-            art = self._ledger._put_path(p)
+            art = _dry_put_path(p, ledger) if self._detached else ledger._put_path(p)
             key = name or _display(p)
         else:
             if name is None:
                 raise UsageError(f"run.{verb}(value) needs name=... to record a value")
-            got = self._ledger._put_value(obj)
+            got = _dry_put_value(obj, ledger) if self._detached else ledger._put_value(obj)
             if got is None:
                 raise UsageError(
                     f"run.{verb}(..., name={name!r}): a {type(obj).__qualname__} cannot be "
@@ -439,6 +460,76 @@ def _display(path: str) -> str:
     return os.path.normpath(path)
 
 
+class _NullBackend(Backend):
+    """Takes every write and keeps nothing: a store through it only computes digests."""
+
+    protocol = "null"
+    url = "null://"
+
+    def create(self, key: str, data: bytes) -> bool:
+        return True
+
+    def put_stream(
+        self, key: str, chunks: Iterable[bytes | memoryview], check: Callable[[], None]
+    ) -> bool:
+        for _ in chunks:
+            pass
+        check()
+        return True
+
+    def put_local_file(self, key: str, path: str, callback: Any = None) -> bool:
+        return True
+
+    def delete(self, key: str) -> None:
+        return None
+
+    def read(self, key: str) -> bytes:
+        raise NotFoundError(f"no key {key!r}: nothing is kept here")
+
+    def open_read(self, key: str) -> IO[bytes]:
+        raise NotFoundError(f"no key {key!r}: nothing is kept here")
+
+    def exists(self, key: str) -> bool:
+        return False
+
+    def size(self, key: str) -> int:
+        raise NotFoundError(f"no key {key!r}: nothing is kept here")
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return iter(())
+
+    def list_dir(self, prefix: str) -> builtins.list[str]:
+        return []
+
+
+def _dry_store(store: Store) -> Store:
+    """A copy of ``store`` that digests files and folders exactly as it does and keeps nothing."""
+    dry = copy.copy(store)
+    dry.backend = _NullBackend()
+    return dry
+
+
+def _dry_put_path(path: str, ledger: Ledger) -> Artifact:
+    """The Artifact ``ledger._put_path(path)`` would give, without storing anything."""
+    try:
+        got = _dry_store(ledger.store).put(path)
+    except OSError as e:
+        if isinstance(e, LedgerError):
+            raise
+        raise UsageError(f"{path!r} cannot be read: {e}") from e
+    return Artifact(got.digest, got.size, got.kind, path=_display(path),
+                    files=got.files if got.kind == "tree" else None)
+
+
+def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
+    """The Artifact ``ledger._put_value(value)`` would give, without storing anything."""
+    enc = encode_value(value)
+    if enc is None:
+        return None
+    return Artifact(digest_bytes(enc.data, ledger.store.algorithm), len(enc.data), "value",
+                    format=enc.format)
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -454,7 +545,9 @@ class _Heartbeat:
         with self.lock:
             self.runs.add(run)
             if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._loop, name="mlledger-heartbeat", daemon=True)
+                self.thread = threading.Thread(
+                    target=self._loop, name="mlledger-heartbeat", daemon=True
+                )
                 self.thread.start()
 
     def remove(self, run: Run) -> None:
@@ -519,8 +612,96 @@ class RunContext:
     def __enter__(self) -> Run:
         if self.run is not None:
             raise UsageError("this run context was already entered; call ledger.run() again")
+        for what, value in (("params", self.params), ("tags", self.tags)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(
+                    f"ledger.run({what}=...) takes a dict, not a {type(value).__qualname__}: "
+                    f"{what}={{'name': value}}"
+                )
+        if _is_disabled():
+            return self._enter_detached(None)
+        self.ledger._check_policy(self.message)
+        try:
+            return self._start()
+        except Exception as e:  # capture never breaks the user's code: run it untracked
+            self._abandon()
+            return self._enter_detached(e)
+
+    def __call__(self, fn: F) -> F:
+        """``@ledger.run("name")``: every call of ``fn`` runs inside a fresh run like this one."""
+        if not callable(fn) or inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                "@ledger.run(...) decorates a plain or async function; for a generator, "
+                "wrap the loop that consumes it in `with ledger.run(...)`"
+            )
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                with self._again():
+                    return await fn(*args, **kwargs)
+
+            return awrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._again():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def _again(self) -> RunContext:
+        """A fresh context with the same settings (a context is entered once)."""
+        return RunContext(
+            self.ledger, self.name, params=self.params, message=self.message, tags=self.tags,
+            capture_files=self.capture_files, code=self.code, code_warnings=self.code_warnings,
+            inputs=self.pre_inputs, kind=self.kind,
+        )
+
+    def _enter_detached(self, error: Exception | None) -> Run:
+        """A run that records nothing: tracking is disabled, or the run could not be started."""
+        name = self.name or (self.code or {}).get("qualname") or "run"
+        if error is not None:
+            warnings.warn(
+                f"mlledger: run {name!r} is not recorded: it could not be started in the store "
+                f"at {self.ledger.url} ({error!r}); the code runs untracked",
+                LedgerWarning, stacklevel=3,
+            )
+        parent = _current.get()
+        record: dict[str, Any] = {
+            "format": 1,
+            "id": new_run_id(),
+            "name": name,
+            "kind": self.kind,
+            "status": "running",
+            "started_at": to_iso(utcnow()),
+            "parent_id": parent.id if parent is not None else None,
+            "message": self.message,
+            "tags": dict(self.tags or {}),
+            "params": dict(self.params or {}),
+        }
+        run = Run(self.ledger, record, active=True)
+        run._detached = True
+        run._parent = parent
+        self.run = run
+        self._token = _current.set(run)
+        return run
+
+    def _abandon(self) -> None:
+        """Undo a start that failed half-way."""
+        if self._watch is not None:
+            _files.watch_end(self._watch)
+            self._watch = None
+        if self.run is not None:
+            _heartbeat.remove(self.run)
+            self.run = None
+        if self._token is not None:
+            with contextlib.suppress(ValueError):
+                _current.reset(self._token)
+            self._token = None
+
+    def _start(self) -> Run:
         ledger = self.ledger
-        ledger._check_policy(self.message)
         parent = _current.get()
         self._t0 = time.perf_counter()
         self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -555,7 +736,8 @@ class RunContext:
         if self.pre_inputs:
             run._inputs.update(self.pre_inputs)
         ledger._fill_start(run, self.code)
-        ledger._write_entry(f"{day_path(run_id)}/start.json", canonical.dumps(_start_doc(record, run)), run)
+        start_doc = canonical.dumps(_start_doc(record, run))
+        ledger._write_entry(f"{day_path(run_id)}/start.json", start_doc, run)
         capture = ledger.capture_files if self.capture_files is None else self.capture_files
         if capture:
             try:
@@ -573,12 +755,26 @@ class RunContext:
         return run
 
     # -- end ---------------------------------------------------------------------------
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
         run = self.run
         if run is None:
             return
         try:
-            self._finish(run, exc_type, exc, tb)
+            if run._detached:
+                run._active = False
+                run._record["status"] = _status(exc_type, exc)
+                run._record["ended_at"] = to_iso(utcnow())
+            else:
+                self._finish(run, exc_type, exc, tb)
+        except Exception as e:  # never replace the user's result or exception
+            run._active = False
+            warnings.warn(
+                f"mlledger: run {run.id} ({run.name!r}) could not be recorded in the store at "
+                f"{self.ledger.url} nor in the local spool: {e!r}",
+                LedgerWarning, stacklevel=2,
+            )
         finally:
             if self._token is not None:
                 with contextlib.suppress(ValueError):
@@ -591,13 +787,8 @@ class RunContext:
         ledger = self.ledger
         record = run._record
         _heartbeat.remove(run)
-        if exc_type is None:
-            status = "finished"
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = "interrupted"
-        else:
-            status = "failed"
-        if exc is not None:
+        status = _status(exc_type, exc)
+        if exc is not None and status != "finished":
             record["error"] = {
                 "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
                 if exc_type and exc_type.__module__ != "builtins"
@@ -609,14 +800,18 @@ class RunContext:
         if watch is not None:
             _files.watch_end(watch)
             self._watch = None
-            with _files.suspend():
-                ledger._collect_files(run, watch)
+            try:
+                with _files.suspend():
+                    ledger._collect_files(run, watch)
+            except Exception as e:
+                run._warn(f"files opened during the run not recorded: {e!r}")
         resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}
         try:
             ru = resource.getrusage(resource.RUSAGE_SELF)
             resources["cpu_user_s"] = round(ru.ru_utime - self._ru0.ru_utime, 6)
             resources["cpu_system_s"] = round(ru.ru_stime - self._ru0.ru_stime, 6)
-            resources["peak_rss_bytes"] = int(ru.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+            rss_unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+            resources["peak_rss_bytes"] = int(ru.ru_maxrss) * rss_unit
             torch = sys.modules.get("torch")
             if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
                 resources["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
@@ -663,6 +858,16 @@ def _start_doc(record: dict[str, Any], run: Run) -> dict[str, Any]:
     return doc
 
 
+def _status(exc_type: type[BaseException] | None, exc: BaseException | None) -> str:
+    if exc_type is None:
+        return "finished"
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted"
+    if issubclass(exc_type, SystemExit) and getattr(exc, "code", None) in (0, None):
+        return "finished"  # sys.exit(0) ends the process successfully
+    return "failed"
+
+
 def _safe_str(exc: BaseException) -> str:
     try:
         return str(exc)
@@ -681,7 +886,9 @@ def _is_disabled() -> bool:
 @overload
 def make_tracked(ledger_getter: Callable[[], Ledger], fn: F, **opts: Any) -> F: ...
 @overload
-def make_tracked(ledger_getter: Callable[[], Ledger], fn: None = None, **opts: Any) -> Callable[[F], F]: ...
+def make_tracked(
+    ledger_getter: Callable[[], Ledger], fn: None = None, **opts: Any
+) -> Callable[[F], F]: ...
 
 
 def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: Any) -> Any:
@@ -716,7 +923,12 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
     except (TypeError, ValueError):
         sig = None
 
-    def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunContext:
+    def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunContext | None:
+        if sig is not None:
+            try:
+                sig.bind(*args, **kwargs)
+            except TypeError:
+                return None  # a bad call: the plain call raises the function's own TypeError
         ledger = ledger_getter()
         return ledger._tracked_context(fn, sig, args, kwargs, name=name, ignore=ignore, opts=opts)
 
@@ -754,7 +966,7 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
 
 
 def _safe_start(
-    start: Callable[[tuple[Any, ...], dict[str, Any]], RunContext],
+    start: Callable[[tuple[Any, ...], dict[str, Any]], RunContext | None],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> RunContext | None:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import os
 import shutil
@@ -30,8 +32,9 @@ from .values import encode_value
 __all__ = ["function_code", "git_state", "source_code", "user_modules"]
 
 _fn_cache: dict[Any, tuple[dict[str, Any], list[str]]] = {}
-_file_digests: dict[str, tuple[tuple[int, int], str]] = {}
-_modules_cache: tuple[int, dict[str, str]] = (-1, {})
+_file_digests: dict[tuple[str, str], tuple[tuple[int, int], str]] = {}
+#: [(len(sys.modules), {module name: real path})] of the user's modules
+_modules_cache: list[tuple[int, dict[str, str]]] = [(-1, {})]
 _lock = threading.Lock()
 
 
@@ -42,7 +45,7 @@ def file_digest(path: str, algorithm: str) -> str | None:
     except OSError:
         return None
     key = (st.st_size, st.st_mtime_ns)
-    got = _file_digests.get(path)
+    got = _file_digests.get((path, algorithm))
     if got is not None and got[0] == key:
         return got[1]
     try:
@@ -50,7 +53,7 @@ def file_digest(path: str, algorithm: str) -> str | None:
             d = digest_bytes(f.read(), algorithm)
     except OSError:
         return None
-    _file_digests[path] = (key, d)
+    _file_digests[(path, algorithm)] = (key, d)
     return d
 
 
@@ -59,7 +62,7 @@ def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
     if not cells:
         return None
     parts: list[bytes] = []
-    for name, cell in zip(fn.__code__.co_freevars, cells):
+    for name, cell in zip(fn.__code__.co_freevars, cells, strict=False):
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
@@ -68,7 +71,7 @@ def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
         if callable(value) and hasattr(value, "__code__"):
             parts.append(f"{name}=<function {value.__qualname__}>".encode())
             continue
-        enc = encode_value(value)
+        enc = encode_value(value)  # never raises; None when the value cannot be stored
         if enc is not None:
             parts.append(name.encode() + b"=" + digest_bytes(enc.data, algorithm).encode())
         else:
@@ -76,13 +79,20 @@ def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
     return digest_bytes(b"\n".join(parts), algorithm)
 
 
+def _const_repr(c: Any, algorithm: str) -> str:
+    """A constant's repr that is the same in every process (set order follows the hash seed)."""
+    if hasattr(c, "co_code"):
+        return _bytecode_digest(c, algorithm)
+    if isinstance(c, frozenset):
+        return "frozenset({" + ", ".join(sorted(_const_repr(x, algorithm) for x in c)) + "})"
+    if isinstance(c, tuple):
+        return "(" + "".join(_const_repr(x, algorithm) + ", " for x in c) + ")"
+    return repr(c)
+
+
 def _bytecode_digest(code: Any, algorithm: str) -> str:
     parts = [code.co_code]
-    for c in code.co_consts:
-        if hasattr(c, "co_code"):
-            parts.append(_bytecode_digest(c, algorithm).encode())
-        else:
-            parts.append(repr(c).encode())
+    parts.extend(_const_repr(c, algorithm).encode() for c in code.co_consts)
     parts.append(repr(code.co_names).encode())
     return digest_bytes(b"\0".join(parts), algorithm)
 
@@ -94,7 +104,7 @@ def function_code(fn: Callable[..., Any], algorithm: str) -> tuple[dict[str, Any
         raw = raw.__func__
     code = getattr(raw, "__code__", None)
     closure = _closure_digest(raw, algorithm) if code is not None else None
-    key = (code if code is not None else id(raw), closure)
+    key = (code if code is not None else id(raw), closure, algorithm)
     got = _fn_cache.get(key)
     if got is not None:
         return got
@@ -153,6 +163,7 @@ def _display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+@functools.lru_cache(maxsize=1)
 def _system_roots() -> tuple[str, ...]:
     roots = set()
     for name in ("stdlib", "platstdlib", "purelib", "platlib"):
@@ -164,62 +175,56 @@ def _system_roots() -> tuple[str, ...]:
     return tuple(r.rstrip(os.sep) + os.sep for r in roots)
 
 
-_ROOTS: tuple[str, ...] | None = None
-_DIST_TOPS: set[str] | None = None
-
-
-def _distribution_top_levels() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _distribution_top_levels() -> frozenset[str]:
     """Top-level import names that belong to an installed distribution (editable ones too)."""
-    global _DIST_TOPS
-    if _DIST_TOPS is None:
-        import importlib.metadata as md
+    import importlib.metadata as md
 
-        tops: set[str] = {"mlledger"}
-        try:
-            for name in md.packages_distributions():
-                tops.add(name)
-            for dist in md.distributions():
-                dname = (dist.metadata["Name"] or "").replace("-", "_").lower()
-                if dname and dist.read_text("direct_url.json") and "editable" in (
-                    dist.read_text("direct_url.json") or ""
-                ):
-                    tops.add(dname)
-        except Exception:
-            pass
-        _DIST_TOPS = tops
-    return _DIST_TOPS
+    tops: set[str] = {"mlledger"}
+    with contextlib.suppress(Exception):
+        for name in md.packages_distributions():
+            tops.add(name)
+        for dist in md.distributions():
+            dname = (dist.metadata["Name"] or "").replace("-", "_").lower()
+            direct = dist.read_text("direct_url.json") or ""
+            if dname and "editable" in direct:
+                tops.add(dname)
+    return frozenset(tops)
 
 
 def user_modules(algorithm: str) -> dict[str, str]:
     """``{module name: file digest}`` of the user's own loaded modules.
 
-    Recomputed only when the set of loaded modules changed.
+    Which modules are the user's is worked out again only when the set of
+    loaded modules changed; their digests are checked on every call (a stat
+    each, cached by size and mtime), so an edited and reloaded module shows.
     """
-    global _modules_cache, _ROOTS
     n = len(sys.modules)
-    if _modules_cache[0] == n:
-        return _modules_cache[1]
-    with _lock:
-        if _ROOTS is None:
-            _ROOTS = _system_roots()
-        tops = _distribution_top_levels()
-        out: dict[str, str] = {}
-        for name, mod in list(sys.modules.items()):
-            file = getattr(mod, "__file__", None)
-            if not file or not isinstance(file, str) or not file.endswith(".py"):
-                continue
-            top = name.split(".", 1)[0]
-            if top in tops or name == "__main__":
-                continue
-            real = os.path.realpath(file)
-            if real.startswith(_ROOTS) or "site-packages" in real or "dist-packages" in real:
-                continue
-            d = file_digest(real, algorithm)
-            if d is not None:
-                out[name] = d
-        result = dict(sorted(out.items()))
-        _modules_cache = (n, result)
-        return result
+    cached = _modules_cache[0]
+    if cached[0] != n:
+        with _lock:
+            roots = _system_roots()
+            tops = _distribution_top_levels()
+            paths: dict[str, str] = {}
+            for name, mod in list(sys.modules.items()):
+                file = getattr(mod, "__file__", None)
+                if not file or not isinstance(file, str) or not file.endswith(".py"):
+                    continue
+                top = name.split(".", 1)[0]
+                if top in tops or name == "__main__":
+                    continue
+                real = os.path.realpath(file)
+                if real.startswith(roots) or "site-packages" in real or "dist-packages" in real:
+                    continue
+                paths[name] = real
+            cached = (n, dict(sorted(paths.items())))
+            _modules_cache[0] = cached
+    out: dict[str, str] = {}
+    for name, real in cached[1].items():
+        d = file_digest(real, algorithm)
+        if d is not None:
+            out[name] = d
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -229,13 +234,18 @@ _GIT_TTL = 5.0
 _git_cache: dict[str, tuple[float, tuple[float, ...], dict[str, Any] | None, bytes, list[str]]] = {}
 
 
-def _run_git(args: list[str], cwd: str) -> str:
+def _run_git_bytes(args: list[str], cwd: str) -> bytes:
     out = subprocess.run(
         ["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False
     )
     if out.returncode != 0:
-        raise RuntimeError(out.stderr.decode("utf-8", "replace").strip() or f"git {args[0]} failed")
-    return out.stdout.decode("utf-8", "replace")
+        err = out.stderr.decode("utf-8", "replace").strip()
+        raise RuntimeError(err or f"git {args[0]} failed")
+    return out.stdout
+
+
+def _run_git(args: list[str], cwd: str) -> str:
+    return _run_git_bytes(args, cwd).decode("utf-8", "replace")
 
 
 def _find_git_dir(start: str) -> str | None:
@@ -290,14 +300,16 @@ def git_state(cwd: str | None = None) -> tuple[dict[str, Any] | None, bytes, lis
         branch = None
     remote = None
     try:
-        remote = strip_url_credentials(_run_git(["remote", "get-url", "origin"], root).strip()) or None
+        url = _run_git(["remote", "get-url", "origin"], root).strip()
+        remote = strip_url_credentials(url) or None
     except Exception:
         remote = None
     try:
         status = _run_git(["status", "--porcelain", "--untracked-files=no"], root)
         dirty = bool(status.strip())
         if dirty and commit:
-            diff = _run_git(["diff", "HEAD", "--no-color", "--no-ext-diff"], root).encode("utf-8")
+            # the bytes as git gives them: a diff of non-UTF-8 text must apply again
+            diff = _run_git_bytes(["diff", "HEAD", "--no-color", "--no-ext-diff"], root)
     except Exception as e:
         dirty = False
         warnings.append(f"git status failed ({e}): dirty state not recorded")

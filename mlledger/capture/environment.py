@@ -32,7 +32,9 @@ DEFAULT_ENV_VARS = (
     "CUDA_LAUNCH_BLOCKING",
 )
 
-_DIST_RE = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)(?:-py[\d.]+)?(?:-[^-]+)?\.(?:dist|egg)-info$")
+_DIST_RE = re.compile(
+    r"^(?P<name>.+?)-(?P<version>[^-]+?)(?:-py[\d.]+)?(?:-[^-]+)?\.(?:dist|egg)-info$"
+)
 _cache: dict[tuple[str, ...], dict[str, Any]] = {}
 _lock = threading.Lock()
 
@@ -53,7 +55,7 @@ def installed_packages(paths: list[str] | None = None) -> dict[str, str]:
         except OSError:
             continue
         for n in names:
-            if not (n.endswith(".dist-info") or n.endswith(".egg-info")):
+            if not n.endswith((".dist-info", ".egg-info")):
                 continue
             m = _DIST_RE.match(n)
             if m is None:
@@ -106,36 +108,51 @@ def _user() -> str:
         return "unknown"
 
 
+def _machine() -> dict[str, Any]:
+    """Everything but the environment variables: the expensive part, computed once."""
+    got = _cache.get(())
+    if got is None:
+        vi = sys.version_info
+        got = {
+            "python": {
+                "version": f"{vi.major}.{vi.minor}.{vi.micro}",
+                "implementation": platform.python_implementation(),
+                "executable": sys.executable,
+            },
+            "platform": {
+                "system": platform.system(),
+                "release": platform.release(),
+                "machine": platform.machine(),
+                "libc": "-".join(platform.libc_ver()).strip("-"),
+            },
+            "host": {
+                "hostname": socket.gethostname(),
+                "user": _user(),
+                "cpu": _cpu_name(),
+                "cpu_count": os.cpu_count(),
+                "memory": _memory_bytes(),
+                "gpus": _gpus(),
+            },
+            "packages": installed_packages(),
+        }
+        _cache[()] = got
+    return got
+
+
 def environment(env_vars: tuple[str, ...] = DEFAULT_ENV_VARS) -> dict[str, Any]:
-    """The environment record, cached for the life of the process (per allow-list)."""
+    """The environment record, cached for the life of the process.
+
+    The machine, Python and packages are worked out once; the allow-listed
+    environment variables once per allow-list.
+    """
     got = _cache.get(env_vars)
     if got is not None:
         return got
     with _lock:
         got = _cache.get(env_vars)
         if got is None:
-            vi = sys.version_info
             got = {
-                "python": {
-                    "version": f"{vi.major}.{vi.minor}.{vi.micro}",
-                    "implementation": platform.python_implementation(),
-                    "executable": sys.executable,
-                },
-                "platform": {
-                    "system": platform.system(),
-                    "release": platform.release(),
-                    "machine": platform.machine(),
-                    "libc": "-".join(platform.libc_ver()).strip("-"),
-                },
-                "host": {
-                    "hostname": socket.gethostname(),
-                    "user": _user(),
-                    "cpu": _cpu_name(),
-                    "cpu_count": os.cpu_count(),
-                    "memory": _memory_bytes(),
-                    "gpus": _gpus(),
-                },
-                "packages": installed_packages(),
+                **_machine(),
                 "env_vars": {
                     k: (REDACTED if is_secret_name(k) else os.environ[k])
                     for k in sorted(set(env_vars))

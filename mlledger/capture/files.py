@@ -10,6 +10,7 @@ records what was read.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import os
@@ -25,7 +26,7 @@ __all__ = ["FileWatch", "install_hook", "watch_begin", "watch_end"]
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
-_installed = False
+_installed: list[bool] = []  # [True] once the hook is in (audit hooks cannot be removed)
 _install_lock = threading.Lock()
 #: watches active in this process; the hook returns at once when empty
 _active: list[FileWatch] = []
@@ -38,19 +39,23 @@ def _default_ignored() -> tuple[str, ...]:
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
         roots.add(os.path.realpath(p))
     for name in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
+        with contextlib.suppress(KeyError):
             roots.add(os.path.realpath(sysconfig.get_paths()[name]))
-        except KeyError:
-            pass
-    try:
+    with contextlib.suppress(AttributeError):  # old virtualenv's site module lacks it
         roots.update(os.path.realpath(p) for p in site.getsitepackages())
-    except AttributeError:
-        pass
     if site.ENABLE_USER_SITE and site.USER_SITE:
         roots.add(os.path.realpath(site.USER_SITE))
     roots.update(("/proc", "/dev", "/sys"))
+    # mlledger itself, wherever it is installed (an editable install lives outside site-packages)
+    roots.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     roots.add(os.path.realpath(tempfile.gettempdir()))
     return tuple(sorted(r.rstrip(os.sep) + os.sep for r in roots if r))
+
+
+@functools.lru_cache(maxsize=64)
+def _prefixes(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Real paths as prefixes ending in a separator (cached: realpath stats every component)."""
+    return tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in paths)
 
 
 class FileWatch:
@@ -65,10 +70,10 @@ class FileWatch:
     ) -> None:
         self.owner = owner
         self.cwd = os.getcwd()
-        self.cwd_prefix = os.path.realpath(self.cwd).rstrip(os.sep) + os.sep
+        self.cwd_prefix = _prefixes((self.cwd,))[0]
         self.ignored = _default_ignored()
         #: mlledger's own folders (store, cache, spool): ignored even under the cwd
-        self.own = tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in ignore if p)
+        self.own = _prefixes(tuple(p for p in ignore if p))
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         self.reads: dict[str, None] = {}  # ordered set
@@ -95,8 +100,8 @@ class FileWatch:
                 if fn is not None and os.path.isfile(path):
                     self.read_digests[path] = fn(path)
             self.writes[path] = None
-        elif path not in self.writes:
-            self.reads[path] = None
+        elif path not in self.writes and path not in self.reads and os.path.isfile(path):
+            self.reads[path] = None  # only files that exist: a failed open read nothing
 
 
 def _owner_watch() -> FileWatch | None:
@@ -122,6 +127,8 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     path, mode, flags = args
     if isinstance(path, int) or path is None:
         return
+    if sys._getframe(1).f_code.co_filename.startswith("<frozen importlib"):
+        return  # the import system loading code: code identity records that, not inputs
     _guard.busy = True
     try:
         if isinstance(path, bytes):
@@ -135,20 +142,19 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         watch = _owner_watch()
         if watch is not None and watch.wants(full):
             watch.seen(full, writing)
-    except Exception:  # noqa: S110 - the hook must never break the user's open()
+    except Exception:  # the hook must never break the user's open()
         pass
     finally:
         _guard.busy = False
 
 
 def install_hook() -> None:
-    global _installed
     if _installed:
         return
     with _install_lock:
         if not _installed:
             sys.addaudithook(_hook)
-            _installed = True
+            _installed.append(True)
 
 
 def watch_begin(watch: FileWatch) -> None:
@@ -157,10 +163,8 @@ def watch_begin(watch: FileWatch) -> None:
 
 
 def watch_end(watch: FileWatch) -> None:
-    try:
+    with contextlib.suppress(ValueError):
         _active.remove(watch)
-    except ValueError:
-        pass
 
 
 def suspend() -> Any:

@@ -54,7 +54,13 @@ def redact_argv(argv: list[str]) -> list[str]:
             if is_secret_name(name):
                 out.append(f"{name}={REDACTED}")
                 continue
-        out.append(strip_url_credentials(arg) if "://" in arg else arg)
+        if "://" not in arg:
+            out.append(arg)
+        elif "=" in arg.split("://", 1)[0]:  # --opt=URL or NAME=URL: clean the URL part
+            head, _, url = arg.partition("=")
+            out.append(f"{head}={strip_url_credentials(url)}")
+        else:
+            out.append(strip_url_credentials(arg))
     return out
 
 

@@ -9,6 +9,7 @@ value returned by one tracked call and passed to the next is one artifact.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -73,12 +74,15 @@ def _type_name(value: Any) -> str:
 
 def _structured(value: Any) -> Any:
     """attrs/dataclass instances as plain data, else a sentinel."""
-    if attrs.has(type(value)):
-        from ..records import converter
+    try:
+        if attrs.has(type(value)):
+            from ..records import converter
 
-        return converter.unstructure(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+            return converter.unstructure(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)  # deep-copies every field
+    except Exception:  # a field that cannot be copied (a lock, a socket): stored another way
+        return _MISSING
     return _MISSING
 
 
@@ -88,22 +92,32 @@ _MISSING = object()
 def describe(value: Any) -> dict[str, Any]:
     """A short JSON description of a value that is not stored inline."""
     out: dict[str, Any] = {"type": _type_name(value)}
-    shape = getattr(value, "shape", None)
-    if shape is not None:
-        try:
+    with contextlib.suppress(Exception):  # a "shape" that is not one, a raising __getattr__
+        shape = getattr(value, "shape", None)
+        if shape is not None:
             out["shape"] = [int(s) for s in shape]
-        except (TypeError, ValueError):
-            pass
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None:
-        out["dtype"] = str(dtype)
+    with contextlib.suppress(Exception):
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None:
+            out["dtype"] = str(dtype)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         out["len"] = len(value)
     return out
 
 
 def encode_value(value: Any) -> Encoded | None:
-    """The stored form of ``value``, or None when it cannot be stored (not picklable)."""
+    """The stored form of ``value``, or None when it cannot be stored.
+
+    None means: not picklable, or every way of storing it failed.  It never
+    raises: capture must not break the user's code.
+    """
+    try:
+        return _encode(value)
+    except Exception:
+        return None
+
+
+def _encode(value: Any) -> Encoded | None:
     if is_json_native(value):
         return Encoded(canonical.dumps(value), "json", describe(value), value)
     structured = _structured(value)
@@ -112,7 +126,7 @@ def encode_value(value: Any) -> Encoded | None:
     mod = _module_of(value)
     if mod == "numpy" and "numpy" in sys.modules:
         np = sys.modules["numpy"]
-        if isinstance(value, np.ndarray) and value.dtype != object:
+        if isinstance(value, np.ndarray) and not value.dtype.hasobject:
             buf = io.BytesIO()
             np.lib.format.write_array(buf, value, allow_pickle=False)
             return Encoded(buf.getvalue(), "npy", describe(value))
@@ -186,7 +200,7 @@ def load_value(data: bytes, fmt: str | None = None, *, allow_pickle: bool = Fals
                 "this value is stored as a pickle, and unpickling runs code from the store: "
                 "pass allow_pickle=True if you trust the store's writers"
             )
-        return pickle.loads(data)  # noqa: S301 - the caller opted in
+        return pickle.loads(data)  # the caller opted in
     raise UsageError(f"unknown value format {fmt!r}")
 
 

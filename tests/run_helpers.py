@@ -1,0 +1,73 @@
+"""Helpers shared by the run and capture test modules (not a test module itself)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from servers import StoreSpec
+
+from mlledger import Ledger
+from mlledger.ids import day_path
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_DIR = TESTS_DIR.parent
+
+
+def open_ledger(spec: StoreSpec, **kwargs: Any) -> Ledger:
+    """A Ledger on ``spec`` (its URL and storage options)."""
+    return Ledger(spec.url, **spec.storage_options, **kwargs)
+
+
+def reopen(ledger: Ledger) -> Ledger:
+    """A fresh Ledger on the same store: what it reads comes from the store, not memory."""
+    return Ledger(ledger.url, **ledger.store.storage_options)
+
+
+def run_keys(ledger: Ledger, run_id: str) -> list[str]:
+    """The names of the entries a run has in the store (start, metric chunks, end…)."""
+    return sorted(ledger.store.backend.list_dir(day_path(run_id)))
+
+
+def write_git_repo(path: Path, *, remote: str | None = None) -> str:
+    """A git repository at ``path`` with one commit of ``tracked.txt``; returns the commit."""
+    path.mkdir(parents=True, exist_ok=True)
+
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], cwd=path, check=True, capture_output=True, text=True,
+            env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(path.parent)},
+        )
+        return out.stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "test@example.com")
+    git("config", "user.name", "Test")
+    (path / "tracked.txt").write_text("one\n")
+    git("add", "tracked.txt")
+    git("commit", "-q", "-m", "first")
+    if remote is not None:
+        git("remote", "add", "origin", remote)
+    return git("rev-parse", "HEAD")
+
+
+def python_env() -> dict[str, str]:
+    """The environment for a child Python: this one, with the repo importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    return env
+
+
+def run_python(code: str, *args: str, **env: str) -> str:
+    """Run ``code`` in a fresh Python; return its stdout (fails the test on a non-zero exit)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60,
+        env={**python_env(), **env}, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout

@@ -1,0 +1,432 @@
+"""Files a run opens: reads are inputs, writes outputs, seen through one audit hook."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from run_helpers import open_ledger, reopen
+from servers import StoreSpec
+
+import mlledger
+from mlledger import AccessError, Ledger
+from mlledger.capture import files as _files
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory (the current one for the test)."""
+    d = tmp_path / "work"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    return d
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, workdir: Path) -> Ledger:
+    """A Ledger on a fresh local store outside the working directory."""
+    return Ledger(str(tmp_path / "store"))
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside the working directory, in the temp folder."""
+    d = Path(tempfile.mkdtemp(prefix="mlledger-outside-"))
+    assert not str(d).startswith(str(tmp_path / "work"))
+    return d
+
+
+def test_reads_are_inputs_and_writes_are_outputs(store_spec: StoreSpec, workdir: Path) -> None:
+    """On every store kind, a file read in the run is an input and a file written an output."""
+    ledger = open_ledger(store_spec)
+    (workdir / "data.csv").write_text("a,b\n1,2\n")
+    with ledger.run("r") as run:
+        rows = Path("data.csv").read_text().splitlines()
+        with open("model.txt", "w") as f:
+            f.write(str(len(rows)))
+    got = reopen(ledger).get(run.id)
+    assert set(got.inputs) == {"data.csv"}
+    assert set(got.outputs) == {"model.txt"}
+    assert got.inputs["data.csv"].kind == "file"
+    assert got.inputs["data.csv"].path == "data.csv"
+    assert ledger.store.get(got.inputs["data.csv"].digest) == b"a,b\n1,2\n"
+    assert ledger.store.get(got.outputs["model.txt"].digest) == b"2"
+
+
+def test_outputs_are_hashed_at_the_end(ledger: Ledger) -> None:
+    """A file overwritten several times during the run is recorded with its final content."""
+    with ledger.run("r") as run:
+        for i in range(3):
+            Path("model.pt").write_text(f"epoch {i}")
+    got = reopen(ledger).get(run.id)
+    assert ledger.store.get(got.outputs["model.pt"].digest) == b"epoch 2"
+    assert "model.pt" not in got.inputs
+
+
+def test_file_written_then_read_back_is_an_output_only(ledger: Ledger) -> None:
+    """A file the run wrote and then read is an output, not an input."""
+    with ledger.run("r") as run:
+        Path("cache.json").write_text("{}")
+        assert Path("cache.json").read_text() == "{}"
+    got = reopen(ledger).get(run.id)
+    assert "cache.json" in got.outputs
+    assert "cache.json" not in got.inputs
+
+
+def test_file_read_then_overwritten_records_what_was_read(ledger: Ledger, workdir: Path) -> None:
+    """A file read and then overwritten: the input is the content read, the output the new one."""
+    (workdir / "state.txt").write_text("before")
+    with ledger.run("r") as run:
+        old = Path("state.txt").read_text()
+        Path("state.txt").write_text(old + " and after")
+    got = reopen(ledger).get(run.id)
+    assert ledger.store.get(got.inputs["state.txt"].digest) == b"before"
+    assert ledger.store.get(got.outputs["state.txt"].digest) == b"before and after"
+
+
+def test_append_mode_counts_as_a_write(ledger: Ledger, workdir: Path) -> None:
+    """Opening with "a" or "r+" is a write: the file is an output."""
+    (workdir / "log.txt").write_text("1\n")
+    (workdir / "rw.bin").write_bytes(b"abc")
+    with ledger.run("r") as run:
+        with open("log.txt", "a") as f:
+            f.write("2\n")
+        with open("rw.bin", "r+b") as f:
+            f.write(b"X")
+    got = reopen(ledger).get(run.id)
+    assert ledger.store.get(got.outputs["log.txt"].digest) == b"1\n2\n"
+    assert ledger.store.get(got.outputs["rw.bin"].digest) == b"Xbc"
+
+
+def test_os_open_is_seen(ledger: Ledger, workdir: Path) -> None:
+    """Low-level os.open() reads and writes are seen too."""
+    (workdir / "raw.bin").write_bytes(b"raw")
+    with ledger.run("r") as run:
+        fd = os.open("raw.bin", os.O_RDONLY)
+        os.close(fd)
+        fd = os.open("new.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"new")
+        os.close(fd)
+    got = reopen(ledger).get(run.id)
+    assert "raw.bin" in got.inputs
+    assert "new.bin" in got.outputs
+
+
+def test_files_opened_in_a_thread_started_in_the_run_are_captured(
+    ledger: Ledger, workdir: Path
+) -> None:
+    """A thread started inside the run (no context of its own) still reports to the run."""
+    (workdir / "shard.csv").write_text("x")
+
+    def work() -> None:
+        Path("shard.csv").read_text()
+        Path("thread-out.txt").write_text("done")
+
+    with ledger.run("r") as run:
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    got = reopen(ledger).get(run.id)
+    assert "shard.csv" in got.inputs
+    assert "thread-out.txt" in got.outputs
+
+
+def test_temp_folder_files_are_ignored(ledger: Ledger, outside: Path) -> None:
+    """Files in the temp folder (outside the working directory) are not recorded."""
+    with ledger.run("r") as run:
+        (outside / "scratch.bin").write_bytes(b"tmp")
+        (outside / "scratch.bin").read_bytes()
+        with tempfile.NamedTemporaryFile("w") as f:
+            f.write("x")
+    got = reopen(ledger).get(run.id)
+    assert got.inputs == {}
+    assert got.outputs == {}
+
+
+def test_interpreter_and_store_files_are_ignored(ledger: Ledger) -> None:
+    """Imports from the standard library and the store's own files are never recorded."""
+    import importlib
+
+    with ledger.run("r") as run:
+        import json
+
+        importlib.reload(json)
+        run.save([1], name="v")  # writes the store: ignored
+        mlledger.current_run()
+    got = reopen(ledger).get(run.id)
+    assert got.inputs == {}
+    assert set(got.outputs) == {"v"}
+
+
+def test_importing_a_module_during_the_run_is_not_an_input(
+    ledger: Ledger, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code the import system loads in a run (a helper under the cwd, mlledger) is not an input."""
+    (workdir / "lazy_helper_mod.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(workdir))
+    monkeypatch.delitem(sys.modules, "lazy_helper_mod", raising=False)
+    with ledger.run("r") as run:
+        import lazy_helper_mod  # noqa: F401
+
+        import mlledger.capture.code  # noqa: F401
+    got = reopen(ledger).get(run.id)
+    assert got.inputs == {}
+    assert got.outputs == {}
+
+
+def test_mlledger_own_files_are_ignored(ledger: Ledger) -> None:
+    """Files inside mlledger's own package folder are never recorded, even read as data."""
+    with ledger.run("r") as run:
+        Path(mlledger.__file__).read_text()
+    got = reopen(ledger).get(run.id)
+    assert got.inputs == {}
+
+
+def test_include_and_exclude_patterns(tmp_path: Path, workdir: Path, outside: Path) -> None:
+    """``capture_exclude`` drops matching files; ``capture_include`` adds files outside the cwd."""
+    ledger = Ledger(str(tmp_path / "store"), capture_include=[str(outside / "*.csv")],
+                    capture_exclude=["*.log"])
+    (outside / "wanted.csv").write_text("w")
+    (outside / "unwanted.txt").write_text("u")
+    with ledger.run("r") as run:
+        (outside / "wanted.csv").read_text()
+        (outside / "unwanted.txt").read_text()
+        Path("debug.log").write_text("noise")
+        Path("model.bin").write_text("m")
+    got = reopen(ledger).get(run.id)
+    assert [a.path for a in got.inputs.values()] == [str(outside / "wanted.csv")]
+    assert set(got.outputs) == {"model.bin"}
+
+
+def test_capture_files_false_turns_it_off(tmp_path: Path, workdir: Path) -> None:
+    """capture_files=False on the ledger, the run or @tracked records no files."""
+    (workdir / "in.txt").write_text("x")
+    off = Ledger(str(tmp_path / "store"), capture_files=False)
+    on = Ledger(str(tmp_path / "store"))
+
+    with off.run("a") as a:
+        Path("in.txt").read_text()
+        Path("out-a.txt").write_text("a")
+    with on.run("b", capture_files=False) as b:
+        Path("in.txt").read_text()
+        Path("out-b.txt").write_text("b")
+
+    @on.tracked(capture_files=False)
+    def c() -> None:
+        Path("in.txt").read_text()
+        Path("out-c.txt").write_text("c")
+
+    c()
+    with off.run("d", capture_files=True) as d:
+        Path("in.txt").read_text()
+    fresh = reopen(on)
+    for run in (a, b):
+        got = fresh.get(run.id)
+        assert got.inputs == {}
+        assert got.outputs == {}
+    assert "in.txt" in fresh.get(d.id).inputs
+    run_ids = {k.split("/")[-2] for k in on.store.backend.list("runs")} - {a.id, b.id, d.id}
+    [c_id] = run_ids
+    assert fresh.get(c_id).inputs == {}
+    assert fresh.get(c_id).outputs == {}
+
+
+def test_explicit_save_wins_over_the_hook(ledger: Ledger) -> None:
+    """A file also saved explicitly keeps its explicit name and is not recorded twice."""
+    with ledger.run("r") as run:
+        Path("model.bin").write_text("m")
+        run.save("model.bin", name="model")
+    got = reopen(ledger).get(run.id)
+    assert set(got.outputs) == {"model"}
+
+
+def test_file_deleted_before_it_is_hashed_is_a_warning(ledger: Ledger) -> None:
+    """A file written and deleted during the run is a warning, not a failure."""
+    with ledger.run("r") as run:
+        Path("gone.tmp").write_text("x")
+        os.remove("gone.tmp")
+    got = reopen(ledger).get(run.id)
+    assert got.status == "finished"
+    assert "gone.tmp" not in got.outputs
+    assert any("gone.tmp" in w and "deleted" in w for w in got.warnings)
+
+
+@pytest.mark.xfail(
+    reason="bug: ledger.py Ledger._collect_files skips a read file that no longer exists "
+    "without a word (`or not os.path.isfile(path): continue`), so an input deleted before it "
+    "was hashed is silently dropped; the hook now records only files that existed when "
+    "opened, so that branch can add a warning like the one for outputs",
+    strict=True,
+)
+def test_input_deleted_before_it_is_hashed_is_a_warning(ledger: Ledger, workdir: Path) -> None:
+    """A file read in the run and deleted before the end is a warning, not silently lost."""
+    (workdir / "queue.txt").write_text("job")
+    with ledger.run("r") as run:
+        Path("queue.txt").read_text()
+        os.remove("queue.txt")
+    got = reopen(ledger).get(run.id)
+    assert got.status == "finished"
+    assert any("queue.txt" in w for w in got.warnings)
+
+
+def test_failed_opens_are_not_inputs(ledger: Ledger) -> None:
+    """Probing for files that do not exist records nothing and warns about nothing."""
+    with ledger.run("r") as run:
+        for name in ("missing.cfg", "also/missing.json"):
+            with pytest.raises(FileNotFoundError):
+                open(name)
+    got = reopen(ledger).get(run.id)
+    assert got.inputs == {}
+    assert not any("missing" in w for w in got.warnings)
+
+
+@pytest.mark.parametrize("how", ["read", "write"])
+def test_unreadable_file_is_a_warning(
+    ledger: Ledger, workdir: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A file the store cannot read (permission denied) is a warning, not a failure."""
+    (workdir / "locked.bin").write_bytes(b"x")
+    real_put = ledger.store.put
+
+    def put(path: Any, **kw: Any) -> Any:
+        if str(path).endswith("locked.bin"):
+            raise AccessError(f"permission denied: {path!r}; fix its permissions")
+        return real_put(path, **kw)
+
+    monkeypatch.setattr(ledger.store, "put", put)
+
+    @ledger.tracked
+    def job() -> str:
+        if how == "read":
+            Path("locked.bin").read_bytes()
+        else:
+            Path("locked.bin").write_bytes(b"y")
+        return "ok"
+
+    assert job() == "ok"
+    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    got = reopen(ledger).get(run_id)
+    assert got.status == "finished"
+    assert "locked.bin" not in got.inputs
+    assert "locked.bin" not in got.outputs
+    assert any("locked.bin" in w and "not stored" in w for w in got.warnings)
+
+
+def test_a_crash_while_collecting_files_is_a_warning(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If hashing the run's files blows up, the run is still recorded, with a warning."""
+
+    def explode(run: Any, watch: Any) -> None:
+        raise RuntimeError("collector exploded")
+
+    monkeypatch.setattr(ledger, "_collect_files", explode)
+
+    @ledger.tracked
+    def job() -> int:
+        Path("out.txt").write_text("x")
+        return 3
+
+    assert job() == 3
+    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    got = reopen(ledger).get(run_id)
+    assert got.status == "finished"
+    assert any("collector exploded" in w for w in got.warnings)
+
+
+def test_files_outside_runs_are_not_recorded(ledger: Ledger) -> None:
+    """Files opened after a run ended belong to no run; the hook is inert outside runs."""
+    with ledger.run("r") as run:
+        pass
+    Path("after.txt").write_text("x")
+    assert _files._active == []
+    got = reopen(ledger).get(run.id)
+    assert got.outputs == {}
+
+
+def test_nested_runs_get_their_own_files(ledger: Ledger, workdir: Path) -> None:
+    """Files a tracked call opens inside a run belong to the inner run."""
+    (workdir / "a.txt").write_text("a")
+    (workdir / "b.txt").write_text("b")
+
+    @ledger.tracked
+    def inner() -> None:
+        Path("b.txt").read_text()
+
+    with ledger.run("outer") as outer:
+        Path("a.txt").read_text()
+        inner()
+    fresh = reopen(ledger)
+    assert set(fresh.get(outer.id).inputs) == {"a.txt"}
+    inner_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs")
+                   if outer.id not in k)
+    assert set(fresh.get(inner_id).inputs) == {"b.txt"}
+
+
+def test_folder_path_name_in_subfolder_is_relative(ledger: Ledger, workdir: Path) -> None:
+    """A captured file's name is its path relative to the working directory."""
+    (workdir / "data" / "raw").mkdir(parents=True)
+    (workdir / "data" / "raw" / "x.csv").write_text("1")
+    with ledger.run("r") as run:
+        (workdir / "data" / "raw" / "x.csv").read_text()
+    got = reopen(ledger).get(run.id)
+    assert set(got.inputs) == {os.path.join("data", "raw", "x.csv")}
+
+
+# ---------------------------------------------------------------------------
+# FileWatch on its own
+
+
+def test_watch_wants_cwd_files_even_under_temp(tmp_path: Path, workdir: Path) -> None:
+    """Under the working directory everything is wanted, even when it lies in the temp folder."""
+    watch = _files.FileWatch(object(), ignore=[str(tmp_path / "store")])
+    assert watch.wants(os.path.realpath(workdir / "x.csv"))
+    assert not watch.wants(os.path.realpath(tmp_path / "store" / "objects" / "x"))
+    assert not watch.wants("/proc/self/status")
+    assert not watch.wants("/dev/null")
+    assert not watch.wants(os.path.realpath(os.__file__))  # the standard library
+
+
+def test_watch_seen_orders_reads_and_writes(workdir: Path) -> None:
+    """seen(): a read after a write is not a read; a write after a read hashes first."""
+    hashed: list[str] = []
+    watch = _files.FileWatch(object())
+    watch.hash_before_write = lambda p: hashed.append(p) or "digest"
+    p = str(workdir / "f")
+    Path(p).write_text("x")
+    watch.seen(p, writing=False)
+    watch.seen(p, writing=True)
+    watch.seen(p, writing=True)
+    assert hashed == [p]
+    assert watch.read_digests == {p: "digest"}
+    q = str(workdir / "g")
+    watch.seen(q, writing=True)
+    watch.seen(q, writing=False)
+    assert q not in watch.reads
+
+
+def test_hook_never_raises_into_open(workdir: Path) -> None:
+    """Whatever goes wrong inside the hook, the user's open() works."""
+    watch = _files.FileWatch(object())
+
+    def explode(path: str) -> Any:
+        raise RuntimeError("hash failed")
+
+    watch.hash_before_write = explode
+    Path("f.txt").write_text("x")
+    _files.watch_begin(watch)
+    try:
+        with open("f.txt") as f:
+            f.read()
+        with open("f.txt", "w") as f:
+            f.write("y")
+        with open(b"f.txt", "rb") as f:
+            f.read()
+    finally:
+        _files.watch_end(watch)
+    assert Path("f.txt").read_text() == "y"

@@ -1,0 +1,310 @@
+"""Python values as stored bytes and back: formats, determinism, the pickle policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+import threading
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlledger import PolicyError, UsageError
+from mlledger.capture.values import (
+    describe,
+    encode_value,
+    is_json_native,
+    is_scalar,
+    jsonable_scalar,
+    load_value,
+    sniff_format,
+)
+
+
+@attrs.frozen
+class Point:
+    x: int
+    y: int = 0
+
+
+@dataclasses.dataclass
+class Settings:
+    name: str
+    sizes: list[int]
+
+
+@dataclasses.dataclass
+class WithPath:
+    path: Path
+
+
+class Box:
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Box) and other.v == self.v
+
+    def __hash__(self) -> int:
+        return self.v
+
+
+def test_json_native_values_are_json() -> None:
+    """JSON-native values encode as canonical JSON and load back equal."""
+    for v in (None, True, 3, 1.5, "s", [1, "a"], {"b": [None, {"c": 1.0}]}):
+        enc = encode_value(v)
+        assert enc is not None
+        assert enc.format == "json"
+        assert load_value(enc.data) == v
+        assert load_value(enc.data, "json") == v
+
+
+def test_json_encoding_is_canonical() -> None:
+    """Equal dicts in any key order encode to the same bytes."""
+    a = encode_value({"b": 1, "a": {"y": 2, "x": 1}})
+    b = encode_value({"a": {"x": 1, "y": 2}, "b": 1})
+    assert a is not None
+    assert b is not None
+    assert a.data == b.data == b'{"a":{"x":1,"y":2},"b":1}'
+
+
+def test_tuples_are_lists_in_json() -> None:
+    """A tuple is JSON-native and encodes like the equal list (so values link across calls)."""
+    t = encode_value((1, 2))
+    lst = encode_value([1, 2])
+    assert t is not None
+    assert lst is not None
+    assert t.data == lst.data
+
+
+def test_is_json_native() -> None:
+    """Only None/bool/int/float/str and lists, tuples and str-keyed dicts of them are native."""
+    assert is_json_native({"a": [1, (2, None)]})
+    assert not is_json_native({1: "a"})
+    assert not is_json_native({"a": {1, 2}})
+    assert not is_json_native(b"bytes")
+    assert not is_json_native(Path("x"))
+    deep: Any = 1
+    for _ in range(60):
+        deep = [deep]
+    assert not is_json_native(deep)  # too deep: stored another way, never a RecursionError
+    assert encode_value(deep) is not None
+
+
+def test_is_scalar() -> None:
+    """Scalars are exactly None, bool, int, float and str (not subclasses, not containers)."""
+    assert all(is_scalar(v) for v in (None, True, 1, 1.0, "x"))
+    assert not any(is_scalar(v) for v in ([], {}, b"", Path("x")))
+
+
+def test_attrs_and_dataclasses_are_structured_json() -> None:
+    """attrs and dataclass instances are stored as their structured JSON form."""
+    p = encode_value(Point(1))
+    assert p is not None
+    assert p.format == "json"
+    assert load_value(p.data) == {"x": 1, "y": 0}
+    s = encode_value(Settings("a", [1, 2]))
+    assert s is not None
+    assert s.format == "json"
+    assert load_value(s.data) == {"name": "a", "sizes": [1, 2]}
+    assert p.summary["type"].endswith("Point")
+
+
+def test_dataclass_with_non_json_fields_is_pickled() -> None:
+    """A dataclass whose fields are not JSON-native falls back to pickle."""
+    enc = encode_value(WithPath(Path("x")))
+    assert enc is not None
+    assert enc.format == "pickle"
+    assert load_value(enc.data, "pickle", allow_pickle=True) == WithPath(Path("x"))
+
+
+def test_numpy_arrays_are_npy_and_load_without_pickle() -> None:
+    """A numpy array is .npy bytes; it loads back equal without allowing pickle."""
+    np = pytest.importorskip("numpy")
+    arr = np.linspace(0, 1, 7).reshape(7, 1)
+    enc = encode_value(arr)
+    assert enc is not None
+    assert enc.format == "npy"
+    assert enc.summary == {"type": "numpy.ndarray", "shape": [7, 1], "dtype": "float64"}
+    assert sniff_format(enc.data) == "npy"
+    back = load_value(enc.data)
+    assert (back == arr).all()
+    again = encode_value(arr.copy())
+    assert again is not None
+    assert again.data == enc.data
+
+
+def test_numpy_object_arrays_are_pickled() -> None:
+    """An object-dtype array is not .npy-safe: it is stored as a pickle."""
+    np = pytest.importorskip("numpy")
+    enc = encode_value(np.array([{"a": 1}, None], dtype=object))
+    assert enc is not None
+    assert enc.format == "pickle"
+
+
+def test_numpy_scalars_are_stored() -> None:
+    """A numpy scalar is storable (pickle) and loads back equal with allow_pickle."""
+    np = pytest.importorskip("numpy")
+    enc = encode_value(np.float32(1.5))
+    assert enc is not None
+    assert load_value(enc.data, enc.format, allow_pickle=True) == np.float32(1.5)
+
+
+def test_pickle_needs_allow_pickle() -> None:
+    """A pickled value loads only with allow_pickle=True; the error says how."""
+    enc = encode_value(Box(3))
+    assert enc is not None
+    assert enc.format == "pickle"
+    assert sniff_format(enc.data) == "pickle"
+    with pytest.raises(PolicyError, match="allow_pickle=True"):
+        load_value(enc.data)
+    with pytest.raises(PermissionError):
+        load_value(enc.data, "pickle")
+    assert load_value(enc.data, allow_pickle=True) == Box(3)
+
+
+def test_unpicklable_values_cannot_be_encoded() -> None:
+    """Locks, generators and local classes' instances give None (the caller records type+repr)."""
+
+    class Local:
+        pass
+
+    assert encode_value(threading.Lock()) is None
+    assert encode_value(i for i in range(2)) is None
+    assert encode_value(Local()) is None
+
+
+def test_a_reduce_that_raises_anything_gives_none() -> None:
+    """A value whose pickling raises any Exception is simply not storable."""
+
+    class Weird:
+        def __reduce__(self) -> Any:
+            raise ZeroDivisionError("boom")
+
+    assert encode_value(Weird()) is None
+
+
+@dataclasses.dataclass
+class HoldsLock:
+    lr: float
+    lock: Any
+
+
+def test_values_whose_copy_fails_are_not_storable_and_never_raise() -> None:
+    """A dataclass holding a lock (asdict() cannot copy it) gives None, not an exception."""
+    assert encode_value(HoldsLock(0.1, threading.Lock())) is None
+
+
+def test_structured_numpy_with_objects_is_pickled() -> None:
+    """A structured array with an object field cannot be .npy without pickle: it is a pickle."""
+    np = pytest.importorskip("numpy")
+    arr = np.array([(1, None)], dtype=[("a", "i4"), ("b", object)])
+    enc = encode_value(arr)
+    assert enc is not None
+    assert enc.format == "pickle"
+
+
+def test_describe_survives_hostile_attributes() -> None:
+    """describe() of an object whose attribute lookup raises still gives its type."""
+
+    class Hostile:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError(name)
+
+    assert describe(Hostile()) == {"type": f"{__name__}.{Hostile.__qualname__}"}
+
+
+def test_describe() -> None:
+    """describe() gives type, shape, dtype and len where they exist."""
+    assert describe([1, 2]) == {"type": "list", "len": 2}
+    assert describe({"a": 1})["len"] == 1
+    assert describe(Box(1))["type"] == f"{__name__}.Box"
+
+    class BadShape:
+        shape = ("a", "b")
+        dtype = "int8"
+
+    assert describe(BadShape()) == {"type": f"{__name__}.{BadShape.__qualname__}",
+                                    "dtype": "int8"}
+
+
+def test_sniff_format() -> None:
+    """Stored bytes tell their format by their first bytes."""
+    assert sniff_format(b"\x93NUMPY...") == "npy"
+    assert sniff_format(b"PAR1...") == "parquet"
+    assert sniff_format(b"PK\x03\x04...") == "torch"
+    assert sniff_format(pickle.dumps(1, protocol=5)) == "pickle"
+    assert sniff_format(b'{"a":1}') == "json"
+
+
+def test_load_of_non_json_bytes_says_to_restore() -> None:
+    """Loading bytes that are not a stored value raises UsageError pointing at restore()."""
+    with pytest.raises(UsageError, match="restore"):
+        load_value(b"\xff\xfenot json", "json")
+    with pytest.raises(UsageError, match="unknown value format"):
+        load_value(b"x", "nope")
+
+
+def test_jsonable_scalar() -> None:
+    """NaN and infinities become strings; every other value is unchanged."""
+    assert jsonable_scalar(float("nan")) == "nan"
+    assert jsonable_scalar(float("inf")) == "inf"
+    assert jsonable_scalar(float("-inf")) == "-inf"
+    assert jsonable_scalar(1.5) == 1.5
+    assert jsonable_scalar("x") == "x"
+
+
+def test_pandas_frames_are_parquet_when_pyarrow_is_there() -> None:
+    """A pandas DataFrame is stored as parquet when pyarrow is importable, else pickle."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    enc = encode_value(df)
+    assert enc is not None
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert enc.format == "pickle"
+    else:
+        assert enc.format == "parquet"
+        assert load_value(enc.data).equals(df)
+
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_json_values_round_trip(value: Any) -> None:
+    """Every JSON-native value encodes as JSON and loads back equal."""
+    enc = encode_value(value)
+    assert enc is not None
+    assert enc.format == "json"
+    assert load_value(enc.data) == value
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=6))
+def test_dict_bytes_do_not_depend_on_key_order(d: dict[str, Any]) -> None:
+    """A dict and the same dict with keys reversed encode to the same bytes."""
+    a = encode_value(d)
+    b = encode_value(dict(reversed(list(d.items()))))
+    assert a is not None
+    assert b is not None
+    assert a.data == b.data
+
+
+@given(st.floats(allow_nan=True))
+def test_float_params_are_always_json_serializable(x: float) -> None:
+    """jsonable_scalar of any float is a finite float or a string."""
+    out = jsonable_scalar(x)
+    assert isinstance(out, str) or math.isfinite(out)

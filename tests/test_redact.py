@@ -1,0 +1,124 @@
+"""Secrets stay in the process: redaction of names, mappings, command lines and URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlledger.capture.redact import (
+    REDACTED,
+    is_secret_name,
+    redact_argv,
+    redact_mapping,
+    strip_url_credentials,
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["TOKEN", "gh_token", "MY_API_TOKEN", "client_secret", "password", "db_passwd", "api_key",
+     "AWS_SECRET_ACCESS_KEY", "credentials", "auth", "Authorization", "private", "PrivateKey",
+     "sshKey"],
+)
+def test_secret_names_are_recognised_in_any_case(name: str) -> None:
+    """Names with TOKEN, SECRET, PASSWORD, PASSWD, KEY, CREDENTIAL, AUTH, PRIVATE are secret."""
+    assert is_secret_name(name)
+    assert is_secret_name(name.lower())
+    assert is_secret_name(name.upper())
+
+
+@pytest.mark.parametrize("name", ["lr", "batch_size", "epochs", "model", "data", "seed", "PATH"])
+def test_ordinary_names_are_not_secret(name: str) -> None:
+    """Ordinary param names are left alone."""
+    assert not is_secret_name(name)
+
+
+def test_redact_mapping_nested() -> None:
+    """Secret keys are redacted at any depth; other values and the input are untouched."""
+    values: dict[str, Any] = {"lr": 0.1,
+                              "db": {"user": "u", "password": "p", "inner": {"token": "t"}},
+                              "api_key": {"not": "inspected"}, "list": [{"secret": 1}]}
+    out = redact_mapping(values)
+    assert out == {"lr": 0.1, "db": {"user": "u", "password": REDACTED,
+                                     "inner": {"token": REDACTED}},
+                   "api_key": REDACTED, "list": [{"secret": 1}]}
+    assert values["db"]["password"] == "p"  # a copy, not in place
+
+
+def test_redact_argv_forms() -> None:
+    """``--password=x``, ``--token x``, ``PASSWORD=x`` and URL credentials are redacted."""
+    argv = ["train.py", "--password=hunter2", "--token", "abc", "--lr", "0.1",
+            "-api-key=k", "DB_PASSWD=pw", "--data", "s3://AKIA:sec@bucket/x", "plain=1",
+            "--verbose"]
+    assert redact_argv(argv) == [
+        "train.py", f"--password={REDACTED}", "--token", REDACTED, "--lr", "0.1",
+        f"-api-key={REDACTED}", f"DB_PASSWD={REDACTED}", "--data", "s3://bucket/x", "plain=1",
+        "--verbose",
+    ]
+
+
+def test_redact_argv_strips_credentials_from_urls_given_as_option_values() -> None:
+    """A URL with credentials in ``--opt=URL`` or ``NAME=URL`` loses its credentials."""
+    out = redact_argv(["prog", "--db-url=postgres://admin:pw123@db:5432/x",
+                       "DATABASE_URL=https://u:pw456@h/x", "--mirror", "https://u:pw789@h/y"])
+    assert out == ["prog", "--db-url=postgres://db:5432/x", "DATABASE_URL=https://h/x",
+                   "--mirror", "https://h/y"]
+
+
+def test_redact_argv_secret_flag_at_the_end() -> None:
+    """A secret flag with no value after it is kept and nothing breaks."""
+    assert redact_argv(["x", "--token"]) == ["x", "--token"]
+
+
+def test_redact_argv_does_not_change_its_input() -> None:
+    """redact_argv returns a new list."""
+    argv = ["--token", "abc"]
+    redact_argv(argv)
+    assert argv == ["--token", "abc"]
+
+
+@pytest.mark.parametrize(
+    ("url", "clean"),
+    [
+        ("https://user:secret@example.com/r.git", "https://example.com/r.git"),
+        ("https://token@github.com/o/r.git", "https://github.com/o/r.git"),
+        ("https://u:p@host:8443/x?y=1#z", "https://host:8443/x?y=1#z"),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+        ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+        ("not a url", "not a url"),
+        ("", ""),
+    ],
+)
+def test_strip_url_credentials(url: str, clean: str) -> None:
+    """Credentials in a URL's user-info are dropped; everything else is kept."""
+    assert strip_url_credentials(url) == clean
+
+
+@given(st.text(min_size=1, max_size=20).filter(lambda s: "=" not in s and not s.startswith("-")),
+       st.sampled_from(["token", "PASSWORD", "api_key", "Secret"]))
+def test_secret_values_never_survive_in_argv(value: str, flag: str) -> None:
+    """Whatever the value, ``--FLAG=value`` and ``--FLAG value`` never keep it."""
+    for argv in (["prog", f"--{flag}={value}"], ["prog", f"--{flag}", value]):
+        out = redact_argv(argv)
+        assert value not in out[1:] or value == REDACTED
+        assert REDACTED in " ".join(out)
+
+
+@given(st.recursive(
+    st.dictionaries(st.sampled_from(["a", "token", "Key", "b"]), st.integers(), max_size=4),
+    lambda inner: st.dictionaries(st.sampled_from(["x", "password", "y"]), inner, max_size=3),
+    max_leaves=10,
+))
+def test_redacted_mappings_hold_no_secret_keys_with_values(d: dict[str, Any]) -> None:
+    """After redaction, every secret-named key maps to the redaction marker."""
+    def check(m: dict[str, Any]) -> None:
+        for k, v in m.items():
+            if is_secret_name(k):
+                assert v == REDACTED
+            elif isinstance(v, dict):
+                check(v)
+
+    check(redact_mapping(d))
