@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import canonical
 from .capture import code as _code
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
-from .capture.redact import REDACTED, is_secret_name, redact_mapping
-from .capture.values import Encoded, describe, encode_value, jsonable_scalar, load_value
+from .capture.redact import REDACTED, is_secret_name
+from .capture.values import Encoded, describe, encode_redacted, jsonable_scalar, load_value
 from .errors import (
     AmbiguousError,
     LedgerError,
@@ -257,21 +257,17 @@ class Ledger:
                     except LedgerError as e:
                         run._warn(f"param {k}: {s!r} not stored: {e}")
                 if isinstance(v, str) and len(s.encode("utf-8", "replace")) > self.inline_limit:
-                    enc = encode_value(v)
+                    enc = encode_redacted(v)
                     assert enc is not None
                     art = self._store_encoded(enc, run)
                     if inputs:
                         run._inputs[k] = art
                     return {"type": "str", "len": len(s), "digest": art.digest}
                 return s
-            enc = encode_value(v)
+            enc = encode_redacted(v)
             if enc is None:
                 run._warn(f"param {k}: a {type(v).__qualname__} cannot be stored; recorded as type and repr")
                 return {"type": describe(v)["type"], "repr": _safe_repr(v, run, k)}
-            if enc.format == "json" and isinstance(enc.jsonable, dict):
-                redacted = redact_mapping(enc.jsonable)
-                if redacted != enc.jsonable:
-                    enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
             art = self._store_encoded(enc, run)
             if inputs:
                 run._inputs[k] = art
@@ -330,7 +326,11 @@ class Ledger:
             if path in watch.writes:
                 continue
             name = _display(path, watch.cwd)
-            if path in known_in or name in run._inputs or not os.path.isfile(path):
+            if path in known_in or name in run._inputs:
+                continue
+            if not os.path.isfile(path):
+                if not os.path.exists(path):
+                    run._warn(f"{name} was read during the run but deleted before it was hashed")
                 continue
             try:
                 run._inputs[name] = self._put_path(path)
@@ -360,7 +360,8 @@ class Ledger:
                         files=got.files if got.kind == "tree" else None)
 
     def _put_value(self, value: Any, run: Run | None = None) -> Artifact | None:
-        enc = encode_value(value)
+        """Store a value (secret-looking keys of a mapping redacted); None if it cannot be."""
+        enc = encode_redacted(value)
         if enc is None:
             return None
         return self._store_encoded(enc, run)
@@ -476,7 +477,10 @@ class Ledger:
                 hb = self._read_entry(f"{base}/{hbs[-1]}")
                 if hb is not None:
                     record["heartbeat"] = canonical.loads(hb)["at"]
-            record["metric_chunks"] = sum(1 for n in names if n.startswith("metrics-"))
+            record["metric_chunks"] = max(
+                (int(n[8:14]) for n in names if n.startswith("metrics-") and n[8:14].isdigit()),
+                default=0,
+            )
             record.setdefault("status", "running")
         run = Run(self, record)
         run._resolve_status()

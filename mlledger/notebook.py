@@ -54,8 +54,8 @@ from typing import Any, NoReturn
 from . import canonical
 from .capture import files as _files
 from .capture.code import source_code
-from .capture.redact import is_secret_name, redact_mapping
-from .capture.values import Encoded, encode_value
+from .capture.redact import is_secret_name
+from .capture.values import encode_redacted
 from .errors import LedgerError, LedgerWarning, PolicyError
 from .ledger import Ledger, default_ledger
 from .records import Artifact
@@ -539,7 +539,7 @@ class _Extension:
                 if old is value:  # same object: an input changed in place?
                     art = run._inputs.get(name)
                     if name in cr.read and art is not None and art.kind == "value":
-                        enc = _encode(value)
+                        enc = encode_redacted(value)
                         if enc is not None and ledger.store.digest(enc.data) != art.digest:
                             run._outputs[name] = ledger._store_encoded(enc, run)
                     continue
@@ -548,7 +548,7 @@ class _Extension:
                 if is_secret_name(name):
                     run._warn(f"output {name}: not stored, its name looks secret")
                     continue
-                enc = _encode(value)
+                enc = encode_redacted(value)
                 if enc is None:
                     run._warn(
                         f"output {name}: a {type(value).__qualname__} cannot be stored "
@@ -757,16 +757,6 @@ def _needs_running_loop(shell: Any, cell: str) -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _encode(value: Any) -> Encoded | None:
-    """A value's stored form, exactly as a run's params store it (secret-looking keys redacted)."""
-    enc = encode_value(value)
-    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, dict):
-        redacted = redact_mapping(enc.jsonable)
-        if redacted != enc.jsonable:
-            enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
-    return enc
 
 
 def _user_traceback(tb: Any) -> Any:

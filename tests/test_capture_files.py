@@ -256,13 +256,6 @@ def test_file_deleted_before_it_is_hashed_is_a_warning(ledger: Ledger) -> None:
     assert any("gone.tmp" in w and "deleted" in w for w in got.warnings)
 
 
-@pytest.mark.xfail(
-    reason="bug: ledger.py Ledger._collect_files skips a read file that no longer exists "
-    "without a word (`or not os.path.isfile(path): continue`), so an input deleted before it "
-    "was hashed is silently dropped; the hook now records only files that existed when "
-    "opened, so that branch can add a warning like the one for outputs",
-    strict=True,
-)
 def test_input_deleted_before_it_is_hashed_is_a_warning(ledger: Ledger, workdir: Path) -> None:
     """A file read in the run and deleted before the end is a warning, not silently lost."""
     (workdir / "queue.txt").write_text("job")

@@ -709,12 +709,6 @@ def test_metrics_are_written_in_chunks_during_the_run(
     assert got.metric_stats["loss"] == MetricStats(9.0, 0.0, 9.0, 9, 10)
 
 
-@pytest.mark.xfail(
-    reason="bug: ledger.py Ledger._load_run sets metric_chunks to the count of metrics-* "
-    "entries instead of the highest chunk number, so one missing chunk (a write neither the "
-    "store nor the spool took) hides every later chunk of an unfinished run",
-    strict=True,
-)
 def test_unfinished_run_history_survives_a_missing_chunk(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:

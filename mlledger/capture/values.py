@@ -25,6 +25,7 @@ from ..errors import PolicyError, UsageError
 __all__ = [
     "Encoded",
     "describe",
+    "encode_redacted",
     "encode_value",
     "is_json_native",
     "is_scalar",
@@ -209,3 +210,19 @@ def jsonable_scalar(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     return value
+
+
+def encode_redacted(value: Any) -> Encoded | None:
+    """:func:`encode_value`, with secret-looking keys of a JSON mapping redacted.
+
+    Every stored value goes through here (params, return values, notebook
+    variables), so a value redacted in one run has the same digest in the next.
+    """
+    from .redact import redact_mapping
+
+    enc = encode_value(value)
+    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, dict):
+        redacted = redact_mapping(enc.jsonable)
+        if redacted != enc.jsonable:
+            enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
+    return enc
