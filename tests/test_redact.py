@@ -30,7 +30,11 @@ def test_secret_names_are_recognised_in_any_case(name: str) -> None:
     assert is_secret_name(name.upper())
 
 
-@pytest.mark.parametrize("name", ["lr", "batch_size", "epochs", "model", "data", "seed", "PATH"])
+@pytest.mark.parametrize(
+    "name",
+    ["lr", "batch_size", "epochs", "model", "data", "seed", "PATH", "tokenizer", "max_tokens",
+     "num_keypoints", "author", "keyframe_rate", "tokenizer_name"],
+)
 def test_ordinary_names_are_not_secret(name: str) -> None:
     """Ordinary param names are left alone."""
     assert not is_secret_name(name)

@@ -10,12 +10,27 @@ __all__ = ["REDACTED", "is_secret_name", "redact_argv", "redact_mapping", "strip
 
 REDACTED = "<redacted>"
 
-_SECRET_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH|PRIVATE", re.IGNORECASE)
+#: anywhere in a name, in any case: unambiguous
+_SECRET_ANYWHERE = re.compile(r"PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE", re.IGNORECASE)
+#: words of a name (split at non-alphanumerics and camelCase humps)
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")
 
 
 def is_secret_name(name: str) -> bool:
-    """True when ``name`` looks like it holds a secret (``api_key``, ``GH_TOKEN``…)."""
-    return bool(_SECRET_RE.search(name))
+    """True when ``name`` looks like it holds a secret (``api_key``, ``GH_TOKEN``, ``sshKey``…).
+
+    PASSWORD, PASSWD, SECRET, CREDENTIAL and PRIVATE count anywhere; TOKEN,
+    KEY and AUTH count at the end of a word (``apikey``, ``accessToken``,
+    ``oauth``) or as ``authorization``, so ``tokenizer``, ``max_tokens``,
+    ``num_keypoints`` and ``author`` stay visible.
+    """
+    if _SECRET_ANYWHERE.search(name):
+        return True
+    for word in _WORDS.findall(name):
+        w = word.lower()
+        if w.endswith(("token", "key", "auth")) or w.startswith("authoriz"):
+            return True
+    return False
 
 
 def redact_mapping(values: dict[str, Any]) -> dict[str, Any]:
