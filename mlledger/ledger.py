@@ -62,7 +62,10 @@ class Ledger:
     ``capture_include``/``capture_exclude`` (glob patterns on absolute paths),
     ``env_vars`` (more environment variable names to record),
     ``inline_limit`` (bytes of JSON a param may take before it is stored as
-    an artifact instead of inline).  ``algorithm`` (``xxh128`` or ``sha256``)
+    an artifact instead of inline), ``start_delay`` (seconds a run may last
+    before its start entry is written: shorter runs write one entry, not
+    two; 0 writes it at once, so even a process killed in its first
+    instant leaves an ``incomplete`` run).  ``algorithm`` (``xxh128`` or ``sha256``)
     applies when the store is created; ``create=False`` refuses to create a
     store that does not exist yet (NotFoundError).
     """
@@ -76,6 +79,7 @@ class Ledger:
         capture_exclude: Iterable[str] = (),
         env_vars: Iterable[str] = (),
         inline_limit: int = 64 * 1024,
+        start_delay: float = 0.1,
         algorithm: str | None = None,
         create: bool = True,
         **storage_options: Any,
@@ -87,6 +91,7 @@ class Ledger:
         self.capture_exclude = tuple(capture_exclude)
         self.env_vars = tuple(dict.fromkeys((*DEFAULT_ENV_VARS, *env_vars)))
         self.inline_limit = inline_limit
+        self.start_delay = start_delay
         self._known: set[str] = set()  # digests known to exist in the store
         self._env_digest: str | None = None
         self._spool: Store | None = None
@@ -464,12 +469,14 @@ class Ledger:
         """A run straight from the store, by full id."""
         base = day_path(run_id)
         start = self._read_entry(f"{base}/start.json")
-        if start is None:
-            raise NotFoundError(f"no run {run_id} in the store at {self.url}")
-        record = dict(canonical.loads(start))
         end = self._read_entry(f"{base}/end.json")
+        if start is None and end is None:
+            raise NotFoundError(f"no run {run_id} in the store at {self.url}")
+        record = dict(canonical.loads(start)) if start is not None else {}
         if end is not None:
             record.update(canonical.loads(end))
+            if "started_at" not in record:
+                raise NotFoundError(f"run {run_id} is being written; try again in a moment")
         else:
             names = self.store.backend.list_dir(base)
             hbs = sorted(n for n in names if n.startswith("hb-"))

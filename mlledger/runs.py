@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import copy
 import functools
+import heapq
 import inspect
 import json
 import os
@@ -112,6 +113,9 @@ class Run:
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
         self._chunk_rows = METRIC_CHUNK
         self._cols: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        self._start_bytes: bytes | None = None
+        self._start_written = False
+        self._start_lock = threading.Lock()
         self._folded: dict[str, int] = {}
         self._step = -1
         self._inputs: dict[str, Artifact] = {
@@ -338,6 +342,16 @@ class Run:
         }
         return {"t0": t0, "metrics": doc}
 
+    def _ensure_started(self) -> None:
+        """Write the start entry now if it is still pending (deferred starts, see _Scheduler)."""
+        if self._start_written or self._start_bytes is None or self._detached:
+            return
+        with self._start_lock:
+            if self._start_written:
+                return
+            self._ledger._write_entry(f"{day_path(self.id)}/start.json", self._start_bytes, self)
+            self._start_written = True
+
     def _flush_metrics(self) -> None:
         if self._detached:  # keep the summaries, drop the rows: nothing is written
             self._take_chunk()
@@ -348,6 +362,7 @@ class Run:
         self._chunks += 1
         key = f"{day_path(self.id)}/metrics-{self._chunks:06d}.json"
         try:
+            self._ensure_started()  # a chunk never comes before its run's start
             self._ledger._write_entry(key, json.dumps(chunk).encode(), self)
         except Exception as e:  # run.log() must never break the training loop
             msg = f"metric chunk {self._chunks} not written (neither store nor spool took it): {e}"
@@ -533,43 +548,74 @@ def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
 # ---------------------------------------------------------------------------
 
 
-class _Heartbeat:
-    """One daemon thread per process writing heartbeats for long runs."""
+class _Scheduler:
+    """One daemon thread per process: deferred start entries and heartbeats of active runs.
+
+    A run's ``start.json`` is written ``Ledger.start_delay`` seconds after it
+    starts, if it is still going; a shorter run writes one entry only, its
+    ``end.json`` holding the whole record.  That halves the writes of the short
+    runs a tight loop makes.  The price: a process killed within that delay
+    leaves no trace of the run it was in.  Long runs also get a heartbeat
+    entry every ``HEARTBEAT_SECONDS``, so other machines can tell a live run
+    from a dead one.
+    """
 
     def __init__(self) -> None:
         self.runs: set[Run] = set()
-        self.lock = threading.Lock()
+        self.pending: list[tuple[float, int, Run]] = []  # (due, seq, run) heap of deferred starts
+        self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.seq = 0
 
-    def add(self, run: Run) -> None:
-        with self.lock:
+    def _ensure_thread(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._loop, name="mlledger-runs", daemon=True)
+            self.thread.start()
+
+    def add(self, run: Run, start_delay: float | None) -> None:
+        with self.cond:
             self.runs.add(run)
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(
-                    target=self._loop, name="mlledger-heartbeat", daemon=True
-                )
-                self.thread.start()
+            if start_delay is not None:
+                self.seq += 1
+                heapq.heappush(self.pending, (time.monotonic() + start_delay, self.seq, run))
+            self._ensure_thread()
+            self.cond.notify()
 
     def remove(self, run: Run) -> None:
-        with self.lock:
+        with self.cond:
             self.runs.discard(run)
 
     def _loop(self) -> None:
+        next_beat = time.monotonic() + HEARTBEAT_SECONDS
         n = 0
         while True:
-            time.sleep(HEARTBEAT_SECONDS)
-            n += 1
-            with self.lock:
-                runs = list(self.runs)
-            for run in runs:
-                if not run._active:
+            with self.cond:
+                now = time.monotonic()
+                due = min(next_beat, self.pending[0][0] if self.pending else next_beat)
+                if due > now:
+                    self.cond.wait(due - now)
                     continue
+                starts: list[Run] = []
+                while self.pending and self.pending[0][0] <= now:
+                    starts.append(heapq.heappop(self.pending)[2])
+                beat = now >= next_beat
+                beating = list(self.runs) if beat else []
+            for run in starts:
                 with contextlib.suppress(Exception):
-                    key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                    run._ledger._write_entry(key, canonical.dumps({"at": to_iso(utcnow())}), run)
+                    run._ensure_started()
+            if beat:
+                n += 1
+                next_beat = now + HEARTBEAT_SECONDS
+                for run in beating:
+                    if not run._active:
+                        continue
+                    with contextlib.suppress(Exception):
+                        run._ensure_started()
+                        key = f"{day_path(run.id)}/hb-{n:08d}.json"
+                        run._ledger._write_entry(key, canonical.dumps({"at": to_iso(utcnow())}), run)
 
 
-_heartbeat = _Heartbeat()
+_heartbeat = _Scheduler()
 
 
 class RunContext:
@@ -736,8 +782,10 @@ class RunContext:
         if self.pre_inputs:
             run._inputs.update(self.pre_inputs)
         ledger._fill_start(run, self.code)
-        start_doc = canonical.dumps(_start_doc(record, run))
-        ledger._write_entry(f"{day_path(run_id)}/start.json", start_doc, run)
+        run._start_bytes = canonical.dumps(_start_doc(record, run))
+        delay = ledger.start_delay
+        if not delay or delay <= 0:
+            run._ensure_started()
         capture = ledger.capture_files if self.capture_files is None else self.capture_files
         if capture:
             try:
@@ -750,7 +798,7 @@ class RunContext:
                 self._watch = watch
             except Exception as e:
                 run._warn(f"file capture not started: {e}")
-        _heartbeat.add(run)
+        _heartbeat.add(run, delay if delay and delay > 0 else None)
         self._token = _current.set(run)
         return run
 
@@ -837,7 +885,11 @@ class RunContext:
         record["resources"] = resources
         record["metric_chunks"] = run._chunks
         end = run.record
-        end_doc = {k: end[k] for k in _END_KEYS if k in end}
+        with run._start_lock:
+            whole = not run._start_written
+            run._start_written = True  # the deferred start is no longer needed
+        keys = _START_KEYS + _END_KEYS if whole else _END_KEYS
+        end_doc = {k: end[k] for k in keys if k in end}
         ledger._write_entry(f"{day_path(run.id)}/end.json", canonical.dumps(end_doc), run)
         ledger._after_run(run)
 

@@ -168,7 +168,10 @@ def test_tracked_call_records_and_reads_back(any_ledger: Ledger) -> None:
 
 def _last_run_id(ledger: Ledger) -> str:
     """The id of the newest run in the store (ids sort by time)."""
-    keys = [k for k in ledger.store.backend.list("runs") if k.endswith("/start.json")]
+    keys = [
+        k for k in ledger.store.backend.list("runs")
+        if k.endswith(("/start.json", "/end.json"))
+    ]
     assert keys, "no run in the store"
     return max(k.split("/")[-2] for k in keys)
 
@@ -1044,17 +1047,20 @@ def test_unwritable_store_spools_the_run_and_push_spool_writes_it(
 
     ledger.store.backend.create = create  # type: ignore[method-assign]
 
+    seen: dict[str, str] = {}
+
     @ledger.tracked
     def train(n: int) -> list[int]:
         broken["on"] = True
         run = mlledger.current_run()
         assert run is not None
+        seen["id"] = run.id
         run.log(loss=0.1)
         return list(range(n))
 
     with pytest.warns(LedgerWarning, match="spool"):
         assert train(4) == [0, 1, 2, 3]
-    run_id = _last_run_id(ledger)  # start.json was written before the failure
+    run_id = seen["id"]
     raw = Store(ledger.url)
     with pytest.raises(NotFoundError):
         raw.read_entry(f"{day_path(run_id)}/end.json")
@@ -1112,8 +1118,12 @@ def test_store_and_spool_both_failing_still_returns_the_result(
     assert any(issubclass(w.category, LedgerWarning) and "not be recorded" in str(w.message)
                for w in caught)
 
-    # broken from the start: the call runs untracked, with a warning
-    with pytest.warns(LedgerWarning, match="not recorded"):
+    # broken from the start: the call still returns its result, with a warning (the start
+    # entry is deferred, so the refusal surfaces at the end; with start_delay=0, at the start)
+    with pytest.warns(LedgerWarning, match="not (be )?recorded"):
+        assert train() == "result"
+    ledger.start_delay = 0  # the start entry written at once: refused at once, run untracked
+    with pytest.warns(LedgerWarning, match="is not recorded"):
         assert train() == "result"
     block = ledger.run("block")
     with pytest.warns(LedgerWarning, match="not recorded"):
@@ -1187,3 +1197,35 @@ def test_wraps_tracked_twice_is_two_runs(ledger: Ledger) -> None:
     p = functools.partial(f, b=5)
     assert p(1) == 6
     assert ledger.get(_last_run_id(ledger)).params == {"a": 1, "b": 5}
+
+
+def test_short_run_writes_one_entry_holding_the_whole_record(ledger: Ledger) -> None:
+    """A run shorter than start_delay writes only end.json, which reads back as the whole run."""
+    ledger.start_delay = 30.0
+    with ledger.run("quick", params={"lr": 0.1}, tags={"team": "cv"}) as run:
+        run.log(loss=0.5)
+    names = ledger.store.backend.list_dir(day_path(run.id))
+    assert names == ["end.json"]
+    got = reopen(ledger).get(run.id)
+    assert (got.name, got.status, got.params, got.tags) == ("quick", "finished", {"lr": 0.1}, {"team": "cv"})
+    assert got.metrics == {"loss": 0.5}
+    assert reopen(ledger).runs(name="quick")[0].id == run.id
+
+
+def test_long_run_writes_its_start_while_it_runs(ledger: Ledger) -> None:
+    """A run that outlives start_delay has its start entry in the store while still running."""
+    ledger.start_delay = 0.05
+    with ledger.run("slow") as run:
+        deadline = time.monotonic() + 10
+        while "start.json" not in ledger.store.backend.list_dir(day_path(run.id)):
+            assert time.monotonic() < deadline, "start entry never written"
+            time.sleep(0.02)
+        assert reopen(ledger).get(run.id).status == "running"
+    assert reopen(ledger).get(run.id).status == "finished"
+
+
+def test_start_delay_zero_writes_the_start_at_once(ledger: Ledger) -> None:
+    """With start_delay=0 the start entry exists as soon as the run has begun."""
+    ledger.start_delay = 0
+    with ledger.run("eager") as run:
+        assert "start.json" in ledger.store.backend.list_dir(day_path(run.id))
