@@ -269,6 +269,10 @@ def _stamp(root: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+#: (cwd, PATH) -> (when, repository root, git found): the walk up and the PATH scan, cached
+_where_cache: dict[tuple[str, str], tuple[float, str | None, bool]] = {}
+
+
 def git_state(cwd: str | None = None) -> tuple[dict[str, Any] | None, bytes, list[str]]:
     """``(git record or None, dirty diff bytes, warnings)`` for the repository around ``cwd``.
 
@@ -276,12 +280,17 @@ def git_state(cwd: str | None = None) -> tuple[dict[str, Any] | None, bytes, lis
     or the index changes), so tracking in a tight loop does not fork git each time.
     """
     cwd = cwd or os.getcwd()
-    root = _find_git_dir(cwd)
+    now = time.monotonic()
+    where_key = (cwd, os.environ.get("PATH", ""))
+    where = _where_cache.get(where_key)
+    if where is None or now - where[0] >= _GIT_TTL:
+        where = (now, _find_git_dir(cwd), shutil.which("git") is not None)
+        _where_cache[where_key] = where
+    root = where[1]
     if root is None:
         return None, b"", [f"not a git repository ({cwd}): git state not recorded"]
-    if shutil.which("git") is None:
+    if not where[2]:
         return None, b"", ["git is not on PATH: git state not recorded"]
-    now = time.monotonic()
     stamp = _stamp(root)
     got = _git_cache.get(root)
     if got is not None and now - got[0] < _GIT_TTL and got[1] == stamp:
@@ -320,4 +329,5 @@ def git_state(cwd: str | None = None) -> tuple[dict[str, Any] | None, bytes, lis
 
 def clear_git_cache() -> None:
     _git_cache.clear()
+    _where_cache.clear()
 
