@@ -6,6 +6,10 @@ only the day folders that can still change (today's, yesterday's and any
 with a run still going); a day that is over and whose runs all ended is
 sealed and never listed again, so syncing costs work proportional to what is
 new.  Several processes may read and sync one catalog at once (WAL).
+
+Runs that ``gc`` deleted on another machine are dropped too: each gc that
+deletes runs leaves a ``gc/<id>.json`` entry naming them, and a sync reads
+the entries it has not seen yet (one folder listing when there are none).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "RunList"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: days this close to now are never sealed (clock skew between writers)
 _OPEN_DAYS = 2
 
@@ -73,6 +77,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     digest TEXT PRIMARY KEY, size INTEGER, kind TEXT, format TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, sealed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gc_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -140,11 +145,16 @@ class RunList(Sequence["Run"]):
             return list(self) == other
         return NotImplemented
 
+    __hash__ = None  # type: ignore[assignment]  # compares by content, like a list
+
     def __repr__(self) -> str:
         return f"<RunList of {len(self.ids)} runs>"
 
     def to_pandas(self) -> Any:
-        """A DataFrame, one row per run: id, name, status, times, params.*, metrics.* (needs pandas)."""
+        """A DataFrame, one row per run: id, name, status, times, params.*, metrics.*, tags.*.
+
+        Needs pandas.
+        """
         try:
             import pandas as pd
         except ImportError as e:
@@ -202,7 +212,9 @@ class Catalog:
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path + suffix)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
@@ -244,7 +256,8 @@ class Catalog:
         cur.executemany(
             "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(rid, k, _num(m.get("last")), _num(m.get("min")), _num(m.get("max")), m.get("step"),
-              m.get("count")) for k, m in (rec.get("metrics") or {}).items() if isinstance(m, dict)],
+              m.get("count"))
+             for k, m in (rec.get("metrics") or {}).items() if isinstance(m, dict)],
         )
         edges = []
         arts = []
@@ -281,35 +294,116 @@ class Catalog:
 
     def sync(self) -> int:
         """Bring the catalog up to date with the store; returns how many runs changed."""
-        db = self.db
-        sealed = {row[0] for row in db.execute("SELECT day FROM days WHERE sealed = 1")}
-        today = _dt.datetime.now(_dt.timezone.utc).date()
-        changed = 0
-        for day in self._days():
-            if day in sealed:
-                continue
-            names = self.store.backend.list_dir(f"runs/{day}")
-            ids = [n for n in names if is_run_id(n)]
-            known = dict(
-                db.execute(
-                    "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
-                    (min(ids), max(ids)),
-                ).fetchall()
-            ) if ids else {}
-            todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
-            changed += self._load(todo, known)
-            y, m, d = (int(x) for x in day.split("/"))
-            if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS:
-                still = db.execute(
-                    "SELECT COUNT(*) FROM runs WHERE id >= ? AND id <= ? AND status = 'running'",
-                    (min(ids) if ids else "", max(ids) if ids else ""),
-                ).fetchone()[0]
-                if not still:
-                    db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
+        changed = self._sync(rebuild=False)
         self._synced = True
         return changed
 
-    def _load(self, ids: list[str], known: dict[str, str]) -> int:
+    def _sync(self, *, rebuild: bool) -> int:
+        """List the unsealed days and index what is new or still changing.
+
+        With ``rebuild``, everything is read again inside one write
+        transaction that first empties the catalog: readers (WAL) keep
+        seeing the old catalog until the new one is complete.
+        """
+        db = self.db
+        if rebuild:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            if rebuild:
+                for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days"):
+                    db.execute(f"DELETE FROM {table}")
+                sealed: set[str] = set()
+            else:
+                sealed = {row[0] for row in db.execute("SELECT day FROM days WHERE sealed = 1")}
+            self._apply_gc_log(apply=not rebuild)
+            today = _dt.datetime.now(_dt.timezone.utc).date()
+            changed = 0
+            for day in self._days():
+                if day in sealed:
+                    continue
+                names = self.store.backend.list_dir(f"runs/{day}")
+                ids = sorted(n for n in names if is_run_id(n))
+                known: dict[str, str] = dict(
+                    db.execute(
+                        "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
+                        (ids[0], ids[-1]),
+                    ).fetchall()
+                ) if ids else {}
+                todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
+                changed += self._load(todo, known, in_transaction=rebuild)
+                y, m, d = (int(x) for x in day.split("/"))
+                if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS and self._all_ended(ids):
+                    db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
+            if rebuild:
+                db.execute("COMMIT")
+        except BaseException:
+            if rebuild:
+                db.execute("ROLLBACK")
+            raise
+        return changed
+
+    def _apply_gc_log(self, *, apply: bool) -> None:
+        """Drop the runs that gc (anywhere) deleted since this catalog last looked."""
+        db = self.db
+        names = [n for n in self.store.backend.list_dir("gc") if n.endswith(".json")]
+        if not names:
+            return
+        seen = {r[0] for r in db.execute("SELECT name FROM gc_seen")}
+        new = sorted(n for n in names if n not in seen)
+        if not new:
+            return
+        gone: list[str] = []
+        if apply:
+            got = self.store.backend.read_many([f"gc/{n}" for n in new])
+            for n in new:
+                raw = got.get(f"gc/{n}")
+                if raw is None:
+                    continue
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    gone += [str(r) for r in canonical.loads(raw).get("runs", [])]
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            self.forget_runs(gone)
+            db.executemany("INSERT OR IGNORE INTO gc_seen VALUES (?)", [(n,) for n in new])
+            if own:
+                db.execute("COMMIT")
+        except BaseException:
+            if own:
+                db.execute("ROLLBACK")
+            raise
+
+    def forget_runs(self, run_ids: list[str]) -> None:
+        """Remove runs (deleted from the store) and the artifacts only they knew."""
+        if not run_ids:
+            return
+        db = self.db
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            for table in ("params", "tags", "metrics", "edges"):
+                db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
+        db.execute("DELETE FROM artifacts WHERE digest NOT IN (SELECT digest FROM edges)")
+
+    def _all_ended(self, ids: list[str]) -> bool:
+        """True when every run of a day is indexed and none is still running."""
+        if not ids:
+            return True
+        got = 0
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = self.db.execute(
+                f"SELECT status FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            if any(r[0] == "running" for r in rows):
+                return False
+            got += len(rows)
+        # a run listed but not indexed (its start still being written) keeps the day open
+        return got == len(ids)
+
+    def _load(self, ids: list[str], known: dict[str, str], *, in_transaction: bool = False) -> int:
         """Read and index the runs ``ids`` (batched reads on remote stores)."""
         if not ids:
             return 0
@@ -326,16 +420,16 @@ class Catalog:
             for rid in batch:
                 base = day_path(rid)
                 start = got.get(f"{base}/start.json")
-                if start is None:
-                    continue  # a start being written right now: next sync
                 end = got.get(f"{base}/end.json")
+                if start is None and (end is None or b'"started_at"' not in end):
+                    continue  # a run being written right now: next sync
                 if end is None and known.get(rid) in ("running", "incomplete"):
                     run = self.ledger._load_run(rid)  # heartbeats, pid check
                     if run.status == known.get(rid):
                         continue
                     records.append(run.record)
                     continue
-                rec = dict(canonical.loads(start))
+                rec = dict(canonical.loads(start)) if start is not None else {}
                 if end is not None:
                     rec.update(canonical.loads(end))
                     records.append(rec)
@@ -343,14 +437,18 @@ class Catalog:
                     records.append(self.ledger._load_run(rid).record)
             if records:
                 db = self.db
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                if in_transaction:
                     for rec in records:
                         self._insert(db, rec)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+                else:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        for rec in records:
+                            self._insert(db, rec)
+                        db.execute("COMMIT")
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
                 changed += len(records)
         return changed
 
@@ -359,19 +457,14 @@ class Catalog:
             self.sync()
 
     def reindex(self) -> int:
-        """Rebuild from the store alone; returns how many runs were indexed."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self._synced = False
-        self.sync()
-        return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        """Rebuild from the store alone; returns how many runs were indexed.
+
+        The rebuild is one transaction: other processes reading the catalog
+        meanwhile see the old index, never a half-built one.
+        """
+        self._sync(rebuild=True)
+        self._synced = True
+        return int(self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     # -- reading ---------------------------------------------------------------------------
     def run(self, run_id: str) -> Run:
@@ -396,7 +489,8 @@ class Catalog:
         self.ensure_synced()
         conds: list[str] = []
         args: list[Any] = []
-        join, order, order_args = "", "r.id DESC", []
+        join, order = "", "r.id DESC"
+        order_args: list[Any] = []
         if order_by:
             join, order, order_args = compile_order(order_by)
         if name is not None:
@@ -426,12 +520,11 @@ class Catalog:
         if is_run_id(p):
             return p
         self.ensure_synced()
-        rows = [r[0] for r in self.db.execute(
-            "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11", (p, p + "\x7f"))]
+        q = "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11"
+        rows = [str(r[0]) for r in self.db.execute(q, (p, p + "\x7f"))]
         if not rows:
             self.sync()
-            rows = [r[0] for r in self.db.execute(
-                "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11", (p, p + "\x7f"))]
+            rows = [str(r[0]) for r in self.db.execute(q, (p, p + "\x7f"))]
         if not rows:
             raise NotFoundError(f"no run matches {prefix!r}; list runs with 'mlledger log'")
         if len(rows) > 1:
@@ -459,10 +552,9 @@ class Catalog:
                 raise NotFoundError(f"no artifact {digest} in the store at {self.store.url}")
             kind = self.store.kind(digest)
             art = Artifact(digest, self.store.size(digest), kind)
-        prod = tuple(r[0] for r in self.db.execute(
-            "SELECT DISTINCT run_id FROM edges WHERE digest = ? AND dir = 'out' ORDER BY run_id", (digest,)))
-        cons = tuple(r[0] for r in self.db.execute(
-            "SELECT DISTINCT run_id FROM edges WHERE digest = ? AND dir = 'in' ORDER BY run_id", (digest,)))
+        q = "SELECT DISTINCT run_id FROM edges WHERE digest = ? AND dir = ? ORDER BY run_id"
+        prod = tuple(r[0] for r in self.db.execute(q, (digest, "out")))
+        cons = tuple(r[0] for r in self.db.execute(q, (digest, "in")))
         import attrs
 
         return attrs.evolve(art, producers=prod, consumers=cons)
@@ -488,27 +580,32 @@ class Catalog:
         self.ensure_synced()
         full = f"{algo}:{h}"
         rows = {r[0] for r in self.db.execute(
-            "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 11", (full, full + "g"))}
-        if not rows:
-            # not in any run: look in the store itself (one folder listing)
-            sub = self.store.backend.list_dir(f"objects/{algo}/{h[:2]}")
-            rows = {f"{algo}:{h[:2]}{n}" for n in sub if (h[:2] + n).startswith(h)}
+            "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 11",
+            (full, full + "g"),
+        )}
+        # objects no run lists (files inside a tree, records) count too, or a prefix
+        # could silently pick one of two objects: one folder listing of the store
+        sub = self.store.backend.list_dir(f"objects/{algo}/{h[:2]}")
+        rows |= {f"{algo}:{h[:2]}{n}" for n in sub if (h[:2] + n).startswith(h)}
         if not rows:
             raise NotFoundError(f"no artifact matches {text!r} in the store at {self.store.url}")
         if len(rows) > 1:
             cands = sorted(rows)[:10]
             raise AmbiguousError(
-                f"{text!r} matches {len(rows)} artifacts: {', '.join(cands)}; give more characters", cands
+                f"{text!r} matches {len(rows)} artifacts: {', '.join(cands)}; "
+                "give more characters",
+                cands,
             )
-        return rows.pop()
+        return str(rows.pop())
 
     def edges_of_runs(self, run_ids: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of the inputs (``in``) or outputs (``out``) of runs."""
         out: list[tuple[str, str, str]] = []
         for i in range(0, len(run_ids), 500):
             chunk = run_ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
             out.extend(self.db.execute(
-                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({marks})",
                 [direction, *chunk]).fetchall())
         return out
 
@@ -517,8 +614,9 @@ class Catalog:
         out: list[tuple[str, str, str]] = []
         for i in range(0, len(digests), 500):
             chunk = digests[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
             out.extend(self.db.execute(
-                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({', '.join('?' * len(chunk))})",
+                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({marks})",
                 [direction, *chunk]).fetchall())
         return out
 
@@ -527,8 +625,9 @@ class Catalog:
         out: list[tuple[str, str]] = []
         for i in range(0, len(run_ids), 500):
             chunk = run_ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
             out.extend(self.db.execute(
-                f"SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL AND id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL AND id IN ({marks})",
                 chunk).fetchall())
         return out
 
@@ -537,9 +636,10 @@ class Catalog:
         out: list[tuple[str, str]] = []
         for i in range(0, len(run_ids), 500):
             chunk = run_ids[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
             out.extend(self.db.execute(
-                f"SELECT id, parent_id FROM runs WHERE parent_id IN ({', '.join('?' * len(chunk))})",
-                chunk).fetchall())
+                f"SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", chunk
+            ).fetchall())
         return out
 
     def all_run_ids(self) -> list[str]:

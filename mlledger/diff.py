@@ -8,6 +8,7 @@ runs that differ in nothing else give an empty diff.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["SECTIONS", "Change", "RunDiff", "diff_runs"]
 
 SECTIONS = (
-    "params", "metrics", "inputs", "outputs", "code", "git", "packages", "env_vars", "python", "platform",
+    "params", "metrics", "inputs", "outputs", "code", "git", "packages", "env_vars", "python",
+    "platform",
 )
 _MISSING: Any = attrs.NOTHING
 
@@ -103,7 +105,9 @@ class RunDiff:
                 else:
                     d = c.delta
                     extra = f" ({d:+.6g})" if d is not None else ""
-                    lines.append(f"  {yellow}~ {c.key}: {_fmt(c.old)} -> {_fmt(c.new)}{extra}{reset}")
+                    lines.append(
+                        f"  {yellow}~ {c.key}: {_fmt(c.old)} -> {_fmt(c.new)}{extra}{reset}"
+                    )
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
@@ -117,6 +121,13 @@ def _fmt(v: Any) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN (a metric that was NaN in both runs did not change)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
 def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
     for k in sorted(set(a) | set(b)):
         va, vb = a.get(k, _MISSING), b.get(k, _MISSING)
@@ -124,7 +135,7 @@ def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Chan
             out.append(Change(section, k, None, vb))
         elif vb is _MISSING:
             out.append(Change(section, k, va, None))
-        elif va != vb:
+        elif not _same(va, vb):
             out.append(Change(section, k, va, vb))
 
 
@@ -154,8 +165,10 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
     out: list[Change] = []
     _cmp_maps("params", a.params, b.params, out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
-    _cmp_maps("inputs", {k: v.digest for k, v in a.inputs.items()}, {k: v.digest for k, v in b.inputs.items()}, out)
-    _cmp_maps("outputs", {k: v.digest for k, v in a.outputs.items()}, {k: v.digest for k, v in b.outputs.items()}, out)
+    for section in ("inputs", "outputs"):
+        da = {k: v.digest for k, v in getattr(a, section).items()}
+        db = {k: v.digest for k, v in getattr(b, section).items()}
+        _cmp_maps(section, da, db, out)
     code_keys = ("qualname", "source_digest", "closure_digest", "module_digest", "file", "kind")
     ca = {k: v for k, v in a.code.items() if k in code_keys}
     cb = {k: v for k, v in b.code.items() if k in code_keys}

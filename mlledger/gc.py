@@ -8,6 +8,9 @@ Kept:
   they reference (inputs, outputs, environment, code, git diff; tree entries);
 - every object younger than the grace period, so an object a run in
   progress has written but not yet referenced is never deleted.
+
+A gc that deletes runs then writes ``gc/<id>.json`` (created once) naming
+them, so every other machine's catalog drops them at its next sync.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import attrs
 
 from . import canonical
 from .errors import LedgerError
-from .ids import day_path, id_time
+from .ids import day_path, id_time, new_run_id
 from .lineage import traverse
+from .records import record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
 
@@ -91,21 +95,9 @@ def _mtime(info: dict[str, Any]) -> float:
     return time.time()  # unknown age: treat as new, never delete
 
 
-def _run_digests(rec: dict[str, Any]) -> Iterator[str]:
-    for key in ("inputs", "outputs"):
-        for a in (rec.get(key) or {}).values():
-            yield a["digest"]
-    if rec.get("env"):
-        yield rec["env"]
-    mods = (rec.get("code") or {}).get("modules")
-    if mods:
-        yield mods
-    gd = (rec.get("git") or {}).get("diff")
-    if gd:
-        yield gd
-
-
-def collect(ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_seconds: float) -> GcReport:
+def collect(
+    ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_seconds: float
+) -> GcReport:
     store = ledger.store
     cat = ledger.catalog
     cat.sync()
@@ -115,9 +107,8 @@ def collect(ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_sec
     }
     kept_runs: set[str] = set()
     for rid, rec in records.items():
-        if keep_days is None or rec.get("status") == "running":
-            kept_runs.add(rid)
-        elif (now - id_time(rid).timestamp()) <= keep_days * 86400:
+        young = keep_days is None or now - id_time(rid).timestamp() <= keep_days * 86400
+        if young or rec.get("status") == "running":
             kept_runs.add(rid)
     kept: set[str] = set()
     # refs: every target in every history, with its upstream lineage
@@ -134,9 +125,9 @@ def collect(ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_sec
             kept_runs |= runs
             kept |= digests
     for rid in kept_runs:
-        rec = records.get(rid)
-        if rec is not None:
-            kept.update(_run_digests(rec))
+        record = records.get(rid)
+        if record is not None:
+            kept.update(record_digests(record))
     # tree entries are kept with their tree
     for d in list(kept):
         with contextlib.suppress(LedgerError, OSError):
@@ -165,12 +156,12 @@ def collect(ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_sec
             keys.sort(key=lambda k: k.endswith("/start.json"))
             for k in keys:
                 store.backend.delete(k)
-            db = cat.db
-            for table, col in (("runs", "id"), ("params", "run_id"), ("tags", "run_id"),
-                               ("metrics", "run_id"), ("edges", "run_id")):
-                db.execute(f"DELETE FROM {table} WHERE {col} = ?", (rid,))
+        if doomed_runs:
+            cat.forget_runs(doomed_runs)
+            _log_deleted_runs(ledger, doomed_runs)
         for d in doomed:
             store.delete(d)
+        _forget(ledger, set(doomed))
         for p in temp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
@@ -178,6 +169,27 @@ def collect(ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_sec
         dry_run=dry_run, runs=tuple(doomed_runs), objects=tuple(sorted(doomed)), bytes=freed,
         kept_runs=len(kept_runs), kept_objects=total - len(doomed), temp_files=len(temp),
     )
+
+
+def _log_deleted_runs(ledger: Ledger, run_ids: list[str]) -> None:
+    """Leave a ``gc/<id>.json`` entry naming the deleted runs, for other machines' catalogs."""
+    doc = {"runs": run_ids, "at": to_iso(utcnow()), "host": ledger._host, "user": ledger._user}
+    for _ in range(100):  # ids only grow: another gc's name is never taken twice
+        name = f"{new_run_id()}.json"
+        if ledger.store.create_entry(f"gc/{name}", canonical.dumps(doc)):
+            # this catalog forgot them already: no need to read the entry back
+            ledger.catalog.db.execute("INSERT OR IGNORE INTO gc_seen VALUES (?)", (name,))
+            return
+
+
+def _forget(ledger: Ledger, deleted: set[str]) -> None:
+    """Drop deleted objects from what this ledger remembers as stored.
+
+    The ledger skips writing an object it knows exists (its environment
+    record above all); after gc deleted it, the next run must write it again.
+    """
+    for d in deleted:
+        ledger._known.pop(d, None)
 
 
 def _temp_files(ledger: Ledger, now: float, grace_seconds: float) -> list[str]:

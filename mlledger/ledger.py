@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +30,7 @@ from .errors import (
     UsageError,
 )
 from .ids import day_path, is_run_id
-from .records import Artifact, RefEntry
+from .records import Artifact, RefEntry, record_digests
 from .runs import Run, RunContext, _PROC_START, make_tracked
 from .store import Store, cache_dir
 from .store.store import _os_error
@@ -48,6 +49,8 @@ __all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MAX_PATH_ARG = 4096
+#: seconds an object is trusted to exist after this process wrote or saw it
+KNOWN_TTL = 60.0
 _CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
@@ -92,8 +95,10 @@ class Ledger:
         self.env_vars = tuple(dict.fromkeys((*DEFAULT_ENV_VARS, *env_vars)))
         self.inline_limit = inline_limit
         self.start_delay = start_delay
-        self._known: set[str] = set()  # digests known to exist in the store
-        self._env_digest: str | None = None
+        #: digest -> when it was last known to exist in the store (re-checked after KNOWN_TTL,
+        #: so an object a gc elsewhere deleted is written again before a new run refers to it)
+        self._known: dict[str, float] = {}
+        self._env_bytes: bytes | None = None
         self._spool: Store | None = None
         self._spool_pending = False
         self._lock = threading.Lock()
@@ -219,10 +224,9 @@ class Ledger:
         rec["process"] = proc
         algo = self.store.algorithm
         try:
-            if self._env_digest is None:
-                data = canonical.dumps(environment(self.env_vars))
-                self._env_digest = self._put_blob(data, run)
-            rec["env"] = self._env_digest
+            if self._env_bytes is None:
+                self._env_bytes = canonical.dumps(environment(self.env_vars))
+            rec["env"] = self._put_blob(self._env_bytes, run)
         except Exception as e:
             run._warn(f"environment not recorded: {e}")
         code = dict(code) if code else {}
@@ -360,7 +364,7 @@ class Ledger:
             got = self._spool_store(e).put(path)
         except OSError as e:
             raise _os_error(path, e) from e
-        self._known.add(got.digest)
+        self._known[got.digest] = time.monotonic()
         return Artifact(got.digest, got.size, got.kind, path=_display(path, os.getcwd()),
                         files=got.files if got.kind == "tree" else None)
 
@@ -377,13 +381,14 @@ class Ledger:
 
     def _put_blob(self, data: bytes, run: Run | None) -> str:
         d = self.store.digest(data)
-        if d in self._known:
+        now = time.monotonic()
+        if now - self._known.get(d, -KNOWN_TTL) < KNOWN_TTL:
             return d
         try:
             self.store.backend.create(self.store.key(d), data)
         except (StoreError, OSError) as e:
             self._spool_store(e, run).put_bytes(data)
-        self._known.add(d)
+        self._known[d] = now
         return d
 
     def _write_entry(self, key: str, data: bytes, run: Run | None) -> None:
@@ -714,18 +719,8 @@ class Ledger:
         cat = self.catalog
         cat.sync()
         for rid, rec_text in cat.db.execute("SELECT id, record FROM runs ORDER BY id"):
-            rec = canonical.loads(rec_text)
-            for key in ("inputs", "outputs"):
-                for a in (rec.get(key) or {}).values():
-                    yield rid, a["digest"]
-            if rec.get("env"):
-                yield rid, rec["env"]
-            mods = (rec.get("code") or {}).get("modules")
-            if mods:
-                yield rid, mods
-            gd = (rec.get("git") or {}).get("diff")
-            if gd:
-                yield rid, gd
+            for digest in record_digests(canonical.loads(rec_text)):
+                yield rid, digest
 
     def gc(
         self,

@@ -65,11 +65,14 @@ class Lineage:
                 "root": self.root,
                 "direction": self.direction,
                 "runs": [
-                    {"id": r.id, "name": r.name, "status": r.status, "started_at": r.record.get("started_at")}
+                    {"id": r.id, "name": r.name, "status": r.status,
+                     "started_at": r.record.get("started_at")}
                     for r in self.runs
                 ],
                 "artifacts": [a.to_json() for a in self.artifacts],
-                "edges": [{"source": e.source, "label": e.label, "target": e.target} for e in self.edges],
+                "edges": [
+                    {"source": e.source, "label": e.label, "target": e.target} for e in self.edges
+                ],
             },
             indent=2,
             sort_keys=True,
@@ -81,7 +84,8 @@ class Lineage:
         for r in self.runs:
             lines.append(f'  "{r.id}" [shape=box, label={json.dumps(self._label(r.id))}];')
         for a in self.artifacts:
-            lines.append(f'  "{a.digest}" [shape=ellipse, label={json.dumps(self._label(a.digest))}];')
+            label = json.dumps(self._label(a.digest))
+            lines.append(f'  "{a.digest}" [shape=ellipse, label={label}];')
         for e in self.edges:
             lines.append(f'  "{e.source}" -> "{e.target}" [label="{e.label}"];')
         lines.append("}")
@@ -107,7 +111,10 @@ class Lineage:
 
     def to_text(self) -> str:
         """An indented listing for people."""
-        lines = [f"lineage of {self.root} ({self.direction}): {len(self.runs)} runs, {len(self.artifacts)} artifacts"]
+        lines = [
+            f"lineage of {self.root} ({self.direction}): "
+            f"{len(self.runs)} runs, {len(self.artifacts)} artifacts"
+        ]
         for e in self.edges:
             lines.append(f"  {self._label(e.source)} --{e.label}--> {self._label(e.target)}")
         return "\n".join(lines) + "\n"
@@ -128,11 +135,28 @@ def traverse(
     """Walk from runs and/or artifacts; returns run ids, digests, edges and edge names.
 
     ``depth`` counts hops between runs and artifacts (one run -> input is one hop).
+    ``both`` is what lies upstream plus what lies downstream: a walk that
+    turned around midway would wander into siblings (other runs that used
+    the same data), which are neither.
     """
     if direction not in ("upstream", "downstream", "both"):
-        raise UsageError(f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}")
-    if depth is not None and (not isinstance(depth, int) or depth < 0):
+        raise UsageError(
+            f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}"
+        )
+    if depth is not None and (
+        not isinstance(depth, int) or isinstance(depth, bool) or depth < 0
+    ):
         raise UsageError(f"depth must be a non-negative integer or None, not {depth!r}")
+    if direction == "both":
+        runs, digests = list(runs), list(digests)
+        r_up, a_up, e_up, n_up = traverse(
+            catalog, runs=runs, digests=digests, direction="upstream", depth=depth
+        )
+        r_dn, a_dn, e_dn, n_dn = traverse(
+            catalog, runs=runs, digests=digests, direction="downstream", depth=depth
+        )
+        both = sorted(set(e_up) | set(e_dn), key=lambda e: (e.source, e.label, e.target))
+        return r_up | r_dn, a_up | a_dn, both, {**n_up, **n_dn}
     seen_runs: set[str] = set(runs)
     seen_arts: set[str] = set(digests)
     edges: set[Edge] = set()
@@ -181,7 +205,10 @@ def traverse(
         seen_runs |= new_runs
         seen_arts |= new_arts
         frontier_runs, frontier_arts = new_runs, new_arts
-    kept = [e for e in edges if _node_in(e.source, seen_runs, seen_arts) and _node_in(e.target, seen_runs, seen_arts)]
+    kept = [
+        e for e in edges
+        if _node_in(e.source, seen_runs, seen_arts) and _node_in(e.target, seen_runs, seen_arts)
+    ]
     return seen_runs, seen_arts, sorted(kept, key=lambda e: (e.source, e.label, e.target)), names
 
 

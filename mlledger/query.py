@@ -9,8 +9,12 @@ Fields: ``params.X``, ``metrics.X`` (last value; ``.min``, ``.max``,
 ``.last``, ``.count``), ``tags.X``, ``name``, ``status``, ``started_at``,
 ``ended_at``, ``user``, ``host``, ``id``, ``parent_id``, ``kind``,
 ``message``.  Operators ``= != < <= > >=``, ``in (...)``, ``not in (...)``,
-``like``, ``and``, ``or``, ``not``, parentheses.  Strings in single quotes
-(``''`` inside is a quote), numbers typed, ``true``/``false``/``null``.
+``like``, ``and``, ``or``, ``not``, parentheses, ``is null`` / ``is not
+null``.  Strings in single quotes (``''`` inside is a quote), numbers typed
+(``params.batch = 32`` does not match the string ``'32'``), ``true``/``false``.
+A comparison holds only for runs that have the field: ``params.opt != 'sgd'``
+and ``params.opt not in ('sgd')`` skip runs without ``opt`` (``not
+params.opt = 'sgd'`` keeps them); a param recorded as None ``is null``.
 Every value becomes a SQL parameter: no input can change the SQL's shape.
 """
 
@@ -53,6 +57,10 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "null", "is"}
+#: how deeply parentheses and ``not`` may nest (deeper input is refused, not a RecursionError)
+MAX_DEPTH = 100
+#: integers SQLite stores exactly; larger ones compare as floats
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 class _Tok:
@@ -63,7 +71,8 @@ class _Tok:
 
 
 def _error(text: str, pos: int, message: str) -> QueryError:
-    return QueryError(f"{message} (column {pos + 1})\n  {text}\n  {' ' * pos}^")
+    shown = "".join(" " if c in "\t\r\n\v\f" else c for c in text)  # keep the caret aligned
+    return QueryError(f"{message} (column {pos + 1})\n  {shown}\n  {' ' * pos}^")
 
 
 def _tokenize(text: str) -> list[_Tok]:
@@ -73,16 +82,27 @@ def _tokenize(text: str) -> list[_Tok]:
         m = _TOKEN_RE.match(text, pos)
         if m is None:
             if text[pos] == "'":
-                raise _error(text, pos, "unterminated string: close it with ' (write '' for a quote)")
+                raise _error(
+                    text, pos, "unterminated string: close it with ' (write '' for a quote)"
+                )
             raise _error(text, pos, f"unexpected character {text[pos]!r}")
         kind = m.lastgroup
         assert kind is not None
         s = m.group()
         if kind == "num":
             v: Any = float(s) if any(c in s for c in ".eE") else int(s)
+            if isinstance(v, int) and not _INT_MIN <= v <= _INT_MAX:
+                v = float(v)  # beyond SQLite's integers: compare as a float, as stored values are
             toks.append(_Tok("value", s, pos, v))
         elif kind == "str":
-            toks.append(_Tok("value", s, pos, s[1:-1].replace("''", "'")))
+            value = s[1:-1].replace("''", "'")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise _error(
+                    text, pos + 1 + e.start, "this string is not valid text (a lone surrogate)"
+                ) from None
+            toks.append(_Tok("value", s, pos, value))
         elif kind == "ident":
             low = s.lower()
             if low in ("true", "false"):
@@ -105,6 +125,7 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
         self.args: list[Any] = []
 
     def peek(self) -> _Tok:
@@ -122,7 +143,9 @@ class _Parser:
         sql = self.or_expr()
         t = self.peek()
         if t.kind != "end":
-            raise _error(self.text, t.pos, f"unexpected {t.text!r}: join conditions with 'and' or 'or'")
+            raise _error(
+                self.text, t.pos, f"unexpected {t.text!r}: join conditions with 'and' or 'or'"
+            )
         return sql
 
     def or_expr(self) -> str:
@@ -139,24 +162,38 @@ class _Parser:
             parts.append(self.not_expr())
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
+    def _nest(self, t: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _error(
+                self.text, t.pos, f"nested more than {MAX_DEPTH} deep: simplify the expression"
+            )
+
     def not_expr(self) -> str:
-        if self.peek().kind == "not":
+        t = self.peek()
+        if t.kind == "not":
             self.take()
-            return f"(NOT {self.not_expr()})"
+            self._nest(t)
+            inner = self.not_expr()
+            self.depth -= 1
+            return f"(NOT {inner})"
         return self.primary()
 
     def primary(self) -> str:
         t = self.peek()
         if t.kind == "lp":
             self.take()
+            self._nest(t)
             inner = self.or_expr()
             self.take("rp", "')'")
+            self.depth -= 1
             return inner
         if t.kind != "ident":
             found = repr(t.text) if t.text else "the end"
             raise _error(
                 self.text, t.pos,
-                f"expected a field such as params.lr, metrics.loss, tags.team or status, found {found}",
+                "expected a field such as params.lr, metrics.loss, tags.team or status, "
+                f"found {found}",
             )
         return self.comparison()
 
@@ -186,8 +223,7 @@ class _Parser:
                 self.take()
                 values.append(self.take("value", "a number or a 'quoted string'").value)
             self.take("rp", "')' closing the in-list")
-            sql = self.field_sql(field, "in", values, t)
-            return f"(NOT {sql})" if negate else sql
+            return self.field_sql(field, "not in" if negate else "in", values, t)
         if t.kind == "like":
             self.take()
             pat = self.take("value", "a 'quoted pattern'")
@@ -203,14 +239,17 @@ class _Parser:
             self.take("null", "null")
             return self.field_sql(field, "is not null" if neg else "is null", [], t)
         found = repr(t.text) if t.text else "the end"
-        raise _error(self.text, t.pos, f"expected an operator (= != < <= > >= in like) after {field.text}, found {found}")
+        raise _error(
+            self.text, t.pos,
+            f"expected an operator (= != < <= > >= in like) after {field.text}, found {found}",
+        )
 
     # -- field compilation -------------------------------------------------------
     @staticmethod
     def _cmp(col: str, op: str, values: list[Any], args: list[Any]) -> str:
-        if op == "in":
+        if op in ("in", "not in"):
             args.extend(values)
-            return f"{col} IN ({', '.join('?' * len(values))})"
+            return f"{col} {op.upper()} ({', '.join('?' * len(values))})"
         if op == "like":
             args.append(values[0])
             return f"{col} LIKE ?"
@@ -229,14 +268,29 @@ class _Parser:
             table = "params" if section == "params" else "tags"
             args.append(rest)
             if op in ("is null", "is not null"):
-                sub = f"r.id IN (SELECT run_id FROM {table} WHERE key = ?)"
+                # a param recorded as None is null, as is a missing one
+                sub = (f"r.id IN (SELECT run_id FROM {table} WHERE key = ? "
+                       "AND (value_num IS NOT NULL OR value_text IS NOT NULL))")
                 return sub if op == "is not null" else f"(NOT {sub})"
             if op == "like":
                 c = self._cmp("value_text", "like", values, args)
                 return f"r.id IN (SELECT run_id FROM {table} WHERE key = ? AND {c})"
-            conds: list[str] = []
             nums = [v for v in values if isinstance(v, (int, float))]
             texts = [v for v in values if isinstance(v, str)]
+            if op in ("!=", "not in"):
+                # the run has the field, and its value equals none of these
+                # (a string is never equal to a number): as 'not (x = v)'
+                # for runs that have x, so '!=' and 'not in' agree
+                eq: list[str] = []
+                for col, vals in (("value_num", nums), ("value_text", texts)):
+                    if vals:
+                        eq.append(f"COALESCE({self._cmp(col, 'in', vals, args)}, 0)")
+                return (
+                    f"r.id IN (SELECT run_id FROM {table} WHERE key = ? "
+                    f"AND (value_num IS NOT NULL OR value_text IS NOT NULL) "
+                    f"AND NOT ({' OR '.join(eq)}))"
+                )
+            conds: list[str] = []
             for col, vals in (("value_num", nums), ("value_text", texts)):
                 if vals:
                     conds.append(self._cmp(col, op, vals, args))
@@ -249,11 +303,13 @@ class _Parser:
                 key, stat = head, _METRIC_STATS[last]
             if op in ("is null", "is not null"):
                 args.append(key)
-                sub = "r.id IN (SELECT run_id FROM metrics WHERE key = ?)"
+                sub = f'r.id IN (SELECT run_id FROM metrics WHERE key = ? AND "{stat}" IS NOT NULL)'
                 return sub if op == "is not null" else f"(NOT {sub})"
             for v in values:
                 if not isinstance(v, (int, float)) or isinstance(v, bool):
-                    raise _error(self.text, op_tok.pos, f"metrics are numbers: compare {name} with a number")
+                    raise _error(
+                        self.text, op_tok.pos, f"metrics are numbers: compare {name} with a number"
+                    )
             args.append(key)
             c = self._cmp(f'"{stat}"', op, values, args)
             return f"r.id IN (SELECT run_id FROM metrics WHERE key = ? AND {c})"
@@ -264,7 +320,9 @@ class _Parser:
 def compile_where(text: str) -> tuple[str, list[Any]]:
     """``(sql, args)`` for a where expression over the catalog's ``runs r``."""
     if not isinstance(text, str):
-        raise QueryError(f"where= takes a string such as \"params.lr > 0.01\", not {type(text).__name__}")
+        raise QueryError(
+            f"where= takes a string such as \"params.lr > 0.01\", not {type(text).__name__}"
+        )
     if not text.strip():
         return "1", []
     p = _Parser(text)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import cattrs
 
-__all__ = ["RefEntry", "converter", "from_iso", "to_iso", "utcnow"]
+__all__ = ["RefEntry", "converter", "from_iso", "record_digests", "to_iso", "utcnow"]
 
 
 def utcnow() -> _dt.datetime:
@@ -21,6 +22,26 @@ def to_iso(t: _dt.datetime) -> str:
 
 def from_iso(s: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def record_digests(rec: dict[str, Any]) -> Iterator[str]:
+    """Every object a run record refers to: inputs, outputs, stored params, env, code, git diff."""
+    for key in ("inputs", "outputs"):
+        for a in (rec.get(key) or {}).values():
+            yield a["digest"]
+    # a param too large to inline is stored as an object only the param refers to:
+    # {"type": ..., "digest": "algo:hex"}
+    for v in (rec.get("params") or {}).values():
+        if isinstance(v, dict) and isinstance(v.get("digest"), str) and ":" in v["digest"]:
+            yield v["digest"]
+    if rec.get("env"):
+        yield rec["env"]
+    mods = (rec.get("code") or {}).get("modules")
+    if mods:
+        yield mods
+    gd = (rec.get("git") or {}).get("diff")
+    if gd:
+        yield gd
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)

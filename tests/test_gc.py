@@ -1,0 +1,337 @@
+"""gc keeps refs, their lineage, kept runs and young objects; verify checks runs' records too."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ledger_helpers import (
+    FAST,
+    Pipeline,
+    clock_at,
+    fast_ledger,
+    open_ledger,
+    run_pipeline,
+    second_machine,
+)
+from servers import StoreSpec
+
+from mlledger import Ledger
+from mlledger.errors import NotFoundError
+from mlledger.ids import day_path
+from mlledger.store.backends import LocalBackend
+
+
+@pytest.fixture(params=FAST, ids=FAST)
+def ledger(request: pytest.FixtureRequest, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """An empty ledger on a memory or local store, working in a temp folder."""
+    monkeypatch.chdir(tmp_path)
+    with fast_ledger(request.param, tmp_path) as got:
+        yield got
+
+
+DAY = 86400.0
+
+
+def objects(ledger: Ledger) -> set[str]:
+    return set(ledger.store.iter_objects())
+
+
+def run_entries(ledger: Ledger) -> set[str]:
+    return set(ledger.store.backend.list("runs"))
+
+
+def rewrite(ledger: Ledger, digest: str, data: bytes) -> None:
+    """Replace an object's bytes behind the store's back (to damage it)."""
+    backend = ledger.store.backend
+    key = ledger.store.key(digest)
+    if isinstance(backend, LocalBackend):
+        path = backend.local_path(key)
+        os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
+        Path(path).write_bytes(data)
+        return
+    backend.fs.pipe_file(backend._path(key), data)  # type: ignore[attr-defined]
+
+
+def pipeline_digests(p: Pipeline) -> dict[str, str]:
+    return {
+        "data": p.run("prep").outputs["return"].digest,
+        "model": p.run("train").outputs["return"].digest,
+        "score": p.run("evaluate").outputs["return"].digest,
+    }
+
+
+def two_pipelines(ledger: Ledger) -> tuple[Pipeline, Pipeline]:
+    """A pipeline whose model is 'model/prod', and another nothing refers to."""
+    kept = run_pipeline(ledger, n=5, lr=0.1)
+    ledger.refs.set("model/prod", kept.run("train").outputs["return"].digest)
+    loose = run_pipeline(ledger, n=7, lr=0.3)
+    return kept, loose
+
+
+# -- gc ---------------------------------------------------------------------------------------
+
+
+def test_dry_run_deletes_nothing_and_reports_what_it_would(ledger: Ledger) -> None:
+    """gc() is a dry run by default: it names runs and objects but the store stays the same."""
+    kept, loose = two_pipelines(ledger)
+    objs, entries = objects(ledger), run_entries(ledger)
+    report = ledger.gc(keep_days=0, grace_seconds=0)
+    assert report.dry_run
+    assert set(report.runs) == {loose.ids["prep"], loose.ids["train"], loose.ids["evaluate"],
+                                kept.ids["evaluate"]}
+    d = pipeline_digests(loose)
+    assert set(d.values()) <= set(report.objects)
+    assert report.bytes > 0
+    assert objects(ledger) == objs
+    assert run_entries(ledger) == entries
+    assert len(ledger.runs()) == 6
+    assert report.to_json()["dry_run"] is True
+    assert ledger.gc() == ledger.gc(dry_run=True)
+
+
+def test_gc_keeps_ref_targets_and_their_upstream_lineage(ledger: Ledger) -> None:
+    """With keep_days=0 and no grace, unreferenced runs go; the ref'd model's lineage stays."""
+    kept, loose = two_pipelines(ledger)
+    keep = pipeline_digests(kept)
+    gone = pipeline_digests(loose)
+    lineage_before = ledger.lineage("@model/prod").to_json()
+    report = ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
+    assert not report.dry_run
+    # runs: upstream of the model (train, prep) stay; evaluate and the loose pipeline go
+    assert ledger.runs().ids == [kept.ids["train"], kept.ids["prep"]]
+    for rid in (*loose.ids.values(), kept.ids["evaluate"]):
+        with pytest.raises(NotFoundError):
+            ledger.get(rid)
+        assert not [k for k in run_entries(ledger) if rid in k]
+    left = objects(ledger)
+    assert {keep["data"], keep["model"]} <= left
+    assert not set(gone.values()) & left
+    assert keep["score"] not in left  # only the deleted evaluate run referenced it
+    assert ledger.lineage("@model/prod").to_json() == lineage_before
+    assert ledger.load("@model/prod") == kept.model
+    assert ledger.verify().ok
+    # another machine reindexing from the store sees the same
+    fresh = Ledger(ledger.url, **ledger.store.storage_options)
+    assert fresh.reindex() == 2
+    assert fresh.runs().ids == ledger.runs().ids
+
+
+def test_gc_on_every_store(
+    store_spec: StoreSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On memory, local, S3 and GCS: grace keeps young objects; gc keeps the ref'd lineage."""
+    monkeypatch.chdir(tmp_path)
+    ledger = open_ledger(store_spec)
+    kept, loose = two_pipelines(ledger)
+    gone = set(pipeline_digests(loose).values())
+    before = objects(ledger)
+    assert ledger.gc(dry_run=False, keep_days=0, grace_seconds=3600).objects == ()
+    assert objects(ledger) == before
+    report = ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
+    assert gone <= set(report.objects)
+    assert not gone & objects(ledger)
+    assert ledger.runs().ids == [kept.ids["train"], kept.ids["prep"]]
+    assert ledger.load("@model/prod") == kept.model
+    assert ledger.verify().ok
+
+
+def test_deleted_artifacts_are_gone_from_the_catalog_too(ledger: Ledger) -> None:
+    """After gc, an artifact it deleted is NotFound, not served from a stale catalog row."""
+    _, loose = two_pipelines(ledger)
+    gone = pipeline_digests(loose)["model"]
+    ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
+    with pytest.raises(NotFoundError):
+        ledger.artifact(gone)
+    with pytest.raises(NotFoundError):
+        ledger.artifact(gone.split(":")[1][:10])
+
+
+def test_other_machines_drop_the_runs_gc_deleted(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog that indexed runs gc later deleted elsewhere drops them at its next sync."""
+    with clock_at(monkeypatch, time.time() - 20 * DAY):
+        kept, loose = two_pipelines(ledger)  # old runs: their day is sealed
+    gone = pipeline_digests(loose)
+    other = second_machine(ledger, monkeypatch, tmp_path / "machine-2")
+    assert len(other.runs()) == 6
+    assert other.catalog.db.execute("SELECT COUNT(*) FROM days WHERE sealed = 1").fetchone()[0]
+    ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
+    assert other.sync() == 0
+    assert other.runs().ids == ledger.runs().ids == [kept.ids["train"], kept.ids["prep"]]
+    with pytest.raises(NotFoundError):
+        other.artifact(gone["model"])
+    assert other.verify().ok
+    assert other.sync() == 0  # the gc entry is read once
+    assert other.lineage("@model/prod").to_json() == ledger.lineage("@model/prod").to_json()
+
+
+def test_every_target_in_a_refs_history_is_kept(ledger: Ledger) -> None:
+    """Earlier targets of a ref survive gc, so rolling back still finds its bytes."""
+    first = run_pipeline(ledger, n=3)
+    second = run_pipeline(ledger, n=4)
+    ledger.refs.set("model/prod", first.ids["train"])
+    ledger.refs.set("model/prod", second.ids["train"])
+    ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
+    assert set(ledger.runs().ids) == {first.ids["train"], first.ids["prep"],
+                                      second.ids["train"], second.ids["prep"]}
+    ledger.refs.rollback("model/prod")
+    assert ledger.load("@model/prod") == first.model
+
+
+def test_default_policy_keeps_every_run_and_collects_only_orphans(ledger: Ledger) -> None:
+    """keep_days=None keeps all runs and what they reference; only unreferenced objects go."""
+    pipe = run_pipeline(ledger)
+    orphan = ledger.store.put_bytes(b"written by a run that died before recording it")
+    before = objects(ledger)
+    report = ledger.gc(dry_run=False, grace_seconds=0)
+    assert report.runs == ()
+    assert report.objects == (orphan,)
+    assert objects(ledger) == before - {orphan}
+    assert len(ledger.runs()) == 3
+    for step in ("prep", "train", "evaluate"):
+        for art in pipe.run(step).outputs.values():
+            assert ledger.store.has(art.digest)
+    assert ledger.verify().ok
+
+
+def test_objects_younger_than_the_grace_period_are_never_deleted(ledger: Ledger) -> None:
+    """An object written moments ago survives gc even with keep_days=0 (a run may need it)."""
+    two_pipelines(ledger)
+    orphan = ledger.store.put_bytes(b"fresh orphan")
+    before = objects(ledger)
+    report = ledger.gc(dry_run=False, keep_days=0, grace_seconds=3600)
+    assert report.objects == ()
+    assert objects(ledger) == before
+    assert orphan in before
+    assert report.runs == ()  # the runs are younger than the grace period too
+
+
+def test_a_run_in_progress_keeps_what_it_already_saved(ledger: Ledger, tmp_path: Path) -> None:
+    """gc during a run deletes neither the running run nor the object it just stored."""
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(os.urandom(2048))
+    with ledger.run("long") as run:
+        art = run.save(str(weights))
+        report = ledger.gc(dry_run=False, keep_days=0)  # default grace
+        assert art.digest not in report.objects
+        assert run.id not in report.runs
+        assert ledger.store.has(art.digest)
+    assert ledger.get(run.id).status == "finished"
+    ledger.restore(run.id, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == weights.read_bytes()
+    assert ledger.verify().ok
+
+
+def test_objects_only_a_logged_param_refers_to_are_kept(ledger: Ledger) -> None:
+    """A param too big to inline is stored as an object; gc keeps it as the run refers to it."""
+    small = Ledger(ledger.url, inline_limit=64, **ledger.store.storage_options)
+    config = {"layers": list(range(100)), "name": "big"}
+    with small.run("fit") as run:
+        run.log_params(config=config)
+    digest = small.get(run.id).params["config"]["digest"]
+    assert small.load(digest) == config
+    small.gc(dry_run=False, grace_seconds=0)
+    assert small.store.has(digest)
+    assert small.load(digest) == config
+
+
+def test_after_gc_new_runs_still_record_their_environment(ledger: Ledger) -> None:
+    """gc that removed every run's objects does not leave this process pointing at them."""
+    with ledger.run("old"):
+        pass
+    ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
+    assert ledger.runs().ids == []
+    with ledger.run("new", params={"cfg": [1, 2]}) as run:
+        pass
+    got = ledger.get(run.id)
+    assert got.env.get("packages"), "the environment record must be readable"
+    assert ledger.verify().ok
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def test_verify_of_a_sound_store_is_ok(ledger: Ledger) -> None:
+    """A store written only by runs verifies ok, every object checked."""
+    run_pipeline(ledger)
+    report = ledger.verify()
+    assert report.ok
+    assert report.checked == len(objects(ledger)) > 0
+    assert (report.missing, report.corrupt, report.dangling, report.problems) == ((), (), (), ())
+
+
+def test_verify_reports_an_object_a_run_references_that_is_missing(ledger: Ledger) -> None:
+    """Delete a run's output object: verify names it missing, dangling from that run."""
+    pipe = run_pipeline(ledger)
+    model = pipeline_digests(pipe)["model"]
+    ledger.store.delete(model)
+    report = ledger.verify()
+    assert not report.ok
+    assert model in report.missing
+    assert (pipe.ids["train"], model) in report.dangling
+    assert (pipe.ids["evaluate"], model) in report.dangling  # its consumer refers to it too
+
+
+def test_verify_reports_a_corrupt_object_a_run_references(ledger: Ledger) -> None:
+    """Corrupt a run's input object: verify reports it corrupt and names the run."""
+    pipe = run_pipeline(ledger)
+    data = pipeline_digests(pipe)["data"]
+    rewrite(ledger, data, b"[0, 2, 4, 6, 9]")
+    report = ledger.verify()
+    assert not report.ok
+    assert report.corrupt == (data,)
+    assert any(pipe.ids["train"] in p and data in p for p in report.problems)
+
+
+def test_verify_reports_a_ref_whose_target_is_gone(ledger: Ledger) -> None:
+    """A ref to a run whose entries were removed from the store is a problem verify names."""
+    with ledger.run("r") as run:
+        run.save({"v": 1}, name="value")
+    ledger.refs.set("run/prod", run.id)
+    for key in list(ledger.store.backend.list(day_path(run.id))):
+        ledger.store.backend.delete(key)
+    ledger.catalog.reindex()
+    report = ledger.verify()
+    assert not report.ok
+    assert any("run/prod" in p for p in report.problems)
+
+
+def test_verify_reports_a_missing_ref_target_object(ledger: Ledger) -> None:
+    """A ref to an artifact whose object is gone leaves verify not ok, the digest missing."""
+    with ledger.run("r") as run:
+        art = run.save({"v": 1}, name="value")
+    ledger.refs.set("value/prod", art.digest)
+    ledger.store.delete(art.digest)
+    report = ledger.verify()
+    assert not report.ok
+    assert art.digest in report.missing
+
+
+def test_verify_checks_objects_a_logged_param_refers_to(ledger: Ledger) -> None:
+    """A param stored as an object (too big to inline) is checked by verify like any input."""
+    small = Ledger(ledger.url, inline_limit=64, **ledger.store.storage_options)
+    with small.run("fit") as run:
+        run.log_params(config={"layers": list(range(100))})
+    digest = small.get(run.id).params["config"]["digest"]
+    small.store.delete(digest)
+    report = small.verify()
+    assert digest in report.missing
+    assert not report.ok
+
+
+def test_verify_checks_runs_written_by_another_process(ledger: Ledger) -> None:
+    """verify syncs first: an object missing for a run only the store knows is reported."""
+    assert ledger.runs().ids == []
+    other = Ledger(ledger.url, **ledger.store.storage_options)
+    with other.run("elsewhere") as run:
+        art = run.save([1, 2, 3], name="v")
+    assert ledger.runs().ids == []  # this ledger's catalog has not synced since
+    ledger.store.delete(art.digest)
+    assert (run.id, art.digest) in ledger.verify().dangling
