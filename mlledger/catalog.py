@@ -164,8 +164,11 @@ class RunList(Sequence["Run"]):
         rows = []
         for run in self:
             row: dict[str, Any] = {
-                "id": run.id, "name": run.name, "status": run.status,
-                "started_at": run.started_at, "ended_at": run.ended_at,
+                "id": run.id,
+                "name": run.name,
+                "status": run.status,
+                "started_at": run.started_at,
+                "ended_at": run.ended_at,
             }
             for k, v in run.params.items():
                 row[f"params.{k}"] = v
@@ -218,9 +221,7 @@ class Catalog:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
-        conn.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-        )
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
         return conn
 
@@ -236,9 +237,16 @@ class Catalog:
         cur.execute(
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                rid, rec.get("name"), rec.get("status", "running"), rec.get("kind"),
-                rec.get("started_at"), rec.get("ended_at"), rec.get("parent_id"),
-                rec.get("user"), rec.get("host"), rec.get("message"),
+                rid,
+                rec.get("name"),
+                rec.get("status", "running"),
+                rec.get("kind"),
+                rec.get("started_at"),
+                rec.get("ended_at"),
+                rec.get("parent_id"),
+                rec.get("user"),
+                rec.get("host"),
+                rec.get("message"),
                 canonical.dumps(rec).decode("utf-8"),
             ),
         )
@@ -246,8 +254,10 @@ class Catalog:
             cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
         cur.executemany(
             "INSERT INTO params VALUES (?, ?, ?, ?)",
-            [(rid, k, _num(v) if not isinstance(v, str) else None, _text(v))
-             for k, v in (rec.get("params") or {}).items()],
+            [
+                (rid, k, _num(v) if not isinstance(v, str) else None, _text(v))
+                for k, v in (rec.get("params") or {}).items()
+            ],
         )
         cur.executemany(
             "INSERT INTO tags VALUES (?, ?, ?, ?)",
@@ -255,9 +265,19 @@ class Catalog:
         )
         cur.executemany(
             "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(rid, k, _num(m.get("last")), _num(m.get("min")), _num(m.get("max")), m.get("step"),
-              m.get("count"))
-             for k, m in (rec.get("metrics") or {}).items() if isinstance(m, dict)],
+            [
+                (
+                    rid,
+                    k,
+                    _num(m.get("last")),
+                    _num(m.get("min")),
+                    _num(m.get("max")),
+                    m.get("step"),
+                    m.get("count"),
+                )
+                for k, m in (rec.get("metrics") or {}).items()
+                if isinstance(m, dict)
+            ],
         )
         edges = []
         arts = []
@@ -323,12 +343,16 @@ class Catalog:
                     continue
                 names = self.store.backend.list_dir(f"runs/{day}")
                 ids = sorted(n for n in names if is_run_id(n))
-                known: dict[str, str] = dict(
-                    db.execute(
-                        "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
-                        (ids[0], ids[-1]),
-                    ).fetchall()
-                ) if ids else {}
+                known: dict[str, str] = (
+                    dict(
+                        db.execute(
+                            "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
+                            (ids[0], ids[-1]),
+                        ).fetchall()
+                    )
+                    if ids
+                    else {}
+                )
                 todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
                 changed += self._load(todo, known, in_transaction=rebuild)
                 y, m, d = (int(x) for x in day.split("/"))
@@ -380,7 +404,7 @@ class Catalog:
             return
         db = self.db
         for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i:i + 500]
+            chunk = run_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
             db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
             for table in ("params", "tags", "metrics", "edges"):
@@ -393,7 +417,7 @@ class Catalog:
             return True
         got = 0
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+            chunk = ids[i : i + 500]
             rows = self.db.execute(
                 f"SELECT status FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk
             ).fetchall()
@@ -410,7 +434,7 @@ class Catalog:
         backend = self.store.backend
         changed = 0
         for i in range(0, len(ids), 500):
-            batch = ids[i:i + 500]
+            batch = ids[i : i + 500]
             keys = []
             for rid in batch:
                 base = day_path(rid)
@@ -530,7 +554,8 @@ class Catalog:
         if len(rows) > 1:
             raise AmbiguousError(
                 f"{prefix!r} matches {len(rows)}{'+' if len(rows) > 10 else ''} runs: "
-                f"{', '.join(rows[:10])}; give more characters", rows[:10]
+                f"{', '.join(rows[:10])}; give more characters",
+                rows[:10],
             )
         return str(rows[0])
 
@@ -579,10 +604,13 @@ class Catalog:
             )
         self.ensure_synced()
         full = f"{algo}:{h}"
-        rows = {r[0] for r in self.db.execute(
-            "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 11",
-            (full, full + "g"),
-        )}
+        rows = {
+            r[0]
+            for r in self.db.execute(
+                "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 11",
+                (full, full + "g"),
+            )
+        }
         # objects no run lists (files inside a tree, records) count too, or a prefix
         # could silently pick one of two objects: one folder listing of the store
         sub = self.store.backend.list_dir(f"objects/{algo}/{h[:2]}")
@@ -592,8 +620,7 @@ class Catalog:
         if len(rows) > 1:
             cands = sorted(rows)[:10]
             raise AmbiguousError(
-                f"{text!r} matches {len(rows)} artifacts: {', '.join(cands)}; "
-                "give more characters",
+                f"{text!r} matches {len(rows)} artifacts: {', '.join(cands)}; give more characters",
                 cands,
             )
         return str(rows.pop())
@@ -602,44 +629,56 @@ class Catalog:
         """``(run_id, digest, name)`` of the inputs (``in``) or outputs (``out``) of runs."""
         out: list[tuple[str, str, str]] = []
         for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i:i + 500]
+            chunk = run_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            out.extend(self.db.execute(
-                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({marks})",
-                [direction, *chunk]).fetchall())
+            out.extend(
+                self.db.execute(
+                    f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({marks})",
+                    [direction, *chunk],
+                ).fetchall()
+            )
         return out
 
     def runs_touching(self, digests: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of runs that used (``in``) or produced (``out``) digests."""
         out: list[tuple[str, str, str]] = []
         for i in range(0, len(digests), 500):
-            chunk = digests[i:i + 500]
+            chunk = digests[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            out.extend(self.db.execute(
-                f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({marks})",
-                [direction, *chunk]).fetchall())
+            out.extend(
+                self.db.execute(
+                    f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({marks})",
+                    [direction, *chunk],
+                ).fetchall()
+            )
         return out
 
     def parents(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(run_id, parent_id)`` for runs that have a parent."""
         out: list[tuple[str, str]] = []
         for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i:i + 500]
+            chunk = run_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            out.extend(self.db.execute(
-                f"SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL AND id IN ({marks})",
-                chunk).fetchall())
+            out.extend(
+                self.db.execute(
+                    "SELECT id, parent_id FROM runs "
+                    f"WHERE parent_id IS NOT NULL AND id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
         return out
 
     def children(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(child_id, parent_id)`` for the children of runs."""
         out: list[tuple[str, str]] = []
         for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i:i + 500]
+            chunk = run_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            out.extend(self.db.execute(
-                f"SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", chunk
-            ).fetchall())
+            out.extend(
+                self.db.execute(
+                    f"SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", chunk
+                ).fetchall()
+            )
         return out
 
     def all_run_ids(self) -> list[str]:

@@ -121,7 +121,10 @@ SHORT_ID_MIN = 12
 SHORT_DIGEST = 12
 STATUSES = ("running", "finished", "failed", "interrupted", "incomplete")
 _STATUS_COLORS = {
-    "finished": "green", "failed": "red", "interrupted": "yellow", "incomplete": "magenta",
+    "finished": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "incomplete": "magenta",
     "running": "cyan",
 }
 _CONFIG_KEY = "mlledger.json"
@@ -183,8 +186,7 @@ class _State:
 def _require_store(url: str, options: dict[str, Any]) -> None:
     """Refuse a URL with no store at it (opening a Store would create one)."""
     hint = (
-        "create one with 'mlledger init', or point --store (or $MLLEDGER_URL) at an "
-        "existing store"
+        "create one with 'mlledger init', or point --store (or $MLLEDGER_URL) at an existing store"
     )
     if "://" not in url or url.startswith(("file://", "local://")):
         path = os.path.abspath(os.path.expanduser(url.split("://", 1)[1] if "://" in url else url))
@@ -254,13 +256,21 @@ class _Group(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(
-                args, prog_name, complete_var, False,
-                windows_expand_args=windows_expand_args, **extra,
+                args,
+                prog_name,
+                complete_var,
+                False,
+                windows_expand_args=windows_expand_args,
+                **extra,
             )
         try:
             rv = super().main(
-                args, prog_name or "mlledger", complete_var, False,
-                windows_expand_args=windows_expand_args, **extra,
+                args,
+                prog_name or "mlledger",
+                complete_var,
+                False,
+                windows_expand_args=windows_expand_args,
+                **extra,
             )
         except click.exceptions.NoArgsIsHelpError as e:
             e.show()
@@ -415,7 +425,11 @@ def _progress(desc: str, unit: str) -> Callback | None:
     from fsspec.callbacks import TqdmCallback
 
     kwargs: dict[str, Any] = {
-        "desc": desc, "unit": unit, "file": sys.stderr, "leave": False, "dynamic_ncols": True,
+        "desc": desc,
+        "unit": unit,
+        "file": sys.stderr,
+        "leave": False,
+        "dynamic_ncols": True,
     }
     if unit == "B":
         kwargs.update(unit_scale=True, unit_divisor=1024)
@@ -439,7 +453,8 @@ def _parse_storage_options(
     from .ledger import Ledger
 
     own = {  # Ledger()'s own keyword arguments are not storage options
-        p.name for p in inspect.signature(Ledger).parameters.values()
+        p.name
+        for p in inspect.signature(Ledger).parameters.values()
         if p.kind is not inspect.Parameter.VAR_KEYWORD
     }
     out: dict[str, Any] = {}
@@ -496,25 +511,39 @@ def _json_option(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
-    "--store", "url", envvar="MLLEDGER_URL", show_envvar=True, metavar="URL",
+    "--store",
+    "url",
+    envvar="MLLEDGER_URL",
+    show_envvar=True,
+    metavar="URL",
     help="The store: a folder or any fsspec URL (s3://bucket/ml, memory://x...). "
     "Default: $MLLEDGER_URL, else the user data folder.",
 )
 @click.option(
-    "--option", "options", multiple=True, metavar="KEY=VALUE", callback=_parse_storage_options,
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_storage_options,
     help="A storage option for fsspec (repeatable); VALUE is decoded as JSON when it parses, "
     "a dotted KEY nests (client_kwargs.endpoint_url=...).",
 )
 @click.option(
-    "--debug", is_flag=True, envvar="MLLEDGER_DEBUG",
+    "--debug",
+    is_flag=True,
+    envvar="MLLEDGER_DEBUG",
     help="Show the traceback of an error, not just its one-line message.",
 )
 @click.option(
-    "--color/--no-color", default=None,
+    "--color/--no-color",
+    default=None,
     help="Colour the output (default: only when it is a terminal and $NO_COLOR is unset).",
 )
-@click.version_option(package_name="mlledger", message="mlledger %(version)s",
-                      help="Show mlledger's version and exit.")
+@click.version_option(
+    package_name="mlledger",
+    message="mlledger %(version)s",
+    help="Show mlledger's version and exit.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context, url: str | None, options: dict[str, Any], debug: bool, color: bool | None
@@ -534,7 +563,10 @@ def cli(
 
 @cli.command()
 @click.option(
-    "--hash", "algorithm", type=click.Choice(["xxh128", "sha256"]), default=None,
+    "--hash",
+    "algorithm",
+    type=click.Choice(["xxh128", "sha256"]),
+    default=None,
     help="Digest algorithm of a new store (default xxh128; sha256 for adversarial settings). "
     "Fixed once the store exists.",
 )
@@ -591,27 +623,44 @@ def _metrics_text(run: Run, limit: int = 4) -> str:
 @cli.command()
 @click.option("--name", default=None, help="Only runs with this name.")
 @click.option(
-    "--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
     help="Only runs with this status (repeatable).",
 )
 @click.option(
-    "--where", default=None, metavar="EXPR",
-    help="A filter such as \"params.lr > 0.01 and metrics.loss < 0.5\" (fields params.X, "
+    "--where",
+    default=None,
+    metavar="EXPR",
+    help='A filter such as "params.lr > 0.01 and metrics.loss < 0.5" (fields params.X, '
     "metrics.X[.min|.max], tags.X, name, status, started_at, user, host).",
 )
 @click.option(
-    "--order-by", default=None, metavar="FIELD",
+    "--order-by",
+    default=None,
+    metavar="FIELD",
     help="Sort by a field, '-' in front for descending (-metrics.accuracy). Default: newest first.",
 )
 @click.option(
-    "-n", "--limit", type=click.IntRange(min=0), default=20, show_default=True,
+    "-n",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
     help="Show at most this many runs (0: all).",
 )
 @_json_option()
 @pass_state
 def log(
-    state: _State, *, name: str | None, statuses: tuple[str, ...], where: str | None,
-    order_by: str | None, limit: int, as_json: bool,
+    state: _State,
+    *,
+    name: str | None,
+    statuses: tuple[str, ...],
+    where: str | None,
+    order_by: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """List runs, newest first, one a line.
 
@@ -620,7 +669,10 @@ def log(
     """
     ledger = state.ledger()
     runs = ledger.runs(
-        name=name, status=list(statuses) or None, where=where, order_by=order_by,
+        name=name,
+        status=list(statuses) or None,
+        where=where,
+        order_by=order_by,
         limit=limit or None,
     )
     if as_json:
@@ -656,8 +708,10 @@ def _get_run(ledger: Ledger, text: str) -> Run:
     if text.startswith("@"):
         got = ledger.resolve(text)
         if not isinstance(got, Run):
-            raise UsageError(f"{text} points at the artifact {got.digest}, not a run; "
-                             f"see 'mlledger artifact {text}'")
+            raise UsageError(
+                f"{text} points at the artifact {got.digest}, not a run; "
+                f"see 'mlledger artifact {text}'"
+            )
         return got
     return ledger.get(text)
 
@@ -685,12 +739,16 @@ def _env_lines(env: dict[str, Any], packages: bool) -> list[str]:
             hw.append(f"{_human_size(host['memory'])} memory")
         gpus = host.get("gpus") or []
         if gpus:
-            hw.append(f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} "
-                      f"({', '.join(str(g.get('name', '?')) for g in gpus)})")
+            hw.append(
+                f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} "
+                f"({', '.join(str(g.get('name', '?')) for g in gpus)})"
+            )
         lines.append(f"  host       {host.get('hostname', '?')}: {', '.join(hw)}")
     pkgs = env.get("packages") or {}
-    lines.append(f"  packages   {len(pkgs)} installed"
-                 + ("" if packages or not pkgs else " (--packages lists them)"))
+    lines.append(
+        f"  packages   {len(pkgs)} installed"
+        + ("" if packages or not pkgs else " (--packages lists them)")
+    )
     if packages:
         width = max((len(k) for k in pkgs), default=0)
         lines.extend(f"    {k:<{width}}  {v}" for k, v in sorted(pkgs.items()))
@@ -708,8 +766,17 @@ def _env_lines(env: dict[str, Any], packages: bool) -> list[str]:
 
 def _code_lines(ledger: Ledger, code: dict[str, Any]) -> list[str]:
     lines: list[str] = []
-    for key in ("kind", "qualname", "module", "file", "line", "executable", "source_digest",
-                "closure_digest", "module_digest"):
+    for key in (
+        "kind",
+        "qualname",
+        "module",
+        "file",
+        "line",
+        "executable",
+        "source_digest",
+        "closure_digest",
+        "module_digest",
+    ):
         if code.get(key) is not None:
             lines.append(f"  {key:<14} {code[key]}")
     if code.get("source_from"):
@@ -726,8 +793,9 @@ def _code_lines(ledger: Ledger, code: dict[str, Any]) -> list[str]:
 
 @cli.command()
 @click.argument("run_id", metavar="RUN")
-@click.option("--packages", is_flag=True,
-              help="List every installed package of the run's environment.")
+@click.option(
+    "--packages", is_flag=True, help="List every installed package of the run's environment."
+)
 @_json_option()
 @pass_state
 def show(state: _State, run_id: str, packages: bool, as_json: bool) -> None:
@@ -844,9 +912,23 @@ def _diff_payload(ledger: Ledger, a: str, b: str) -> Any:
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @click.option(
-    "--section", "sections", multiple=True,
-    type=click.Choice(["params", "metrics", "inputs", "outputs", "code", "git", "packages",
-                       "env_vars", "python", "platform"]),
+    "--section",
+    "sections",
+    multiple=True,
+    type=click.Choice(
+        [
+            "params",
+            "metrics",
+            "inputs",
+            "outputs",
+            "code",
+            "git",
+            "packages",
+            "env_vars",
+            "python",
+            "platform",
+        ]
+    ),
     help="Only this section (repeatable).",
 )
 @_json_option()
@@ -922,16 +1004,28 @@ def _lineage_text(ledger: Ledger, lin: Lineage) -> str:
 
 @cli.command()
 @click.argument("target")
-@click.option("--up", "direction", flag_value="upstream", default=True,
-              help="What produced TARGET: its inputs, their producers... (the default).")
-@click.option("--down", "direction", flag_value="downstream",
-              help="What was built from TARGET.")
-@click.option("--both", "direction", flag_value="both", help="Upstream and downstream.")
-@click.option("--depth", type=click.IntRange(min=0), default=None,
-              help="At most this many hops (run to artifact is one hop). Default: no limit.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "json"]), default="text",
-    show_default=True, help="Text for people, Graphviz DOT, Mermaid, or JSON.",
+    "--up",
+    "direction",
+    flag_value="upstream",
+    default=True,
+    help="What produced TARGET: its inputs, their producers... (the default).",
+)
+@click.option("--down", "direction", flag_value="downstream", help="What was built from TARGET.")
+@click.option("--both", "direction", flag_value="both", help="Upstream and downstream.")
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    help="At most this many hops (run to artifact is one hop). Default: no limit.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "mermaid", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, Graphviz DOT, Mermaid, or JSON.",
 )
 @_json_option("Same as --format json.")
 @pass_state
@@ -1061,8 +1155,15 @@ def restore(state: _State, target: str, dest: str, force: bool, as_json: bool) -
     finally:
         _close(cb)
     if as_json:
-        _echo_json({"target": target, "digest": art.digest, "kind": art.kind, "size": art.size,
-                    "path": str(path)})
+        _echo_json(
+            {
+                "target": target,
+                "digest": art.digest,
+                "kind": art.kind,
+                "size": art.size,
+                "path": str(path),
+            }
+        )
         return
     what = f"{art.files} files, " if art.kind == "tree" and art.files is not None else ""
     state.echo(f"restored {art.kind} {art.digest} ({what}{_human_size(art.size)}) to {path}")
@@ -1132,7 +1233,10 @@ def ref_log(state: _State, name: str, as_json: bool) -> None:
 @ref.command("rollback")
 @click.argument("name")
 @click.option(
-    "--to", "to", default=None, metavar="TARGET|#SEQ",
+    "--to",
+    "to",
+    default=None,
+    metavar="TARGET|#SEQ",
     help="Move to this target, or to the target of entry #SEQ ('#3', or a plain number under "
     "100000). Default: the target before the current one.",
 )
@@ -1198,16 +1302,23 @@ def verify(state: _State, as_json: bool) -> None:
     finally:
         _close(cb)
     if as_json:
-        _echo_json({
-            "ok": report.ok, "checked": report.checked, "corrupt": list(report.corrupt),
-            "missing": list(report.missing),
-            "dangling": [{"referrer": r, "digest": d} for r, d in report.dangling],
-            "problems": list(report.problems),
-        })
+        _echo_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "corrupt": list(report.corrupt),
+                "missing": list(report.missing),
+                "dangling": [{"referrer": r, "digest": d} for r, d in report.dangling],
+                "problems": list(report.problems),
+            }
+        )
     else:
         n = len(report.corrupt) + len(report.missing) + len(report.problems)
-        verdict = click.style("ok", fg="green") if report.ok else click.style(
-            f"{n} problem{'s' if n != 1 else ''}", fg="red")
+        verdict = (
+            click.style("ok", fg="green")
+            if report.ok
+            else click.style(f"{n} problem{'s' if n != 1 else ''}", fg="red")
+        )
         state.echo(f"checked {report.checked} objects: {verdict}")
         for d in report.corrupt:
             state.echo(f"corrupt   {d}  (its bytes do not hash to its name)")
@@ -1228,23 +1339,39 @@ def verify(state: _State, as_json: bool) -> None:
 
 @cli.command()
 @click.option(
-    "--dry-run/--delete", "dry_run", default=True, show_default=True,
+    "--dry-run/--delete",
+    "dry_run",
+    default=True,
+    show_default=True,
     help="Only report what would go (the default), or really delete it.",
 )
 @click.option(
-    "--keep-days", type=click.FloatRange(min=0), default=None, metavar="DAYS",
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="DAYS",
     help="Keep runs started within DAYS (and what they reference); older runs no ref needs "
     "go. Default: keep every run.",
 )
 @click.option(
-    "--grace", "grace", type=click.FloatRange(min=0), default=3600.0, show_default=True,
-    metavar="SECONDS", help="Never delete an object younger than this (protects runs in progress).",
+    "--grace",
+    "grace",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Never delete an object younger than this (protects runs in progress).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List every run and object that goes.")
 @_json_option()
 @pass_state
 def gc(
-    state: _State, *, dry_run: bool, keep_days: float | None, grace: float, verbose: bool,
+    state: _State,
+    *,
+    dry_run: bool,
+    keep_days: float | None,
+    grace: float,
+    verbose: bool,
     as_json: bool,
 ) -> None:
     """Delete what nothing needs (only a report unless --delete).
@@ -1439,7 +1566,13 @@ def _execute(
     from .runs import RunContext
 
     ctx = RunContext(
-        ledger, name, message=message, tags=tags, capture_files=capture_files, code=code, kind=kind,
+        ledger,
+        name,
+        message=message,
+        tags=tags,
+        capture_files=capture_files,
+        code=code,
+        kind=kind,
     )
     # where each output is and its name, fixed now: the program may change directory
     where = {p: os.path.abspath(p) for p in outputs}
@@ -1473,27 +1606,61 @@ def _execute(
 @cli.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
-@click.option("--name", default=None,
-              help="The run's name (default: the script's stem or the program's name).")
+@click.option(
+    "--name",
+    default=None,
+    help="The run's name (default: the script's stem or the program's name).",
+)
 @click.option("-m", "--message", default=None, help="Why this run (stored with it).")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", callback=_parse_tags,
-              help="A tag on the run (repeatable).")
-@click.option("--input", "inputs", multiple=True, metavar="PATH",
-              help="A file or folder the program reads: stored when the run starts (repeatable).")
-@click.option("--output", "outputs", multiple=True, metavar="PATH",
-              help="A file or folder the program writes: stored when it ends (repeatable); "
-              "missing after a successful program, it fails the run.")
-@click.option("--exec", "force_exec", is_flag=True,
-              help="Run COMMAND as a subprocess even when it ends in .py.")
-@click.option("--no-capture", is_flag=True,
-              help="For a script: do not record the files it opens (only --input/--output).")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_tags,
+    help="A tag on the run (repeatable).",
+)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="PATH",
+    help="A file or folder the program reads: stored when the run starts (repeatable).",
+)
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="PATH",
+    help="A file or folder the program writes: stored when it ends (repeatable); "
+    "missing after a successful program, it fails the run.",
+)
+@click.option(
+    "--exec",
+    "force_exec",
+    is_flag=True,
+    help="Run COMMAND as a subprocess even when it ends in .py.",
+)
+@click.option(
+    "--no-capture",
+    is_flag=True,
+    help="For a script: do not record the files it opens (only --input/--output).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr when the run ends.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @pass_state
 def run(
-    state: _State, *, name: str | None, message: str | None, tags: dict[str, str],
-    inputs: tuple[str, ...], outputs: tuple[str, ...], force_exec: bool, no_capture: bool,
-    quiet: bool, command: tuple[str, ...],
+    state: _State,
+    *,
+    name: str | None,
+    message: str | None,
+    tags: dict[str, str],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    force_exec: bool,
+    no_capture: bool,
+    quiet: bool,
+    command: tuple[str, ...],
 ) -> None:
     """Run a Python script or any program as one recorded run.
 
@@ -1527,6 +1694,7 @@ def run(
                 "such as ./tool for a program in this folder)"
             )
         run_name = name or os.path.basename(cmd[0])
+
     def scope(url: str | None) -> contextlib.AbstractContextManager[None]:
         return _as_script(cmd, url) if script_mode else contextlib.nullcontext()
 
@@ -1542,8 +1710,10 @@ def run(
 
     ledger = state.ledger(create=True)
     user_file = cmd[0] if script_mode or (os.sep in cmd[0] and os.path.isfile(cmd[0])) else None
-    code: dict[str, Any] = {"kind": "script" if script_mode else "command",
-                            "qualname": run_name if script_mode else os.path.basename(cmd[0])}
+    code: dict[str, Any] = {
+        "kind": "script" if script_mode else "command",
+        "qualname": run_name if script_mode else os.path.basename(cmd[0]),
+    }
     if not script_mode:
         code["executable"] = exe
     if user_file is not None:  # the script, or a program of the user's such as ./train.sh
@@ -1559,9 +1729,17 @@ def run(
         importlib.import_module("mlledger._api")
     with scope(ledger.url):
         done, rc = _execute(
-            ledger, body(ledger.url), name=run_name, kind=code["kind"], code=code, argv=cmd,
-            message=message, tags=tags, inputs=[*([user_file] if user_file else []), *inputs],
-            outputs=outputs, capture_files=script_mode and not no_capture,
+            ledger,
+            body(ledger.url),
+            name=run_name,
+            kind=code["kind"],
+            code=code,
+            argv=cmd,
+            message=message,
+            tags=tags,
+            inputs=[*([user_file] if user_file else []), *inputs],
+            outputs=outputs,
+            capture_files=script_mode and not no_capture,
         )
     if not quiet:
         err = done.error

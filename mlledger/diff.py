@@ -23,7 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["SECTIONS", "Change", "RunDiff", "diff_runs"]
 
 SECTIONS = (
-    "params", "metrics", "inputs", "outputs", "code", "git", "packages", "env_vars", "python",
+    "params",
+    "metrics",
+    "inputs",
+    "outputs",
+    "code",
+    "git",
+    "packages",
+    "env_vars",
+    "python",
     "platform",
 )
 _MISSING: Any = attrs.NOTHING
@@ -49,8 +57,12 @@ class Change:
     @property
     def delta(self) -> float | None:
         """``new - old`` for numbers."""
-        if isinstance(self.old, (int, float)) and isinstance(self.new, (int, float)) \
-                and not isinstance(self.old, bool) and not isinstance(self.new, bool):
+        if (
+            isinstance(self.old, (int, float))
+            and isinstance(self.new, (int, float))
+            and not isinstance(self.old, bool)
+            and not isinstance(self.new, bool)
+        ):
             return self.new - self.old
         return None
 
@@ -189,8 +201,12 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         plat_b = _flat({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
     if a._record.get("kind") == "script" and b._record.get("kind") == "script":
-        _cmp_maps("params", {"argv": a.env.get("process", {}).get("argv")},
-                  {"argv": b.env.get("process", {}).get("argv")}, out)
+        _cmp_maps(
+            "params",
+            {"argv": a.env.get("process", {}).get("argv")},
+            {"argv": b.env.get("process", {}).get("argv")},
+            out,
+        )
     order = {s: i for i, s in enumerate(SECTIONS)}
     out.sort(key=lambda c: order[c.section])
     return RunDiff(a.id, b.id, tuple(out))

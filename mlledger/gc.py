@@ -52,8 +52,12 @@ class GcReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "dry_run": self.dry_run, "runs": list(self.runs), "objects": list(self.objects),
-            "bytes": self.bytes, "kept_runs": self.kept_runs, "kept_objects": self.kept_objects,
+            "dry_run": self.dry_run,
+            "runs": list(self.runs),
+            "objects": list(self.objects),
+            "bytes": self.bytes,
+            "kept_runs": self.kept_runs,
+            "kept_objects": self.kept_objects,
             "temp_files": self.temp_files,
         }
 
@@ -143,8 +147,10 @@ def collect(
         doomed.append(d)
         freed += size
     doomed_runs = sorted(
-        rid for rid, rec in records.items()
-        if rid not in kept_runs and rec.get("status") != "running"
+        rid
+        for rid, rec in records.items()
+        if rid not in kept_runs
+        and rec.get("status") != "running"
         and now - id_time(rid).timestamp() >= grace_seconds
     )
     temp = _temp_files(ledger, now, grace_seconds)
@@ -166,8 +172,13 @@ def collect(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
     return GcReport(
-        dry_run=dry_run, runs=tuple(doomed_runs), objects=tuple(sorted(doomed)), bytes=freed,
-        kept_runs=len(kept_runs), kept_objects=total - len(doomed), temp_files=len(temp),
+        dry_run=dry_run,
+        runs=tuple(doomed_runs),
+        objects=tuple(sorted(doomed)),
+        bytes=freed,
+        kept_runs=len(kept_runs),
+        kept_objects=total - len(doomed),
+        temp_files=len(temp),
     )
 
 

@@ -32,7 +32,7 @@ def _encode(value: int, length: int) -> str:
 
 def new_run_id() -> str:
     """A new id, greater than every id made before it in this process."""
-    global _last  # noqa: PLW0603 - one small piece of process state, guarded by _lock
+    global _last
     ms = time.time_ns() // 1_000_000
     with _lock:
         last_ms, last_rand = _last
@@ -48,7 +48,7 @@ def new_run_id() -> str:
 
 def _after_fork_in_child() -> None:
     """A forked child starts afresh: else parent and child would both increment one state."""
-    global _last, _lock  # noqa: PLW0603 - the child's fresh copy of that state
+    global _last, _lock
     _last = (0, 0)
     _lock = threading.Lock()  # another thread of the parent may have held it while forking
 

@@ -31,14 +31,14 @@ from .errors import (
 )
 from .ids import day_path, is_run_id
 from .records import Artifact, RefEntry, record_digests
-from .runs import Run, RunContext, _PROC_START, make_tracked
+from .runs import _PROC_START, Run, RunContext, make_tracked
 from .store import Store, cache_dir
 from .store.store import _os_error
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
-    from .catalog import RunList
+    from .catalog import Catalog, RunList
     from .diff import RunDiff
     from .gc import GcReport
     from .lineage import Lineage
@@ -102,7 +102,7 @@ class Ledger:
         self._spool: Store | None = None
         self._spool_pending = False
         self._lock = threading.Lock()
-        self._catalog: Any = None
+        self._catalog: Catalog | None = None
         self._ignored: tuple[str, ...] | None = None
         self._host = socket.gethostname()
         self._user = environment(self.env_vars)["host"]["user"]
@@ -123,11 +123,20 @@ class Ledger:
     ) -> RunContext:
         """A run around a block: ``with ledger.run("train", params={...}) as run:``."""
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}")
+            raise TypeError(
+                f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
+            )
         code, warns = self._caller_code()
         return RunContext(
-            self, name, params=params, message=message, tags=tags,
-            capture_files=capture_files, code=code, code_warnings=warns, kind="block",
+            self,
+            name,
+            params=params,
+            message=message,
+            tags=tags,
+            capture_files=capture_files,
+            code=code,
+            code_warnings=warns,
+            kind="block",
         )
 
     def tracked(self, fn: Any = None, **options: Any) -> Any:
@@ -167,7 +176,9 @@ class Ledger:
             filename = frame.f_code.co_filename
             record: dict[str, Any] = {
                 "kind": "block",
-                "qualname": frame.f_code.co_qualname if hasattr(frame.f_code, "co_qualname") else frame.f_code.co_name,
+                "qualname": frame.f_code.co_qualname
+                if hasattr(frame.f_code, "co_qualname")
+                else frame.f_code.co_name,
                 "module": frame.f_globals.get("__name__", "__main__"),
                 "file": _code._display_path(filename),
                 "line": frame.f_lineno,
@@ -209,9 +220,15 @@ class Ledger:
                     params[k] = v
         code, warns = _code.function_code(fn, self.store.algorithm)
         return RunContext(
-            self, name or code.get("qualname"), params=params, message=opts.get("message"),
-            tags=opts.get("tags"), capture_files=opts.get("capture_files"), code=dict(code),
-            code_warnings=list(warns), kind="call",
+            self,
+            name or code.get("qualname"),
+            params=params,
+            message=opts.get("message"),
+            tags=opts.get("tags"),
+            capture_files=opts.get("capture_files"),
+            code=dict(code),
+            code_warnings=list(warns),
+            kind="call",
         )
 
     def _fill_start(self, run: Run, code: dict[str, Any] | None) -> None:
@@ -256,7 +273,7 @@ class Ledger:
                 return REDACTED
             if isinstance(v, _SelfType):
                 return {"type": v.name}
-            if v is None or isinstance(v, (bool, int, float)) and type(v) in (bool, int, float):
+            if v is None or (isinstance(v, (bool, int, float)) and type(v) in (bool, int, float)):
                 return jsonable_scalar(v)
             if isinstance(v, (str, Path)):
                 s = os.fspath(v)
@@ -275,7 +292,10 @@ class Ledger:
                 return s
             enc = encode_redacted(v)
             if enc is None:
-                run._warn(f"param {k}: a {type(v).__qualname__} cannot be stored; recorded as type and repr")
+                run._warn(
+                    f"param {k}: a {type(v).__qualname__} cannot be stored; "
+                    "recorded as type and repr"
+                )
                 return {"type": describe(v)["type"], "repr": _safe_repr(v, run, k)}
             art = self._store_encoded(enc, run)
             if inputs:
@@ -292,15 +312,23 @@ class Ledger:
         if result is None:
             return
         try:
-            if isinstance(result, (str, Path)) and _looks_like_path(os.fspath(result)) and os.path.exists(result):
+            if (
+                isinstance(result, (str, Path))
+                and _looks_like_path(os.fspath(result))
+                and os.path.exists(result)
+            ):
                 run._outputs["return"] = self._put_path(os.fspath(result))
                 return
             art = self._put_value(result, run)
             if art is None:
                 run._warn(
-                    f"return value: a {type(result).__qualname__} cannot be stored; recorded as type and repr"
+                    f"return value: a {type(result).__qualname__} cannot be stored; "
+                    "recorded as type and repr"
                 )
-                run._record.setdefault("returned", {"type": describe(result)["type"], "repr": _safe_repr(result, run, "return")})
+                run._record.setdefault(
+                    "returned",
+                    {"type": describe(result)["type"], "repr": _safe_repr(result, run, "return")},
+                )
                 return
             run._outputs["return"] = art
         except Exception as e:
@@ -365,8 +393,13 @@ class Ledger:
         except OSError as e:
             raise _os_error(path, e) from e
         self._known[got.digest] = time.monotonic()
-        return Artifact(got.digest, got.size, got.kind, path=_display(path, os.getcwd()),
-                        files=got.files if got.kind == "tree" else None)
+        return Artifact(
+            got.digest,
+            got.size,
+            got.kind,
+            path=_display(path, os.getcwd()),
+            files=got.files if got.kind == "tree" else None,
+        )
 
     def _put_value(self, value: Any, run: Run | None = None) -> Artifact | None:
         """Store a value (secret-looking keys of a mapping redacted); None if it cannot be."""
@@ -444,7 +477,7 @@ class Ledger:
         moved = 0
         try:
             for digest in list(spool.iter_objects()):
-                path = spool.backend.local_path(spool.key(digest))  # type: ignore[union-attr]
+                path = spool.backend.local_path(spool.key(digest))
                 assert path is not None
                 if spool.kind(digest) == "tree" or os.path.getsize(path) < (1 << 20):
                     self.store.backend.create(self.store.key(digest), spool.get(digest))
@@ -512,7 +545,7 @@ class Ledger:
         return self._load_run(self.catalog.resolve_run(prefix))
 
     @property
-    def catalog(self) -> Any:
+    def catalog(self) -> Catalog:
         """The local SQLite index of this store (synced on use)."""
         if self._catalog is None:
             from .catalog import Catalog
@@ -530,7 +563,9 @@ class Ledger:
         if isinstance(art, Run):
             out = art.outputs.get("return")
             if out is None:
-                raise NotFoundError(f"run {art.id} has no return value; name an output: {art.id}/NAME")
+                raise NotFoundError(
+                    f"run {art.id} has no return value; name an output: {art.id}/NAME"
+                )
             return out.digest, out.format
         return art.digest, art.format
 
@@ -546,9 +581,7 @@ class Ledger:
         if isinstance(target, Artifact):
             return target
         if not isinstance(target, str) or not target.strip():
-            raise UsageError(
-                f"a target is a digest, a run id, RUN/NAME or @REF, not {target!r}"
-            )
+            raise UsageError(f"a target is a digest, a run id, RUN/NAME or @REF, not {target!r}")
         t = target.strip()
         if t.startswith("@"):
             entry = self.store.refs.get(t[1:])
@@ -587,7 +620,8 @@ class Ledger:
         if len(found) > 1:
             raise AmbiguousError(
                 f"{t!r} matches both a run and an artifact; give more characters or the "
-                "digest's algo: prefix", [str(getattr(f, "id", getattr(f, "digest", ""))) for f in found]
+                "digest's algo: prefix",
+                [str(getattr(f, "id", getattr(f, "digest", ""))) for f in found],
             )
         raise NotFoundError(
             f"no run or artifact matches {t!r}: give a digest (or a hex prefix of at least 6), "
@@ -602,7 +636,10 @@ class Ledger:
         *,
         callback: Callback | None = None,
     ) -> Path:
-        """Write an artifact (file or folder) to ``dest``, byte-identical; refuses to clobber by default."""
+        """Write an artifact (file or folder) to ``dest``, byte-identical.
+
+        Refuses to replace an existing ``dest`` unless ``overwrite=True``.
+        """
         got = self.resolve(target)
         if isinstance(got, Run):
             outs = got.outputs
@@ -613,7 +650,6 @@ class Ledger:
                 )
             got = next(iter(outs.values()))
         return self.store.restore(got.digest, dest, overwrite=overwrite, callback=callback)
-
 
     # ----------------------------------------------------------- queries
     def runs(
@@ -630,7 +666,9 @@ class Ledger:
         """
         from .catalog import RunList
 
-        ids = self.catalog.query(name=name, status=status, where=where, order_by=order_by, limit=limit)
+        ids = self.catalog.query(
+            name=name, status=status, where=where, order_by=order_by, limit=limit
+        )
         return RunList(self, ids)
 
     def sync(self) -> int:
@@ -647,7 +685,7 @@ class Ledger:
             digest = digest.digest
         if not isinstance(digest, str):
             raise UsageError(f"artifact() takes a digest string, not {type(digest).__qualname__}")
-        return self.catalog.artifact(digest)  # type: ignore[no-any-return]
+        return self.catalog.artifact(digest)
 
     def lineage(
         self,
@@ -655,7 +693,10 @@ class Ledger:
         direction: str = "upstream",
         depth: int | None = None,
     ) -> Lineage:
-        """Runs and artifacts upstream (what produced it), downstream (what was built from it) or both."""
+        """Runs and artifacts around ``target``.
+
+        ``upstream``: what produced it; ``downstream``: what was built from it; ``both``.
+        """
         from .lineage import Lineage, traverse
 
         got = self.resolve(target)  # type: ignore[arg-type]
@@ -663,10 +704,14 @@ class Ledger:
         cat.ensure_synced()
         if isinstance(got, Run):
             root = got.id
-            run_ids, digests, edges, names = traverse(cat, runs=[got.id], direction=direction, depth=depth)
+            run_ids, digests, edges, names = traverse(
+                cat, runs=[got.id], direction=direction, depth=depth
+            )
         else:
             root = got.digest
-            run_ids, digests, edges, names = traverse(cat, digests=[got.digest], direction=direction, depth=depth)
+            run_ids, digests, edges, names = traverse(
+                cat, digests=[got.digest], direction=direction, depth=depth
+            )
         runs = [cat.run(r) for r in sorted(run_ids)]
         arts: list[Artifact] = []
         for d in sorted(digests):
@@ -675,7 +720,7 @@ class Ledger:
         return Lineage(root, direction, runs, arts, edges, names)
 
     def diff(self, a: str | Run, b: str | Run) -> RunDiff:
-        """What changed from run ``a`` to run ``b`` (params, metrics, inputs, outputs, code, env...)."""
+        """What changed from run ``a`` to run ``b``: params, metrics, inputs, outputs, code, env."""
         from .diff import diff_runs
 
         ra = a if isinstance(a, Run) else self.get(a)
@@ -688,7 +733,7 @@ class Ledger:
         return LedgerRefs(self)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
-        """Rehash every object, and check every object a run or ref references exists and is sound."""
+        """Rehash every object; check every object a run or ref references exists and is sound."""
         import attrs
 
         report = self.store.verify(callback=callback)
@@ -756,7 +801,7 @@ class LedgerRefs:
         return got.digest, (producers[-1] if producers else None)
 
     def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
-        """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); returns the new entry."""
+        """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry."""
         t, run = self._canonical(target)
         return self._refs.set(name, t, message, run=run)
 

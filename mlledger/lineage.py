@@ -65,8 +65,12 @@ class Lineage:
                 "root": self.root,
                 "direction": self.direction,
                 "runs": [
-                    {"id": r.id, "name": r.name, "status": r.status,
-                     "started_at": r.record.get("started_at")}
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "status": r.status,
+                        "started_at": r.record.get("started_at"),
+                    }
                     for r in self.runs
                 ],
                 "artifacts": [a.to_json() for a in self.artifacts],
@@ -140,12 +144,8 @@ def traverse(
     the same data), which are neither.
     """
     if direction not in ("upstream", "downstream", "both"):
-        raise UsageError(
-            f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}"
-        )
-    if depth is not None and (
-        not isinstance(depth, int) or isinstance(depth, bool) or depth < 0
-    ):
+        raise UsageError(f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}")
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
         raise UsageError(f"depth must be a non-negative integer or None, not {depth!r}")
     if direction == "both":
         runs, digests = list(runs), list(digests)
@@ -206,7 +206,8 @@ def traverse(
         seen_arts |= new_arts
         frontier_runs, frontier_arts = new_runs, new_arts
     kept = [
-        e for e in edges
+        e
+        for e in edges
         if _node_in(e.source, seen_runs, seen_arts) and _node_in(e.target, seen_runs, seen_arts)
     ]
     return seen_runs, seen_arts, sorted(kept, key=lambda e: (e.source, e.label, e.target)), names

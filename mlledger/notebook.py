@@ -218,7 +218,9 @@ class _Reads(ast.NodeVisitor):
             for n in sub.names
         }
         local |= {
-            sub.id for stmt in node.body for sub in ast.walk(stmt)
+            sub.id
+            for stmt in node.body
+            for sub in ast.walk(stmt)
             if isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load)
         }
         self.scopes.append(local - declared)
@@ -403,8 +405,14 @@ class _CellRun:
     """A tracked cell in progress."""
 
     def __init__(
-        self, ctx: RunContext, run: Run, *, before: dict[str, Any], read: Iterable[str],
-        passive: bool, info: Any = None,
+        self,
+        ctx: RunContext,
+        run: Run,
+        *,
+        before: dict[str, Any],
+        read: Iterable[str],
+        passive: bool,
+        info: Any = None,
     ) -> None:
         self.ctx = ctx
         self.run = run
@@ -451,8 +459,14 @@ class _Extension:
 
     # -- a tracked cell -----------------------------------------------------------------
     def begin(
-        self, source: str, *, name: str | None, message: str | None, tags: dict[str, str],
-        cell_id: Any = None, info: Any = None,
+        self,
+        source: str,
+        *,
+        name: str | None,
+        message: str | None,
+        tags: dict[str, str],
+        cell_id: Any = None,
+        info: Any = None,
     ) -> _CellRun | None:
         """Start the run of a cell about to execute; None when it cannot be tracked.
 
@@ -494,8 +508,14 @@ class _Extension:
             except Exception as e:
                 warns.append(f"cell inputs not found: {e!r}")
         ctx = RunContext(
-            ledger, name, params=params, message=message, tags=tags, code=code,
-            code_warnings=warns, kind="cell",
+            ledger,
+            name,
+            params=params,
+            message=message,
+            tags=tags,
+            code=code,
+            code_warnings=warns,
+            kind="cell",
         )
         try:
             run = ctx.__enter__()
@@ -594,7 +614,10 @@ class _Extension:
         cr: _CellRun | None = None
         try:
             cr = self.begin(
-                cell, name=args.name, message=args.message, tags=args.tags,
+                cell,
+                name=args.name,
+                message=args.message,
+                tags=args.tags,
                 cell_id=getattr(info, "cell_id", None),
             )
         except PolicyError as e:
@@ -611,7 +634,9 @@ class _Extension:
                 with contextlib.suppress(Exception):
                     hist[-1] = shell.transform_cell(cell)
             result = shell.run_cell(
-                cell, store_history=False, silent=bool(getattr(info, "silent", False)),
+                cell,
+                store_history=False,
+                silent=bool(getattr(info, "silent", False)),
                 cell_id=getattr(info, "cell_id", None),
             )
         except BaseException as e:  # run_cell itself failed (it catches the cell's errors)
@@ -665,8 +690,12 @@ class _Extension:
             return
         try:
             self.pending = self.begin(
-                raw, name=None, message=self.all_message, tags=self.all_tags,
-                cell_id=getattr(info, "cell_id", None), info=info,
+                raw,
+                name=None,
+                message=self.all_message,
+                tags=self.all_tags,
+                cell_id=getattr(info, "cell_id", None),
+                info=info,
             )
         except PolicyError as e:
             print(f"mlledger: cell not tracked: {e}", file=sys.stderr)

@@ -191,7 +191,8 @@ class _Parser:
         if t.kind != "ident":
             found = repr(t.text) if t.text else "the end"
             raise _error(
-                self.text, t.pos,
+                self.text,
+                t.pos,
                 "expected a field such as params.lr, metrics.loss, tags.team or status, "
                 f"found {found}",
             )
@@ -240,7 +241,8 @@ class _Parser:
             return self.field_sql(field, "is not null" if neg else "is null", [], t)
         found = repr(t.text) if t.text else "the end"
         raise _error(
-            self.text, t.pos,
+            self.text,
+            t.pos,
             f"expected an operator (= != < <= > >= in like) after {field.text}, found {found}",
         )
 
@@ -269,8 +271,10 @@ class _Parser:
             args.append(rest)
             if op in ("is null", "is not null"):
                 # a param recorded as None is null, as is a missing one
-                sub = (f"r.id IN (SELECT run_id FROM {table} WHERE key = ? "
-                       "AND (value_num IS NOT NULL OR value_text IS NOT NULL))")
+                sub = (
+                    f"r.id IN (SELECT run_id FROM {table} WHERE key = ? "
+                    "AND (value_num IS NOT NULL OR value_text IS NOT NULL))"
+                )
                 return sub if op == "is not null" else f"(NOT {sub})"
             if op == "like":
                 c = self._cmp("value_text", "like", values, args)
@@ -321,7 +325,7 @@ def compile_where(text: str) -> tuple[str, list[Any]]:
     """``(sql, args)`` for a where expression over the catalog's ``runs r``."""
     if not isinstance(text, str):
         raise QueryError(
-            f"where= takes a string such as \"params.lr > 0.01\", not {type(text).__name__}"
+            f'where= takes a string such as "params.lr > 0.01", not {type(text).__name__}'
         )
     if not text.strip():
         return "1", []

@@ -532,8 +532,13 @@ def _dry_put_path(path: str, ledger: Ledger) -> Artifact:
         if isinstance(e, LedgerError):
             raise
         raise UsageError(f"{path!r} cannot be read: {e}") from e
-    return Artifact(got.digest, got.size, got.kind, path=_display(path),
-                    files=got.files if got.kind == "tree" else None)
+    return Artifact(
+        got.digest,
+        got.size,
+        got.kind,
+        path=_display(path),
+        files=got.files if got.kind == "tree" else None,
+    )
 
 
 def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
@@ -541,8 +546,9 @@ def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
     enc = encode_value(value)
     if enc is None:
         return None
-    return Artifact(digest_bytes(enc.data, ledger.store.algorithm), len(enc.data), "value",
-                    format=enc.format)
+    return Artifact(
+        digest_bytes(enc.data, ledger.store.algorithm), len(enc.data), "value", format=enc.format
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -612,7 +618,9 @@ class _Scheduler:
                     with contextlib.suppress(Exception):
                         run._ensure_started()
                         key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                        run._ledger._write_entry(key, canonical.dumps({"at": to_iso(utcnow())}), run)
+                        run._ledger._write_entry(
+                            key, canonical.dumps({"at": to_iso(utcnow())}), run
+                        )
 
 
 _heartbeat = _Scheduler()
@@ -699,9 +707,16 @@ class RunContext:
     def _again(self) -> RunContext:
         """A fresh context with the same settings (a context is entered once)."""
         return RunContext(
-            self.ledger, self.name, params=self.params, message=self.message, tags=self.tags,
-            capture_files=self.capture_files, code=self.code, code_warnings=self.code_warnings,
-            inputs=self.pre_inputs, kind=self.kind,
+            self.ledger,
+            self.name,
+            params=self.params,
+            message=self.message,
+            tags=self.tags,
+            capture_files=self.capture_files,
+            code=self.code,
+            code_warnings=self.code_warnings,
+            inputs=self.pre_inputs,
+            kind=self.kind,
         )
 
     def _enter_detached(self, error: Exception | None) -> Run:
@@ -711,7 +726,8 @@ class RunContext:
             warnings.warn(
                 f"mlledger: run {name!r} is not recorded: it could not be started in the store "
                 f"at {self.ledger.url} ({error!r}); the code runs untracked",
-                LedgerWarning, stacklevel=3,
+                LedgerWarning,
+                stacklevel=3,
             )
         parent = _current.get()
         record: dict[str, Any] = {
@@ -790,7 +806,9 @@ class RunContext:
         if capture:
             try:
                 watch = _files.FileWatch(
-                    run, ignore=ledger._ignored_paths(), include=ledger.capture_include,
+                    run,
+                    ignore=ledger._ignored_paths(),
+                    include=ledger.capture_include,
                     exclude=ledger.capture_exclude,
                 )
                 watch.hash_before_write = ledger._put_path
@@ -821,7 +839,8 @@ class RunContext:
             warnings.warn(
                 f"mlledger: run {run.id} ({run.name!r}) could not be recorded in the store at "
                 f"{self.ledger.url} nor in the local spool: {e!r}",
-                LedgerWarning, stacklevel=2,
+                LedgerWarning,
+                stacklevel=2,
             )
         finally:
             if self._token is not None:
@@ -876,7 +895,8 @@ class RunContext:
                     run._chunks += 1
                     ledger._write_entry(
                         f"{day_path(run.id)}/metrics-{run._chunks:06d}.json",
-                        json.dumps(tail).encode(), run,
+                        json.dumps(tail).encode(),
+                        run,
                     )
         except Exception as e:
             run._warn(f"metrics not written: {e}")
@@ -895,12 +915,38 @@ class RunContext:
 
 
 _START_KEYS = (
-    "format", "id", "name", "kind", "started_at", "parent_id", "message", "tags", "params",
-    "code", "git", "env", "process", "host", "user", "inputs",
+    "format",
+    "id",
+    "name",
+    "kind",
+    "started_at",
+    "parent_id",
+    "message",
+    "tags",
+    "params",
+    "code",
+    "git",
+    "env",
+    "process",
+    "host",
+    "user",
+    "inputs",
 )
 _END_KEYS = (
-    "id", "status", "ended_at", "params", "inputs", "outputs", "metrics", "metric_chunks",
-    "metrics_tail", "resources", "error", "warnings", "code", "returned",
+    "id",
+    "status",
+    "ended_at",
+    "params",
+    "inputs",
+    "outputs",
+    "metrics",
+    "metric_chunks",
+    "metrics_tail",
+    "resources",
+    "error",
+    "warnings",
+    "code",
+    "returned",
 )
 
 
@@ -1035,4 +1081,3 @@ def _safe_start(
     except Exception as e:
         warnings.warn(f"mlledger: call not tracked: {e!r}", LedgerWarning, stacklevel=3)
         return None
-

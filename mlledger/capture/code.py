@@ -235,9 +235,7 @@ _git_cache: dict[str, tuple[float, tuple[float, ...], dict[str, Any] | None, byt
 
 
 def _run_git_bytes(args: list[str], cwd: str) -> bytes:
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False
-    )
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False)
     if out.returncode != 0:
         err = out.stderr.decode("utf-8", "replace").strip()
         raise RuntimeError(err or f"git {args[0]} failed")
@@ -330,4 +328,3 @@ def git_state(cwd: str | None = None) -> tuple[dict[str, Any] | None, bytes, lis
 def clear_git_cache() -> None:
     _git_cache.clear()
     _where_cache.clear()
-

@@ -499,8 +499,7 @@ def open_backend(url: str, storage_options: dict[str, Any], *, create: bool = Tr
         extra = EXTRAS.get(protocol)
         if extra:
             raise MissingExtraError(
-                f"the {protocol}:// store needs an extra package: "
-                f'pip install "mlledger[{extra}]"'
+                f'the {protocol}:// store needs an extra package: pip install "mlledger[{extra}]"'
             ) from e
         raise MissingExtraError(
             f"the {protocol}:// store needs a package that is not installed ({e}); "

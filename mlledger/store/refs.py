@@ -83,7 +83,7 @@ class Refs:
         for key in self.store.backend.list("refs"):
             head, _, last = key.rpartition("/")
             if _ENTRY_RE.fullmatch(last) and head.startswith("refs/"):
-                found.add(head[len("refs/"):])
+                found.add(head[len("refs/") :])
         return sorted(found)
 
     def get(self, name: str) -> RefEntry:
@@ -131,8 +131,16 @@ class Refs:
                     f"#{expect_seq}; look at its history and roll back again"
                 )
             entry = RefEntry(
-                name=name, seq=current + 1, target=target, at=utcnow(), user=user,
-                host=host, message=message, action=action, restores=restores, run=run,
+                name=name,
+                seq=current + 1,
+                target=target,
+                at=utcnow(),
+                user=user,
+                host=host,
+                message=message,
+                action=action,
+                restores=restores,
+                run=run,
             )
             key = f"refs/{name}/{entry.seq:010d}.json"
             if self.store.create_entry(key, canonical.dumps(entry.to_json())):
@@ -180,7 +188,10 @@ class Refs:
         else:
             target, restores = str(to), None
         return self._append(
-            name, target, message=message, action="rollback", restores=restores,
+            name,
+            target,
+            message=message,
+            action="rollback",
+            restores=restores,
             expect_seq=current.seq,
         )
-

@@ -647,7 +647,6 @@ class Store:
             problems=tuple(problems),
         )
 
-
     def _verify_one(
         self,
         d: str,
@@ -854,4 +853,3 @@ def _move_into_place(tmp: str, dest: str, overwrite: bool) -> None:
         os.rename(tmp, dest)
     else:
         os.replace(tmp, dest)
-

@@ -44,8 +44,12 @@ class TreeEntry:
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "file":
-            return {"path": self.path, "digest": self.digest, "size": self.size,
-                    "exec": self.executable}
+            return {
+                "path": self.path,
+                "digest": self.digest,
+                "size": self.size,
+                "exec": self.executable,
+            }
         if self.kind == "link":
             return {"path": self.path, "link": self.link}
         return {"path": self.path, "dir": True}
@@ -168,7 +172,7 @@ class Tree:
         if not data.startswith(MAGIC):
             raise IntegrityError("object is not a tree manifest (no header line)")
         try:
-            doc = canonical.loads(data[len(MAGIC):])
+            doc = canonical.loads(data[len(MAGIC) :])
             raw = doc["entries"]
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise IntegrityError(f"tree manifest does not parse: {e}") from e
@@ -188,8 +192,9 @@ class Tree:
                 size = item.get("size")
                 if not isinstance(size, int) or size < 0:
                     raise IntegrityError(f"tree manifest entry {path!r} has a bad size")
-                entries.append(TreeEntry(path, "file", item["digest"], size,
-                                         bool(item.get("exec", False))))
+                entries.append(
+                    TreeEntry(path, "file", item["digest"], size, bool(item.get("exec", False)))
+                )
             elif "link" in item:
                 entries.append(TreeEntry(path, "link", link=_check_link(path, item["link"])))
             elif item.get("dir"):
@@ -231,7 +236,7 @@ def is_manifest(data: bytes) -> bool:
     """
     if not data.startswith(MAGIC):
         return False
-    body = data[len(MAGIC):]
+    body = data[len(MAGIC) :]
     try:
         doc = canonical.loads(body)
         return (
