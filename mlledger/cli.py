@@ -99,6 +99,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .diff import SECTIONS
 from .errors import IntegrityError, LedgerError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -915,20 +916,7 @@ def _diff_payload(ledger: Ledger, a: str, b: str) -> Any:
     "--section",
     "sections",
     multiple=True,
-    type=click.Choice(
-        [
-            "params",
-            "metrics",
-            "inputs",
-            "outputs",
-            "code",
-            "git",
-            "packages",
-            "env_vars",
-            "python",
-            "platform",
-        ]
-    ),
+    type=click.Choice(SECTIONS),
     help="Only this section (repeatable).",
 )
 @_json_option()

@@ -349,30 +349,25 @@ class Ledger:
             name = _display(path, watch.cwd)
             if path in watch.read_digests and path not in known_in:
                 run._inputs.setdefault(name, watch.read_digests[path])
-            if path in known_out or name in run._outputs:
-                continue
-            if not os.path.isfile(path):
-                if not os.path.exists(path):
-                    run._warn(f"{name} was written during the run but deleted before it was hashed")
-                continue
-            try:
-                run._outputs[name] = self._put_path(path)
-            except LedgerError as e:
-                run._warn(f"output {name} not stored: {e}")
+            if path not in known_out and name not in run._outputs:
+                self._record_file(run, run._outputs, name, path, role="output", verb="written")
         for path in watch.reads:
-            if path in watch.writes:
-                continue
             name = _display(path, watch.cwd)
-            if path in known_in or name in run._inputs:
-                continue
-            if not os.path.isfile(path):
-                if not os.path.exists(path):
-                    run._warn(f"{name} was read during the run but deleted before it was hashed")
-                continue
-            try:
-                run._inputs[name] = self._put_path(path)
-            except LedgerError as e:
-                run._warn(f"input {name} not stored: {e}")
+            if path not in watch.writes and path not in known_in and name not in run._inputs:
+                self._record_file(run, run._inputs, name, path, role="input", verb="read")
+
+    def _record_file(
+        self, run: Run, into: dict[str, Artifact], name: str, path: str, *, role: str, verb: str
+    ) -> None:
+        """Store one file the run opened; a vanished or unreadable file is a warning."""
+        if not os.path.isfile(path):
+            if not os.path.exists(path):
+                run._warn(f"{name} was {verb} during the run but deleted before it was hashed")
+            return
+        try:
+            into[name] = self._put_path(path)
+        except LedgerError as e:
+            run._warn(f"{role} {name} not stored: {e}")
 
     def _after_run(self, run: Run) -> None:
         if self._catalog is not None:
