@@ -344,7 +344,14 @@ class Ledger:
                 if real in watch.writes and real not in watch.reads:
                     del run._inputs[name]
         known_in = {os.path.realpath(a.path) for a in run._inputs.values() if a.path}
-        known_out = {os.path.realpath(a.path) for a in run._outputs.values() if a.path}
+        # outputs: a file written is recorded under its path even when it is also the
+        # return value (``RUN/model.pt`` and ``RUN/return`` both name it); only a file
+        # saved explicitly (run.save) under the same path is not recorded twice
+        known_out = {
+            os.path.realpath(a.path)
+            for n, a in run._outputs.items()
+            if a.path and n != "return"
+        }
         for path in watch.writes:
             name = _display(path, watch.cwd)
             if path in watch.read_digests and path not in known_in:
@@ -638,12 +645,13 @@ class Ledger:
         got = self.resolve(target)
         if isinstance(got, Run):
             outs = got.outputs
-            if len(outs) != 1:
+            distinct = {a.digest: a for a in outs.values()}
+            if len(distinct) != 1:  # a written file that is also the return value is one
                 names = ", ".join(sorted(outs)) or "none"
                 raise NotFoundError(
                     f"run {got.id} has {len(outs)} outputs ({names}); name one: {got.id}/NAME"
                 )
-            got = next(iter(outs.values()))
+            got = next(iter(distinct.values()))
         return self.store.restore(got.digest, dest, overwrite=overwrite, callback=callback)
 
     # ----------------------------------------------------------- queries
