@@ -26,7 +26,7 @@ def test_quick_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
     namespace: dict[str, object] = {"__name__": "__readme__"}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own docs
+        exec(compile(block, str(README), "exec"), namespace)  # our own docs
     ledger = namespace["ledger"]
     assert len(ledger.runs(name="train")) == 2  # type: ignore[attr-defined]
     assert (tmp_path / "deploy" / "model.json").exists()
