@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def _tour_blocks() -> list[str]:
     text = README.read_text(encoding="utf-8")
-    tour = text[text.index("## A quick tour"):]
+    tour = text[text.index("## A quick tour") :]
     tour = tour[: tour.index("\n## ", 5)]
     return re.findall(r"```python\n(.*?)```", tour, flags=re.S)
 

@@ -169,8 +169,7 @@ def test_tracked_call_records_and_reads_back(any_ledger: Ledger) -> None:
 def _last_run_id(ledger: Ledger) -> str:
     """The id of the newest run in the store (ids sort by time)."""
     keys = [
-        k for k in ledger.store.backend.list("runs")
-        if k.endswith(("/start.json", "/end.json"))
+        k for k in ledger.store.backend.list("runs") if k.endswith(("/start.json", "/end.json"))
     ]
     assert keys, "no run in the store"
     return max(k.split("/")[-2] for k in keys)
@@ -188,8 +187,9 @@ def test_lineage_value_passed_between_tracked_calls_is_one_digest(any_ledger: Le
         return sum(rows) * lr
 
     fit(prepare(5))
-    ids = sorted(k.split("/")[-2] for k in any_ledger.store.backend.list("runs")
-                 if k.endswith("/end.json"))
+    ids = sorted(
+        k.split("/")[-2] for k in any_ledger.store.backend.list("runs") if k.endswith("/end.json")
+    )
     fresh = reopen(any_ledger)
     a, b = (fresh.get(i) for i in ids)
     assert a.name.endswith("prepare")
@@ -586,9 +586,7 @@ def test_disabled_run_still_checks_its_arguments(
     assert sorted(ledger.store.iter_objects()) == before
 
 
-def test_disabled_run_keeps_memory_bounded(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disabled_run_keeps_memory_bounded(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A disabled run logging many metrics keeps summaries, not every row."""
     monkeypatch.setenv("MLLEDGER_DISABLE", "1")
     monkeypatch.setattr(mlledger.runs, "METRIC_CHUNK", 10)
@@ -667,8 +665,16 @@ def test_default_ledger_follows_mlledger_url(
         monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / name))
         f()
     for name in ("one", "two"):
-        assert len([k for k in Ledger(str(tmp_path / name)).store.backend.list("runs")
-                    if k.endswith("end.json")]) == 1
+        assert (
+            len(
+                [
+                    k
+                    for k in Ledger(str(tmp_path / name)).store.backend.list("runs")
+                    if k.endswith("end.json")
+                ]
+            )
+            == 1
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -748,8 +754,11 @@ def test_a_crash_loses_at_most_the_last_metric_chunk(ledger: Ledger, tmp_path: P
         "    time.sleep(60)\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, ledger.url], stdout=subprocess.PIPE, text=True,
-        env=python_env(), cwd=tmp_path,
+        [sys.executable, "-c", script, ledger.url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+        cwd=tmp_path,
     )
     try:
         assert proc.stdout is not None
@@ -773,12 +782,28 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
     from mlledger.records import to_iso, utcnow
 
     old = utcnow().replace(year=utcnow().year - 1)
-    run = Run(ledger, {"id": "01" + "0" * 24, "name": "x", "host": "elsewhere",
-                       "started_at": to_iso(old), "process": {"pid": 1}})
+    run = Run(
+        ledger,
+        {
+            "id": "01" + "0" * 24,
+            "name": "x",
+            "host": "elsewhere",
+            "started_at": to_iso(old),
+            "process": {"pid": 1},
+        },
+    )
     run._resolve_status()
     assert run.status == "incomplete"
-    fresh = Run(ledger, {"id": "01" + "0" * 24, "name": "x", "host": "elsewhere",
-                         "started_at": to_iso(utcnow()), "process": {"pid": 1}})
+    fresh = Run(
+        ledger,
+        {
+            "id": "01" + "0" * 24,
+            "name": "x",
+            "host": "elsewhere",
+            "started_at": to_iso(utcnow()),
+            "process": {"pid": 1},
+        },
+    )
     fresh._resolve_status()
     assert fresh.status == "running"
 
@@ -836,8 +861,9 @@ def test_keyboard_interrupt_marks_the_run_interrupted(ledger: Ledger) -> None:
     assert got.error.type == "KeyboardInterrupt"
 
 
-@pytest.mark.parametrize(("code", "status"), [(0, "finished"), (None, "finished"),
-                                              (2, "failed"), ("bye", "failed")])
+@pytest.mark.parametrize(
+    ("code", "status"), [(0, "finished"), (None, "finished"), (2, "failed"), ("bye", "failed")]
+)
 def test_sys_exit_status(ledger: Ledger, code: Any, status: str) -> None:
     """sys.exit(0) inside a run is a finished run; any other exit code is a failed one."""
     with pytest.raises(SystemExit), ledger.run("r") as run:
@@ -879,10 +905,17 @@ def test_a_policy_is_the_only_refusal(tmp_path: Path, workdir: Path) -> None:
 
     root = tmp_path / "strict"
     root.mkdir()
-    (root / "mlledger.json").write_text(json.dumps({
-        "format": 1, "hash": "xxh128", "created": "2024-01-01T00:00:00.000000Z",
-        "created_by": "test", "policy": {"require_message": True},
-    }))
+    (root / "mlledger.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "hash": "xxh128",
+                "created": "2024-01-01T00:00:00.000000Z",
+                "created_by": "test",
+                "policy": {"require_message": True},
+            }
+        )
+    )
     ledger = Ledger(str(root))
     with pytest.raises(PolicyError, match="message"), ledger.run("r"):
         pytest.fail("the block must not run")
@@ -921,7 +954,8 @@ def test_gpu_memory_is_recorded_when_torch_is_imported(
     import types
 
     cuda = types.SimpleNamespace(
-        is_available=lambda: True, is_initialized=lambda: True,
+        is_available=lambda: True,
+        is_initialized=lambda: True,
         max_memory_allocated=lambda: 123_456,
     )
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
@@ -1115,8 +1149,10 @@ def test_store_and_spool_both_failing_still_returns_the_result(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert train() == "result"
-    assert any(issubclass(w.category, LedgerWarning) and "not be recorded" in str(w.message)
-               for w in caught)
+    assert any(
+        issubclass(w.category, LedgerWarning) and "not be recorded" in str(w.message)
+        for w in caught
+    )
 
     # broken from the start: the call still returns its result, with a warning (the start
     # entry is deferred, so the refusal surfaces at the end; with start_delay=0, at the start)
@@ -1207,7 +1243,12 @@ def test_short_run_writes_one_entry_holding_the_whole_record(ledger: Ledger) -> 
     names = ledger.store.backend.list_dir(day_path(run.id))
     assert names == ["end.json"]
     got = reopen(ledger).get(run.id)
-    assert (got.name, got.status, got.params, got.tags) == ("quick", "finished", {"lr": 0.1}, {"team": "cv"})
+    assert (got.name, got.status, got.params, got.tags) == (
+        "quick",
+        "finished",
+        {"lr": 0.1},
+        {"team": "cv"},
+    )
     assert got.metrics == {"loss": 0.5}
     assert reopen(ledger).runs(name="quick")[0].id == run.id
 
