@@ -105,7 +105,7 @@ class Ledger:
         self._catalog: Catalog | None = None
         self._ignored: tuple[str, ...] | None = None
         self._host = socket.gethostname()
-        self._user = environment(self.env_vars)["host"]["user"]
+        self._user = _user_name()
         self._push_spool(quiet=True)
 
     def __repr__(self) -> str:
@@ -833,6 +833,15 @@ class _SelfType:
     def __init__(self, value: Any) -> None:
         t = value if isinstance(value, type) else type(value)
         self.name = f"{t.__module__}.{t.__qualname__}"
+
+
+def _user_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (a container without passwd)
+        return "unknown"
 
 
 def _looks_like_path(s: str) -> bool:
