@@ -14,7 +14,7 @@ Usage::
 
     with workdir("mine") as tmp:
         res = ab(lambda: ours(), lambda: plain(), repeat=7, setup_a=reset)
-        rows = [Row.from_ab("ours", res, "<= 1.25x", max_ratio=1.25)]
+        rows = Row.from_ab("ours", res, "cp", max_ratio=1.25)  # ours + baseline
     table(rows, title="mine")
 """
 
@@ -42,6 +42,7 @@ __all__ = [
     "fmt_value",
     "fs_type",
     "machine",
+    "machine_notes",
     "measure",
     "rmtree",
     "table",
@@ -56,15 +57,22 @@ if str(REPO) not in sys.path:
 #: runs per figure unless a benchmark says otherwise (at least 5)
 REPEAT = 7
 MIN_REPEAT = 5
+#: a side whose max/min exceeds this is flagged noisy in its row's note
+NOISY = 2.0
 
 Setup = Callable[[], object] | None
 
 
 @dataclass
 class Timing:
-    """Seconds taken by each timed run (warm-up excluded)."""
+    """Seconds taken by each timed run (warm-up excluded): wall clock and CPU.
+
+    CPU is user + system time of this process and of the children it waited
+    for (``cp``), so it leaves out time spent waiting for a busy machine.
+    """
 
     samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -86,19 +94,41 @@ class ABResult:
     a: Timing
     b: Timing
     ratios: list[float]
+    cpu_ratios: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.ratios)
 
+    @property
+    def cpu_ratio(self) -> float | None:
+        return statistics.median(self.cpu_ratios) if self.cpu_ratios else None
 
-def _timed(fn: Callable[[], object], setup: Setup) -> float:
+
+def _cpu() -> float:
+    """CPU seconds of this process and its waited-for children (µs resolution)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix: os.times() has only clock-tick resolution
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(fn: Callable[[], object], setup: Setup, into: Timing | None = None) -> float:
     if setup is not None:
         setup()
     gc.collect()
+    c0 = _cpu()
     t0 = time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    t = time.perf_counter() - t0
+    if into is not None:
+        into.samples.append(t)
+        into.cpu.append(_cpu() - c0)
+    return t
 
 
 def measure(
@@ -112,7 +142,10 @@ def measure(
     repeat = max(repeat, MIN_REPEAT)
     if warmup:
         _timed(fn, setup)
-    return Timing([_timed(fn, setup) for _ in range(repeat)])
+    t = Timing()
+    for _ in range(repeat):
+        _timed(fn, setup, t)
+    return t
 
 
 def ab(
@@ -135,18 +168,19 @@ def ab(
     if warmup:
         _timed(fn_a, setup_a)
         _timed(fn_b, setup_b)
-    a, b, ratios = Timing(), Timing(), []
+    res = ABResult(Timing(), Timing(), [], [])
     for i in range(repeat):
         if i % 2 == 0:
-            ta = _timed(fn_a, setup_a)
-            tb = _timed(fn_b, setup_b)
+            ta = _timed(fn_a, setup_a, res.a)
+            tb = _timed(fn_b, setup_b, res.b)
         else:
-            tb = _timed(fn_b, setup_b)
-            ta = _timed(fn_a, setup_a)
-        a.samples.append(ta)
-        b.samples.append(tb)
-        ratios.append(ta / tb if tb > 0 else float("inf"))
-    return ABResult(a, b, ratios)
+            tb = _timed(fn_b, setup_b, res.b)
+            ta = _timed(fn_a, setup_a, res.a)
+        res.ratios.append(ta / tb if tb > 0 else float("inf"))
+        ca, cb = res.a.cpu[-1], res.b.cpu[-1]
+        if cb > 0:
+            res.cpu_ratios.append(ca / cb)
+    return res
 
 
 # ---------------------------------------------------------------------------
@@ -159,8 +193,9 @@ class Row:
 
     ``median``/``lo``/``hi`` are in ``unit``: ``"s"`` (shown as s/ms/µs),
     ``"MiB"`` or ``"GiB/s"``.  ``ratio`` is to the row's baseline (None for a
-    row that is itself a baseline or has no ratio).  ``passed`` is True/False
-    against ``target``, or None for an informational row.
+    row that is itself a baseline or has no ratio); ``cpu_ratio`` the same for
+    CPU time, shown for context (targets are on wall-clock ``ratio``).
+    ``passed`` is True/False against ``target``, or None for an informational row.
     """
 
     figure: str
@@ -172,6 +207,7 @@ class Row:
     target: str = ""
     passed: bool | None = None
     note: str = ""
+    cpu_ratio: float | None = None
 
     @classmethod
     def from_timing(
@@ -183,8 +219,9 @@ class Row:
         target: str = "",
         passed: bool | None = None,
         note: str = "",
+        cpu_ratio: float | None = None,
     ) -> Row:
-        return cls(figure, t.median, t.lo, t.hi, "s", ratio, target, passed, note)
+        return cls(figure, t.median, t.lo, t.hi, "s", ratio, target, passed, note, cpu_ratio)
 
     @classmethod
     def from_ab(
@@ -199,11 +236,23 @@ class Row:
     ) -> list[Row]:
         """Two rows: ours (with its ratio and verdict) and the baseline under it."""
         passed = None if max_ratio is None else res.ratio <= max_ratio
+        spread = max(t.hi / t.lo for t in (res.a, res.b) if t.lo > 0)
+        if spread > NOISY:
+            # a side that varied this much was disturbed in some rounds: the best
+            # runs of each side say what the code costs when it is not
+            noisy = f"noisy ({spread:.1f}x spread); min/min {res.a.lo / res.b.lo:.2f}x"
+            note = f"{note}; {noisy}" if note else noisy
         if target is None:
             target = f"<= {max_ratio:g}x" if max_ratio is not None else ""
         return [
             cls.from_timing(
-                figure, res.a, ratio=res.ratio, target=target, passed=passed, note=note
+                figure,
+                res.a,
+                ratio=res.ratio,
+                target=target,
+                passed=passed,
+                note=note,
+                cpu_ratio=res.cpu_ratio,
             ),
             cls.from_timing(f"  baseline: {baseline}", res.b, ratio=1.0),
         ]
@@ -228,20 +277,21 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 def table(rows: list[Row], title: str = "", notes: list[str] | None = None) -> str:
     """Print (and return) ``rows`` as an aligned table, with ``notes`` under it."""
-    head = ("figure", "median", "min-max", "ratio", "target", "result")
+    head = ("figure", "median", "min-max", "ratio", "cpu ratio", "target", "result")
     body = [
         (
             r.figure,
             fmt_value(r.median, r.unit),
             f"{fmt_value(r.lo, r.unit)} - {fmt_value(r.hi, r.unit)}" if r.lo is not None else "",
             f"{r.ratio:.2f}x" if r.ratio is not None else "",
+            f"{r.cpu_ratio:.2f}x" if r.cpu_ratio is not None else "",
             r.target,
             r.verdict + (f"  {r.note}" if r.note else ""),
         )
         for r in rows
     ]
     widths = [max(len(str(c[i])) for c in [head, *body]) for i in range(len(head))]
-    align = ["<", ">", ">", ">", "<", "<"]
+    align = ["<", ">", ">", ">", ">", "<", "<"]
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(
@@ -312,8 +362,31 @@ def fs_type(path: str | os.PathLike[str]) -> str:
 
 
 def machine() -> str:
-    """One line about this machine and interpreter."""
+    """One line about this machine, its load and the interpreter."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
-        f"{platform.machine()} {platform.processor() or platform.system()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f"{platform.machine()} {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} CPUs (load {load}), Python {platform.python_version()}"
     )
+
+
+def machine_notes() -> list[str]:
+    """Facts about this machine that bend the figures, to print with them."""
+    notes = []
+    order = Path("/sys/module/page_reporting/parameters/page_reporting_order")
+    with contextlib.suppress(OSError, ValueError):
+        kib = 1 << (int(order.read_text()) + 2)
+        notes.append(
+            f"this VM hands freed memory back to its host (free page reporting, blocks >= "
+            f"{kib // 1024} MiB): writing into fresh page cache can cost several times more "
+            "when the host must back the pages again, and it varies from run to run; "
+            "trust the paired ratio and the cpu ratio over absolute times"
+        )
+    with contextlib.suppress(OSError):
+        cpus = os.cpu_count() or 1
+        if os.getloadavg()[0] > cpus / 2:
+            notes.append(
+                f"the machine is busy (load {os.getloadavg()[0]:.1f} on {cpus} CPUs): "
+                "expect wide min-max"
+            )
+    return notes

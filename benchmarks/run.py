@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import Row, machine  # noqa: E402 - needs HERE on sys.path first
+from _common import Row, machine, machine_notes  # noqa: E402 - needs HERE on sys.path first
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         names = [n for n in names if any(o in n for o in args.only)]
     print(f"mlledger benchmarks{' (--quick)' if args.quick else ''}: {machine()}")
-    print(f"modules: {', '.join(names) or '(none)'}\n", flush=True)
+    print(f"modules: {', '.join(names) or '(none)'}")
+    for note in machine_notes():
+        print(f"* {note}")
+    print(flush=True)
 
     results: dict[str, list[Row]] = {}
     failed: list[str] = []
