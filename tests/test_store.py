@@ -875,3 +875,29 @@ def test_symlink_loop_is_refused(local_store: Store, tmp_path: Path) -> None:
         assert isinstance(info.value, OSError)
         assert "symbolic link loop" in str(info.value)
         assert "fix or remove the link" in str(info.value)
+
+
+def _store_in_forked_child(args: tuple[str, int]) -> str:
+    """Store bytes from a forked child and read them back (module level: picklable)."""
+    root, i = args
+    child = Store(root)
+    data = b"written by child %d " % i * 50
+    d = child.put_bytes(data)
+    assert child.get(d) == data
+    return d
+
+
+def test_forked_children_write_their_own_bytes(tmp_path: Path) -> None:
+    """Objects written by forked children (unnamed temp files linked by fd) hold their own bytes."""
+    root = str(tmp_path / "store")
+    parent = Store(root)
+    parent.put_bytes(b"the parent wrote first, so its fd table view exists")
+    with open(tmp_path / "decoy", "wb") as decoy:  # an fd the children inherit
+        decoy.write(b"DECOY" * 1000)
+        decoy.flush()
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            digests = pool.map(_store_in_forked_child, [(root, i) for i in range(8)])
+    assert len(set(digests)) == 8
+    assert parent.verify().ok
+    for i, d in enumerate(digests):
+        assert parent.get(d) == b"written by child %d " % i * 50

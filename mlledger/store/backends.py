@@ -143,6 +143,30 @@ class Backend:
 # local disk
 
 
+_proc_fds: dict[int, int | None] = {}
+
+
+def _proc_fd() -> int | None:
+    """A directory fd of this process's ``/proc/<pid>/fd``, for linking ``O_TMPFILE`` files.
+
+    Opened per process id: after a fork, an inherited ``/proc/self/fd`` fd
+    would still name the parent's file table, and link the parent's file.
+    None off Linux.
+    """
+    pid = os.getpid()
+    if pid in _proc_fds:
+        return _proc_fds[pid]
+    fd: int | None = None
+    if hasattr(os, "O_TMPFILE"):
+        try:
+            fd = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = None
+    _proc_fds.clear()  # a parent's entry is of no use in this process
+    _proc_fds[pid] = fd
+    return fd
+
+
 class LocalBackend(Backend):
     """A store on local disk, written with plain ``os`` calls for speed and atomicity."""
 
@@ -152,6 +176,7 @@ class LocalBackend(Backend):
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = self.root
         self._dirs: set[str] = set()
+        self._tmpfile_ok = True
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise StoreError(
                 f"store root {self.root!r} is a file, not a folder: "
@@ -207,6 +232,10 @@ class LocalBackend(Backend):
 
     def create(self, key: str, data: bytes) -> bool:
         final = self._path(key)
+        if self._tmpfile_ok and _proc_fd() is not None:
+            got = self._create_unnamed(final, data)
+            if got is not None:
+                return got
         tmp = self.tmp_path(final)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -225,6 +254,41 @@ class LocalBackend(Backend):
             return self.link_into_place(tmp, final)
         except OSError as e:
             raise _store_error("write", final, e) from e
+
+    def _create_unnamed(self, final: str, data: bytes) -> bool | None:
+        """Create-only write through an unnamed temp file (Linux ``O_TMPFILE``).
+
+        The file has no name until ``linkat`` gives it its final one, which
+        fails on an existing name: readers never see half a file, a killed
+        writer leaves nothing behind, and there is no temp name to remove.
+        Returns None where the filesystem cannot do it (then the named temp
+        file path is used, here and for the rest of this store's life).
+        """
+        d = os.path.dirname(final)
+        self._ensure_dir(d)
+        try:
+            fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o444)
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                self._tmpfile_ok = False
+                return None
+            raise _store_error("write", final, e) from e
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.link(str(fd), final, src_dir_fd=_proc_fd(), follow_symlinks=True)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EPERM, errno.ENOENT, errno.EINVAL):
+                self._tmpfile_ok = False
+                return None
+            raise _store_error("write", final, e) from e
+        finally:
+            os.close(fd)
+        return True
 
     def put_stream(
         self,

@@ -304,11 +304,19 @@ class Store:
     def _put_file(self, p: str, st: os.stat_result, callback: Callback | None) -> Stored:
         size = st.st_size
         if size < STAT_CACHE_MIN:
-            with open(p, "rb") as f:
-                data = f.read()
-            d = self.digest(data)
-            self.backend.create(self.key(d), data)
-            return Stored(d, len(data), "file")
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                data = os.read(fd, size + 1)
+                while len(data) <= size and (more := os.read(fd, CHUNK)):
+                    data += more  # the file grew since it was stat'ed: take all of it
+            finally:
+                os.close(fd)
+            h = new_hasher(self.algorithm)
+            h.update(data)
+            hexpart = h.hexdigest()
+            # the key straight from the fresh digest: no need to parse it back
+            self.backend.create(f"objects/{self.algorithm}/{hexpart[:2]}/{hexpart[2:]}", data)
+            return Stored(f"{self.algorithm}:{hexpart}", len(data), "file")
         cached = self.statcache.lookup(p, st, self.algorithm)
         if cached is not None and self.backend.exists(self.key(cached)):
             return Stored(cached, size, "file")
