@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,12 @@ def ledger(tmp_path: Path, workdir: Path) -> Ledger:
 
 
 @pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A folder outside the working directory, in the temp folder."""
+def outside(tmp_path: Path) -> Iterator[Path]:
+    """A folder outside the working directory, in the temp folder (removed afterwards)."""
     d = Path(tempfile.mkdtemp(prefix="mlledger-outside-"))
     assert not str(d).startswith(str(tmp_path / "work"))
-    return d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_reads_are_inputs_and_writes_are_outputs(store_spec: StoreSpec, workdir: Path) -> None:
