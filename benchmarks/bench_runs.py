@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,8 @@ PARAMS = {
 }
 LOSSES = [1.0 / (i + 1) for i in range(10)]
 DEFAULT_MLFLOW_PYTHON = "/tmp/mlflow-venv/bin/python"
+#: a tmpfs for the informational row without ext4's inode allocator
+SHM = "/dev/shm"
 
 
 def per_op(res: ABResult, n: int) -> ABResult:
@@ -115,47 +120,89 @@ def child_env() -> dict[str, str]:
 # 1. import
 
 
-def bench_import(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
-    env = child_env()
+def clean_env() -> dict[str, str]:
+    """For ``python -S``: the repo and site-packages on PYTHONPATH, so no ``.pth`` file runs."""
+    import site
+    import sysconfig
 
-    def py(code: str) -> None:
-        subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp)
+    paths = [str(REPO), sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _site_pth_cost() -> str:
+    """What this interpreter's ``site`` does at start-up beyond the bare minimum, in words."""
+    import site
+
+    pth = sorted(f for d in site.getsitepackages() if os.path.isdir(d) for f in os.listdir(d))
+    pth = [f for f in pth if f.endswith(".pth")]
+    return ", ".join(pth) or "none"
+
+
+def bench_import(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    env, bare = child_env(), clean_env()
+
+    def py(code: str, *, clean: bool = True) -> None:
+        argv = [sys.executable, "-S", "-c", code] if clean else [sys.executable, "-c", code]
+        subprocess.run(argv, check=True, env=bare if clean else env, cwd=tmp)
 
     rows: list[Row] = []
-    res = ab(lambda: py("import mlledger"), lambda: py("pass"), cfg["import_repeat"])
+    n = cfg["import_repeat"]
+    res = ab(lambda: py("import mlledger"), lambda: py("pass"), n)
     rows += Row.from_ab(
-        "1. import mlledger (fresh process)",
+        "1. import mlledger (fresh process, python -S)",
         res,
-        "python -c pass",
+        "python -S -c pass",
         max_ratio=IMPORT_MAX_RATIO,
+        note=f"+{fmt_us(overhead(res))}",
     )
-    res2 = ab(
-        lambda: py("import mlledger; mlledger.Ledger"), lambda: py("pass"), cfg["import_repeat"]
-    )
+    res2 = ab(lambda: py("import mlledger; mlledger.Ledger"), lambda: py("pass"), n)
     rows.append(
         Row.from_timing(
-            "   import mlledger; mlledger.Ledger (first use)",
+            "   import mlledger; mlledger.Ledger (first use), -S",
             res2.a,
             ratio=res2.ratio,
             target="info",
             cpu_ratio=res2.cpu_ratio,
+            note=f"+{fmt_us(overhead(res2))}",
+        )
+    )
+    res3 = ab(lambda: py("import mlledger", clean=False), lambda: py("pass", clean=False), n)
+    rows.append(
+        Row.from_timing(
+            "   import mlledger, this environment's site",
+            res3.a,
+            ratio=res3.ratio,
+            target="info",
+            cpu_ratio=res3.cpu_ratio,
+            note=f"+{fmt_us(overhead(res3))}; its python -c pass {fmt_us(res3.b.median)}",
         )
     )
     probe = (
         "import sys, json; import mlledger; a = set(sys.modules); mlledger.Ledger; "
         "b = set(sys.modules); heavy = ('fsspec', 'attrs', 'cattrs', 'xxhash', 'platformdirs', "
-        "'sqlite3', 'json', 'socket'); "
+        "'sqlite3', 'json', 'socket', 'typing', 're'); "
         "print(json.dumps([len(a), len(b), sorted(m for m in heavy if m in a), "
         "sorted(m for m in heavy if m in b and m not in a)]))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], check=True, env=env, cwd=tmp, capture_output=True, text=True
+        [sys.executable, "-S", "-c", probe],
+        check=True,
+        env=bare,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
     ).stdout
     n_a, n_b, heavy_a, heavy_b = json.loads(out)
     notes = [
-        f"row 1: {cfg['import_repeat']} fresh subprocesses per side, interleaved, page cache "
-        f"warm; `import mlledger` loads {n_a} modules in all"
-        + (f" (of them {', '.join(heavy_a)})" if heavy_a else "")
+        f"row 1: {n} fresh subprocesses per side, interleaved, page cache warm; judged with "
+        "python -S (no site module, the repo and site-packages on PYTHONPATH) because this "
+        f"machine's site-packages holds .pth files ({_site_pth_cost()}) that make every "
+        "start-up import certifi, pathlib, re, tempfile... (the 'this environment' row): "
+        "that inflates the baseline and pre-loads what mlledger needs; "
+        f"under -S `import mlledger` loads {n_a} modules"
+        + (f" (among them {', '.join(heavy_a)})" if heavy_a else "")
         + f"; touching mlledger.Ledger brings {n_b - n_a} more, among them "
         f"{', '.join(heavy_b) or 'none of fsspec/attrs/cattrs/xxhash/platformdirs'}",
     ]
@@ -181,25 +228,32 @@ def bench_run(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str], ABR
 
     n = cfg["runs_per_sample"]
     repeat = cfg["repeat"]
-    store = tmp / "store"
-    ledger = mlledger.Ledger(store)  # start_delay 0.1 s, capture_files on (the defaults)
-    eager = mlledger.Ledger(tmp / "store-eager", start_delay=0)
-    plain_dir = tmp / "plain"
-    plain_dir.mkdir()
     counter = Counter()
     metrics_doc = {"loss": {"step": list(range(10)), "value": LOSSES}}
 
-    def runs(led: Any = ledger) -> None:
-        for _ in range(n):
-            with led.run("bench", params=PARAMS) as run:
-                for i, loss in enumerate(LOSSES):
-                    run.log(step=i, loss=loss)
+    def runs_in(led: Any) -> Any:
+        def runs() -> None:
+            for _ in range(n):
+                with led.run("bench", params=PARAMS) as run:
+                    for i, loss in enumerate(LOSSES):
+                        run.log(step=i, loss=loss)
 
-    def plain() -> None:
-        for _ in range(n):
-            with open(plain_dir / f"run-{counter.next()}.json", "w") as f:
-                json.dump({"params": PARAMS, "metrics": metrics_doc}, f)
+        return runs
 
+    def plain_in(folder: Path) -> Any:
+        folder.mkdir()
+
+        def plain() -> None:
+            for _ in range(n):
+                with open(folder / f"run-{counter.next()}.json", "w") as f:
+                    json.dump({"params": PARAMS, "metrics": metrics_doc}, f)
+
+        return plain
+
+    store = tmp / "store"
+    ledger = mlledger.Ledger(store)  # start_delay 0.1 s, capture_files on (the defaults)
+    eager = mlledger.Ledger(tmp / "store-eager", start_delay=0)
+    plain = plain_in(tmp / "plain")
     train = ledger.tracked(_train)
     args = list(PARAMS.values())
 
@@ -207,47 +261,75 @@ def bench_run(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str], ABR
         for _ in range(n):
             train(*args)
 
+    cases: list[tuple[str, Any, Any, bool]] = [
+        ("2. ledger.run(): 10 params + 10 logs, per run", runs_in(ledger), plain, False),
+        ("   same, start_delay=0 (start entry at once)", runs_in(eager), plain, True),
+        ("2. @tracked call: 10 args + 10 logs, per call", calls, plain, False),
+    ]
+    shm = None
+    if os.path.isdir(SHM) and fs_type(SHM) == "tmpfs":
+        shm = Path(tempfile.mkdtemp(prefix="mlledger-bench-runs-", dir=SHM))
+        cases.append(
+            (
+                "   ledger.run() with store and JSON file on tmpfs",
+                runs_in(mlledger.Ledger(shm / "store")),
+                plain_in(shm / "plain"),
+                True,
+            )
+        )
     rows: list[Row] = []
     notes: list[str] = []
     results: list[ABResult] = []
-    for figure, fn, informational in (
-        ("2. ledger.run(): 10 params + 10 logs, per run", runs, False),
-        ("   same, start_delay=0 (start entry at once)", lambda: runs(eager), True),
-        ("2. @tracked call: 10 args + 10 logs, per call", calls, False),
-    ):
-        res = per_op(ab(fn, plain, repeat), n)
-        results.append(res)
-        over = overhead(res)
-        if informational:
-            rows.append(
-                Row.from_timing(
-                    figure,
-                    res.a,
-                    ratio=res.ratio,
-                    target="info",
-                    cpu_ratio=res.cpu_ratio,
-                    note=f"overhead {fmt_us(over)}",
+    try:
+        for figure, fn, base, informational in cases:
+            res = per_op(ab(fn, base, repeat), n)
+            results.append(res)
+            over = overhead(res)
+            if informational:
+                rows.append(
+                    Row.from_timing(
+                        figure,
+                        res.a,
+                        ratio=res.ratio,
+                        target="info",
+                        cpu_ratio=res.cpu_ratio,
+                        note=f"overhead {fmt_us(over)}; JSON file {fmt_us(res.b.median)}",
+                    )
                 )
+                continue
+            rows += Row.from_ab(
+                figure,
+                res,
+                "write one JSON file (open, json.dump, close)",
+                max_ratio=RUN_MAX_RATIO,
+                target=f"<= 1 ms over, <= {RUN_MAX_RATIO:g}x",
+                note=f"overhead {fmt_us(over)}",
             )
-            continue
-        rows += Row.from_ab(
-            figure,
-            res,
-            "write one JSON file (open, json.dump, close)",
-            max_ratio=RUN_MAX_RATIO,
-            target=f"<= 1 ms over, <= {RUN_MAX_RATIO:g}x",
-            note=f"overhead {fmt_us(over)}",
-        )
-        rows[-2].passed = res.ratio <= RUN_MAX_RATIO and over <= RUN_MAX_OVERHEAD_S
-    entries = sorted(p.name for p in store.glob("runs/*/*/*/*/*"))
-    kinds = sorted(set(entries))
+            rows[-2].passed = res.ratio <= RUN_MAX_RATIO and over <= RUN_MAX_OVERHEAD_S
+    finally:
+        if shm is not None:
+            shutil.rmtree(shm, ignore_errors=True)
+    if shm is not None and len(results) == len(cases):
+        # the JSON file on ext4 against the same on tmpfs: how much the allocator added
+        slow = results[0].b.median / results[-1].b.median
+        if slow > 2:
+            for r in rows:
+                if r.passed is not None:
+                    r.note += (
+                        f"; ext4 slowed: its JSON file took {slow:.1f}x the tmpfs one "
+                        "(see the tmpfs row for the code's own ratio)"
+                    )
+    kinds = sorted({p.name for p in store.glob("runs/*/*/*/*/*")})
     notes += [
         f"rows 2: {n} runs per timed sample, figures per run; local store on {fs_type(tmp)} "
         f"({tmp.parent}), page cache warm, process warm (environment, code and git facts "
         "cached after the warm-up round); capture_files on, catalog not opened "
         "(runs are only written, as in a training script); default start_delay=0.1 s, so "
-        f"each run writes {' + '.join(kinds)} only; 'overhead' = median of "
-        "(ours - baseline) per round",
+        f"each run writes {' + '.join(kinds)} only (a folder and a file; the baseline one "
+        "file); 'overhead' = median of (ours - baseline) per round. File creation on ext4 "
+        "slows for minutes after any process deletes many files (other benchmark modules, "
+        "test runs: ext4 passes over recently freed inodes), by up to ~1 ms per file here; "
+        "the tmpfs row shows the cost without that",
     ]
     return rows, notes, results[0]
 
@@ -273,6 +355,14 @@ def bench_log(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str], flo
             f.close()
         state["f"] = open(tmp / f"lines-{len(state)}-{id(state)}.txt", "w")  # noqa: SIM115
 
+    def finish() -> None:
+        ctx = state.pop("ctx", None)
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+        f = state.pop("f", None)
+        if f is not None:
+            f.close()
+
     def logs() -> None:
         log = state["run"].log
         for _ in range(n):
@@ -286,16 +376,47 @@ def bench_log(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str], flo
     try:
         res = per_op(ab(logs, lines, cfg["repeat"], setup_a=new_run, setup_b=new_file), n)
     finally:
-        new_run()
-        state["ctx"].__exit__(None, None, None)
-        state["f"].close()
+        finish()
     rows = Row.from_ab(
         "3. run.log(loss=...), per call",
         res,
         'f.write("loss=0.5\\n") on an open file',
         target=f"<= {LOG_MAX_S * 1e6:g} µs",
+        note=f"{MLFLOW_LOG_ANCHOR_S / res.a.median:.0f}x faster than BENCHMARKS.md's MLflow "
+        f"{MLFLOW_LOG_ANCHOR_S * 1e6:,.0f} µs; baseline {res.b.median * 1e9:.0f} ns",
     )
     rows[0].passed = res.a.median <= LOG_MAX_S
+
+    # informational: varying values, as a real loss is (17-digit floats cost more to encode)
+    rng = random.Random(3)
+    values = [rng.random() for _ in range(n)]
+
+    def logs_varying() -> None:
+        log = state["run"].log
+        for v in values:
+            log(loss=v)
+
+    def lines_varying() -> None:
+        write = state["f"].write
+        for v in values:
+            write(f"loss={v}\n")
+
+    try:
+        res2 = per_op(
+            ab(logs_varying, lines_varying, cfg["repeat"], setup_a=new_run, setup_b=new_file), n
+        )
+    finally:
+        finish()
+    rows.append(
+        Row.from_timing(
+            "   run.log(loss=v), v a random float, per call",
+            res2.a,
+            ratio=res2.ratio,
+            target="info",
+            cpu_ratio=res2.cpu_ratio,
+            note=f'baseline f.write(f"loss={{v}}\\n") {res2.b.median * 1e9:.0f} ns',
+        )
+    )
     notes = [
         f"row 3: {n:,} calls per timed sample in one run, including the "
         f"{n // 1000} metric chunks written (one per 1,000 rows); the run is opened and "
@@ -504,8 +625,9 @@ def bench_mlflow(
     # ours against MLflow: each normalised by its own plain baseline, timed in its own process
     mf_run, mf_log = got["run"], got["log"]
     if ours_run is not None:
-        speed = mf_run["ratio"] / ours_run.ratio
+        norm = mf_run["ratio"] / ours_run.ratio
         raw = statistics.median(mf_run["a"]) / ours_run.a.median
+        speed = min(norm, raw)
         rows.append(
             Row(
                 "   ours vs MLflow file store: one run",
@@ -515,7 +637,7 @@ def bench_mlflow(
                 ratio=1 / speed,
                 target=f">= {MLFLOW_RUN_SPEEDUP:g}x faster",
                 passed=speed >= MLFLOW_RUN_SPEEDUP,
-                note=f"{speed:.0f}x faster (raw times: {raw:.0f}x)",
+                note=f"{raw:.0f}x faster in time, {norm:.0f}x by ratios to each one's JSON file",
             )
         )
     if ours_log is not None:
@@ -527,16 +649,18 @@ def bench_mlflow(
                 ratio=1 / speed,
                 target=f">= {MLFLOW_LOG_SPEEDUP:g}x faster",
                 passed=speed >= MLFLOW_LOG_SPEEDUP,
-                note=f"{speed:.0f}x faster",
+                note=f"{speed:.0f}x faster ({MLFLOW_LOG_ANCHOR_S / ours_log:.0f}x against "
+                f"BENCHMARKS.md's {MLFLOW_LOG_ANCHOR_S * 1e6:,.0f} µs)",
             )
         )
     notes.append(
         f"rows 5: mlflow {got['version']} in {Path(py).parent.parent} (a separate venv), "
         f"file store (file:// URI, MLFLOW_ALLOW_FILE_STORE=true) on {fs_type(work)}, timed in "
         f"its own process against its own plain baseline, {cfg['mlflow_runs']} runs / "
-        f"{cfg['mlflow_logs']} log calls per sample; 'ours vs MLflow, one run' compares the "
-        "two ratios to the JSON-file baseline (each measured in its own process), the "
-        "metric-log row compares times (ours per call incl. chunk writes)"
+        f"{cfg['mlflow_logs']} log calls per sample; 'ours vs MLflow' rows: the two processes "
+        "ran minutes apart, so the run row is judged on the smaller of the speed-up in time "
+        "and the speed-up of the ratios to each process's own JSON-file baseline; the "
+        "metric-log row compares times (ours per call including chunk writes)"
     )
     if cfg["mlflow_import"]:
         rows += _mlflow_import(py, env, work)
