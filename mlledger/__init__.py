@@ -8,8 +8,6 @@ what produced this model, and gives the bytes back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .errors import (
     AccessError,
     AmbiguousError,
@@ -31,6 +29,10 @@ from .errors import (
     UnsafePathError,
     UsageError,
 )
+
+# `typing` costs more to import than the rest of this module together: type
+# checkers see TYPE_CHECKING as True, the interpreter never imports typing here.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ._api import current_run, run, tracked
@@ -95,7 +97,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is not None:
         import importlib
@@ -115,14 +117,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mlledger' has no attribute {name!r}")
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: object) -> None:
     """``%load_ext mlledger``: the ``%%track`` cell magic and friends (extra ``notebook``)."""
     from .notebook import load_ipython_extension as _load
 
     _load(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: object) -> None:
     """``%unload_ext mlledger``."""
     from .notebook import unload_ipython_extension as _unload
 

@@ -435,11 +435,15 @@ class Catalog:
         changed = 0
         for i in range(0, len(ids), 500):
             batch = ids[i : i + 500]
-            keys = []
-            for rid in batch:
-                base = day_path(rid)
-                keys += [f"{base}/start.json", f"{base}/end.json"]
-            got = backend.read_many(keys)
+            # end entries first: a short run has only its end (holding the whole record),
+            # so start entries are fetched only for runs whose end lacks the start's fields
+            got = backend.read_many([f"{day_path(rid)}/end.json" for rid in batch])
+            need = [
+                f"{day_path(rid)}/start.json"
+                for rid in batch
+                if (e := got.get(f"{day_path(rid)}/end.json")) is None or b'"started_at"' not in e
+            ]
+            got.update(backend.read_many(need))
             records = []
             for rid in batch:
                 base = day_path(rid)

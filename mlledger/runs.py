@@ -113,7 +113,7 @@ class Run:
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
         self._chunk_rows = METRIC_CHUNK
         self._cols: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        self._start_bytes: bytes | None = None
+        self._start_doc: dict[str, Any] | None = None
         self._start_written = False
         self._start_lock = threading.Lock()
         self._folded: dict[str, int] = {}
@@ -343,13 +343,19 @@ class Run:
         return {"t0": t0, "metrics": doc}
 
     def _ensure_started(self) -> None:
-        """Write the start entry now if it is still pending (deferred starts, see _Scheduler)."""
-        if self._start_written or self._start_bytes is None or self._detached:
+        """Write the start entry now if it is still pending (deferred starts, see _Scheduler).
+
+        If encoding it fails (the user changed a param mapping from another
+        thread at that instant), the start stays pending and the end entry
+        will hold the whole record.
+        """
+        if self._start_written or self._start_doc is None or self._detached:
             return
         with self._start_lock:
             if self._start_written:
                 return
-            self._ledger._write_entry(f"{day_path(self.id)}/start.json", self._start_bytes, self)
+            data = canonical.dumps(self._start_doc)
+            self._ledger._write_entry(f"{day_path(self.id)}/start.json", data, self)
             self._start_written = True
 
     def _flush_metrics(self) -> None:
@@ -568,7 +574,8 @@ class _Scheduler:
 
     def __init__(self) -> None:
         self.runs: set[Run] = set()
-        self.pending: list[tuple[float, int, Run]] = []  # (due, seq, run) heap of deferred starts
+        self.pending: list[tuple[float, int, str]] = []  # (due, seq, run id): deferred starts
+        self.waiting: dict[str, Run] = {}  # run id -> run whose start is still deferred
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
         self.seq = 0
@@ -583,13 +590,16 @@ class _Scheduler:
             self.runs.add(run)
             if start_delay is not None:
                 self.seq += 1
-                heapq.heappush(self.pending, (time.monotonic() + start_delay, self.seq, run))
+                heapq.heappush(self.pending, (time.monotonic() + start_delay, self.seq, run.id))
+                self.waiting[run.id] = run
             self._ensure_thread()
             self.cond.notify()
 
     def remove(self, run: Run) -> None:
         with self.cond:
             self.runs.discard(run)
+            # an ended run needs no deferred start: let it go now, not when it falls due
+            self.waiting.pop(run.id, None)
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
@@ -603,7 +613,9 @@ class _Scheduler:
                     continue
                 starts: list[Run] = []
                 while self.pending and self.pending[0][0] <= now:
-                    starts.append(heapq.heappop(self.pending)[2])
+                    due_run = self.waiting.pop(heapq.heappop(self.pending)[2], None)
+                    if due_run is not None:
+                        starts.append(due_run)
                 beat = now >= next_beat
                 beating = list(self.runs) if beat else []
             for run in starts:
@@ -798,7 +810,7 @@ class RunContext:
         if self.pre_inputs:
             run._inputs.update(self.pre_inputs)
         ledger._fill_start(run, self.code)
-        run._start_bytes = canonical.dumps(_start_doc(record, run))
+        run._start_doc = _start_doc(record, run)  # encoded only if it is ever written
         delay = ledger.start_delay
         if not delay or delay <= 0:
             run._ensure_started()
