@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, overload
 from . import canonical
 from .errors import AmbiguousError, FormatError, NotFoundError, UsageError
 from .ids import day_path, is_run_id
-from .query import compile_order, compile_where
+from .query import DRIVE_MIN_ROWS, compile_driven, compile_order, compile_where, driven_sql
 from .records import Artifact
 from .store import cache_dir
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "RunList"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: days this close to now are never sealed (clock skew between writers)
 _OPEN_DAYS = 2
 
@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_last ON metrics(key, "last");
 CREATE INDEX IF NOT EXISTS metrics_min ON metrics(key, "min");
 CREATE INDEX IF NOT EXISTS metrics_max ON metrics(key, "max");
+CREATE INDEX IF NOT EXISTS metrics_key_run ON metrics(key, run_id, "last", "min", "max");
+CREATE INDEX IF NOT EXISTS params_key_run ON params(key, run_id, value_num, value_text);
+CREATE INDEX IF NOT EXISTS tags_key_run ON tags(key, run_id, value_num, value_text);
 CREATE TABLE IF NOT EXISTS edges (
     run_id TEXT NOT NULL, digest TEXT NOT NULL, dir TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (run_id, dir, name)
@@ -515,6 +518,27 @@ class Catalog:
         limit: int | None = None,
     ) -> list[str]:
         self.ensure_synced()
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise UsageError(f"limit must be a non-negative integer, not {limit!r}")
+        if where and name is None and status is None and not order_by:
+            driven = compile_driven(where)  # the common case: conditions on params/metrics/tags
+            if driven is not None:
+                plan, _ = driven
+                # probe how many rows each condition matches (stops early): a selective one
+                # is best found through its value index by the general plan below; when all
+                # match many runs, scan the least broad one in id order instead
+                counts = [
+                    self.db.execute(
+                        f"SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {c} LIMIT ?)",
+                        [*a, DRIVE_MIN_ROWS],
+                    ).fetchone()[0]
+                    for t, c, a in plan
+                ]
+                if min(counts) >= DRIVE_MIN_ROWS:
+                    q, dargs = driven_sql(plan, counts.index(min(counts)))
+                    if limit is not None:
+                        q += f" LIMIT {int(limit)}"
+                    return [r[0] for r in self.db.execute(q, dargs)]
         conds: list[str] = []
         args: list[Any] = []
         join, order = "", "r.id DESC"
@@ -537,8 +561,6 @@ class Catalog:
             q += " WHERE " + " AND ".join(conds)
         q += f" ORDER BY {order}"
         if limit is not None:
-            if not isinstance(limit, int) or limit < 0:
-                raise UsageError(f"limit must be a non-negative integer, not {limit!r}")
             q += f" LIMIT {int(limit)}"
         return [r[0] for r in self.db.execute(q, [*order_args, *args])]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import QueryError
 
-__all__ = ["COLUMNS", "compile_order", "compile_where"]
+__all__ = ["COLUMNS", "compile_driven", "compile_order", "compile_where", "driven_sql"]
 
 #: plain fields and their catalog columns
 COLUMNS = {
@@ -127,6 +127,7 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.args: list[Any] = []
+        self.and_parts: dict[str, list[str]] = {}
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -160,7 +161,11 @@ class _Parser:
         while self.peek().kind == "and":
             self.take()
             parts.append(self.not_expr())
-        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+        if len(parts) == 1:
+            return parts[0]
+        sql = "(" + " AND ".join(parts) + ")"
+        self.and_parts[sql] = parts
+        return sql
 
     def _nest(self, t: _Tok) -> None:
         self.depth += 1
@@ -332,6 +337,52 @@ def compile_where(text: str) -> tuple[str, list[Any]]:
     p = _Parser(text)
     sql = p.parse()
     return sql, p.args
+
+
+_SIMPLE = re.compile(
+    r"^r\.id IN \(SELECT run_id FROM (params|tags|metrics) WHERE (key = \?.*)\)$", re.S
+)
+
+
+#: a condition matching fewer rows than this is better served by its value index
+DRIVE_MIN_ROWS = 5000
+
+
+def compile_driven(text: str) -> tuple[list[tuple[str, str, list[Any]]], list[Any]] | None:
+    """The parts of a where that is one condition, or an ``and`` of conditions, on
+    params/tags/metrics: ``([(table, condition, args), ...], all args)``; None otherwise.
+
+    :func:`driven_sql` turns them into a plan that scans one condition's index in
+    run id order (newest first, no sort, no join) and checks the others by primary
+    key: several times faster than the general plan when many runs match.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return None
+    p = _Parser(text)
+    sql = p.parse()
+    parts = p.and_parts.get(sql, [sql])
+    plan: list[tuple[str, str, list[Any]]] = []
+    i = 0
+    for part in parts:
+        m = _SIMPLE.match(part)
+        if m is None or "r.id" in m.group(2):
+            return None
+        n = m.group(2).count("?")  # every value is a parameter: no other '?' in the SQL
+        plan.append((m.group(1), m.group(2), p.args[i : i + n]))
+        i += n
+    return plan, p.args
+
+
+def driven_sql(plan: list[tuple[str, str, list[Any]]], first: int) -> tuple[str, list[Any]]:
+    """SQL scanning condition ``first``'s index and checking the others by key."""
+    table, inner, args = plan[first]
+    q = f"SELECT d.run_id FROM {table} d INDEXED BY {table}_key_run WHERE {inner}"
+    out = list(args)
+    for j, (t, cond, a) in enumerate(plan):
+        if j != first:
+            q += f" AND EXISTS (SELECT 1 FROM {t} x WHERE x.run_id = d.run_id AND {cond})"
+            out.extend(a)
+    return q + " ORDER BY d.run_id DESC", out
 
 
 def compile_order(spec: str) -> tuple[str, str, list[Any]]:
