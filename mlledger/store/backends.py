@@ -15,6 +15,7 @@ move at once; that lives here, in one table keyed by protocol.
 
 from __future__ import annotations
 
+import abc
 import builtins
 import contextlib
 import errno
@@ -51,21 +52,22 @@ BATCH = 64
 _memory_lock = threading.Lock()
 
 
-class Backend:
+class Backend(abc.ABC):
     """Keys are ``/``-separated paths relative to the store root."""
 
     protocol: str
     url: str
 
     # -- writes ------------------------------------------------------------
+    @abc.abstractmethod
     def create(self, key: str, data: bytes) -> bool:
         """Write ``data`` under ``key`` unless the key exists; True if this call created it."""
-        raise NotImplementedError
 
     def create_many(self, items: dict[str, bytes]) -> dict[str, bool]:
         """:meth:`create` for many keys, concurrently where the backend can."""
         return {k: self.create(k, v) for k, v in items.items()}
 
+    @abc.abstractmethod
     def put_stream(
         self,
         key: str,
@@ -78,7 +80,6 @@ class Backend:
         visible; if it raises, nothing is written.  Returns False when the
         key already existed (the write is then dropped).
         """
-        raise NotImplementedError
 
     def put_local_file(self, key: str, path: str, callback: Callback | None = None) -> bool:
         """Upload the local file at ``path`` under ``key`` (caller checked its digest)."""
@@ -92,12 +93,14 @@ class Backend:
         with open(path, "rb") as f:
             return self.put_stream(key, chunks(f), lambda: None)
 
+    @abc.abstractmethod
     def delete(self, key: str) -> None:
-        raise NotImplementedError
+        """Remove ``key``; a missing key is not an error."""
 
     # -- reads -------------------------------------------------------------
+    @abc.abstractmethod
     def read(self, key: str) -> bytes:
-        raise NotImplementedError
+        """The bytes under ``key``; NotFoundError if there are none."""
 
     def read_many(self, keys: builtins.list[str]) -> dict[str, bytes | None]:
         """Read many keys; a missing key maps to None."""
@@ -109,8 +112,9 @@ class Backend:
                 out[k] = None
         return out
 
+    @abc.abstractmethod
     def open_read(self, key: str) -> IO[bytes]:
-        raise NotImplementedError
+        """A binary reader of ``key``; NotFoundError if it does not exist."""
 
     def get_local_file(self, key: str, path: str, callback: Callback | None = None) -> None:
         """Copy ``key`` to the local ``path`` (a fresh temp name the caller owns)."""
@@ -120,19 +124,21 @@ class Backend:
                 if callback is not None:
                     callback.relative_update(len(chunk))
 
+    @abc.abstractmethod
     def exists(self, key: str) -> bool:
-        raise NotImplementedError
+        """True when ``key`` exists."""
 
+    @abc.abstractmethod
     def size(self, key: str) -> int:
-        raise NotImplementedError
+        """The size of ``key`` in bytes; NotFoundError if it does not exist."""
 
+    @abc.abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix`` (a folder), recursively, in no set order."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def list_dir(self, prefix: str) -> builtins.list[str]:
         """Names directly under the folder ``prefix`` (files and folders)."""
-        raise NotImplementedError
 
     def local_path(self, key: str) -> str | None:
         """The key's path on local disk, when the store is local."""
