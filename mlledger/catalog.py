@@ -651,61 +651,43 @@ class Catalog:
             )
         return str(rows.pop())
 
+    def _select_in(self, sql: str, values: list[str], *head: str) -> list[Any]:
+        """Rows of ``sql`` (with ``{marks}`` for the IN list) over ``values``, 500 at a time."""
+        out: list[Any] = []
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            out.extend(self.db.execute(sql.format(marks=marks), [*head, *chunk]).fetchall())
+        return out
+
     def edges_of_runs(self, run_ids: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of the inputs (``in``) or outputs (``out``) of runs."""
-        out: list[tuple[str, str, str]] = []
-        for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            out.extend(
-                self.db.execute(
-                    f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({marks})",
-                    [direction, *chunk],
-                ).fetchall()
-            )
-        return out
+        return self._select_in(
+            "SELECT run_id, digest, name FROM edges WHERE dir = ? AND run_id IN ({marks})",
+            run_ids,
+            direction,
+        )
 
     def runs_touching(self, digests: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of runs that used (``in``) or produced (``out``) digests."""
-        out: list[tuple[str, str, str]] = []
-        for i in range(0, len(digests), 500):
-            chunk = digests[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            out.extend(
-                self.db.execute(
-                    f"SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({marks})",
-                    [direction, *chunk],
-                ).fetchall()
-            )
-        return out
+        return self._select_in(
+            "SELECT run_id, digest, name FROM edges WHERE dir = ? AND digest IN ({marks})",
+            digests,
+            direction,
+        )
 
     def parents(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(run_id, parent_id)`` for runs that have a parent."""
-        out: list[tuple[str, str]] = []
-        for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            out.extend(
-                self.db.execute(
-                    "SELECT id, parent_id FROM runs "
-                    f"WHERE parent_id IS NOT NULL AND id IN ({marks})",
-                    chunk,
-                ).fetchall()
-            )
-        return out
+        return self._select_in(
+            "SELECT id, parent_id FROM runs WHERE parent_id IS NOT NULL AND id IN ({marks})",
+            run_ids,
+        )
 
     def children(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(child_id, parent_id)`` for the children of runs."""
-        out: list[tuple[str, str]] = []
-        for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            out.extend(
-                self.db.execute(
-                    f"SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", chunk
-                ).fetchall()
-            )
-        return out
+        return self._select_in(
+            "SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", run_ids
+        )
 
     def all_run_ids(self) -> list[str]:
         self.ensure_synced()
