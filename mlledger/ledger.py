@@ -104,6 +104,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._ignored: tuple[str, ...] | None = None
+        self._file_cache: dict[tuple[str, str], tuple[float, str, str | None]] = {}
         self._host = socket.gethostname()
         self._user = _user_name()
         self._push_spool(quiet=True)
@@ -180,16 +181,32 @@ class Ledger:
                 if hasattr(frame.f_code, "co_qualname")
                 else frame.f_code.co_name,
                 "module": frame.f_globals.get("__name__", "__main__"),
-                "file": _code._display_path(filename),
                 "line": frame.f_lineno,
             }
-            if os.path.isfile(filename):
-                d = _code.file_digest(filename, self.store.algorithm)
-                if d is not None:
-                    record["module_digest"] = d
+            display, digest = self._file_facts(filename)
+            record["file"] = display
+            if digest is not None:
+                record["module_digest"] = digest
             return record, []
         except Exception as e:
             return None, [f"code identity not recorded: {e}"]
+
+    def _file_facts(self, filename: str) -> tuple[str, str | None]:
+        """``(display path, digest)`` of a calling file, cached for a second: a tight
+        loop of ``with ledger.run()`` blocks stats and hashes its file once a second."""
+        now = time.monotonic()
+        key = (filename, os.getcwd())
+        got = self._file_cache.get(key)
+        if got is not None and now - got[0] < 1.0:
+            return got[1], got[2]
+        digest = (
+            _code.file_digest(filename, self.store.algorithm) if os.path.isfile(filename) else None
+        )
+        display = _code._display_path(filename)
+        if len(self._file_cache) > 256:
+            self._file_cache.clear()
+        self._file_cache[key] = (now, display, digest)
+        return display, digest
 
     def _tracked_context(
         self,
