@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from . import canonical
 from .errors import AmbiguousError, FormatError, NotFoundError, UsageError
-from .ids import day_path, is_run_id
+from .ids import day_path, is_run_id, run_id_of_entry, whole_key
 from .query import DRIVE_MIN_ROWS, compile_driven, compile_order, compile_where, driven_sql
 from .records import Artifact
 from .store import cache_dir
@@ -345,7 +345,8 @@ class Catalog:
                 if day in sealed:
                     continue
                 names = self.store.backend.list_dir(f"runs/{day}")
-                ids = sorted(n for n in names if is_run_id(n))
+                flat = {n[:-5] for n in names if n.endswith(".json") and is_run_id(n[:-5])}
+                ids = sorted({r for n in names if (r := run_id_of_entry(n)) is not None})
                 known: dict[str, str] = (
                     dict(
                         db.execute(
@@ -357,7 +358,7 @@ class Catalog:
                     else {}
                 )
                 todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
-                changed += self._load(todo, known, in_transaction=rebuild)
+                changed += self._load(todo, known, in_transaction=rebuild, flat=flat)
                 y, m, d = (int(x) for x in day.split("/"))
                 if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS and self._all_ended(ids):
                     db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
@@ -430,8 +431,19 @@ class Catalog:
         # a run listed but not indexed (its start still being written) keeps the day open
         return got == len(ids)
 
-    def _load(self, ids: list[str], known: dict[str, str], *, in_transaction: bool = False) -> int:
-        """Read and index the runs ``ids`` (batched reads on remote stores)."""
+    def _load(
+        self,
+        ids: list[str],
+        known: dict[str, str],
+        *,
+        in_transaction: bool = False,
+        flat: set[str] | None = None,
+    ) -> int:
+        """Read and index the runs ``ids`` (batched reads on remote stores).
+
+        ``flat``: ids listed as one-entry files (short runs), read from that file only.
+        """
+        flat = flat or set()
         if not ids:
             return 0
         backend = self.store.backend
@@ -440,7 +452,13 @@ class Catalog:
             batch = ids[i : i + 500]
             # end entries first: a short run has only its end (holding the whole record),
             # so start entries are fetched only for runs whose end lacks the start's fields
-            got = backend.read_many([f"{day_path(rid)}/end.json" for rid in batch])
+            whole = backend.read_many([whole_key(rid) for rid in batch if rid in flat])
+            got = backend.read_many(
+                [f"{day_path(rid)}/end.json" for rid in batch if rid not in flat]
+            )
+            for rid in batch:
+                if rid in flat:  # a short run's one entry holds the whole record
+                    got[f"{day_path(rid)}/end.json"] = whole.get(whole_key(rid))
             need = [
                 f"{day_path(rid)}/start.json"
                 for rid in batch

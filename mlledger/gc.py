@@ -26,7 +26,7 @@ import attrs
 
 from . import canonical
 from .errors import LedgerError
-from .ids import day_path, id_time, new_run_id
+from .ids import day_path, id_time, new_run_id, whole_key
 from .lineage import traverse
 from .records import record_digests, to_iso, utcnow
 from .runs import Run
@@ -158,6 +158,7 @@ def collect(
         for rid in doomed_runs:
             base = day_path(rid)
             keys = list(store.backend.list(base))
+            store.backend.delete(whole_key(rid))  # a short run's one entry
             # the start entry goes last: a half-deleted run still reads as a run
             keys.sort(key=lambda k: k.endswith("/start.json"))
             for k in keys:

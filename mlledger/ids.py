@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-__all__ = ["day_path", "id_time", "is_run_id", "new_run_id"]
+__all__ = ["day_path", "id_time", "is_run_id", "new_run_id", "run_id_of_entry", "whole_key"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
@@ -67,6 +67,19 @@ def id_time(run_id: str) -> _dt.datetime:
     for c in run_id[:10]:
         ms = ms * 32 + _INDEX[c]
     return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+
+
+def whole_key(run_id: str) -> str:
+    """``runs/<yyyy>/<mm>/<dd>/<run id>.json``: the one entry of a run that ended before its
+    start entry was due (no folder of its own: one file, as cheap as a run can be)."""
+    return day_path(run_id) + ".json"
+
+
+def run_id_of_entry(name: str) -> str | None:
+    """The run id a name in a day folder stands for: a run's folder or its one-entry file."""
+    if name.endswith(".json"):
+        name = name[:-5]
+    return name if is_run_id(name) else None
 
 
 def day_path(run_id: str) -> str:

@@ -29,7 +29,7 @@ from .errors import (
     StoreError,
     UsageError,
 )
-from .ids import day_path, is_run_id
+from .ids import day_path, is_run_id, whole_key
 from .records import Artifact, RefEntry, record_digests
 from .runs import _PROC_START, Run, RunContext, make_tracked
 from .store import Store, cache_dir
@@ -527,6 +527,8 @@ class Ledger:
         base = day_path(run_id)
         start = self._read_entry(f"{base}/start.json")
         end = self._read_entry(f"{base}/end.json")
+        if start is None and end is None:
+            end = self._read_entry(whole_key(run_id))  # a short run: one entry, no folder
         if start is None and end is None:
             raise NotFoundError(f"no run {run_id} in the store at {self.url}")
         record = dict(canonical.loads(start)) if start is not None else {}

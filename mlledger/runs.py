@@ -34,7 +34,7 @@ from .capture.redact import REDACTED, is_secret_name
 from .capture.values import encode_value
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
-from .ids import day_path, new_run_id
+from .ids import day_path, new_run_id, whole_key
 from .records import Artifact, MetricStats, RunError, from_iso, to_iso, utcnow
 from .store.backends import Backend
 
@@ -922,7 +922,8 @@ class RunContext:
             run._start_written = True  # the deferred start is no longer needed
         keys = _START_KEYS + _END_KEYS if whole else _END_KEYS
         end_doc = {k: end[k] for k in keys if k in end}
-        ledger._write_entry(f"{day_path(run.id)}/end.json", canonical.dumps(end_doc), run)
+        key = whole_key(run.id) if whole else f"{day_path(run.id)}/end.json"
+        ledger._write_entry(key, canonical.dumps(end_doc), run)
         ledger._after_run(run)
 
 

@@ -28,8 +28,15 @@ def reopen(ledger: Ledger) -> Ledger:
 
 
 def run_keys(ledger: Ledger, run_id: str) -> list[str]:
-    """The names of the entries a run has in the store (start, metric chunks, end…)."""
-    return sorted(ledger.store.backend.list_dir(day_path(run_id)))
+    """The names of the entries a run has in the store (start, metric chunks, end…).
+
+    A short run has no folder, only its one entry, listed here as ``<id>.json``.
+    """
+    names = ledger.store.backend.list_dir(day_path(run_id))
+    day = day_path(run_id).rsplit("/", 1)[0]
+    if f"{run_id}.json" in ledger.store.backend.list_dir(day):
+        names.append(f"{run_id}.json")
+    return sorted(names)
 
 
 def write_git_repo(path: Path, *, remote: str | None = None) -> str:
@@ -71,3 +78,11 @@ def run_python(code: str, *args: str, **env: str) -> str:
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def entry_run_id(key: str) -> str:
+    """The run id a store key under runs/ belongs to (a run's folder, or a short run's one file)."""
+    from mlledger.ids import run_id_of_entry
+
+    parts = key.split("/")
+    return run_id_of_entry(parts[-1]) or parts[-2]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import reopen, run_python, write_git_repo
+from run_helpers import entry_run_id, reopen, run_python, write_git_repo
 
 from mlledger import Ledger
 from mlledger.capture import code as code_mod
@@ -155,7 +155,7 @@ def test_closure_change_shows_in_the_run(ledger: Ledger) -> None:
     for factor in (2, 3):
         f = ledger.tracked(make_scaler(factor))
         f(1.0)
-        run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+        run_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
         digests.append(reopen(ledger).get(run_id).code["closure_digest"])
     assert digests[0] != digests[1]
 
@@ -186,7 +186,7 @@ def test_bytecode_fallback_warning_reaches_the_run(ledger: Ledger) -> None:
     """A tracked function without source runs; the run records the bytecode warning."""
     f = ledger.tracked(exec_function(SRC))
     assert f("beta") is True
-    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    run_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
     got = reopen(ledger).get(run_id)
     assert got.code["source_from"] == "bytecode"
     assert any("bytecode" in w for w in got.warnings)
@@ -228,7 +228,7 @@ def test_sha256_store_records_sha256_code_digests(
     Ledger(str(tmp_path / "x")).tracked(plain)(1)
     strong = Ledger(str(tmp_path / "s"), algorithm="sha256")
     strong.tracked(plain)(1)
-    run_id = max(k.split("/")[-2] for k in strong.store.backend.list("runs"))
+    run_id = max(entry_run_id(k) for k in strong.store.backend.list("runs"))
     code = reopen(strong).get(run_id).code
     assert code["source_digest"].startswith("sha256:")
     assert code["module_digest"].startswith("sha256:")
@@ -421,7 +421,7 @@ def test_git_missing_from_path_is_a_warning_line(
         return 7
 
     assert job() == 7
-    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    run_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
     got = reopen(ledger).get(run_id)
     assert got.status == "finished"
     assert got.git is None

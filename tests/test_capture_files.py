@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import open_ledger, reopen
+from run_helpers import entry_run_id, open_ledger, reopen
 from servers import StoreSpec
 
 import mlledger
@@ -233,7 +233,7 @@ def test_capture_files_false_turns_it_off(tmp_path: Path, workdir: Path) -> None
         assert got.inputs == {}
         assert got.outputs == {}
     assert "in.txt" in fresh.get(d.id).inputs
-    run_ids = {k.split("/")[-2] for k in on.store.backend.list("runs")} - {a.id, b.id, d.id}
+    run_ids = {entry_run_id(k) for k in on.store.backend.list("runs")} - {a.id, b.id, d.id}
     [c_id] = run_ids
     assert fresh.get(c_id).inputs == {}
     assert fresh.get(c_id).outputs == {}
@@ -305,7 +305,7 @@ def test_unreadable_file_is_a_warning(
         return "ok"
 
     assert job() == "ok"
-    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    run_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
     got = reopen(ledger).get(run_id)
     assert got.status == "finished"
     assert "locked.bin" not in got.inputs
@@ -329,7 +329,7 @@ def test_a_crash_while_collecting_files_is_a_warning(
         return 3
 
     assert job() == 3
-    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    run_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
     got = reopen(ledger).get(run_id)
     assert got.status == "finished"
     assert any("collector exploded" in w for w in got.warnings)
@@ -359,7 +359,7 @@ def test_nested_runs_get_their_own_files(ledger: Ledger, workdir: Path) -> None:
         inner()
     fresh = reopen(ledger)
     assert set(fresh.get(outer.id).inputs) == {"a.txt"}
-    inner_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs")
+    inner_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs")
                    if outer.id not in k)
     assert set(fresh.get(inner_id).inputs) == {"b.txt"}
 

@@ -22,13 +22,14 @@ from servers import StoreSpec
 
 from mlledger import Ledger
 from mlledger.errors import NotFoundError
-from mlledger.ids import day_path
+from mlledger.ids import day_path, whole_key
 from mlledger.store.backends import LocalBackend
 
 
 @pytest.fixture(params=FAST, ids=FAST)
-def ledger(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Ledger]:
     """An empty ledger on a memory or local store, working in a temp folder."""
     monkeypatch.chdir(tmp_path)
     with fast_ledger(request.param, tmp_path) as got:
@@ -83,8 +84,12 @@ def test_dry_run_deletes_nothing_and_reports_what_it_would(ledger: Ledger) -> No
     objs, entries = objects(ledger), run_entries(ledger)
     report = ledger.gc(keep_days=0, grace_seconds=0)
     assert report.dry_run
-    assert set(report.runs) == {loose.ids["prep"], loose.ids["train"], loose.ids["evaluate"],
-                                kept.ids["evaluate"]}
+    assert set(report.runs) == {
+        loose.ids["prep"],
+        loose.ids["train"],
+        loose.ids["evaluate"],
+        kept.ids["evaluate"],
+    }
     d = pipeline_digests(loose)
     assert set(d.values()) <= set(report.objects)
     assert report.bytes > 0
@@ -179,8 +184,12 @@ def test_every_target_in_a_refs_history_is_kept(ledger: Ledger) -> None:
     ledger.refs.set("model/prod", first.ids["train"])
     ledger.refs.set("model/prod", second.ids["train"])
     ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
-    assert set(ledger.runs().ids) == {first.ids["train"], first.ids["prep"],
-                                      second.ids["train"], second.ids["prep"]}
+    assert set(ledger.runs().ids) == {
+        first.ids["train"],
+        first.ids["prep"],
+        second.ids["train"],
+        second.ids["prep"],
+    }
     ledger.refs.rollback("model/prod")
     assert ledger.load("@model/prod") == first.model
 
@@ -297,6 +306,7 @@ def test_verify_reports_a_ref_whose_target_is_gone(ledger: Ledger) -> None:
     ledger.refs.set("run/prod", run.id)
     for key in list(ledger.store.backend.list(day_path(run.id))):
         ledger.store.backend.delete(key)
+    ledger.store.backend.delete(whole_key(run.id))  # a short run's one entry
     ledger.catalog.reindex()
     report = ledger.verify()
     assert not report.ok

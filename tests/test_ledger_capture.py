@@ -12,7 +12,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from run_helpers import open_ledger, reopen
+from run_helpers import entry_run_id, open_ledger, reopen
 from servers import StoreSpec
 
 import mlledger
@@ -112,7 +112,7 @@ def test_ignore_skips_named_arguments_and_kwargs(ledger: Ledger) -> None:
         return None
 
     f(1, [1] * 10, debug=True, keep=2)
-    run_id = max(k.split("/")[-2] for k in ledger.store.backend.list("runs"))
+    run_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
     got = ledger.get(run_id)
     assert got.params == {"x": 1, "keep": 2}
     assert got.inputs == {}
@@ -496,7 +496,7 @@ def test_redacted_dict_argument_still_links_to_its_producer(ledger: Ledger) -> N
         return None
 
     use(make())
-    ids = sorted({k.split("/")[-2] for k in ledger.store.backend.list("runs")})
+    ids = sorted({entry_run_id(k) for k in ledger.store.backend.list("runs")})
     a, b = (ledger.get(i) for i in ids)
     assert a.outputs["return"].digest == b.inputs["conn"].digest
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import open_ledger, python_env, reopen, run_keys
+from run_helpers import entry_run_id, open_ledger, python_env, reopen, run_keys
 from servers import StoreSpec
 
 import mlledger
@@ -32,7 +32,7 @@ from mlledger import (
     StoreError,
     UsageError,
 )
-from mlledger.ids import day_path, is_run_id
+from mlledger.ids import day_path, is_run_id, whole_key
 from mlledger.store import Store
 
 
@@ -168,11 +168,9 @@ def test_tracked_call_records_and_reads_back(any_ledger: Ledger) -> None:
 
 def _last_run_id(ledger: Ledger) -> str:
     """The id of the newest run in the store (ids sort by time)."""
-    keys = [
-        k for k in ledger.store.backend.list("runs") if k.endswith(("/start.json", "/end.json"))
-    ]
+    keys = list(ledger.store.backend.list("runs"))
     assert keys, "no run in the store"
-    return max(k.split("/")[-2] for k in keys)
+    return max(entry_run_id(k) for k in keys)
 
 
 def test_lineage_value_passed_between_tracked_calls_is_one_digest(any_ledger: Ledger) -> None:
@@ -187,9 +185,7 @@ def test_lineage_value_passed_between_tracked_calls_is_one_digest(any_ledger: Le
         return sum(rows) * lr
 
     fit(prepare(5))
-    ids = sorted(
-        k.split("/")[-2] for k in any_ledger.store.backend.list("runs") if k.endswith("/end.json")
-    )
+    ids = sorted({entry_run_id(k) for k in any_ledger.store.backend.list("runs")})
     fresh = reopen(any_ledger)
     a, b = (fresh.get(i) for i in ids)
     assert a.name.endswith("prepare")
@@ -224,7 +220,7 @@ def test_lineage_numpy_and_path_values_link_runs(ledger: Ledger, workdir: Path) 
 
 
 def _children(ledger: Ledger, parent_id: str) -> list[Run]:
-    ids = {k.split("/")[-2] for k in ledger.store.backend.list("runs")}
+    ids = {entry_run_id(k) for k in ledger.store.backend.list("runs")}
     runs = [ledger.get(i) for i in sorted(ids)]
     return [r for r in runs if r.parent_id == parent_id]
 
@@ -615,7 +611,7 @@ def test_run_context_works_as_a_decorator(ledger: Ledger) -> None:
     assert work(2) == 4
     assert asyncio.run(awork(3)) == 3
     assert work.__name__ == "work"
-    ids = sorted({k.split("/")[-2] for k in ledger.store.backend.list("runs")})
+    ids = sorted({entry_run_id(k) for k in ledger.store.backend.list("runs")})
     names = [ledger.get(i).name for i in ids]
     assert names == ["decorated", "decorated", "adecorated"]
     assert ledger.get(ids[0]).tags == {"k": "v"}
@@ -647,7 +643,7 @@ def test_module_level_api_uses_the_default_ledger(
     fresh = Ledger(url)
     got = fresh.get(run.id)
     assert got.params == {"p": 1}
-    ids = {k.split("/")[-2] for k in fresh.store.backend.list("runs")}
+    ids = {entry_run_id(k) for k in fresh.store.backend.list("runs")}
     names = sorted(fresh.get(i).name for i in ids)
     assert names == sorted(["block", f.__qualname__, "named"])
 
@@ -670,7 +666,7 @@ def test_default_ledger_follows_mlledger_url(
                 [
                     k
                     for k in Ledger(str(tmp_path / name)).store.backend.list("runs")
-                    if k.endswith("end.json")
+                    if k.endswith(".json")
                 ]
             )
             == 1
@@ -1097,13 +1093,13 @@ def test_unwritable_store_spools_the_run_and_push_spool_writes_it(
     run_id = seen["id"]
     raw = Store(ledger.url)
     with pytest.raises(NotFoundError):
-        raw.read_entry(f"{day_path(run_id)}/end.json")
+        raw.read_entry(whole_key(run_id))  # a short run's one entry
     # still readable through the ledger that spooled it
     assert ledger.get(run_id).status == "finished"
 
     broken["on"] = False
     assert ledger.push_spool() > 0
-    assert raw.read_entry(f"{day_path(run_id)}/end.json")
+    assert raw.read_entry(whole_key(run_id))
     got = Ledger(ledger.url).get(run_id)
     assert got.status == "finished"
     assert got.metrics == {"loss": 0.1}
@@ -1236,12 +1232,12 @@ def test_wraps_tracked_twice_is_two_runs(ledger: Ledger) -> None:
 
 
 def test_short_run_writes_one_entry_holding_the_whole_record(ledger: Ledger) -> None:
-    """A run shorter than start_delay writes only end.json, which reads back as the whole run."""
+    """A run shorter than start_delay writes one file, no folder, which reads back whole."""
     ledger.start_delay = 30.0
     with ledger.run("quick", params={"lr": 0.1}, tags={"team": "cv"}) as run:
         run.log(loss=0.5)
-    names = ledger.store.backend.list_dir(day_path(run.id))
-    assert names == ["end.json"]
+    assert ledger.store.backend.list_dir(day_path(run.id)) == []
+    assert run_keys(ledger, run.id) == [f"{run.id}.json"]
     got = reopen(ledger).get(run.id)
     assert (got.name, got.status, got.params, got.tags) == (
         "quick",
