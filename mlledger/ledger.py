@@ -22,6 +22,7 @@ from .capture.redact import REDACTED, is_secret_name
 from .capture.values import Encoded, describe, encode_redacted, jsonable_scalar, load_value
 from .errors import (
     AmbiguousError,
+    IntegrityError,
     LedgerError,
     LedgerWarning,
     NotFoundError,
@@ -101,7 +102,6 @@ class Ledger:
         self._env_bytes: bytes | None = None
         self._spool: Store | None = None
         self._spool_pending = False
-        self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._ignored: tuple[str, ...] | None = None
         self._file_cache: dict[tuple[str, str], tuple[float, str, str | None]] = {}
@@ -365,9 +365,7 @@ class Ledger:
         # return value (``RUN/model.pt`` and ``RUN/return`` both name it); only a file
         # saved explicitly (run.save) under the same path is not recorded twice
         known_out = {
-            os.path.realpath(a.path)
-            for n, a in run._outputs.items()
-            if a.path and n != "return"
+            os.path.realpath(a.path) for n, a in run._outputs.items() if a.path and n != "return"
         }
         for path in watch.writes:
             name = _display(path, watch.cwd)
@@ -473,7 +471,7 @@ class Ledger:
         """The local spool that keeps what the store refused; warns loudly."""
         if self._spool is None:
             self._spool = Store(self._spool_dir(), algorithm=self.store.algorithm)
-        if not self._spool_pending or (run is not None and not getattr(run, "_spooled", False)):
+        if not self._spool_pending or (run is not None and not run._spooled):
             msg = (
                 f"mlledger: the store at {self.url} refused a write ({error}); the run is kept "
                 f"in the local spool {self._spool.url} and will be written to the store when it "
@@ -482,7 +480,7 @@ class Ledger:
             warnings.warn(msg, LedgerWarning, stacklevel=4)
             if run is not None:
                 run._warn(msg)
-                run._spooled = True  # type: ignore[attr-defined]
+                run._spooled = True
         self._spool_pending = True
         return self._spool
 
@@ -498,21 +496,20 @@ class Ledger:
             for digest in list(spool.iter_objects()):
                 path = spool.backend.local_path(spool.key(digest))
                 assert path is not None
-                if spool.kind(digest) == "tree" or os.path.getsize(path) < (1 << 20):
-                    self.store.backend.create(self.store.key(digest), spool.get(digest))
-                else:
-                    self.store.put_file(path)
+                if self.store.put_file(path).digest != digest:  # streamed, any size
+                    raise IntegrityError(
+                        f"spooled object {digest} in {spool.url} is corrupt; it was not pushed"
+                    )
                 spool.delete(digest)
                 moved += 1
             for key in list(spool.backend.list("runs")) + list(spool.backend.list("refs")):
                 self.store.create_entry(key, spool.read_entry(key))
                 spool.backend.delete(key)
                 moved += 1
-        except (StoreError, OSError) as e:
+        except (LedgerError, OSError):
             if not quiet:
                 raise
-            self._spool_pending = True
-            _ = e
+            self._spool_pending = True  # the store still refuses: try again after the next run
             return moved
         self._spool_pending = False
         return moved

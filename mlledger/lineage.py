@@ -8,7 +8,7 @@ per hop, with a visited set, so it terminates on any graph.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -163,8 +163,13 @@ def traverse(
     names: dict[tuple[str, str], str] = {}
     frontier_runs = set(seen_runs)
     frontier_arts = set(seen_arts)
-    up = direction in ("upstream", "both")
-    down = direction in ("downstream", "both")
+    # (edges of runs to follow, their label, edges of artifacts to follow, their label,
+    #  parent/child lookup, whether the child is the new node): one row per direction
+    steps: list[tuple[str, str, str, str, Callable[[list[str]], list[tuple[str, str]]], bool]] = []
+    if direction in ("upstream", "both"):
+        steps.append(("in", "used", "out", "produced", catalog.parents, False))
+    if direction in ("downstream", "both"):
+        steps.append(("out", "produced", "in", "used", catalog.children, True))
     hop = 0
     while (frontier_runs or frontier_arts) and (depth is None or hop < depth):
         hop += 1
@@ -172,36 +177,23 @@ def traverse(
         new_arts: set[str] = set()
         rl = sorted(frontier_runs)
         al = sorted(frontier_arts)
-        if up:
-            for rid, d, name in catalog.edges_of_runs(rl, "in"):  # run used artifact
-                edges.add(Edge(rid, "used", d))
+        for step in steps:
+            run_dir, run_label, art_dir, art_label, family, child_is_new = step
+            for rid, d, name in catalog.edges_of_runs(rl, run_dir):  # what these runs touched
+                edges.add(Edge(rid, run_label, d))
                 names[(rid, d)] = name
                 if d not in seen_arts:
                     new_arts.add(d)
-            for rid, d, name in catalog.runs_touching(al, "out"):  # producer of artifact
-                edges.add(Edge(rid, "produced", d))
+            for rid, d, name in catalog.runs_touching(al, art_dir):  # runs on these artifacts
+                edges.add(Edge(rid, art_label, d))
                 names[(rid, d)] = name
                 if rid not in seen_runs:
                     new_runs.add(rid)
-            for rid, parent in catalog.parents(rl):
-                edges.add(Edge(rid, "child_of", parent))
-                if parent not in seen_runs:
-                    new_runs.add(parent)
-        if down:
-            for rid, d, name in catalog.edges_of_runs(rl, "out"):  # run produced artifact
-                edges.add(Edge(rid, "produced", d))
-                names[(rid, d)] = name
-                if d not in seen_arts:
-                    new_arts.add(d)
-            for rid, d, name in catalog.runs_touching(al, "in"):  # consumer of artifact
-                edges.add(Edge(rid, "used", d))
-                names[(rid, d)] = name
-                if rid not in seen_runs:
-                    new_runs.add(rid)
-            for child, parent in catalog.children(rl):
+            for child, parent in family(rl):
                 edges.add(Edge(child, "child_of", parent))
-                if child not in seen_runs:
-                    new_runs.add(child)
+                new = child if child_is_new else parent
+                if new not in seen_runs:
+                    new_runs.add(new)
         seen_runs |= new_runs
         seen_arts |= new_arts
         frontier_runs, frontier_arts = new_runs, new_arts

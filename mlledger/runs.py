@@ -116,6 +116,7 @@ class Run:
         self._start_doc: dict[str, Any] | None = None
         self._start_written = False
         self._start_lock = threading.Lock()
+        self._spooled = False  # a write of this run went to the local spool (warned once)
         self._folded: dict[str, int] = {}
         self._step = -1
         self._inputs: dict[str, Artifact] = {
