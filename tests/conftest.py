@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pytest
 import servers
 from servers import StoreSpec
+
+if TYPE_CHECKING:
+    from mlledger import Ledger
 
 BUCKET = "mlledger-test"
 STORE_KINDS = ["memory", "local", "s3", "gcs"]
@@ -140,3 +143,36 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         yield StoreSpec(kind, f"gs://{BUCKET}/{name}", gcs_options(endpoint))
     else:  # pragma: no cover - params are fixed above
         raise AssertionError(kind)
+
+
+# -- shared by the run and capture test modules ---------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory (the current one for the test)."""
+    d = tmp_path / "work"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    return d
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, workdir: Path) -> Ledger:
+    """A Ledger on a fresh local store outside the working directory.
+
+    Modules with a ledger of their own (catalog, gc, targets...) override this one.
+    """
+    from mlledger import Ledger
+
+    return Ledger(str(tmp_path / "store"))
+
+
+@pytest.fixture
+def fresh_git_cache() -> Iterator[None]:
+    """No git state cached from another test's repository."""
+    from mlledger.capture import code as code_mod
+
+    code_mod.clear_git_cache()
+    yield
+    code_mod.clear_git_cache()

@@ -6,7 +6,6 @@ import importlib
 import inspect
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,7 @@ from mlledger.hashing import digest_bytes
 ALGO = "xxh128"
 
 
-@pytest.fixture(autouse=True)
-def fresh_git_cache() -> Iterator[None]:
-    """No git state cached from another test's repository."""
-    code_mod.clear_git_cache()
-    yield
-    code_mod.clear_git_cache()
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (the current one for the test)."""
-    d = tmp_path / "work"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, workdir: Path) -> Ledger:
-    """A Ledger on a fresh local store outside the working directory."""
-    return Ledger(str(tmp_path / "store"))
+pytestmark = pytest.mark.usefixtures("fresh_git_cache")
 
 
 def plain(x: int) -> int:

@@ -29,21 +29,6 @@ def fresh_environment_cache() -> Iterator[None]:
     env_mod.clear_cache()
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (the current one for the test)."""
-    d = tmp_path / "work"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, workdir: Path) -> Ledger:
-    """A Ledger on a fresh local store outside the working directory."""
-    return Ledger(str(tmp_path / "store"))
-
-
 def test_environment_has_every_section() -> None:
     """The record has python, platform, host, packages and env_vars."""
     env = environment()

@@ -21,21 +21,6 @@ from mlledger.capture import files as _files
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (the current one for the test)."""
-    d = tmp_path / "work"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, workdir: Path) -> Ledger:
-    """A Ledger on a fresh local store outside the working directory."""
-    return Ledger(str(tmp_path / "store"))
-
-
-@pytest.fixture
 def outside(tmp_path: Path) -> Iterator[Path]:
     """A folder outside the working directory, in the temp folder (removed afterwards)."""
     d = Path(tempfile.mkdtemp(prefix="mlledger-outside-"))

@@ -21,21 +21,6 @@ from mlledger.capture.redact import REDACTED
 from mlledger.capture.values import describe
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (the current one for the test)."""
-    d = tmp_path / "work"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, workdir: Path) -> Ledger:
-    """A Ledger on a fresh local store outside the working directory."""
-    return Ledger(str(tmp_path / "store"))
-
-
 def call(ledger: Ledger, fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Run]:
     """Call ``ledger.tracked(fn)`` and return its result and its run, read back from the store."""
     box: dict[str, str] = {}

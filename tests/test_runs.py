@@ -37,21 +37,6 @@ from mlledger.store import Store
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory (the current one for the test)."""
-    d = tmp_path / "work"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, workdir: Path) -> Ledger:
-    """A Ledger on a fresh local store outside the working directory."""
-    return Ledger(str(tmp_path / "store"))
-
-
-@pytest.fixture
 def any_ledger(store_spec: StoreSpec, workdir: Path) -> Ledger:
     """A Ledger on a fresh store of each kind: memory, local, S3, GCS."""
     return open_ledger(store_spec)
