@@ -22,12 +22,16 @@ _lock = threading.Lock()
 _last = (0, 0)
 
 
-def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+#: every pair of characters, indexed by the 10 bits they encode
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
+
+
+def _encode(ms: int, rand: int) -> str:
+    """26 characters for 48 bits of milliseconds and 80 random bits, two at a time."""
+    v = (ms << 80) | rand
+    pairs = _PAIRS
+    return "".join([pairs[(v >> s) & 1023] for s in _SHIFTS])
 
 
 def new_run_id() -> str:
@@ -43,7 +47,7 @@ def new_run_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave room to increment
         _last = (ms, rand)
-    return _encode(ms, 10) + _encode(rand, 16)
+    return _encode(ms, rand)
 
 
 def _after_fork_in_child() -> None:

@@ -99,7 +99,10 @@ class Ledger:
         #: digest -> when it was last known to exist in the store (re-checked after KNOWN_TTL,
         #: so an object a gc elsewhere deleted is written again before a new run refers to it)
         self._known: dict[str, float] = {}
-        self._env_bytes: bytes | None = None
+        #: the environment record as stored, and its digest (computed once per ledger)
+        self._env_blob: tuple[bytes, str] | None = None
+        #: the last user-modules record, as stored, and its digest
+        self._modules_blob: tuple[dict[str, str], bytes, str] | None = None
         self._spool: Store | None = None
         self._spool_pending = False
         self._catalog: Catalog | None = None
@@ -169,22 +172,20 @@ class Ledger:
         """Code identity of a ``with ledger.run()`` block: the calling file and function."""
         try:
             frame = sys._getframe(2)
-            pkg = os.path.dirname(__file__) + os.sep
-            while frame is not None and frame.f_code.co_filename.startswith(pkg):
+            while frame is not None and frame.f_code.co_filename.startswith(_PKG):
                 frame = frame.f_back  # type: ignore[assignment]
             if frame is None:
                 return None, []
-            filename = frame.f_code.co_filename
+            fc = frame.f_code
+            filename = fc.co_filename
+            display, digest = self._file_facts(filename)
             record: dict[str, Any] = {
                 "kind": "block",
-                "qualname": frame.f_code.co_qualname
-                if hasattr(frame.f_code, "co_qualname")
-                else frame.f_code.co_name,
+                "qualname": getattr(fc, "co_qualname", fc.co_name),
                 "module": frame.f_globals.get("__name__", "__main__"),
                 "line": frame.f_lineno,
+                "file": display,
             }
-            display, digest = self._file_facts(filename)
-            record["file"] = display
             if digest is not None:
                 record["module_digest"] = digest
             return record, []
@@ -248,31 +249,36 @@ class Ledger:
             kind="call",
         )
 
-    def _fill_start(self, run: Run, code: dict[str, Any] | None) -> None:
+    def _fill_start(self, run: Run, code: dict[str, Any] | None, cwd: str) -> None:
         """Environment, code, git and process facts of a starting run."""
         rec = run._record
         rec["host"] = self._host
         rec["user"] = self._user
-        proc = process_facts()
+        proc = process_facts(cwd)
         proc["proc_start"] = _PROC_START
         rec["process"] = proc
         algo = self.store.algorithm
         try:
-            if self._env_bytes is None:
-                self._env_bytes = canonical.dumps(environment(self.env_vars))
-            rec["env"] = self._put_blob(self._env_bytes, run)
+            if self._env_blob is None:
+                data = canonical.dumps(environment(self.env_vars))
+                self._env_blob = (data, self.store.digest(data))
+            rec["env"] = self._put_blob(self._env_blob[0], run, self._env_blob[1])
         except Exception as e:
             run._warn(f"environment not recorded: {e}")
         code = dict(code) if code else {}
         try:
             modules = _code.user_modules(algo)
             if modules:
-                code["modules"] = self._put_blob(canonical.dumps(modules), run)
+                last = self._modules_blob
+                if last is None or last[0] != modules:
+                    data = canonical.dumps(modules)
+                    last = self._modules_blob = (modules, data, self.store.digest(data))
+                code["modules"] = self._put_blob(last[1], run, last[2])
         except Exception as e:
             run._warn(f"user modules not recorded: {e}")
         rec["code"] = code
         try:
-            git, diff, warns = _code.git_state()
+            git, diff, warns = _code.git_state(cwd)
             for w in warns:
                 run._warn(w)
             if git is not None:
@@ -353,6 +359,8 @@ class Ledger:
 
     def _collect_files(self, run: Run, watch: Any) -> None:
         """Hash and store the files a run opened: written ones are outputs, read ones inputs."""
+        if not watch.writes and not watch.reads:
+            return
         # a path argument naming a file the run only wrote (an output path that
         # happened to exist from an earlier run) was not read: it is no input
         for name, art in list(run._inputs.items()):
@@ -429,8 +437,9 @@ class Ledger:
         d = self._put_blob(enc.data, run)
         return Artifact(d, len(enc.data), "value", format=enc.format)
 
-    def _put_blob(self, data: bytes, run: Run | None) -> str:
-        d = self.store.digest(data)
+    def _put_blob(self, data: bytes, run: Run | None, digest: str | None = None) -> str:
+        """Store ``data`` (its ``digest`` when the caller knows it) unless written lately."""
+        d = digest or self.store.digest(data)
         now = time.monotonic()
         if now - self._known.get(d, -KNOWN_TTL) < KNOWN_TTL:
             return d
@@ -858,6 +867,10 @@ def _user_name() -> str:
         return getpass.getuser()
     except Exception:  # no user name in this environment (a container without passwd)
         return "unknown"
+
+
+#: this package's folder: frames of its own code are skipped when looking for the caller
+_PKG = os.path.dirname(__file__) + os.sep
 
 
 def _looks_like_path(s: str) -> bool:

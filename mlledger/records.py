@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import cattrs
 
-__all__ = ["RefEntry", "converter", "from_iso", "record_digests", "to_iso", "utcnow"]
+__all__ = ["RefEntry", "converter", "from_iso", "now_iso", "record_digests", "to_iso", "utcnow"]
 
 
 def utcnow() -> _dt.datetime:
@@ -18,6 +19,20 @@ def utcnow() -> _dt.datetime:
 
 def to_iso(t: _dt.datetime) -> str:
     return t.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+#: (second, its ISO text up to the seconds): a run's two timestamps reuse it in a tight loop
+_iso_second: tuple[int, str] = (-1, "")
+
+
+def now_iso() -> str:
+    """``to_iso(utcnow())``, a few times faster: the date part is formatted once a second."""
+    global _iso_second
+    sec, ns = divmod(time.time_ns(), 1_000_000_000)
+    cached = _iso_second
+    if cached[0] != sec:
+        cached = _iso_second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{cached[1]}.{ns // 1000:06d}Z"
 
 
 def from_iso(s: str) -> _dt.datetime:

@@ -14,9 +14,9 @@ import contextlib
 import contextvars
 import copy
 import functools
-import heapq
 import inspect
 import json
+import math
 import os
 import resource
 import sys
@@ -35,7 +35,7 @@ from .capture.values import encode_value
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
 from .ids import day_path, new_run_id, whole_key
-from .records import Artifact, MetricStats, RunError, from_iso, to_iso, utcnow
+from .records import Artifact, MetricStats, RunError, from_iso, now_iso, utcnow
 from .store.backends import Backend
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ class Run:
         self._chunk_rows = METRIC_CHUNK
         self._cols: dict[str, tuple[list[int], list[float], list[float]]] = {}
         self._start_doc: dict[str, Any] | None = None
+        self._start_due = math.inf  # when the deferred start entry falls due (monotonic)
         self._start_written = False
         self._start_lock = threading.Lock()
         self._spooled = False  # a write of this run went to the local spool (warned once)
@@ -279,7 +280,7 @@ class Run:
             return
         cols = self._cols
         step = self._step
-        bad: list[str] = []
+        bad: list[str] | None = None
         for s, t, values in rows:
             if s is None:
                 step += 1
@@ -289,15 +290,16 @@ class Run:
                 try:
                     step = int(s)
                 except (TypeError, ValueError):
+                    bad = bad or []
                     bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
                     step += 1
-            for k, raw in values.items():
-                v = raw
+            for k, v in values.items():
                 if type(v) is not float:
                     try:
-                        v = float(raw)
+                        v = float(v)  # noqa: PLW2901 - the number as recorded
                     except (TypeError, ValueError):
-                        bad.append(f"metric {k}={raw!r} is not a number; not recorded")
+                        bad = bad or []
+                        bad.append(f"metric {k}={v!r} is not a number; not recorded")
                         continue
                 col = cols.get(k)
                 if col is None:
@@ -306,15 +308,17 @@ class Run:
                 col[1].append(v)
                 col[2].append(t)
         self._step = step
-        for w in bad:
-            self._warn(w)
+        if bad:
+            for w in bad:
+                self._warn(w)
         stats = self._stats
+        folded = self._folded
         for k, (steps, vals, _times) in cols.items():
-            done = self._folded.get(k, 0)
-            new = vals[done:]
-            if not new:
+            done = folded.get(k, 0)
+            if done == len(vals):
                 continue
-            self._folded[k] = len(vals)
+            folded[k] = len(vals)
+            new = vals[done:] if done else vals
             lo, hi = min(new), max(new)
             st = stats.get(k)
             if st is None:
@@ -332,11 +336,12 @@ class Run:
         """The folded, unwritten metric values as one chunk document, or None."""
         self._fold()
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
-        cols, self._cols, self._folded = self._cols, {}, {}
+        cols = self._cols
         if not cols:
             return None
+        self._cols, self._folded = {}, {}
         # times as integer milliseconds after t0: a third of the bytes and of the encoding time
-        t0 = min(c[2][0] for c in cols.values())
+        t0 = min([c[2][0] for c in cols.values()])
         doc = {
             k: {"step": c[0], "value": c[1], "ms": [int((t - t0) * 1000) for t in c[2]]}
             for k, c in cols.items()
@@ -574,12 +579,14 @@ class _Scheduler:
     """
 
     def __init__(self) -> None:
+        #: active runs; each carries ``_start_due``, when its deferred start falls due
         self.runs: set[Run] = set()
-        self.pending: list[tuple[float, int, str]] = []  # (due, seq, run id): deferred starts
-        self.waiting: dict[str, Run] = {}  # run id -> run whose start is still deferred
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
-        self.seq = 0
+        #: when the thread next wakes by itself (monotonic); 0 while it is busy or not started
+        self.wake_at = 0.0
+        #: the start delay of the last run added since the thread last looked, or None
+        self.recent_delay: float | None = None
 
     def _ensure_thread(self) -> None:
         if self.thread is None or not self.thread.is_alive():
@@ -587,20 +594,23 @@ class _Scheduler:
             self.thread.start()
 
     def add(self, run: Run, start_delay: float | None) -> None:
+        due = math.inf if start_delay is None else time.monotonic() + start_delay
+        run._start_due = due
         with self.cond:
             self.runs.add(run)
             if start_delay is not None:
-                self.seq += 1
-                heapq.heappush(self.pending, (time.monotonic() + start_delay, self.seq, run.id))
-                self.waiting[run.id] = run
-            self._ensure_thread()
-            self.cond.notify()
+                self.recent_delay = start_delay
+            if self.thread is None or not self.thread.is_alive():
+                self._ensure_thread()
+            elif due < self.wake_at:
+                # wake the thread only when this start falls due before its next wake-up:
+                # in a loop of short runs it sleeps on, and each run costs no thread switch
+                self.cond.notify()
 
     def remove(self, run: Run) -> None:
         with self.cond:
+            # an ended run needs no deferred start and no heartbeat
             self.runs.discard(run)
-            # an ended run needs no deferred start: let it go now, not when it falls due
-            self.waiting.pop(run.id, None)
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
@@ -608,16 +618,22 @@ class _Scheduler:
         while True:
             with self.cond:
                 now = time.monotonic()
-                due = min(next_beat, self.pending[0][0] if self.pending else next_beat)
-                if due > now:
-                    self.cond.wait(due - now)
-                    continue
-                starts: list[Run] = []
-                while self.pending and self.pending[0][0] <= now:
-                    due_run = self.waiting.pop(heapq.heappop(self.pending)[2], None)
-                    if due_run is not None:
-                        starts.append(due_run)
+                starts = [r for r in self.runs if r._start_due <= now]
+                for r in starts:
+                    r._start_due = math.inf
+                due = min([next_beat, *(r._start_due for r in self.runs)])
+                if self.recent_delay is not None:
+                    # runs are being made: wake again within one delay even when they all
+                    # ended already, so the next run's add needs no notify (a loop of
+                    # short runs would otherwise wake this thread once per run)
+                    due = min(due, now + self.recent_delay)
+                    self.recent_delay = None
                 beat = now >= next_beat
+                if not starts and not beat:
+                    self.wake_at = due
+                    self.cond.wait(due - now)
+                    self.wake_at = 0.0
+                    continue
                 beating = list(self.runs) if beat else []
             for run in starts:
                 with contextlib.suppress(Exception):
@@ -631,9 +647,7 @@ class _Scheduler:
                     with contextlib.suppress(Exception):
                         run._ensure_started()
                         key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                        run._ledger._write_entry(
-                            key, canonical.dumps({"at": to_iso(utcnow())}), run
-                        )
+                        run._ledger._write_entry(key, canonical.dumps({"at": now_iso()}), run)
 
 
 _heartbeat = _Scheduler()
@@ -749,7 +763,7 @@ class RunContext:
             "name": name,
             "kind": self.kind,
             "status": "running",
-            "started_at": to_iso(utcnow()),
+            "started_at": now_iso(),
             "parent_id": parent.id if parent is not None else None,
             "message": self.message,
             "tags": dict(self.tags or {}),
@@ -788,7 +802,7 @@ class RunContext:
             "name": name,
             "kind": self.kind,
             "status": "running",
-            "started_at": to_iso(utcnow()),
+            "started_at": now_iso(),
             "parent_id": parent.id if parent is not None else None,
             "message": self.message,
             "tags": {},
@@ -806,11 +820,21 @@ class RunContext:
             }
         except Exception as e:
             run._warn(f"tags not recorded: {e}")
-        for k, v in (self.params or {}).items():
-            record["params"][k] = ledger._param_value(k, v, run)
+        params = self.params
+        if params:
+            out = record["params"]
+            slow = ledger._param_value
+            for k, v in params.items():
+                # numbers, bools and None under a plain name are kept as they are (the
+                # common case, without the general path's checks); the rest go through it
+                if type(v) in _PLAIN and type(k) is str and not is_secret_name(k):
+                    out[k] = v if type(v) is not float or v - v == 0.0 else repr(v)
+                else:
+                    out[k] = slow(k, v, run)
         if self.pre_inputs:
             run._inputs.update(self.pre_inputs)
-        ledger._fill_start(run, self.code)
+        cwd = os.getcwd()
+        ledger._fill_start(run, self.code, cwd)
         run._start_doc = _start_doc(record, run)  # encoded only if it is ever written
         delay = ledger.start_delay
         if not delay or delay <= 0:
@@ -820,6 +844,7 @@ class RunContext:
             try:
                 watch = _files.FileWatch(
                     run,
+                    cwd=cwd,
                     ignore=ledger._ignored_paths(),
                     include=ledger.capture_include,
                     exclude=ledger.capture_exclude,
@@ -844,7 +869,7 @@ class RunContext:
             if run._detached:
                 run._active = False
                 run._record["status"] = _status(exc_type, exc)
-                run._record["ended_at"] = to_iso(utcnow())
+                run._record["ended_at"] = now_iso()
             else:
                 self._finish(run, exc_type, exc, tb)
         except Exception as e:  # never replace the user's result or exception
@@ -914,7 +939,7 @@ class RunContext:
         except Exception as e:
             run._warn(f"metrics not written: {e}")
         record["status"] = status
-        record["ended_at"] = to_iso(utcnow())
+        record["ended_at"] = now_iso()
         record["resources"] = resources
         record["metric_chunks"] = run._chunks
         end = run.record
@@ -927,6 +952,9 @@ class RunContext:
         ledger._write_entry(key, canonical.dumps(end_doc), run)
         ledger._after_run(run)
 
+
+#: param types recorded as they are (a float that is NaN or infinite is written as its repr)
+_PLAIN = frozenset({int, float, bool, type(None)})
 
 _START_KEYS = (
     "format",
@@ -992,7 +1020,8 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def _is_disabled() -> bool:
-    return os.environ.get("MLLEDGER_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+    v = os.environ.get("MLLEDGER_DISABLE")
+    return bool(v) and v.strip().lower() not in ("", "0", "false", "no")  # type: ignore[union-attr]
 
 
 @overload

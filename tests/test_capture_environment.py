@@ -144,6 +144,37 @@ def test_process_facts_show_argv_cwd_and_pid(
     assert facts["pid"] == os.getpid()
 
 
+def test_process_facts_follow_argv_changed_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argv's redacted copy is cached, but a change to sys.argv, even in place, shows."""
+    argv = ["train.py", "--lr", "0.1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert process_facts("/x")["argv"] == ["train.py", "--lr", "0.1"]
+    argv[1:] = ["--api-key", "s3cret"]
+    facts = process_facts("/x")
+    assert facts["argv"] == ["train.py", "--api-key", REDACTED]
+    facts["argv"].append("mutated")  # a caller's change to one record never leaks into the next
+    assert process_facts("/x")["argv"] == ["train.py", "--api-key", REDACTED]
+    assert facts["cwd"] == "/x"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_process_facts_in_a_forked_child_name_the_child() -> None:
+    """The pid is cached, and refreshed in a forked child."""
+    process_facts()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(w, str(process_facts()["pid"] == os.getpid()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    assert got == "True"
+
+
 def test_run_records_redacted_argv(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run's stored argv never holds the secrets given on the command line."""
     monkeypatch.setattr(sys, "argv", ["train.py", "--password=hunter2", "--token", "abc123"])

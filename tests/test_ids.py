@@ -79,7 +79,7 @@ def test_random_part_overflow_moves_to_the_next_millisecond(
     ms = ids_mod._last[0]
     monkeypatch.setattr(ids_mod, "_last", (ms, (1 << 80) - 1))
     monkeypatch.setattr(ids_mod.time, "time_ns", lambda: ms * 1_000_000)
-    before = ids_mod._encode(ms, 10) + ids_mod._encode((1 << 80) - 1, 16)
+    before = ids_mod._encode(ms, (1 << 80) - 1)
     after = new_run_id()
     assert after > before
     assert id_time(after) > id_time(before)
@@ -116,7 +116,7 @@ def test_day_path_of_a_known_id() -> None:
     """A hand-made id for 2024-02-29 23:59:59.999 UTC files under that day."""
     ms = int(_dt.datetime(2024, 2, 29, 23, 59, 59, 999000, tzinfo=_dt.timezone.utc)
              .timestamp() * 1000)
-    run_id = ids_mod._encode(ms, 10) + "0" * 16
+    run_id = ids_mod._encode(ms, 0)
     assert day_path(run_id) == f"runs/2024/02/29/{run_id}"
 
 
@@ -124,14 +124,26 @@ def test_day_path_of_a_known_id() -> None:
        st.integers(min_value=0, max_value=(1 << 80) - 1))
 def test_encoding_keeps_order(ms: int, rand: int) -> None:
     """Encoding is order-preserving: a greater (ms, random) pair gives a greater id."""
-    a = ids_mod._encode(ms, 10) + ids_mod._encode(rand, 16)
+    a = ids_mod._encode(ms, rand)
     assert is_run_id(a)
     if rand < (1 << 80) - 1:
-        b = ids_mod._encode(ms, 10) + ids_mod._encode(rand + 1, 16)
+        b = ids_mod._encode(ms, rand + 1)
         assert a < b
     if ms < (1 << 48) - 1:
-        c = ids_mod._encode(ms + 1, 10) + ids_mod._encode(0, 16)
+        c = ids_mod._encode(ms + 1, 0)
         assert a < c
+
+
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1),
+       st.integers(min_value=0, max_value=(1 << 80) - 1))
+def test_encoding_is_crockford_base32_of_the_128_bits(ms: int, rand: int) -> None:
+    """An id is the ULID form: the 128-bit value (ms << 80 | random) in 26 Crockford digits."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    v = (ms << 80) | rand
+    expected = "".join(alphabet[(v >> (5 * i)) & 31] for i in reversed(range(26)))
+    got = ids_mod._encode(ms, rand)
+    assert got == expected
+    assert id_time(got) == _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

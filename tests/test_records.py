@@ -16,6 +16,7 @@ from mlledger.records import (
     RefEntry,
     RunError,
     from_iso,
+    now_iso,
     to_iso,
     utcnow,
 )
@@ -80,6 +81,34 @@ def test_iso_times_round_trip(t: _dt.datetime) -> None:
     assert s.endswith("Z")
     assert len(s) == len("2024-01-01T00:00:00.000000Z")
     assert from_iso(s) == t
+
+
+@given(st.integers(min_value=0, max_value=(1 << 40) * 1_000_000))
+def test_now_iso_is_to_iso_of_the_same_instant(ns: int) -> None:
+    """now_iso (the fast path runs use) writes exactly what to_iso writes for that instant,
+    also when the cached second changes between calls."""
+    import mlledger.records as records_mod
+
+    times = iter([ns, ns + 1_000, ns + 1_000_000_000])
+    real = records_mod.time.time_ns
+    records_mod.time.time_ns = lambda: next(times)  # type: ignore[assignment]
+    try:
+        got = [now_iso() for _ in range(3)]
+    finally:
+        records_mod.time.time_ns = real  # type: ignore[assignment]
+    for value, text in zip([ns, ns + 1_000, ns + 1_000_000_000], got):
+        t = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(
+            microseconds=value // 1000
+        )
+        assert text == to_iso(t)
+
+
+def test_now_iso_is_now() -> None:
+    """now_iso reads the clock: it falls between two utcnow() readings."""
+    a = utcnow()
+    s = now_iso()
+    b = utcnow()
+    assert a - _dt.timedelta(microseconds=1) <= from_iso(s) <= b
 
 
 @given(aware_times, aware_times)

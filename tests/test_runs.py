@@ -1246,6 +1246,40 @@ def test_long_run_writes_its_start_while_it_runs(ledger: Ledger) -> None:
     assert reopen(ledger).get(run.id).status == "finished"
 
 
+def test_a_loop_of_short_runs_does_not_wake_the_scheduler_each_run(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short runs in a loop never need their deferred start: the scheduler thread sleeps on
+    instead of being woken (a thread switch) for every run."""
+    from mlledger.runs import _heartbeat
+
+    ledger.start_delay = 30.0
+    with ledger.run("first"):
+        pass
+    woken: list[int] = []
+    real = _heartbeat.cond.notify
+    monkeypatch.setattr(_heartbeat.cond, "notify", lambda n=1: (woken.append(n), real(n)))
+    for _ in range(200):
+        with ledger.run("quick"):
+            pass
+    assert len(woken) <= 2
+
+
+def test_a_shorter_start_delay_after_a_long_one_still_falls_due(ledger: Ledger) -> None:
+    """After runs with a long start delay, a run with a short one still gets its start entry
+    on time (the sleeping scheduler is woken for it)."""
+    ledger.start_delay = 30.0
+    for _ in range(20):
+        with ledger.run("quick"):
+            pass
+    ledger.start_delay = 0.05
+    with ledger.run("slow") as run:
+        deadline = time.monotonic() + 10
+        while "start.json" not in ledger.store.backend.list_dir(day_path(run.id)):
+            assert time.monotonic() < deadline, "start entry never written"
+            time.sleep(0.02)
+
+
 def test_start_delay_zero_writes_the_start_at_once(ledger: Ledger) -> None:
     """With start_delay=0 the start entry exists as soon as the run has begun."""
     ledger.start_delay = 0

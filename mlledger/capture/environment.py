@@ -163,9 +163,22 @@ def environment(env_vars: tuple[str, ...] = DEFAULT_ENV_VARS) -> dict[str, Any]:
     return got
 
 
-def process_facts() -> dict[str, Any]:
+#: (sys.argv as last seen, its redacted copy): argv rarely changes, redacting it costs
+_argv_cache: list[tuple[list[str], list[str]]] = [([], [])]
+#: this process's id, refreshed in a forked child
+_pid = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def process_facts(cwd: str | None = None) -> dict[str, Any]:
     """Facts of this process that a run shows but a diff ignores: argv, cwd, pid."""
-    return {"argv": redact_argv(list(sys.argv)), "cwd": os.getcwd(), "pid": os.getpid()}
+    seen, redacted = _argv_cache[0]
+    argv = sys.argv
+    if argv != seen:
+        seen, redacted = list(argv), redact_argv(list(argv))
+        _argv_cache[0] = (seen, redacted)
+    return {"argv": list(redacted), "cwd": cwd or os.getcwd(), "pid": _pid[0]}
 
 
 def clear_cache() -> None:

@@ -67,9 +67,10 @@ class FileWatch:
         ignore: Iterable[str] = (),
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        cwd: str | None = None,
     ) -> None:
         self.owner = owner
-        self.cwd = os.getcwd()
+        self.cwd = cwd or os.getcwd()
         self.cwd_prefix = _prefixes((self.cwd,))[0]
         self.ignored = _default_ignored()
         #: mlledger's own folders (store, cache, spool): ignored even under the cwd
