@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import os
 import socket
 import sys
@@ -32,7 +31,7 @@ from .errors import (
 )
 from .ids import day_path, is_run_id, whole_key
 from .records import Artifact, RefEntry, record_digests
-from .runs import _PROC_START, Run, RunContext, make_tracked
+from .runs import _PROC_START, Run, RunContext, _SelfType, make_tracked
 from .store import Store, cache_dir
 from .store.store import _os_error
 
@@ -212,30 +211,11 @@ class Ledger:
     def _tracked_context(
         self,
         fn: Callable[..., Any],
-        sig: inspect.Signature | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        params: dict[str, Any],
         *,
         name: str | None,
-        ignore: frozenset[str],
         opts: dict[str, Any],
-    ) -> RunContext | None:
-        params: dict[str, Any] = {}
-        if sig is not None:
-            bound = sig.bind(*args, **kwargs)  # a TypeError here is the call's own error
-            bound.apply_defaults()
-            for k, v in bound.arguments.items():
-                if k in ignore:
-                    continue
-                kind = sig.parameters[k].kind
-                if kind is inspect.Parameter.VAR_KEYWORD and isinstance(v, dict):
-                    for kk, vv in v.items():
-                        if kk not in ignore:
-                            params[kk] = vv
-                elif k in ("self", "cls") and next(iter(sig.parameters)) == k:
-                    params[k] = _SelfType(v)
-                else:
-                    params[k] = v
+    ) -> RunContext:
         code, warns = _code.function_code(fn, self.store.algorithm)
         return RunContext(
             self,
@@ -247,6 +227,7 @@ class Ledger:
             code=dict(code),
             code_warnings=list(warns),
             kind="call",
+            checked=True,
         )
 
     def _fill_start(self, run: Run, code: dict[str, Any] | None, cwd: str) -> None:
@@ -850,14 +831,6 @@ class LedgerRefs:
     def names(self) -> list[str]:
         """Every ref name in the store."""
         return self._refs.names()
-
-
-class _SelfType:
-    """Marks ``self``/``cls``: recorded by type only."""
-
-    def __init__(self, value: Any) -> None:
-        t = value if isinstance(value, type) else type(value)
-        self.name = f"{t.__module__}.{t.__qualname__}"
 
 
 def _user_name() -> str:

@@ -278,42 +278,10 @@ class Run:
             rows, self._rows = self._rows, []
         if not rows:
             return
-        cols = self._cols
-        step = self._step
-        bad: list[str] | None = None
-        for s, t, values in rows:
-            if s is None:
-                step += 1
-            elif type(s) is int:
-                step = s
-            else:
-                try:
-                    step = int(s)
-                except (TypeError, ValueError):
-                    bad = bad or []
-                    bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
-                    step += 1
-            for k, v in values.items():
-                if type(v) is not float:
-                    try:
-                        v = float(v)  # noqa: PLW2901 - the number as recorded
-                    except (TypeError, ValueError):
-                        bad = bad or []
-                        bad.append(f"metric {k}={v!r} is not a number; not recorded")
-                        continue
-                col = cols.get(k)
-                if col is None:
-                    col = cols[k] = ([], [], [])
-                col[0].append(step)
-                col[1].append(v)
-                col[2].append(t)
-        self._step = step
-        if bad:
-            for w in bad:
-                self._warn(w)
+        self._fold_rows(rows)
         stats = self._stats
         folded = self._folded
-        for k, (steps, vals, _times) in cols.items():
+        for k, (steps, vals, _times) in self._cols.items():
             done = folded.get(k, 0)
             if done == len(vals):
                 continue
@@ -331,6 +299,40 @@ class Run:
                     st[2] = hi
                 st[3] = steps[-1]
                 st[4] += len(new)
+
+    def _fold_rows(self, rows: list[tuple[Any, float, dict[str, Any]]]) -> None:
+        """Row by row: any mix of metrics and steps; bad steps and values become warnings."""
+        cols = self._cols
+        step = self._step
+        bad: list[str] = []
+        for s, t, values in rows:
+            if s is None:
+                step += 1
+            elif type(s) is int:
+                step = s
+            else:
+                try:
+                    step = int(s)
+                except (TypeError, ValueError):
+                    bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
+                    step += 1
+            for k, raw in values.items():
+                v = raw
+                if type(v) is not float:
+                    try:
+                        v = float(raw)
+                    except (TypeError, ValueError):
+                        bad.append(f"metric {k}={raw!r} is not a number; not recorded")
+                        continue
+                col = cols.get(k)
+                if col is None:
+                    col = cols[k] = ([], [], [])
+                col[0].append(step)
+                col[1].append(v)
+                col[2].append(t)
+        self._step = step
+        for w in bad:
+            self._warn(w)
 
     def _take_chunk(self) -> dict[str, Any] | None:
         """The folded, unwritten metric values as one chunk document, or None."""
@@ -672,8 +674,11 @@ class RunContext:
         code_warnings: list[str] | None = None,
         inputs: dict[str, Artifact] | None = None,
         kind: str = "block",
+        checked: bool = False,
     ) -> None:
         self.ledger = ledger
+        #: the caller already found tracking enabled (a tracked call checks MLLEDGER_DISABLE)
+        self.checked = checked
         self.name = name
         self.params = params
         self.message = message
@@ -699,7 +704,7 @@ class RunContext:
                     f"ledger.run({what}=...) takes a dict, not a {type(value).__qualname__}: "
                     f"{what}={{'name': value}}"
                 )
-        if _is_disabled():
+        if not self.checked and _is_disabled():
             return self._enter_detached(None)
         self.ledger._check_policy(self.message)
         try:
@@ -1063,15 +1068,17 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
         sig: inspect.Signature | None = inspect.signature(fn)
     except (TypeError, ValueError):
         sig = None
+    binder = _Binder(sig, ignore) if sig is not None else None
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunContext | None:
-        if sig is not None:
+        params: dict[str, Any] = {}
+        if binder is not None:
             try:
-                sig.bind(*args, **kwargs)
+                params = binder.params(args, kwargs)
             except TypeError:
                 return None  # a bad call: the plain call raises the function's own TypeError
         ledger = ledger_getter()
-        return ledger._tracked_context(fn, sig, args, kwargs, name=name, ignore=ignore, opts=opts)
+        return ledger._tracked_context(fn, params, name=name, opts=opts)
 
     if inspect.iscoroutinefunction(fn):
 
@@ -1104,6 +1111,79 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
 
     wrapper.__mlledger_tracked__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+class _Binder:
+    """A tracked function's arguments as params: bound with defaults applied (``f(1)`` and
+    ``f(a=1)`` record the same), ``**kwargs`` spread out, ``self``/``cls`` by type only.
+
+    A signature of plain parameters (the usual training function) is bound by hand,
+    several times faster than ``Signature.bind``; anything else, and every call the fast
+    path cannot place, goes through ``Signature.bind``, which also raises a bad call's
+    ``TypeError``.
+    """
+
+    def __init__(self, sig: inspect.Signature, ignore: frozenset[str]) -> None:
+        self.sig = sig
+        self.ignore = ignore
+        ps = list(sig.parameters.values())
+        self.names = tuple(p.name for p in ps)
+        self.kinds = {p.name: p.kind for p in ps}
+        self.self_name = ps[0].name if ps and ps[0].name in ("self", "cls") else None
+        plain = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in ps)
+        self.fast = plain and self.self_name is None and not (ignore & set(self.names))
+        self.defaults = {p.name: p.default for p in ps if p.default is not inspect.Parameter.empty}
+
+    def params(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = self.names
+        if self.fast and len(args) <= len(names):
+            out = dict(zip(names, args, strict=False))  # fewer args than names: the rest below
+            ok = True
+            for k, v in kwargs.items():
+                if k in out or k not in self.kinds:
+                    ok = False  # given twice, or unknown: Signature.bind raises the TypeError
+                    break
+                out[k] = v
+            if ok and len(out) < len(names):
+                defaults = self.defaults
+                for k in names[len(args) :]:
+                    if k not in out:
+                        if k not in defaults:
+                            ok = False  # a required argument is missing: bind raises
+                            break
+                        out[k] = defaults[k]
+            if ok:
+                # in signature order, as Signature.bind gives them
+                return {k: out[k] for k in names} if kwargs else out
+        return self._slow(args, kwargs)
+
+    def _slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = self.sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        ignore = self.ignore
+        params: dict[str, Any] = {}
+        for k, v in bound.arguments.items():
+            if k in ignore:
+                continue
+            if self.kinds[k] is inspect.Parameter.VAR_KEYWORD and isinstance(v, dict):
+                for kk, vv in v.items():
+                    if kk not in ignore:
+                        params[kk] = vv
+            elif k == self.self_name:
+                params[k] = _SelfType(v)
+            else:
+                params[k] = v
+        return params
+
+
+class _SelfType:
+    """Stands for ``self``/``cls`` in params: recorded by type only."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, value: Any) -> None:
+        t = value if isinstance(value, type) else type(value)
+        self.name = f"{t.__module__}.{t.__qualname__}"
 
 
 def _safe_start(

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from run_helpers import entry_run_id, open_ledger, python_env, reopen, run_keys
 from servers import StoreSpec
 
@@ -1285,3 +1287,66 @@ def test_start_delay_zero_writes_the_start_at_once(ledger: Ledger) -> None:
     ledger.start_delay = 0
     with ledger.run("eager") as run:
         assert "start.json" in ledger.store.backend.list_dir(day_path(run.id))
+
+
+# -- binding a tracked call's arguments ---------------------------------------------------
+
+
+def _plain(a: Any, b: Any, c: Any = 3, d: Any = None) -> None: ...
+def _varargs(a: Any, *rest: Any, k: Any = 1, **more: Any) -> None: ...
+def _posonly(a: Any, /, b: Any = 2) -> None: ...
+def _kwonly(a: Any, *, b: Any, c: Any = 3) -> None: ...
+def _nothing() -> None: ...
+
+
+_SIGNATURES = [_plain, _varargs, _posonly, _kwonly, _nothing]
+
+
+def _reference_params(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What Signature.bind + apply_defaults gives (the slow path's rules), or the TypeError."""
+    import inspect
+
+    sig = inspect.signature(fn)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return TypeError
+    bound.apply_defaults()
+    out: dict[str, Any] = {}
+    for k, v in bound.arguments.items():
+        if sig.parameters[k].kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(v)
+        else:
+            out[k] = v
+    return list(out.items())  # order matters: params are recorded in signature order
+
+
+@given(
+    fn=st.sampled_from(_SIGNATURES),
+    args=st.lists(st.integers(0, 9), max_size=6).map(tuple),
+    kwargs=st.dictionaries(st.sampled_from(["a", "b", "c", "d", "k", "z", "rest"]),
+                           st.integers(0, 9), max_size=4),
+)
+def test_tracked_binding_matches_signature_bind(
+    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """The fast binder of plain signatures gives exactly what Signature.bind gives, in the
+    same order, for every call form; a bad call is a TypeError either way."""
+    import inspect
+
+    binder = mlledger.runs._Binder(inspect.signature(fn), frozenset())
+    try:
+        got: Any = list(binder.params(args, kwargs).items())
+    except TypeError:
+        got = TypeError
+    assert got == _reference_params(fn, args, kwargs)
+
+
+def test_tracked_binding_fast_path_is_taken_for_plain_signatures() -> None:
+    """Plain parameters take the hand-made path; *args, keyword-only and self do not."""
+    import inspect
+
+    assert mlledger.runs._Binder(inspect.signature(_plain), frozenset()).fast
+    for fn in (_varargs, _posonly, _kwonly):
+        assert not mlledger.runs._Binder(inspect.signature(fn), frozenset()).fast
+    assert not mlledger.runs._Binder(inspect.signature(_plain), frozenset({"c"})).fast
