@@ -319,14 +319,19 @@ def bench_run(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str], ABR
                         f"; ext4 slowed: its JSON file took {slow:.1f}x the tmpfs one "
                         "(see the tmpfs row for the code's own ratio)"
                     )
-    kinds = sorted({p.name for p in store.glob("runs/*/*/*/*/*")})
+    day_items = list(store.glob("runs/*/*/*/*"))
+    folders = sum(p.is_dir() for p in day_items)
+    written = (
+        f"one file runs/<day>/<id>.json ({len(day_items) - folders:,} such runs, "
+        f"{folders:,} with a folder)"
+    )
     notes += [
         f"rows 2: {n} runs per timed sample, figures per run; local store on {fs_type(tmp)} "
         f"({tmp.parent}), page cache warm, process warm (environment, code and git facts "
         "cached after the warm-up round); capture_files on, catalog not opened "
         "(runs are only written, as in a training script); default start_delay=0.1 s, so "
-        f"each run writes {' + '.join(kinds)} only (a folder and a file; the baseline one "
-        "file); 'overhead' = median of (ours - baseline) per round. File creation on ext4 "
+        f"each run writes {written}, as the baseline writes one file; "
+        "'overhead' = median of (ours - baseline) per round. File creation on ext4 "
         "slows for minutes after any process deletes many files (other benchmark modules, "
         "test runs: ext4 passes over recently freed inodes), by up to ~1 ms per file here; "
         "the tmpfs row shows the cost without that",

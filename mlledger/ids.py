@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-__all__ = ["day_path", "id_time", "is_run_id", "new_run_id", "run_id_of_entry", "whole_key"]
+__all__ = ["day_path", "id_ms", "id_time", "is_run_id", "new_run_id", "run_id_of_entry", "whole_key"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
@@ -65,12 +65,22 @@ def is_run_id(s: str) -> bool:
     return len(s) == 26 and all(c in _INDEX for c in s)
 
 
+#: Crockford digits to the digits ``int(s, 32)`` reads
+_TO_BASE32 = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_MS_PER_DAY = 86_400_000
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+#: (day number, "runs/yyyy/mm/dd") of the last day asked for: runs of one day share it
+_last_day: tuple[int, str] = (-1, "")
+
+
+def id_ms(run_id: str) -> int:
+    """The milliseconds since the epoch encoded in a run id."""
+    return int(run_id[:10].translate(_TO_BASE32), 32)
+
+
 def id_time(run_id: str) -> _dt.datetime:
     """The UTC time encoded in a run id."""
-    ms = 0
-    for c in run_id[:10]:
-        ms = ms * 32 + _INDEX[c]
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    return _EPOCH + _dt.timedelta(milliseconds=id_ms(run_id))  # exact: no float seconds
 
 
 def whole_key(run_id: str) -> str:
@@ -88,5 +98,10 @@ def run_id_of_entry(name: str) -> str | None:
 
 def day_path(run_id: str) -> str:
     """``runs/<yyyy>/<mm>/<dd>/<run id>``: where a run's entries live."""
-    t = id_time(run_id)
-    return f"runs/{t.year:04d}/{t.month:02d}/{t.day:02d}/{run_id}"
+    global _last_day
+    day = id_ms(run_id) // _MS_PER_DAY
+    cached = _last_day
+    if cached[0] != day:
+        t = _EPOCH + _dt.timedelta(days=day)
+        cached = _last_day = (day, f"runs/{t.year:04d}/{t.month:02d}/{t.day:02d}")
+    return f"{cached[1]}/{run_id}"

@@ -340,8 +340,6 @@ class Ledger:
 
     def _collect_files(self, run: Run, watch: Any) -> None:
         """Hash and store the files a run opened: written ones are outputs, read ones inputs."""
-        if not watch.writes and not watch.reads:
-            return
         # a path argument naming a file the run only wrote (an output path that
         # happened to exist from an earlier run) was not read: it is no input
         for name, art in list(run._inputs.items()):

@@ -911,8 +911,9 @@ class RunContext:
             _files.watch_end(watch)
             self._watch = None
             try:
-                with _files.suspend():
-                    ledger._collect_files(run, watch)
+                if watch.reads or watch.writes:
+                    with _files.suspend():
+                        ledger._collect_files(run, watch)
             except Exception as e:
                 run._warn(f"files opened during the run not recorded: {e!r}")
         resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}

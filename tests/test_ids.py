@@ -143,7 +143,16 @@ def test_encoding_is_crockford_base32_of_the_128_bits(ms: int, rand: int) -> Non
     expected = "".join(alphabet[(v >> (5 * i)) & 31] for i in reversed(range(26)))
     got = ids_mod._encode(ms, rand)
     assert got == expected
-    assert id_time(got) == _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+    assert ids_mod.id_ms(got) == ms
+
+
+@given(st.integers(min_value=0, max_value=253402300799999))  # to 9999-12-31T23:59:59.999Z
+def test_day_path_is_the_utc_day_of_the_id(ms: int) -> None:
+    """day_path (cached per day) names the UTC day of the id's time, across day changes."""
+    run_id = ids_mod._encode(ms, 12345)
+    t = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(milliseconds=ms)
+    assert id_time(run_id) == t
+    assert day_path(run_id) == f"runs/{t.year:04d}/{t.month:02d}/{t.day:02d}/{run_id}"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
