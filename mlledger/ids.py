@@ -13,7 +13,15 @@ import os
 import threading
 import time
 
-__all__ = ["day_path", "id_ms", "id_time", "is_run_id", "new_run_id", "run_id_of_entry", "whole_key"]
+__all__ = [
+    "day_path",
+    "id_ms",
+    "id_time",
+    "is_run_id",
+    "new_run_id",
+    "run_id_of_entry",
+    "whole_key",
+]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}

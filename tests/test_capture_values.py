@@ -139,6 +139,36 @@ def test_numpy_arrays_are_npy_and_load_without_pickle() -> None:
     assert again.data == enc.data
 
 
+def test_torch_tensors_are_torch_files_and_load_without_pickle() -> None:
+    """A tensor is a torch.save file; it loads back equal (weights_only, no pickle), and
+    equal values give equal bytes whatever their storage: a view, a transpose, a gradient."""
+    torch = pytest.importorskip("torch")
+    t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    enc = encode_value(t)
+    assert enc is not None
+    assert enc.format == "torch"
+    assert enc.summary == {"type": "torch.Tensor", "shape": [3, 4], "dtype": "torch.float32"}
+    assert sniff_format(enc.data) == "torch"
+    back = load_value(enc.data)
+    assert isinstance(back, torch.Tensor)
+    assert torch.equal(back, t)
+    row = encode_value(t[1])
+    fresh = encode_value(torch.tensor([4.0, 5.0, 6.0, 7.0]))
+    assert row is not None
+    assert fresh is not None
+    assert row.data == fresh.data
+    big = torch.zeros(200, 200)
+    big_row = encode_value(big[7])
+    assert big_row is not None
+    assert len(big_row.data) < 10_000  # a view does not drag its 160 kB storage along
+    transposed = encode_value(t.t())
+    assert transposed is not None
+    assert torch.equal(load_value(transposed.data), t.t())
+    grad = encode_value(torch.ones(3, requires_grad=True))
+    assert grad is not None
+    assert grad.data == encode_value(torch.ones(3)).data  # type: ignore[union-attr]
+
+
 def test_numpy_object_arrays_are_pickled() -> None:
     """An object-dtype array is not .npy-safe: it is stored as a pickle."""
     np = pytest.importorskip("numpy")

@@ -206,6 +206,28 @@ def test_lineage_numpy_and_path_values_link_runs(ledger: Ledger, workdir: Path) 
     assert runs["write"].outputs["return"].digest == runs["read"].inputs["path"].digest
 
 
+def test_lineage_torch_tensors_link_runs(ledger: Ledger) -> None:
+    """A tensor returned by one tracked call and passed to the next is one artifact."""
+    torch = pytest.importorskip("torch")
+
+    @ledger.tracked
+    def make(n: int) -> Any:
+        return torch.linspace(0, 1, n)
+
+    @ledger.tracked
+    def total(t: Any) -> float:
+        return float(t.sum())
+
+    with ledger.run("pipeline") as parent:
+        assert total(make(5)) == pytest.approx(2.5)
+    runs = {r.name.rsplit(".", 1)[-1]: r for r in _children(ledger, parent.id)}
+    made = runs["make"].outputs["return"]
+    assert made.format == "torch"
+    assert made.digest == runs["total"].inputs["t"].digest
+    assert runs["total"].params["t"]["shape"] == [5]
+    assert torch.equal(ledger.load(made.digest), torch.linspace(0, 1, 5))
+
+
 def _children(ledger: Ledger, parent_id: str) -> list[Run]:
     ids = {entry_run_id(k) for k in ledger.store.backend.list("runs")}
     runs = [ledger.get(i) for i in sorted(ids)]

@@ -145,8 +145,14 @@ def _encode(value: Any) -> Encoded | None:
     if mod == "torch" and "torch" in sys.modules:
         torch = sys.modules["torch"]
         if isinstance(value, torch.Tensor):
+            t = value.detach().cpu()
+            # a compact copy: torch.save writes a view's whole storage (a row of a big
+            # matrix would store the matrix) and its offset, so equal values would
+            # get different bytes, and a different digest, depending on where they sit
+            with contextlib.suppress(Exception):  # a layout clone refuses: saved as it is
+                t = t.clone(memory_format=torch.contiguous_format)
             buf = io.BytesIO()
-            torch.save(value.detach().cpu(), buf)
+            torch.save(t, buf)
             return Encoded(buf.getvalue(), "torch", describe(value))
     try:
         data = pickle.dumps(value, protocol=5)
