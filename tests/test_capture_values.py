@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from mlledger import PolicyError, UsageError
 from mlledger.capture.values import (
+    Encoded,
     describe,
     encode_value,
     is_json_native,
@@ -123,15 +124,21 @@ def test_dataclass_with_non_json_fields_is_pickled() -> None:
     assert load_value(enc.data, "pickle", allow_pickle=True) == WithPath(Path("x"))
 
 
+def _encoded_as(value: Any, fmt: str, summary: dict[str, Any]) -> Encoded:
+    """``encode_value(value)``, checked: format ``fmt`` (also as sniffed), and ``summary``."""
+    enc = encode_value(value)
+    assert enc is not None
+    assert enc.format == fmt
+    assert enc.summary == summary
+    assert sniff_format(enc.data) == fmt
+    return enc
+
+
 def test_numpy_arrays_are_npy_and_load_without_pickle() -> None:
     """A numpy array is .npy bytes; it loads back equal without allowing pickle."""
     np = pytest.importorskip("numpy")
     arr = np.linspace(0, 1, 7).reshape(7, 1)
-    enc = encode_value(arr)
-    assert enc is not None
-    assert enc.format == "npy"
-    assert enc.summary == {"type": "numpy.ndarray", "shape": [7, 1], "dtype": "float64"}
-    assert sniff_format(enc.data) == "npy"
+    enc = _encoded_as(arr, "npy", {"type": "numpy.ndarray", "shape": [7, 1], "dtype": "float64"})
     back = load_value(enc.data)
     assert (back == arr).all()
     again = encode_value(arr.copy())
@@ -144,11 +151,8 @@ def test_torch_tensors_are_torch_files_and_load_without_pickle() -> None:
     equal values give equal bytes whatever their storage: a view, a transpose, a gradient."""
     torch = pytest.importorskip("torch")
     t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    enc = encode_value(t)
-    assert enc is not None
-    assert enc.format == "torch"
-    assert enc.summary == {"type": "torch.Tensor", "shape": [3, 4], "dtype": "torch.float32"}
-    assert sniff_format(enc.data) == "torch"
+    summary = {"type": "torch.Tensor", "shape": [3, 4], "dtype": "torch.float32"}
+    enc = _encoded_as(t, "torch", summary)
     back = load_value(enc.data)
     assert isinstance(back, torch.Tensor)
     assert torch.equal(back, t)

@@ -1258,14 +1258,18 @@ def test_short_run_writes_one_entry_holding_the_whole_record(ledger: Ledger) -> 
     assert reopen(ledger).runs(name="quick")[0].id == run.id
 
 
+def _wait_for_start_entry(ledger: Ledger, run: Run) -> None:
+    deadline = time.monotonic() + 10
+    while "start.json" not in ledger.store.backend.list_dir(day_path(run.id)):
+        assert time.monotonic() < deadline, "start entry never written"
+        time.sleep(0.02)
+
+
 def test_long_run_writes_its_start_while_it_runs(ledger: Ledger) -> None:
     """A run that outlives start_delay has its start entry in the store while still running."""
     ledger.start_delay = 0.05
     with ledger.run("slow") as run:
-        deadline = time.monotonic() + 10
-        while "start.json" not in ledger.store.backend.list_dir(day_path(run.id)):
-            assert time.monotonic() < deadline, "start entry never written"
-            time.sleep(0.02)
+        _wait_for_start_entry(ledger, run)
         assert reopen(ledger).get(run.id).status == "running"
     assert reopen(ledger).get(run.id).status == "finished"
 
@@ -1298,10 +1302,7 @@ def test_a_shorter_start_delay_after_a_long_one_still_falls_due(ledger: Ledger) 
             pass
     ledger.start_delay = 0.05
     with ledger.run("slow") as run:
-        deadline = time.monotonic() + 10
-        while "start.json" not in ledger.store.backend.list_dir(day_path(run.id)):
-            assert time.monotonic() < deadline, "start entry never written"
-            time.sleep(0.02)
+        _wait_for_start_entry(ledger, run)
 
 
 def test_start_delay_zero_writes_the_start_at_once(ledger: Ledger) -> None:
