@@ -238,8 +238,9 @@ class LocalBackend(Backend):
 
     def create(self, key: str, data: bytes) -> bool:
         final = self._path(key)
-        if self._tmpfile_ok and _proc_fd() is not None:
-            got = self._create_unnamed(final, data)
+        proc_fd = _proc_fd() if self._tmpfile_ok else None
+        if proc_fd is not None:
+            got = self._create_unnamed(final, data, proc_fd)
             if got is not None:
                 return got
         tmp = self.tmp_path(final)
@@ -261,7 +262,7 @@ class LocalBackend(Backend):
         except OSError as e:
             raise _store_error("write", final, e) from e
 
-    def _create_unnamed(self, final: str, data: bytes) -> bool | None:
+    def _create_unnamed(self, final: str, data: bytes, proc_fd: int) -> bool | None:
         """Create-only write through an unnamed temp file (Linux ``O_TMPFILE``).
 
         The file has no name until ``linkat`` gives it its final one, which
@@ -284,7 +285,7 @@ class LocalBackend(Backend):
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.link(str(fd), final, src_dir_fd=_proc_fd(), follow_symlinks=True)
+            os.link(str(fd), final, src_dir_fd=proc_fd, follow_symlinks=True)
         except FileExistsError:
             return False
         except OSError as e:
