@@ -346,6 +346,8 @@ _SIMPLE = re.compile(
 
 #: a condition matching fewer rows than this is better served by its value index
 DRIVE_MIN_ROWS = 5000
+#: how many of the newest runs having a condition's key a driven plan samples to pick its scan
+DRIVE_SAMPLE = 1000
 
 
 def compile_driven(text: str) -> tuple[list[tuple[str, str, list[Any]]], list[Any]] | None:

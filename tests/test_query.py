@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import FAST, clear_memory_root, fast_ledger
 
+import mlledger.catalog as catalog_mod
+import mlledger.query as query_mod
 from mlledger import Ledger
 from mlledger.errors import QueryError, UsageError
 from mlledger.query import MAX_DEPTH, compile_order, compile_where
@@ -692,6 +695,36 @@ def test_compiled_queries_agree_with_a_python_model(
             text = render(q)
             want = [ids[s["label"]] for s in reversed(specs) if model(q, s)]
             assert ledger.runs(where=text).ids == want, text
+            # the driven plan (taken when every condition matches many runs) agrees too
+            with mock.patch.object(catalog_mod, "DRIVE_MIN_ROWS", 0):
+                assert ledger.runs(where=text).ids == want, f"driven: {text}"
     finally:
         ledger.catalog.close()
         clear_memory_root(name)
+
+
+def test_driven_plan_scans_the_narrower_condition_whatever_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every condition matching many runs, the plan scans the one matching the fewest
+    (each row it passes costs a lookup per other condition), in either written order, and
+    both orders give the same runs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(catalog_mod, "DRIVE_MIN_ROWS", 0)
+    specs = [
+        {"label": str(i), "name": "r", "params": {"lr": 0.1 if i % 10 else 0.001},
+         "tags": {}, "loss": [0.9 if i % 5 else 0.1]}
+        for i in range(40)
+    ]
+    with fast_ledger("memory", tmp_path) as ledger:
+        ids = fill(ledger, specs)
+        broad, narrow = "params.lr > 0.01", "metrics.loss < 0.5"  # 36 and 8 of 40 runs
+        want = [ids[s["label"]] for s in reversed(specs) if s["params"]["lr"] > 0.01
+                and s["loss"][0] < 0.5]
+        assert len(want) == 4
+        cat = ledger.catalog
+        for text, narrow_at in ((f"{broad} and {narrow}", 1), (f"{narrow} and {broad}", 0)):
+            assert ledger.runs(where=text).ids == want  # (syncs the catalog)
+            plan = query_mod.compile_driven(text)
+            assert plan is not None
+            assert cat._driver(plan[0]) == narrow_at
