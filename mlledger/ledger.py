@@ -31,7 +31,7 @@ from .errors import (
 )
 from .ids import day_path, is_run_id, whole_key
 from .records import Artifact, RefEntry, record_digests
-from .runs import _PROC_START, Run, RunContext, _SelfType, make_tracked
+from .runs import Run, RunContext, _SelfType, make_tracked, process_start
 from .store import Store, cache_dir
 from .store.store import _os_error
 
@@ -236,7 +236,7 @@ class Ledger:
         rec["host"] = self._host
         rec["user"] = self._user
         proc = process_facts(cwd)
-        proc["proc_start"] = _PROC_START
+        proc["proc_start"] = process_start()
         rec["process"] = proc
         algo = self.store.algorithm
         try:

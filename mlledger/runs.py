@@ -72,7 +72,15 @@ def _proc_start() -> int | None:
         return None
 
 
-_PROC_START = _proc_start()
+#: this process's start time in clock ticks (with the pid, it tells a live process from a
+#: later one that reuses the pid); read once per process, again in a forked child
+_proc_start_cache: list[int | None] = []
+
+
+def process_start() -> int | None:
+    if not _proc_start_cache:
+        _proc_start_cache.append(_proc_start())
+    return _proc_start_cache[0]
 
 
 def _pid_alive(pid: int, start: int | None) -> bool:
@@ -653,6 +661,20 @@ class _Scheduler:
 
 
 _heartbeat = _Scheduler()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with no scheduler: the parent's thread is not in it, its
+    condition may hold the parent's waiter (a later notify would go to nobody) or be locked
+    for good, and the parent's runs are not the child's to write starts or heartbeats for.
+    """
+    global _heartbeat
+    _heartbeat = _Scheduler()
+    _proc_start_cache.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RunContext:

@@ -168,6 +168,14 @@ def test_torch_tensors_are_torch_files_and_load_without_pickle() -> None:
     transposed = encode_value(t.t())
     assert transposed is not None
     assert torch.equal(load_value(transposed.data), t.t())
+    from mlledger.capture.values import _compact_tensor
+
+    assert _compact_tensor(torch, t) is t  # a tensor owning its storage is not copied again
+    assert _compact_tensor(torch, t[1]) is not t[1]
+    broadcast = encode_value(torch.zeros(1).expand(1_000_000))
+    assert broadcast is not None
+    assert len(broadcast.data) < 10_000  # a zero stride is saved as it is, not blown up
+    assert torch.equal(load_value(broadcast.data), torch.zeros(1_000_000))
     grad = encode_value(torch.ones(3, requires_grad=True))
     assert grad is not None
     assert grad.data == encode_value(torch.ones(3)).data  # type: ignore[union-attr]

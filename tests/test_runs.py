@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import multiprocessing
 import os
 import signal
@@ -1303,6 +1305,46 @@ def test_a_shorter_start_delay_after_a_long_one_still_falls_due(ledger: Ledger) 
     ledger.start_delay = 0.05
     with ledger.run("slow") as run:
         _wait_for_start_entry(ledger, run)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_has_a_scheduler_of_its_own(ledger: Ledger) -> None:
+    """After a fork (a multiprocessing pool), the child's deferred starts are written on
+    time, it does not heartbeat the parent's runs, and its runs name its own process."""
+    ledger.start_delay = 0.05
+    with ledger.run("parent") as parent:
+        _wait_for_start_entry(ledger, parent)
+        time.sleep(0.1)  # the parent's scheduler thread sleeps in its condition
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            report = {}
+            try:
+                report["inherited"] = len(mlledger.runs._heartbeat.runs)
+                with ledger.run("child-quick"):
+                    pass
+                time.sleep(0.3)  # the child's scheduler goes to sleep
+                with ledger.run("child-long") as child:
+                    _wait_for_start_entry(ledger, child)
+                    report["proc_start"] = child.record["process"]["proc_start"]
+                    report["pid"] = child.record["process"]["pid"]
+                with contextlib.suppress(OSError):  # Linux: this process's start, read here
+                    stat = Path("/proc/self/stat").read_bytes()
+                    report["own_start"] = int(stat.rsplit(b")", 1)[1].split()[19])
+                report["ok"] = True
+            except BaseException as e:
+                report["error"] = repr(e)
+            finally:
+                os.write(w, json.dumps(report).encode())
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            report = json.loads(f.read())
+        os.waitpid(pid, 0)
+    assert report.get("ok"), report
+    assert report["inherited"] == 0
+    assert report["pid"] == pid
+    assert report["proc_start"] == report.get("own_start")
 
 
 def test_start_delay_zero_writes_the_start_at_once(ledger: Ledger) -> None:

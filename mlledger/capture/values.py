@@ -145,12 +145,7 @@ def _encode(value: Any) -> Encoded | None:
     if mod == "torch" and "torch" in sys.modules:
         torch = sys.modules["torch"]
         if isinstance(value, torch.Tensor):
-            t = value.detach().cpu()
-            # a compact copy: torch.save writes a view's whole storage (a row of a big
-            # matrix would store the matrix) and its offset, so equal values would
-            # get different bytes, and a different digest, depending on where they sit
-            with contextlib.suppress(Exception):  # a layout clone refuses: saved as it is
-                t = t.clone(memory_format=torch.contiguous_format)
+            t = _compact_tensor(torch, value.detach().cpu())
             buf = io.BytesIO()
             torch.save(t, buf)
             return Encoded(buf.getvalue(), "torch", describe(value))
@@ -159,6 +154,29 @@ def _encode(value: Any) -> Encoded | None:
     except Exception:
         return None
     return Encoded(data, "pickle", describe(value))
+
+
+def _compact_tensor(torch: Any, t: Any) -> Any:
+    """``t``, or a compact copy when it is a view into a larger storage.
+
+    torch.save writes a view's whole storage (a row of a big matrix would store the
+    matrix) and its offset, so equal values would get different bytes, and another
+    digest, depending on where they sit.  A tensor that already owns exactly its
+    storage is saved as it is (no second copy of a large tensor), and so is a
+    broadcast one (a zero stride: its copy would be as large as its shape).
+    """
+    try:
+        if 0 in t.stride():
+            return t
+        if (
+            t.is_contiguous()
+            and t.storage_offset() == 0
+            and t.untyped_storage().nbytes() == t.numel() * t.element_size()
+        ):
+            return t
+        return t.clone(memory_format=torch.contiguous_format)
+    except Exception:  # a layout without strides or storage (sparse, quantized...)
+        return t
 
 
 def sniff_format(data: bytes) -> str:
