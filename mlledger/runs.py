@@ -1049,7 +1049,7 @@ def _safe_str(exc: BaseException) -> str:
 
 def _is_disabled() -> bool:
     v = os.environ.get("MLLEDGER_DISABLE")
-    return bool(v) and v.strip().lower() not in ("", "0", "false", "no")  # type: ignore[union-attr]
+    return v is not None and v.strip().lower() not in ("", "0", "false", "no")
 
 
 @overload
