@@ -295,7 +295,11 @@ class Run:
                 continue
             folded[k] = len(vals)
             new = vals[done:] if done else vals
-            lo, hi = min(new), max(new)
+            if math.isnan(new[0]):  # a NaN first would win every comparison min/max makes
+                real = [v for v in new if not math.isnan(v)]
+                lo, hi = (min(real), max(real)) if real else (new[0], new[0])
+            else:
+                lo, hi = min(new), max(new)
             st = stats.get(k)
             if st is None:
                 stats[k] = [new[-1], lo, hi, steps[-1], len(new)]

@@ -373,6 +373,49 @@ def test_watch_wants_cwd_files_even_under_temp(tmp_path: Path, workdir: Path) ->
     assert not watch.wants(os.path.realpath(os.__file__))  # the standard library
 
 
+def test_a_virtualenv_inside_the_project_is_not_an_input(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interpreter folder inside the working directory (a project's own .venv) stays
+    ignored; the rest of the working directory is still wanted."""
+    venv = os.path.realpath(workdir / ".venv") + os.sep
+    monkeypatch.setattr(_files, "_default_ignored", lambda: (venv, "/proc/"))
+    watch = _files.FileWatch(object())
+    assert not watch.wants(venv + "lib/python3.11/site-packages/pkg/data.txt")
+    assert not watch.wants(venv + "pyvenv.cfg")
+    assert watch.wants(os.path.realpath(workdir / "data.csv"))
+    assert watch.wants(os.path.realpath(workdir / ".venvish" / "x.csv"))
+
+
+def test_a_run_in_a_project_virtualenv_records_only_project_files(
+    tmp_path: Path, workdir: Path
+) -> None:
+    """End to end: a script run by a .venv inside the project (made with the system's
+    packages) records the data it reads, and nothing of the .venv it runs from."""
+    import subprocess
+    import venv
+
+    venv.create(workdir / ".venv", system_site_packages=True, with_pip=False)
+    (workdir / ".venv" / "vendored.txt").write_text("vendored")
+    (workdir / "data.csv").write_text("x\n1\n")
+    script = (
+        "import sys, mlledger\n"
+        "ledger = mlledger.Ledger(sys.argv[1])\n"
+        "with ledger.run('r') as run:\n"
+        "    open('data.csv').read()\n"
+        "    open('.venv/vendored.txt').read()\n"
+        "    open(sys.prefix + '/pyvenv.cfg').read()\n"
+        "print(run.id)\n"
+    )
+    out = subprocess.run(
+        [str(workdir / ".venv" / "bin" / "python"), "-c", script, str(tmp_path / "store")],
+        cwd=workdir, capture_output=True, text=True, check=True, timeout=120,
+    )
+    run_id = out.stdout.split()[-1]
+    got = mlledger.Ledger(tmp_path / "store").get(run_id)
+    assert sorted(got.inputs) == ["data.csv"]
+
+
 def test_watch_seen_orders_reads_and_writes(workdir: Path) -> None:
     """seen(): a read after a write is not a read; a write after a read hashes first."""
     hashed: list[str] = []

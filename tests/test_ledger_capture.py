@@ -367,6 +367,29 @@ def test_secret_params_and_tags_are_redacted(ledger: Ledger) -> None:
         assert secret not in raw
 
 
+def test_secrets_in_mappings_inside_lists_are_redacted(ledger: Ledger) -> None:
+    """A list of server configs, or a list given as the whole param, hides its secrets too,
+    in the recorded param and in the stored value."""
+
+    def f(cfg: dict[str, Any], creds: list[Any]) -> list[Any]:
+        return creds
+
+    result, run = call(
+        ledger, f, {"servers": [{"host": "a", "token": "tk-1"}, ("x", {"password": "pw-2"})]},
+        [{"api_key": "k-3", "user": "u"}],
+    )
+    assert result == [{"api_key": "k-3", "user": "u"}]  # the caller's own value is untouched
+    assert run.params["cfg"] == {
+        "servers": [{"host": "a", "token": REDACTED}, ["x", {"password": REDACTED}]]
+    }
+    assert run.params["creds"] == [{"api_key": REDACTED, "user": "u"}]
+    for art in (run.inputs["cfg"], run.inputs["creds"], run.outputs["return"]):
+        stored = repr(ledger.load(art.digest))
+        assert "tk-1" not in stored
+        assert "pw-2" not in stored
+        assert "k-3" not in stored
+
+
 # ---------------------------------------------------------------------------
 # faults
 

@@ -41,15 +41,17 @@ def test_ordinary_names_are_not_secret(name: str) -> None:
 
 
 def test_redact_mapping_nested() -> None:
-    """Secret keys are redacted at any depth; other values and the input are untouched."""
+    """Secret keys are redacted at any depth, in lists too; other values and the input are
+    untouched."""
     values: dict[str, Any] = {"lr": 0.1,
                               "db": {"user": "u", "password": "p", "inner": {"token": "t"}},
                               "api_key": {"not": "inspected"}, "list": [{"secret": 1}]}
     out = redact_mapping(values)
     assert out == {"lr": 0.1, "db": {"user": "u", "password": REDACTED,
                                      "inner": {"token": REDACTED}},
-                   "api_key": REDACTED, "list": [{"secret": 1}]}
+                   "api_key": REDACTED, "list": [{"secret": REDACTED}]}
     assert values["db"]["password"] == "p"  # a copy, not in place
+    assert values["list"] == [{"secret": 1}]
 
 
 def test_redact_argv_forms() -> None:

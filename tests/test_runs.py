@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -701,6 +702,26 @@ def test_metrics_keep_last_min_max_and_history(ledger: Ledger) -> None:
     assert got.metric_stats["loss"] == MetricStats(2.0, 1.0, 3.0, 20, 3)
     assert got.metric_history("acc")[0][:2] == (21, 1.0)
     assert got.metric_history("nothing") == []
+
+
+def test_metric_min_and_max_skip_nan_wherever_it_comes(ledger: Ledger) -> None:
+    """A NaN (a diverged step) is recorded as the value it was, but never becomes the min or
+    max: first in a chunk, later in it, or alone, and across chunks."""
+    nan = float("nan")
+    with ledger.run("r") as run:
+        for v in (nan, 3.0, 1.0):
+            run.log(first=v)
+        for v in (3.0, nan, 1.0):
+            run.log(middle=v)
+        run.log(only=nan)
+        run._flush_metrics()  # a chunk boundary: the next NaN comes in a new chunk
+        run.log(first=nan, middle=0.5)
+    stats = reopen(ledger).get(run.id).metric_stats
+    assert (stats["first"].min, stats["first"].max, stats["first"].count) == (1.0, 3.0, 4)
+    assert math.isnan(stats["first"].last)
+    assert (stats["middle"].min, stats["middle"].max, stats["middle"].last) == (0.5, 3.0, 0.5)
+    assert math.isnan(stats["only"].min)
+    assert math.isnan(stats["only"].max)
 
 
 def test_metrics_are_written_in_chunks_during_the_run(

@@ -58,6 +58,12 @@ def _prefixes(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in paths)
 
 
+@functools.lru_cache(maxsize=64)
+def _inside(roots: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    """The roots that lie below ``prefix`` (both as separator-terminated prefixes)."""
+    return tuple(r for r in roots if r.startswith(prefix) and r != prefix)
+
+
 class FileWatch:
     """The files one run opened; filled by the hook, read when the run ends."""
 
@@ -73,6 +79,9 @@ class FileWatch:
         self.cwd = cwd or os.getcwd()
         self.cwd_prefix = _prefixes((self.cwd,))[0]
         self.ignored = _default_ignored()
+        #: ignored folders inside the cwd (a project's own .venv): the cwd rule does not
+        #: take them in
+        self.ignored_inside = _inside(self.ignored, self.cwd_prefix)
         #: mlledger's own folders (store, cache, spool): ignored even under the cwd
         self.own = _prefixes(tuple(p for p in ignore if p))
         self.include = tuple(include)
@@ -91,7 +100,7 @@ class FileWatch:
         if self.exclude and any(fnmatch.fnmatch(path, pat) for pat in self.exclude):
             return False
         if path.startswith(self.cwd_prefix):
-            return True
+            return not (self.ignored_inside and path.startswith(self.ignored_inside))
         return not path.startswith(self.ignored)
 
     def seen(self, path: str, writing: bool) -> None:

@@ -7,7 +7,14 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_secret_name", "redact_argv", "redact_mapping", "strip_url_credentials"]
+__all__ = [
+    "REDACTED",
+    "is_secret_name",
+    "redact_argv",
+    "redact_mapping",
+    "redact_value",
+    "strip_url_credentials",
+]
 
 REDACTED = "<redacted>"
 
@@ -36,16 +43,23 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact_mapping(values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``values`` with secret-looking keys redacted, nested mappings too."""
+    """A copy of ``values`` with secret-looking keys redacted, in nested mappings too, and
+    in mappings inside lists and tuples (``{"servers": [{"token": ...}]}``)."""
     out: dict[str, Any] = {}
     for k, v in values.items():
-        if is_secret_name(str(k)):
-            out[k] = REDACTED
-        elif isinstance(v, dict):
-            out[k] = redact_mapping(v)
-        else:
-            out[k] = v
+        out[k] = REDACTED if is_secret_name(str(k)) else redact_value(v)
     return out
+
+
+def redact_value(v: Any) -> Any:
+    """``v`` with secret-looking keys redacted in every mapping it holds (lists, tuples and
+    dicts are walked; anything else is returned as it is)."""
+    if isinstance(v, dict):
+        return redact_mapping(v)
+    if type(v) in (list, tuple) and any(isinstance(x, (dict, list, tuple)) for x in v):
+        items = [redact_value(x) for x in v]
+        return items if type(v) is list else tuple(items)
+    return v
 
 
 def redact_argv(argv: list[str]) -> list[str]:

@@ -242,11 +242,11 @@ def encode_redacted(value: Any) -> Encoded | None:
     Every stored value goes through here (params, return values, notebook
     variables), so a value redacted in one run has the same digest in the next.
     """
-    from .redact import redact_mapping
+    from .redact import redact_value
 
     enc = encode_value(value)
-    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, dict):
-        redacted = redact_mapping(enc.jsonable)
+    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, (dict, list)):
+        redacted = redact_value(enc.jsonable)
         if redacted != enc.jsonable:
             enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
     return enc
