@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import os
 import socket
 import sys
@@ -279,13 +280,20 @@ class Ledger:
                 return {"type": v.name}
             if v is None or (isinstance(v, (bool, int, float)) and type(v) in (bool, int, float)):
                 return jsonable_scalar(v)
+            plain = _plain_number(v)
+            if plain is not None:  # numpy.float64(0.01) is the number 0.01 to a query
+                return jsonable_scalar(plain)
             if isinstance(v, (str, Path)):
                 s = os.fspath(v)
                 if inputs and _looks_like_path(s) and os.path.exists(s):
-                    try:
-                        run._inputs[k] = self._put_path(s)
-                    except LedgerError as e:
-                        run._warn(f"param {k}: {s!r} not stored: {e}")
+                    why = self._not_an_input_folder(s)
+                    if why:
+                        run._warn(f"param {k}: {s!r} not stored: {why}")
+                    else:
+                        try:
+                            run._inputs[k] = self._put_path(s)
+                        except LedgerError as e:
+                            run._warn(f"param {k}: {s!r} not stored: {e}")
                 if isinstance(v, str) and len(s.encode("utf-8", "replace")) > self.inline_limit:
                     enc = encode_redacted(v)
                     assert enc is not None
@@ -312,8 +320,42 @@ class Ledger:
             run._warn(f"param {k} not recorded: {e!r}")
             return {"type": type(v).__qualname__, "error": "not recorded"}
 
+    def _not_an_input_folder(self, path: str) -> str | None:
+        """Why a folder named by a param is not snapshotted as an input, or None.
+
+        A param such as ``sep="/"`` or ``out_dir="."`` names a folder by accident: a
+        filesystem root, the home folder, or a folder holding this ledger's own store,
+        cache or spool (whose snapshot would change with every run) is left alone.
+        """
+        if not os.path.isdir(path):
+            return None
+        real = os.path.realpath(path)
+        if os.path.dirname(real) == real:
+            return "it is a filesystem root"
+        if real == os.path.realpath(os.path.expanduser("~")):
+            return "it is the home folder"
+        inside = real.rstrip(os.sep) + os.sep
+        for own in self._ignored_paths():
+            mine = os.path.realpath(own)
+            if mine == real or mine.startswith(inside):
+                return (
+                    f"it holds this ledger's own files ({mine}); "
+                    "record the data in it with run.use(path)"
+                )
+        return None
+
     def _record_return(self, run: Run, result: Any) -> None:
         if result is None:
+            return
+        if inspect.isgenerator(result) or inspect.isasyncgen(result):
+            # a generator function behind a decorator (a bare one is refused by @tracked)
+            msg = (
+                f"the call returned a {type(result).__name__}: its work runs while it is "
+                "iterated, after this run ended, and is not recorded; track the code that "
+                "consumes it instead"
+            )
+            run._warn(msg)
+            warnings.warn(f"mlledger: run {run.id}: {msg}", LedgerWarning, stacklevel=4)
             return
         try:
             if (
@@ -842,6 +884,19 @@ def _user_name() -> str:
 
 #: this package's folder: frames of its own code are skipped when looking for the caller
 _PKG = os.path.dirname(__file__) + os.sep
+
+
+def _plain_number(v: Any) -> bool | int | float | None:
+    """A numpy scalar (``np.float64``, ``np.int64``, ``np.bool_``...) as the Python number it
+    holds; None for anything else (a datetime64 or a complex number stays a value)."""
+    t = type(v)
+    if t.__module__ != "numpy" or t.__name__ == "ndarray" or getattr(v, "ndim", None) != 0:
+        return None
+    try:
+        got = v.item()
+    except Exception:
+        return None
+    return got if type(got) in (bool, int, float) else None
 
 
 def _looks_like_path(s: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -177,6 +178,55 @@ def test_absolute_path_argument_is_stored(ledger: Ledger, tmp_path: Path) -> Non
 
     _, run = call(ledger, f, f_path)
     assert ledger.store.get(run.inputs["p"].digest) == b"outside"
+
+
+def test_numpy_scalars_are_plain_numbers_in_params(ledger: Ledger) -> None:
+    """np.float64(0.01), np.int64(5) and np.bool_ are recorded as the numbers they hold, so a
+    query finds them; a datetime64 stays a value artifact, a 0-d array an array."""
+    np = pytest.importorskip("numpy")
+
+    def f(lr: Any, batch: Any, flag: Any, half: Any, when: Any, arr: Any) -> None:
+        return None
+
+    _, run = call(ledger, f, np.float64(0.01), np.int64(5), np.bool_(True), np.float32(0.5),
+                  np.datetime64("2020-01-01"), np.array(3.0))
+    assert run.params["lr"] == 0.01
+    assert type(run.params["lr"]) is float
+    assert run.params["batch"] == 5
+    assert type(run.params["batch"]) is int
+    assert run.params["flag"] is True
+    assert run.params["half"] == 0.5
+    assert not {"lr", "batch", "flag", "half"} & set(run.inputs)
+    assert run.inputs["when"].kind == "value"
+    assert run.inputs["arr"].format == "npy"
+    found = reopen(ledger).runs(where="params.lr > 0.001 and params.batch = 5")
+    assert found.ids == [run.id]
+
+
+def test_folders_named_by_accident_are_not_snapshotted(
+    ledger: Ledger, tmp_path: Path, workdir: Path
+) -> None:
+    """sep="/", the home folder, or a folder holding the store itself (out_dir="." with the
+    store under the working directory) are not stored as inputs: a warning says why. A
+    real data folder still is."""
+    (workdir / "data").mkdir()
+    (workdir / "data" / "a.csv").write_text("x\n1\n")
+
+    def f(sep: str, home: str, here: str, up: str, data: str) -> None:
+        return None
+
+    _, run = call(ledger, f, "/", os.path.expanduser("~"), ".", str(tmp_path), "data")
+    assert sorted(run.inputs) == ["data", "here"]  # "." holds no store here: it is data
+    assert run.inputs["data"].kind == "tree"
+    text = "\n".join(run.warnings)
+    assert "'/' not stored: it is a filesystem root" in text
+    assert "it is the home folder" in text
+    assert f"{str(tmp_path)!r} not stored: it holds this ledger's own files" in text
+    assert run.params["sep"] == "/"  # the param itself is still recorded
+    inside = Ledger(str(workdir / "store"))
+    _, run2 = call(inside, f, "/", "data", ".", "data", "data")
+    assert "here" not in run2.inputs
+    assert any("'.' not stored: it holds this ledger's own files" in w for w in run2.warnings)
 
 
 def test_numpy_array_is_an_npy_value_artifact(ledger: Ledger) -> None:

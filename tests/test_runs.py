@@ -498,6 +498,30 @@ def test_generator_function_is_refused_with_a_clear_type_error(ledger: Ledger) -
         ledger.tracked(name="g")(agen)
 
 
+def test_a_generator_behind_a_decorator_is_a_loud_warning(ledger: Ledger) -> None:
+    """A generator function hidden behind functools.wraps cannot be refused up front: the
+    call returns a generator, and the run says, loudly, that its work went unrecorded."""
+
+    def passthrough(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    @ledger.tracked
+    @passthrough
+    def batches(n: int) -> Any:
+        yield from range(n)
+
+    with pytest.warns(mlledger.LedgerWarning, match="generator.*not recorded"):
+        got = batches(3)
+    assert list(got) == [0, 1, 2]  # the caller still gets its generator
+    run = reopen(ledger).get(_last_run_id(ledger))
+    assert any("generator" in w for w in run.warnings)
+    assert "return" not in run.outputs
+
+
 def test_tracked_misuse_raises_type_error(ledger: Ledger) -> None:
     """Unknown options, a positional name string and a non-callable raise a helpful TypeError."""
     with pytest.raises(TypeError, match="unknown option"):
