@@ -620,6 +620,7 @@ class _Scheduler:
                 # wake the thread only when this start falls due before its next wake-up:
                 # in a loop of short runs it sleeps on, and each run costs no thread switch
                 self.cond.notify()
+                self.wake_at = 0.0  # it will look again: the next runs need not notify
 
     def remove(self, run: Run) -> None:
         with self.cond:
