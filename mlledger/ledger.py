@@ -99,8 +99,8 @@ class Ledger:
         #: digest -> when it was last known to exist in the store (re-checked after KNOWN_TTL,
         #: so an object a gc elsewhere deleted is written again before a new run refers to it)
         self._known: dict[str, float] = {}
-        #: the environment record as stored, and its digest (computed once per ledger)
-        self._env_blob: tuple[bytes, str] | None = None
+        #: the last environment record, as stored, and its digest
+        self._env_blob: tuple[dict[str, Any], bytes, str] | None = None
         #: the last user-modules record, as stored, and its digest
         self._modules_blob: tuple[dict[str, str], bytes, str] | None = None
         self._spool: Store | None = None
@@ -241,10 +241,11 @@ class Ledger:
         rec["process"] = proc
         algo = self.store.algorithm
         try:
-            if self._env_blob is None:
-                data = canonical.dumps(environment(self.env_vars))
-                self._env_blob = (data, self.store.digest(data))
-            rec["env"] = self._put_blob(self._env_blob[0], run, self._env_blob[1])
+            env = environment(self.env_vars)  # the same object while nothing changed
+            if self._env_blob is None or self._env_blob[0] is not env:
+                data = canonical.dumps(env)
+                self._env_blob = (env, data, self.store.digest(data))
+            rec["env"] = self._put_blob(self._env_blob[1], run, self._env_blob[2])
         except Exception as e:
             run._warn(f"environment not recorded: {e}")
         code = dict(code) if code else {}

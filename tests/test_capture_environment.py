@@ -131,6 +131,33 @@ def test_environment_is_stored_once_per_distinct_value(ledger: Ledger) -> None:
     assert fresh.get(ids[0]).env["packages"] == environment()["packages"]
 
 
+def test_env_vars_changed_between_runs_are_recorded_per_run(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that sets CUDA_VISIBLE_DEVICES per run in one process records each run's own
+    value; runs with equal values share one environment object; packages are not re-listed."""
+    calls = []
+    real = env_mod.installed_packages
+    monkeypatch.setattr(env_mod, "installed_packages", lambda p=None: (calls.append(1), real(p))[1])
+    env_mod.clear_cache()
+    seen = {}
+    for device in ("0", "1", "0"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", device)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        if device == "1":
+            monkeypatch.setenv("OMP_NUM_THREADS", "4")
+        with ledger.run("sweep") as run:
+            pass
+        seen.setdefault(device, []).append(reopen(ledger).get(run.id))
+    first, again = seen["0"]
+    (one,) = seen["1"]
+    assert first.env["env_vars"]["CUDA_VISIBLE_DEVICES"] == "0"
+    assert "OMP_NUM_THREADS" not in first.env["env_vars"]
+    assert one.env["env_vars"] == {"CUDA_VISIBLE_DEVICES": "1", "OMP_NUM_THREADS": "4"}
+    assert first._record["env"] == again._record["env"] != one._record["env"]
+    assert len(calls) == 1
+
+
 def test_process_facts_show_argv_cwd_and_pid(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
