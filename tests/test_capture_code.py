@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,70 @@ def test_lambda_identity() -> None:
     assert wf == []
     assert rf["qualname"].endswith("<lambda>")
     assert rf["source_digest"] != rg["source_digest"]
+
+
+def test_lambdas_on_one_line_differ() -> None:
+    """Two lambdas written on one line share their source line, not their identity; the same
+    lambda asked twice is the same."""
+    pair = [lambda: 0, lambda: 1]
+    f1 = lambda x: x + 1; f2 = lambda x: x * 2  # noqa: E702, E731
+    digests = [function_code(f, ALGO)[0]["source_digest"] for f in (*pair, f1, f2)]
+    assert len(set(digests)) == 4
+    assert function_code(pair[0], ALGO)[0]["source_digest"] == digests[0]
+
+
+def make_helper_user(k: Any) -> Any:
+    def helper(x: float) -> float:
+        return x * k
+
+    def outer(y: float) -> float:
+        return helper(y) + 1
+
+    return outer
+
+
+def make_recursive() -> Any:
+    def fact(n: int) -> int:
+        return 1 if n <= 1 else n * fact(n - 1)
+
+    return fact
+
+
+def test_closure_over_a_helper_function_counts_its_values() -> None:
+    """A function closed over counts by its own code and closure: a helper closing over k=2
+    and one closing over k=3 give different identities; a function closing over itself
+    (recursion) has a stable identity and does not recurse forever."""
+    two, _ = function_code(make_helper_user(2), ALGO)
+    three, _ = function_code(make_helper_user(3), ALGO)
+    again, _ = function_code(make_helper_user(2), ALGO)
+    assert two["closure_digest"] != three["closure_digest"]
+    assert two["closure_digest"] == again["closure_digest"]
+    fact = make_recursive()
+    assert fact(5) == 120
+    rec, warns = function_code(fact, ALGO)
+    assert warns == []
+    assert rec["closure_digest"] == function_code(make_recursive(), ALGO)[0]["closure_digest"]
+
+
+def test_closure_over_a_set_is_the_same_in_every_process() -> None:
+    """A closed-over set (its order follows the hash seed) gives one closure digest under
+    any PYTHONHASHSEED."""
+    code = (
+        "from mlledger.capture.code import function_code\n"
+        "def make(classes):\n"
+        "    def keep(x):\n"
+        "        return x in classes\n"
+        "    return keep\n"
+        "print(function_code(make({'cat', 'dog', 'bird', 'ant'}), 'xxh128')[0]['closure_digest'])\n"
+    )
+    got = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }
+    assert len(got) == 1
 
 
 def make_scaler(factor: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import pickle
 import threading
 from pathlib import Path
@@ -179,6 +180,36 @@ def test_torch_tensors_are_torch_files_and_load_without_pickle() -> None:
     grad = encode_value(torch.ones(3, requires_grad=True))
     assert grad is not None
     assert grad.data == encode_value(torch.ones(3)).data  # type: ignore[union-attr]
+
+
+def test_values_holding_sets_have_one_digest_in_every_process() -> None:
+    """A set's order follows the per-process hash seed; stored values holding sets (at any
+    depth, frozensets too) get the same bytes under any seed, and load back as sets."""
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib\n"
+        "from mlledger.capture.values import encode_value, load_value\n"
+        "v = {'classes': {'cat', 'dog', 'bird', 'fish', 'ant'}, 'fs': frozenset({'x', 'y'}),\n"
+        "     'nested': [{'a', 'b', 'c'}], 'mixed': {1, 'a', (2, 3)}}\n"
+        "e = encode_value(v)\n"
+        "assert load_value(e.data, allow_pickle=True) == v\n"
+        "print(e.format, hashlib.sha256(e.data).hexdigest())\n"
+    )
+    got = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(got) == 1
+    assert next(iter(got)).startswith("pickle ")
+    no_sets = [1.5, "x", {"k": (1, 2)}, b"\x8f\x91" * 100]  # set opcode bytes as data only
+    plain = encode_value(no_sets)
+    assert plain is not None
+    assert plain.data == pickle.dumps(no_sets, protocol=5)  # the plain C pickle
 
 
 def test_numpy_object_arrays_are_pickled() -> None:

@@ -69,7 +69,9 @@ def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
             parts.append(f"{name}=<empty>".encode())
             continue
         if callable(value) and hasattr(value, "__code__"):
-            parts.append(f"{name}=<function {value.__qualname__}>".encode())
+            # a helper function closed over counts by its own code and closure, not its name
+            ident = _function_identity(value, algorithm)
+            parts.append(f"{name}=<function {value.__qualname__} {ident}>".encode())
             continue
         enc = encode_value(value)  # never raises; None when the value cannot be stored
         if enc is not None:
@@ -77,6 +79,39 @@ def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
         else:
             parts.append(f"{name}={type(value).__qualname__}".encode())
     return digest_bytes(b"\n".join(parts), algorithm)
+
+
+#: code objects whose identity is being worked out in this thread (closures can cycle)
+_in_progress = threading.local()
+
+
+def _function_identity(fn: Any, algorithm: str) -> str:
+    """``source digest/closure digest`` of a function closed over by another one."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    busy: set[Any] = _in_progress.__dict__.setdefault("codes", set())
+    if code is None or code in busy:
+        return "recursive" if code is not None else "?"
+    busy.add(code)
+    try:
+        record, _warnings = function_code(fn, algorithm)
+    finally:
+        busy.discard(code)
+    return f"{record.get('source_digest')}/{record.get('closure_digest')}"
+
+
+def _lambda_span(code: Any) -> str:
+    """Where a lambda's body sits in its source lines (``line:col-line:col``, relative):
+    two lambdas on one line share their source text, not their place in it."""
+    positions = getattr(code, "co_positions", None)
+    if positions is None:  # Python 3.10
+        return ""
+    spans = [p for p in positions() if None not in p]
+    if not spans:
+        return ""
+    start = min((p[0], p[2]) for p in spans)
+    end = max((p[1], p[3]) for p in spans)
+    first = code.co_firstlineno
+    return f"\n#lambda {start[0] - first}:{start[1]}-{end[0] - first}:{end[1]}"
 
 
 def _const_repr(c: Any, algorithm: str) -> str:
@@ -123,6 +158,8 @@ def function_code(fn: Callable[..., Any], algorithm: str) -> tuple[dict[str, Any
         record["file"] = _display_path(file)
     try:
         source = inspect.getsource(raw)
+        if code is not None and code.co_name == "<lambda>":
+            source += _lambda_span(code)
         record["source_digest"] = digest_bytes(source.encode("utf-8"), algorithm)
     except (OSError, TypeError):
         if code is not None:

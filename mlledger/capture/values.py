@@ -14,8 +14,9 @@ import dataclasses
 import io
 import math
 import pickle
+import pickletools
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -151,9 +152,48 @@ def _encode(value: Any) -> Encoded | None:
             return Encoded(buf.getvalue(), "torch", describe(value))
     try:
         data = pickle.dumps(value, protocol=5)
+        if (b"\x8f" in data or b"\x91" in data) and _has_sets(data):
+            data = _pickle_sets_sorted(value)
     except Exception:
         return None
     return Encoded(data, "pickle", describe(value))
+
+
+def _has_sets(data: bytes) -> bool:
+    """Whether a pickle builds a set or frozenset (its opcodes, not a stray byte)."""
+    return any(op.name in ("EMPTY_SET", "FROZENSET") for op, _arg, _pos in pickletools.genops(data))
+
+
+def _pickle_sets_sorted(value: Any) -> bytes:
+    """A pickle with every set and frozenset written in sorted order.
+
+    A set's order follows the per-process string hash seed, so a plain pickle of
+    ``{"cat", "dog"}`` has other bytes, and another digest, in every process: a
+    diff would see a change that is not there.  The C pickler writes sets without
+    asking any hook, so values holding sets (configs, mostly small) go through
+    the Python one.  They load back as plain sets: the reduction calls the type.
+    """
+    buf = io.BytesIO()
+    _SortedSetPickler(buf, protocol=5).dump(value)
+    return buf.getvalue()
+
+
+def _save_sorted(pickler: Any, obj: Any) -> None:
+    try:
+        items = sorted(obj)
+    except TypeError:  # items that do not compare: by type, then repr
+        items = sorted(obj, key=lambda x: (type(x).__qualname__, repr(x)))
+    pickler.save_reduce(type(obj), (items,), obj=obj)
+
+
+class _SortedSetPickler(pickle._Pickler):
+    """Python's own pickler, with sets and frozensets written in sorted order."""
+
+    dispatch: ClassVar[dict[type, Any]] = {
+        **pickle._Pickler.dispatch,
+        set: _save_sorted,
+        frozenset: _save_sorted,
+    }
 
 
 def _compact_tensor(torch: Any, t: Any) -> Any:
