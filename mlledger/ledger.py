@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import canonical
 from .capture import code as _code
+from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
 from .capture.redact import REDACTED, is_secret_name
 from .capture.values import Encoded, describe, encode_redacted, jsonable_scalar, load_value
@@ -130,7 +131,8 @@ class Ledger:
             raise TypeError(
                 f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
             )
-        code, warns = self._caller_code()
+        with _files.quiet():  # hashing the calling file is no enclosing run's input
+            code, warns = self._caller_code()
         return RunContext(
             self,
             name,

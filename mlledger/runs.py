@@ -735,7 +735,8 @@ class RunContext:
             return self._enter_detached(None)
         self.ledger._check_policy(self.message)
         try:
-            return self._start()
+            with _files.quiet():  # hashing path arguments is no enclosing run's input
+                return self._start()
         except Exception as e:  # capture never breaks the user's code: run it untracked
             self._abandon()
             return self._enter_detached(e)
@@ -1106,7 +1107,8 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
             except TypeError:
                 return None  # a bad call: the plain call raises the function's own TypeError
         ledger = ledger_getter()
-        return ledger._tracked_context(fn, params, name=name, opts=opts)
+        with _files.quiet():  # reading fn's source is not the enclosing run's input
+            return ledger._tracked_context(fn, params, name=name, opts=opts)
 
     if inspect.iscoroutinefunction(fn):
 

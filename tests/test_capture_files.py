@@ -124,6 +124,55 @@ def test_files_opened_in_a_thread_started_in_the_run_are_captured(
     assert "thread-out.txt" in got.outputs
 
 
+def test_threads_started_in_concurrent_runs_report_to_their_own_run(
+    ledger: Ledger, workdir: Path
+) -> None:
+    """Two runs active at once (in two threads) each start a worker thread: each worker's
+    files go to the run it was started in; a worker started in a child run reports to the
+    child, not the parent."""
+    for i in range(2):
+        (workdir / f"in{i}.txt").write_text(str(i))
+    both_in = threading.Barrier(2)
+    ids: dict[int, str] = {}
+
+    def job(i: int) -> None:
+        with ledger.run(f"job{i}") as run:
+            both_in.wait()  # both runs are active from here on
+
+            def work() -> None:
+                Path(f"in{i}.txt").read_text()
+                Path(f"out{i}.txt").write_text("x")
+
+            t = threading.Thread(target=work)
+            t.start()
+            t.join()
+            both_in.wait()
+        ids[i] = run.id
+
+    jobs = [threading.Thread(target=job, args=(i,)) for i in range(2)]
+    for t in jobs:
+        t.start()
+    for t in jobs:
+        t.join()
+    fresh = reopen(ledger)
+    for i in range(2):
+        got = fresh.get(ids[i])
+        assert (sorted(got.inputs), sorted(got.outputs)) == ([f"in{i}.txt"], [f"out{i}.txt"])
+
+    @ledger.tracked
+    def child() -> None:
+        t = threading.Thread(target=lambda: Path("in1.txt").read_text())
+        t.start()
+        t.join()
+
+    with ledger.run("parent") as parent:
+        child()
+    fresh = reopen(ledger)
+    assert fresh.get(parent.id).inputs == {}
+    (kid,) = fresh.runs(name=child.__qualname__)
+    assert sorted(kid.inputs) == ["in1.txt"]
+
+
 def test_temp_folder_files_are_ignored(ledger: Ledger, outside: Path) -> None:
     """Files in the temp folder (outside the working directory) are not recorded."""
     with ledger.run("r") as run:

@@ -6,6 +6,12 @@ global check.  Inside a run it records paths opened for reading and for
 writing; hashing happens when the run ends, except that a file read first
 and then opened for writing is hashed just before the write, so the input
 records what was read.
+
+A new thread starts with an empty context, so it has no current run: with the
+hook, ``threading.Thread.start`` is wrapped to note the run current where a
+thread was started, and that thread's files are that run's (also while other
+runs are active, and inside a child run).  Files opened by C code (a library
+writing through its own file API) raise no audit event and are not seen.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FileWatch", "install_hook", "watch_begin", "watch_end"]
+__all__ = ["FileWatch", "install_hook", "quiet", "suspend", "watch_begin", "watch_end"]
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -114,19 +121,57 @@ class FileWatch:
             self.reads[path] = None  # only files that exist: a failed open read nothing
 
 
+#: threads started while a run was current in the starting thread -> that run (a new
+#: thread has no context of its own, so its files are found through this)
+_thread_runs: weakref.WeakKeyDictionary[threading.Thread, Any] = weakref.WeakKeyDictionary()
+
+
 def _owner_watch() -> FileWatch | None:
     from ..runs import _current
 
     run = _current.get()
+    if run is None:
+        # a thread has no context of its own: the run current where it was started
+        started_in = _thread_runs.get(threading.current_thread())
+        if started_in is not None and started_in._active:
+            run = started_in
     while run is not None:
         for w in _active:
             if w.owner is run:
                 return w
         run = run._parent
-    # a thread started inside a run has no context of its own: when one run is
-    # active in the process, its files are that run's
+    # a thread started elsewhere (a pool made before the run): when one run is active
+    # in the process, its files are that run's
     tops = [w for w in _active if getattr(w.owner, "_parent", None) is None]
     return tops[0] if len(tops) == 1 else None
+
+
+def _patch_thread_start() -> None:
+    """Wrap ``threading.Thread.start`` to remember the run current in the starting thread.
+
+    Python has no audit event for a thread start before 3.13, and a new thread
+    starts with an empty context; this is how a worker thread started inside a
+    run (a pool made in it, a loader thread) has its files counted for that run
+    even while other runs are active.  The wrapper only notes the thread and calls
+    the original.
+    """
+    original = threading.Thread.start
+    if getattr(original, "__mlledger__", False):
+        return
+
+    @functools.wraps(original)
+    def start(self: threading.Thread) -> None:
+        if _active:
+            with contextlib.suppress(Exception):  # noting it must never break start()
+                from ..runs import _current
+
+                run = _current.get()
+                if run is not None:
+                    _thread_runs[self] = run
+        original(self)
+
+    start.__mlledger__ = True  # type: ignore[attr-defined]
+    threading.Thread.start = start  # type: ignore[method-assign]
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -164,6 +209,7 @@ def install_hook() -> None:
     with _install_lock:
         if not _installed:
             sys.addaudithook(_hook)
+            _patch_thread_start()
             _installed.append(True)
 
 
@@ -180,6 +226,16 @@ def watch_end(watch: FileWatch) -> None:
 def suspend() -> Any:
     """Context manager: the hook ignores opens made by mlledger itself in this thread."""
     return _Suspend()
+
+
+_NOTHING = contextlib.nullcontext()
+
+
+def quiet() -> Any:
+    """:func:`suspend` while any run watches files, else a no-op (the cheap case): for
+    mlledger's own reads while a run starts (source for code identity, hashing a path
+    argument), which are no run's inputs."""
+    return _Suspend() if _active else _NOTHING
 
 
 class _Suspend:
