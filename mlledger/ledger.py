@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -288,7 +289,12 @@ class Ledger:
                 return jsonable_scalar(plain)
             if isinstance(v, (str, Path)):
                 s = os.fspath(v)
-                if inputs and _looks_like_path(s) and os.path.exists(s):
+                sig = _file_sig(s) if inputs and _looks_like_path(s) else None
+                if sig is not None or (inputs and _looks_like_path(s) and _file_like(s)):
+                    # a file the run creates or changes under this name is an output, also
+                    # when C code wrote it (torch.save, to_parquet), which the hook misses
+                    run._path_args.append((k, s, sig))
+                if sig is not None:
                     why = self._not_an_input_folder(s)
                     if why:
                         run._warn(f"param {k}: {s!r} not stored: {why}")
@@ -409,6 +415,21 @@ class Ledger:
             name = _display(path, watch.cwd)
             if path not in watch.writes and path not in known_in and name not in run._inputs:
                 self._record_file(run, run._inputs, name, path, role="input", verb="read")
+
+    def _collect_path_outputs(self, run: Run) -> None:
+        """Files named by path arguments that the run created or changed: outputs."""
+        known = {os.path.realpath(a.path) for a in run._outputs.values() if a.path}
+        cwd = os.getcwd()
+        for _param, path, before in run._path_args:
+            after = _file_sig(path)
+            if after is None or after == before or after[3]:  # missing, unchanged, a folder
+                continue
+            real = os.path.realpath(path)
+            shown = _display(real, cwd)
+            if real in known or shown in run._outputs:
+                continue
+            known.add(real)
+            self._record_file(run, run._outputs, shown, real, role="output", verb="written")
 
     def _record_file(
         self, run: Run, into: dict[str, Artifact], name: str, path: str, *, role: str, verb: str
@@ -900,6 +921,22 @@ def _plain_number(v: Any) -> bool | int | float | None:
     except Exception:
         return None
     return got if type(got) in (bool, int, float) else None
+
+
+def _file_sig(path: str) -> tuple[int, int, int, bool] | None:
+    """``(mtime_ns, size, inode, is a folder)`` of what ``path`` names, or None."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, stat.S_ISDIR(st.st_mode))
+
+
+def _file_like(s: str) -> bool:
+    """Whether a string naming nothing yet may name a file to come (``model.pt``,
+    ``out/run1``): a dot or a separator; ``adam`` or ``resnet18`` are only checked when they
+    name a file when the run starts."""
+    return "." in s or "/" in s or os.sep in s
 
 
 def _looks_like_path(s: str) -> bool:

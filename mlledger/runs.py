@@ -126,6 +126,8 @@ class Run:
         self._start_written = False
         self._start_lock = threading.Lock()
         self._spooled = False  # a write of this run went to the local spool (warned once)
+        #: (param, path, stat signature or None) of path-like params, checked at the end
+        self._path_args: list[tuple[str, str, tuple[int, int, int, bool] | None]] = []
         self._folded: dict[str, int] = {}
         self._step = -1
         self._inputs: dict[str, Artifact] = {
@@ -944,6 +946,12 @@ class RunContext:
                         ledger._collect_files(run, watch)
             except Exception as e:
                 run._warn(f"files opened during the run not recorded: {e!r}")
+        if run._path_args:
+            try:
+                with _files.quiet():
+                    ledger._collect_path_outputs(run)
+            except Exception as e:
+                run._warn(f"files named by path arguments not recorded: {e!r}")
         resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}
         try:
             ru = resource.getrusage(resource.RUSAGE_SELF)

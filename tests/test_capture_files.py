@@ -173,6 +173,44 @@ def test_threads_started_in_concurrent_runs_report_to_their_own_run(
     assert sorted(kid.inputs) == ["in1.txt"]
 
 
+def test_files_named_by_path_arguments_and_written_by_c_code_are_outputs(
+    ledger: Ledger, workdir: Path
+) -> None:
+    """torch.save and to_parquet write through C and raise no audit event; a file such a
+    call creates or changes under a path argument is still an output (and, when it existed
+    before, the input records what was there)."""
+    torch = pytest.importorskip("torch")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+
+    @ledger.tracked
+    def train(out_path: str, table: str, optimizer: str = "adam") -> None:
+        torch.save(torch.ones(3), out_path)
+        pd.DataFrame({"a": [1, 2]}).to_parquet(table)
+
+    (workdir / "table.parquet").write_bytes(b"old table")
+    train("model.pt", "table.parquet")
+    run = reopen(ledger).get(_last_run_id(ledger))
+    assert sorted(run.outputs) == ["model.pt", "table.parquet"]
+    assert ledger.store.get(run.outputs["model.pt"].digest) == (workdir / "model.pt").read_bytes()
+    assert ledger.store.get(run.inputs["table"].digest) == b"old table"
+    assert run.outputs["table.parquet"].digest != run.inputs["table"].digest
+    assert "adam" not in run.outputs  # a string that names no file stays a param
+
+    train("model.pt", "table.parquet")  # same bytes again: still this run's outputs
+    again = reopen(ledger).get(_last_run_id(ledger))
+    assert again.outputs["model.pt"].digest == run.outputs["model.pt"].digest
+
+    with ledger.run("block", params={"out": "frame.parquet", "unused": "never.pt"}) as block:
+        pd.DataFrame({"b": [3]}).to_parquet("frame.parquet")
+    got = reopen(ledger).get(block.id)
+    assert sorted(got.outputs) == ["frame.parquet"]
+
+
+def _last_run_id(ledger: Ledger) -> str:
+    return max(entry_run_id(k) for k in ledger.store.backend.list("runs"))
+
+
 def test_temp_folder_files_are_ignored(ledger: Ledger, outside: Path) -> None:
     """Files in the temp folder (outside the working directory) are not recorded."""
     with ledger.run("r") as run:
