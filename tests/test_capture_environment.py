@@ -158,6 +158,15 @@ def test_env_vars_changed_between_runs_are_recorded_per_run(
     assert len(calls) == 1
 
 
+def test_env_var_values_lose_url_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An allow-listed variable holding a URL (DATABASE_URL) is recorded without its user,
+    password or secret query parameters."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:hunter2@db:5432/ml?password=x&ssl=1")
+    env_mod.clear_cache()
+    got = environment(("DATABASE_URL",))["env_vars"]["DATABASE_URL"]
+    assert got == "postgres://db:5432/ml?password=<redacted>&ssl=1"
+
+
 def test_process_facts_show_argv_cwd_and_pid(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

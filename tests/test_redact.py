@@ -96,10 +96,16 @@ def test_redact_argv_does_not_change_its_input() -> None:
         ("https://github.com/o/r.git", "https://github.com/o/r.git"),
         ("not a url", "not a url"),
         ("", ""),
+        ("https://github.com/o/r.git?access_token=abc&ref=main",
+         "https://github.com/o/r.git?access_token=<redacted>&ref=main"),
+        ("postgres://app:pw@db:5432/ml?sslmode=require&password=x",
+         "postgres://db:5432/ml?sslmode=require&password=<redacted>"),
+        ("https://h/x?tokenizer=bpe", "https://h/x?tokenizer=bpe"),
     ],
 )
 def test_strip_url_credentials(url: str, clean: str) -> None:
-    """Credentials in a URL's user-info are dropped; everything else is kept."""
+    """Credentials in a URL's user-info, and values of secret-named query parameters, are
+    dropped; everything else is kept."""
     assert strip_url_credentials(url) == clean
 
 

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-from .redact import REDACTED, is_secret_name, redact_argv
+from .redact import REDACTED, is_secret_name, redact_argv, strip_url_credentials
 
 __all__ = ["DEFAULT_ENV_VARS", "environment", "installed_packages", "process_facts"]
 
@@ -159,7 +159,7 @@ def environment(env_vars: tuple[str, ...] = DEFAULT_ENV_VARS) -> dict[str, Any]:
             got = {
                 **_machine(),
                 "env_vars": {
-                    k: (REDACTED if is_secret_name(k) else os.environ[k])
+                    k: (REDACTED if is_secret_name(k) else strip_url_credentials(os.environ[k]))
                     for k in sorted(set(env_vars))
                     if k in os.environ
                 },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
@@ -96,14 +96,28 @@ def redact_argv(argv: list[str]) -> list[str]:
 
 
 def strip_url_credentials(url: str) -> str:
-    """``https://user:token@host/x`` -> ``https://host/x``; other strings unchanged."""
+    """``https://user:token@host/x?access_token=t`` -> ``https://host/x?access_token=<redacted>``:
+    the user and password go, and so does the value of a query parameter with a secret
+    name; other strings are unchanged."""
+    if "://" not in url:
+        return url
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return url
-    if parts.username is None and parts.password is None:
+    netloc = parts.netloc
+    if parts.username is not None or parts.password is not None:
+        netloc = parts.hostname or ""
+        if port:
+            netloc = f"{netloc}:{port}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(is_secret_name(k) for k, _v in pairs):
+            query = urlencode(
+                [(k, REDACTED if is_secret_name(k) else v) for k, v in pairs], safe="<>"
+            )
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
