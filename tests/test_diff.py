@@ -21,7 +21,6 @@ from ledger_helpers import FAST, fast_ledger, run_pipeline
 import mlledger
 from mlledger import Ledger
 from mlledger.capture import environment as envmod
-from mlledger.capture.environment import DEFAULT_ENV_VARS
 from mlledger.diff import SECTIONS, Change, RunDiff
 
 
@@ -386,11 +385,12 @@ def test_python_and_platform_changes(
     """Another Python version and another OS release show under python and platform."""
     with reopen(ledger).run("fit") as a:
         pass
-    other = copy.deepcopy(envmod.environment(DEFAULT_ENV_VARS))
+    other = copy.deepcopy(envmod._machine())  # the part computed once per process
     other["python"]["version"] = "3.99.0"
     other["platform"]["release"] = "99.0-test"
     other["host"]["cpu_count"] = 1024
-    monkeypatch.setitem(envmod._cache, DEFAULT_ENV_VARS, other)
+    monkeypatch.setitem(envmod._cache, (), other)
+    envmod._env_cache.clear()
     with reopen(ledger).run("fit") as b:
         pass
     d = ledger.diff(a.id, b.id)
