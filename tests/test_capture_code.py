@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,13 +139,7 @@ def test_closure_over_a_set_is_the_same_in_every_process() -> None:
         "    return keep\n"
         "print(function_code(make({'cat', 'dog', 'bird', 'ant'}), 'xxh128')[0]['closure_digest'])\n"
     )
-    got = {
-        subprocess.run(
-            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        for seed in (1, 2, 3)
-    }
+    got = {run_python(code, PYTHONHASHSEED=str(seed)).strip() for seed in (1, 2, 3)}
     assert len(got) == 1
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import pickle
 import threading
 from pathlib import Path
@@ -14,6 +13,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from run_helpers import run_python
 
 from mlledger import PolicyError, UsageError
 from mlledger.capture.values import (
@@ -185,9 +185,6 @@ def test_torch_tensors_are_torch_files_and_load_without_pickle() -> None:
 def test_values_holding_sets_have_one_digest_in_every_process() -> None:
     """A set's order follows the per-process hash seed; stored values holding sets (at any
     depth, frozensets too) get the same bytes under any seed, and load back as sets."""
-    import subprocess
-    import sys
-
     code = (
         "import hashlib\n"
         "from mlledger.capture.values import encode_value, load_value\n"
@@ -197,13 +194,7 @@ def test_values_holding_sets_have_one_digest_in_every_process() -> None:
         "assert load_value(e.data, allow_pickle=True) == v\n"
         "print(e.format, hashlib.sha256(e.data).hexdigest())\n"
     )
-    got = {
-        subprocess.run(
-            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        for seed in (1, 2, 3, 4)
-    }
+    got = {run_python(code, PYTHONHASHSEED=str(seed)).strip() for seed in (1, 2, 3, 4)}
     assert len(got) == 1
     assert next(iter(got)).startswith("pickle ")
     no_sets = [1.5, "x", {"k": (1, 2)}, b"\x8f\x91" * 100]  # set opcode bytes as data only
