@@ -293,7 +293,7 @@ class Ledger:
                 if sig is not None or (inputs and _looks_like_path(s) and _file_like(s)):
                     # a file the run creates or changes under this name is an output, also
                     # when C code wrote it (torch.save, to_parquet), which the hook misses
-                    run._path_args.append((k, s, sig))
+                    run._path_args.append((k, os.path.abspath(s), sig))
                 if sig is not None:
                     why = self._not_an_input_folder(s)
                     if why:
@@ -332,9 +332,10 @@ class Ledger:
     def _not_an_input_folder(self, path: str) -> str | None:
         """Why a folder named by a param is not snapshotted as an input, or None.
 
-        A param such as ``sep="/"`` or ``out_dir="."`` names a folder by accident: a
-        filesystem root, the home folder, or a folder holding this ledger's own store,
-        cache or spool (whose snapshot would change with every run) is left alone.
+        A param such as ``sep="/"`` names a folder by accident: a filesystem root, the
+        home folder, or a folder holding this ledger's own store, cache or spool (whose
+        snapshot would change with every run; ``out_dir="."`` with the store under the
+        working directory) is left alone.  Any other folder is data, and stored.
         """
         if not os.path.isdir(path):
             return None
@@ -364,8 +365,13 @@ class Ledger:
                 "consumes it instead"
             )
             run._warn(msg)
-            warnings.warn(f"mlledger: run {run.id}: {msg}", LedgerWarning, stacklevel=4)
+            with contextlib.suppress(Exception):  # warnings as errors: still return the result
+                warnings.warn(f"mlledger: run {run.id}: {msg}", LedgerWarning, stacklevel=4)
             return
+        with _files.quiet():  # hashing the result is not the run reading an input
+            self._store_return(run, result)
+
+    def _store_return(self, run: Run, result: Any) -> None:
         try:
             if (
                 isinstance(result, (str, Path))
@@ -416,16 +422,24 @@ class Ledger:
             if path not in watch.writes and path not in known_in and name not in run._inputs:
                 self._record_file(run, run._inputs, name, path, role="input", verb="read")
 
-    def _collect_path_outputs(self, run: Run) -> None:
-        """Files named by path arguments that the run created or changed: outputs."""
-        known = {os.path.realpath(a.path) for a in run._outputs.values() if a.path}
-        cwd = os.getcwd()
-        for _param, path, before in run._path_args:
+    def _collect_path_outputs(self, run: Run, watch: Any) -> None:
+        """Files named by path arguments that the run created or changed: outputs (the
+        hook misses files written by C code).  A file the run overwrote without reading
+        it is no input: its old content was never used."""
+        known = {
+            os.path.realpath(a.path) for n, a in run._outputs.items() if a.path and n != "return"
+        }
+        for param, path, before in run._path_args:
             after = _file_sig(path)
             if after is None or after == before or after[3]:  # missing, unchanged, a folder
                 continue
             real = os.path.realpath(path)
-            shown = _display(real, cwd)
+            if not watch.wants(real):  # capture_exclude, the interpreter, temp folders...
+                continue
+            shown = _display(real, watch.cwd)
+            old = run._inputs.get(param)
+            if old is not None and old.kind == "file" and real not in watch.reads:
+                del run._inputs[param]
             if real in known or shown in run._outputs:
                 continue
             known.add(real)
@@ -918,6 +932,8 @@ def _plain_number(v: Any) -> bool | int | float | None:
         return None
     try:
         got = v.item()
+        if type(got) is float and t.__name__ in ("float16", "float32"):
+            got = float(str(v))  # np.float32(0.1) is the 0.1 the user wrote, not 0.100000001
     except Exception:
         return None
     return got if type(got) in (bool, int, float) else None

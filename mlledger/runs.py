@@ -327,7 +327,7 @@ class Run:
             else:
                 try:
                     step = int(s)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
                     step += 1
             for k, raw in values.items():
@@ -335,7 +335,7 @@ class Run:
                 if type(v) is not float:
                     try:
                         v = float(raw)
-                    except (TypeError, ValueError):
+                    except (TypeError, ValueError, OverflowError):
                         bad.append(f"metric {k}={raw!r} is not a number; not recorded")
                         continue
                 col = cols.get(k)
@@ -946,10 +946,10 @@ class RunContext:
                         ledger._collect_files(run, watch)
             except Exception as e:
                 run._warn(f"files opened during the run not recorded: {e!r}")
-        if run._path_args:
+        if run._path_args and watch is not None:
             try:
-                with _files.quiet():
-                    ledger._collect_path_outputs(run)
+                with _files.suspend():
+                    ledger._collect_path_outputs(run, watch)
             except Exception as e:
                 run._warn(f"files named by path arguments not recorded: {e!r}")
         resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}

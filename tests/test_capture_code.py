@@ -105,6 +105,25 @@ def make_helper_user(k: Any) -> Any:
     return outer
 
 
+def compose(f: Any, g: Any) -> Any:
+    def both(x: float) -> float:
+        return f(g(x))
+
+    return both
+
+
+def test_closures_of_one_factory_nested_count_their_own_values() -> None:
+    """compose(inc, compose(scale(2), inc)) and the same with scale(5) share every code
+    object, not their values: their identities differ."""
+    inc = make_scaler(1.0)
+    a = compose(inc, compose(make_scaler(2.0), inc))
+    b = compose(inc, compose(make_scaler(5.0), inc))
+    assert a(1.0) != b(1.0)
+    assert function_code(a, ALGO)[0]["closure_digest"] != function_code(b, ALGO)[0][
+        "closure_digest"
+    ]
+
+
 def make_recursive() -> Any:
     def fact(n: int) -> int:
         return 1 if n <= 1 else n * fact(n - 1)

@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,27 +178,30 @@ def test_files_named_by_path_arguments_and_written_by_c_code_are_outputs(
     ledger: Ledger, workdir: Path
 ) -> None:
     """torch.save and to_parquet write through C and raise no audit event; a file such a
-    call creates or changes under a path argument is still an output (and, when it existed
-    before, the input records what was there)."""
+    call creates or changes under a path argument is still an output. A file it overwrote
+    without reading it is no input; one it read first (here through Python) stays one."""
     torch = pytest.importorskip("torch")
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
 
     @ledger.tracked
-    def train(out_path: str, table: str, optimizer: str = "adam") -> None:
+    def train(out_path: str, table: str, log: str, optimizer: str = "adam") -> None:
         torch.save(torch.ones(3), out_path)
         pd.DataFrame({"a": [1, 2]}).to_parquet(table)
+        old = Path(log).read_text()
+        pd.DataFrame({"old": [old]}).to_csv(log)  # pandas writes .csv through Python: seen
 
     (workdir / "table.parquet").write_bytes(b"old table")
-    train("model.pt", "table.parquet")
+    (workdir / "log.csv").write_text("old log")
+    train("model.pt", "table.parquet", "log.csv")
     run = reopen(ledger).get(_last_run_id(ledger))
-    assert sorted(run.outputs) == ["model.pt", "table.parquet"]
+    assert sorted(run.outputs) == ["log.csv", "model.pt", "table.parquet"]
     assert ledger.store.get(run.outputs["model.pt"].digest) == (workdir / "model.pt").read_bytes()
-    assert ledger.store.get(run.inputs["table"].digest) == b"old table"
-    assert run.outputs["table.parquet"].digest != run.inputs["table"].digest
+    assert "table" not in run.inputs  # overwritten unread: its old bytes were never used
+    assert ledger.store.get(run.inputs["log"].digest) == b"old log"
     assert "adam" not in run.outputs  # a string that names no file stays a param
 
-    train("model.pt", "table.parquet")  # same bytes again: still this run's outputs
+    train("model.pt", "table.parquet", "log.csv")  # same bytes again: still this run's outputs
     again = reopen(ledger).get(_last_run_id(ledger))
     assert again.outputs["model.pt"].digest == run.outputs["model.pt"].digest
 
@@ -205,6 +209,136 @@ def test_files_named_by_path_arguments_and_written_by_c_code_are_outputs(
         pd.DataFrame({"b": [3]}).to_parquet("frame.parquet")
     got = reopen(ledger).get(block.id)
     assert sorted(got.outputs) == ["frame.parquet"]
+
+
+def test_path_arguments_resolve_where_the_run_started(ledger: Ledger, workdir: Path) -> None:
+    """A relative path argument names the file in the folder the run started in: a chdir
+    during the run does not make another folder's file of that name an output."""
+    for d in ("a", "b"):
+        (workdir / d).mkdir()
+        (workdir / d / "config.yaml").write_text(d)
+    os.chdir(workdir / "a")
+
+    @ledger.tracked
+    def step(cfg: str) -> None:
+        Path(cfg).read_text()
+        os.chdir(workdir / "b")
+        (workdir / "b" / "config.yaml").write_text("changed")
+
+    try:
+        step("config.yaml")
+    finally:
+        os.chdir(workdir)
+    run = reopen(ledger).get(_last_run_id(ledger))
+    assert run.outputs == {}
+    assert ledger.store.get(run.inputs["cfg"].digest) == b"a"
+
+
+def test_a_returned_path_is_an_output_only(ledger: Ledger, workdir: Path) -> None:
+    """A function that writes a file (through C) and returns its path: the file is an output
+    under its name and as return, never the run's own input."""
+    torch = pytest.importorskip("torch")
+
+    @ledger.tracked
+    def save(path: str) -> str:
+        torch.save(torch.ones(2), path)
+        return path
+
+    save("model.pt")
+    run = reopen(ledger).get(_last_run_id(ledger))
+    assert run.inputs == {}
+    assert sorted(run.outputs) == ["model.pt", "return"]
+    assert run.outputs["model.pt"].digest == run.outputs["return"].digest
+
+
+def test_path_argument_outputs_follow_the_capture_settings(tmp_path: Path, workdir: Path) -> None:
+    """With capture_files off, or a path excluded, a path argument's file is no output."""
+    torch = pytest.importorskip("torch")
+
+    def save(path: str) -> None:
+        torch.save(torch.ones(2), path)
+
+    for led in (Ledger(tmp_path / "s1", capture_files=False),
+                Ledger(tmp_path / "s2", capture_exclude=["*.ckpt"])):
+        led.tracked(save)("model.ckpt")
+        run = reopen(led).get(_last_run_id(led))
+        assert run.outputs == {}
+
+
+def test_a_shared_pool_worker_is_not_the_run_that_started_it(
+    ledger: Ledger, workdir: Path
+) -> None:
+    """A pool worker started in run A and then used by run B (both active) does not report
+    B's files to A: a pool serves whichever run submits."""
+    import concurrent.futures
+
+    (workdir / "a.csv").write_text("a")
+    (workdir / "b.csv").write_text("b")
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    both = threading.Barrier(2)
+    ids: dict[str, str] = {}
+
+    def run_a() -> None:
+        with ledger.run("a") as run:
+            pool.submit(lambda: Path("a.csv").read_text()).result()
+            both.wait()
+            both.wait()  # b reads through the same worker meanwhile
+        ids["a"] = run.id
+
+    def run_b() -> None:
+        with ledger.run("b") as run:
+            both.wait()
+            pool.submit(lambda: Path("b.csv").read_text()).result()
+            both.wait()
+        ids["b"] = run.id
+
+    threads = [threading.Thread(target=run_a), threading.Thread(target=run_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pool.shutdown()
+    assert "b.csv" not in reopen(ledger).get(ids["a"]).inputs
+
+
+def test_a_thread_does_not_keep_its_run_alive(ledger: Ledger) -> None:
+    """The note of which run started a thread is a weak one: an ended run can be freed while
+    the thread object lives on (a long-lived worker)."""
+    import gc
+    import weakref
+
+    gate = threading.Event()
+    with ledger.run("r") as run:
+        t = threading.Thread(target=gate.wait)
+        t.start()
+    ref = weakref.ref(run)
+    del run
+    gc.collect()
+    assert ref() is None
+    gate.set()
+    t.join()
+
+
+def test_a_raw_thread_leaves_no_dummy_thread(ledger: Ledger, workdir: Path) -> None:
+    """A thread made with _thread (no threading.Thread) that opens a file during a run leaves
+    no dummy Thread object behind."""
+    import _thread
+
+    (workdir / "x.txt").write_text("x")
+    with ledger.run("r"):
+        before = threading.active_count()
+        done = threading.Event()
+
+        def raw() -> None:
+            Path("x.txt").read_text()
+            done.set()
+
+        for _ in range(5):
+            done.clear()
+            _thread.start_new_thread(raw, ())
+            assert done.wait(10)
+        time.sleep(0.05)
+        assert threading.active_count() == before
 
 
 def _last_run_id(ledger: Ledger) -> str:

@@ -185,17 +185,18 @@ def test_numpy_scalars_are_plain_numbers_in_params(ledger: Ledger) -> None:
     query finds them; a datetime64 stays a value artifact, a 0-d array an array."""
     np = pytest.importorskip("numpy")
 
-    def f(lr: Any, batch: Any, flag: Any, half: Any, when: Any, arr: Any) -> None:
+    def f(lr: Any, batch: Any, flag: Any, half: Any, when: Any, arr: Any, tenth: Any) -> None:
         return None
 
     _, run = call(ledger, f, np.float64(0.01), np.int64(5), np.bool_(True), np.float32(0.5),
-                  np.datetime64("2020-01-01"), np.array(3.0))
+                  np.datetime64("2020-01-01"), np.array(3.0), np.float32(0.1))
     assert run.params["lr"] == 0.01
     assert type(run.params["lr"]) is float
     assert run.params["batch"] == 5
     assert type(run.params["batch"]) is int
     assert run.params["flag"] is True
     assert run.params["half"] == 0.5
+    assert run.params["tenth"] == 0.1  # np.float32(0.1), as written, not 0.10000000149
     assert not {"lr", "batch", "flag", "half"} & set(run.inputs)
     assert run.inputs["when"].kind == "value"
     assert run.inputs["arr"].format == "npy"
@@ -418,26 +419,34 @@ def test_secret_params_and_tags_are_redacted(ledger: Ledger) -> None:
 
 
 def test_secrets_in_mappings_inside_lists_are_redacted(ledger: Ledger) -> None:
-    """A list of server configs, or a list given as the whole param, hides its secrets too,
-    in the recorded param and in the stored value."""
+    """A list of server configs, a tuple or a list given as the whole param hides its
+    secrets too, in the recorded param and in the stored value; records in lists keep
+    their data (a bare "token" or "key" field hides only a credential-like value)."""
 
-    def f(cfg: dict[str, Any], creds: list[Any]) -> list[Any]:
+    def f(cfg: dict[str, Any], creds: list[Any], servers: tuple[Any, ...],
+          logprobs: list[Any]) -> list[Any]:
         return creds
 
     result, run = call(
-        ledger, f, {"servers": [{"host": "a", "token": "tk-1"}, ("x", {"password": "pw-2"})]},
+        ledger, f,
+        {"servers": [{"host": "a", "token": "ghp_tk1secret"}, ("x", {"password": "pw-2"})]},
         [{"api_key": "k-3", "user": "u"}],
+        ({"auth_token": "at-4"},),
+        [{"token": "Hello", "logprob": -0.1}, {"key": "lr", "value": 0.1}],
     )
     assert result == [{"api_key": "k-3", "user": "u"}]  # the caller's own value is untouched
     assert run.params["cfg"] == {
         "servers": [{"host": "a", "token": REDACTED}, ["x", {"password": REDACTED}]]
     }
     assert run.params["creds"] == [{"api_key": REDACTED, "user": "u"}]
-    for art in (run.inputs["cfg"], run.inputs["creds"], run.outputs["return"]):
+    assert run.params["servers"] == [{"auth_token": REDACTED}]
+    assert run.params["logprobs"] == [{"token": "Hello", "logprob": -0.1},
+                                      {"key": "lr", "value": 0.1}]
+    for art in (run.inputs["cfg"], run.inputs["creds"], run.inputs["servers"],
+                run.outputs["return"]):
         stored = repr(ledger.load(art.digest))
-        assert "tk-1" not in stored
-        assert "pw-2" not in stored
-        assert "k-3" not in stored
+        for secret in ("ghp_tk1secret", "pw-2", "k-3", "at-4"):
+            assert secret not in stored
 
 
 # ---------------------------------------------------------------------------

@@ -54,6 +54,20 @@ def test_redact_mapping_nested() -> None:
     assert values["list"] == [{"secret": 1}]
 
 
+def test_records_in_lists_keep_their_data_fields() -> None:
+    """In a list of records a bare key/token/auth field is data unless its value looks like a
+    credential; compound and unambiguous names hide any value."""
+    out = redact_mapping({"rows": [
+        {"token": "Hello", "key": "lr", "auth": "basic", "n": 1},
+        {"token": "ghp_0123456789", "key": "sk-live-abcdef", "api_key": "k", "password": "p"},
+    ]})
+    assert out == {"rows": [
+        {"token": "Hello", "key": "lr", "auth": "basic", "n": 1},
+        {"token": REDACTED, "key": REDACTED, "api_key": REDACTED, "password": REDACTED},
+    ]}
+    assert redact_mapping({"token": "t"}) == {"token": REDACTED}  # a config mapping: strict
+
+
 def test_redact_argv_forms() -> None:
     """``--password=x``, ``--token x``, ``PASSWORD=x`` and URL credentials are redacted."""
     argv = ["train.py", "--password=hunter2", "--token", "abc", "--lr", "0.1",
@@ -101,6 +115,14 @@ def test_redact_argv_does_not_change_its_input() -> None:
         ("postgres://app:pw@db:5432/ml?sslmode=require&password=x",
          "postgres://db:5432/ml?sslmode=require&password=<redacted>"),
         ("https://h/x?tokenizer=bpe", "https://h/x?tokenizer=bpe"),
+        ("postgresql://app:pw@h1:5432,h2:5432/db", "postgresql://h1:5432,h2:5432/db"),
+        ("https://u:p@[::1]:8080/x", "https://[::1]:8080/x"),
+        ("https://h/x?q=a%20b&flag&t=1+2&token=z", "https://h/x?q=a%20b&flag&t=1+2&token=<redacted>"),
+        ("https://b.s3.amazonaws.com/k?X-Amz-Date=1&X-Amz-Signature=abc",
+         "https://b.s3.amazonaws.com/k?X-Amz-Date=1&X-Amz-Signature=<redacted>"),
+        ("https://a.blob.core.windows.net/c?sv=2020&sig=XYZ%3D",
+         "https://a.blob.core.windows.net/c?sv=2020&sig=<redacted>"),
+        ("https://app/cb#access_token=abc&state=1", "https://app/cb#access_token=<redacted>&state=1"),
     ],
 )
 def test_strip_url_credentials(url: str, clean: str) -> None:

@@ -522,6 +522,25 @@ def test_a_generator_behind_a_decorator_is_a_loud_warning(ledger: Ledger) -> Non
     assert "return" not in run.outputs
 
 
+def test_a_returned_generator_never_fails_the_call_under_warnings_as_errors(
+    ledger: Ledger,
+) -> None:
+    """With warnings turned into errors (pytest's filterwarnings=error), a call that returns
+    a generator still returns it, and the run is finished, with the warning on record."""
+
+    @ledger.tracked
+    def lines(n: int) -> Any:
+        return (i for i in range(n))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = lines(2)
+    assert list(got) == [0, 1]
+    run = reopen(ledger).get(_last_run_id(ledger))
+    assert run.status == "finished"
+    assert any("generator" in w for w in run.warnings)
+
+
 def test_tracked_misuse_raises_type_error(ledger: Ledger) -> None:
     """Unknown options, a positional name string and a non-callable raise a helpful TypeError."""
     with pytest.raises(TypeError, match="unknown option"):
@@ -746,6 +765,20 @@ def test_metric_min_and_max_skip_nan_wherever_it_comes(ledger: Ledger) -> None:
     assert (stats["middle"].min, stats["middle"].max, stats["middle"].last) == (0.5, 3.0, 0.5)
     assert math.isnan(stats["only"].min)
     assert math.isnan(stats["only"].max)
+
+
+def test_a_number_too_large_for_a_float_is_one_warning(ledger: Ledger) -> None:
+    """run.log(count=10**400) (or an infinite step) loses that value, with a warning, and
+    nothing else of the run's metrics."""
+    with ledger.run("r") as run:
+        run.log(loss=0.5)
+        run.log(count=10**400, loss=0.4)
+        run.log(step=float("inf"), loss=0.3)
+    got = reopen(ledger).get(run.id)
+    assert got.metric_stats["loss"].count == 3
+    assert "count" not in got.metrics
+    assert any("count=" in w for w in got.warnings)
+    assert any("step inf" in w for w in got.warnings)
 
 
 def test_metrics_are_written_in_chunks_during_the_run(

@@ -81,21 +81,25 @@ def _closure_digest(fn: Callable[..., Any], algorithm: str) -> str | None:
     return digest_bytes(b"\n".join(parts), algorithm)
 
 
-#: code objects whose identity is being worked out in this thread (closures can cycle)
+#: functions whose identity is being worked out in this thread (closures can cycle)
 _in_progress = threading.local()
 
 
 def _function_identity(fn: Any, algorithm: str) -> str:
     """``source digest/closure digest`` of a function closed over by another one."""
-    code = getattr(inspect.unwrap(fn), "__code__", None)
-    busy: set[Any] = _in_progress.__dict__.setdefault("codes", set())
-    if code is None or code in busy:
-        return "recursive" if code is not None else "?"
-    busy.add(code)
+    raw = inspect.unwrap(fn)
+    if getattr(raw, "__code__", None) is None:
+        return "?"
+    # guarded per function object, not per code object: closures made by one factory
+    # share their code but not their values (compose(f, compose(g, h)))
+    busy: set[int] = _in_progress.__dict__.setdefault("functions", set())
+    if id(raw) in busy:
+        return "recursive"
+    busy.add(id(raw))
     try:
         record, _warnings = function_code(fn, algorithm)
     finally:
-        busy.discard(code)
+        busy.discard(id(raw))
     return f"{record.get('source_digest')}/{record.get('closure_digest')}"
 
 

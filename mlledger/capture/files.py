@@ -121,9 +121,11 @@ class FileWatch:
             self.reads[path] = None  # only files that exist: a failed open read nothing
 
 
-#: threads started while a run was current in the starting thread -> that run (a new
-#: thread has no context of its own, so its files are found through this)
+#: threads started while a run was current in the starting thread -> a weak reference
+#: to that run (a new thread has no context of its own, so its files are found this way)
 _thread_runs: weakref.WeakKeyDictionary[threading.Thread, Any] = weakref.WeakKeyDictionary()
+#: threading's own table of live threads by ident (None where it is not there)
+_threads: dict[int, threading.Thread] | None = getattr(threading, "_active", None)
 
 
 def _owner_watch() -> FileWatch | None:
@@ -132,7 +134,10 @@ def _owner_watch() -> FileWatch | None:
     run = _current.get()
     if run is None:
         # a thread has no context of its own: the run current where it was started
-        started_in = _thread_runs.get(threading.current_thread())
+        # (looked up without current_thread(), which makes a dummy for a raw _thread)
+        thread = _threads.get(threading.get_ident()) if _threads is not None else None
+        ref = _thread_runs.get(thread) if thread is not None else None
+        started_in = ref() if ref is not None else None
         if started_in is not None and started_in._active:
             run = started_in
     while run is not None:
@@ -166,12 +171,23 @@ def _patch_thread_start() -> None:
                 from ..runs import _current
 
                 run = _current.get()
-                if run is not None:
-                    _thread_runs[self] = run
+                # a pool's worker serves whichever run submits next: it is not the
+                # starting run's (the one-run-active rule still covers a pool then)
+                if run is not None and not _is_pool_worker(self):
+                    _thread_runs[self] = weakref.ref(run)
         original(self)
 
     start.__mlledger__ = True  # type: ignore[attr-defined]
     threading.Thread.start = start  # type: ignore[method-assign]
+
+
+def _is_pool_worker(thread: threading.Thread) -> bool:
+    target = getattr(thread, "_target", None)
+    return getattr(target, "__module__", None) in _POOL_MODULES
+
+
+#: modules whose threads are pool workers (ThreadPoolExecutor, asyncio's default executor)
+_POOL_MODULES = frozenset({"concurrent.futures.thread", "multiprocessing.pool"})
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:

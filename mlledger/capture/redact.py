@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
@@ -42,22 +42,43 @@ def is_secret_name(name: str) -> bool:
     return False
 
 
-def redact_mapping(values: dict[str, Any]) -> dict[str, Any]:
+def redact_mapping(values: dict[str, Any], *, records: bool = False) -> dict[str, Any]:
     """A copy of ``values`` with secret-looking keys redacted, in nested mappings too, and
-    in mappings inside lists and tuples (``{"servers": [{"token": ...}]}``)."""
+    in mappings inside lists and tuples (``{"servers": [{"password": ...}]}``).
+
+    Mappings inside lists are mostly data records (``{"token": "Hello", "logprob": -0.1}``,
+    ``{"key": "lr", "value": 0.1}``): there (``records``), a bare ``key``, ``token`` or
+    ``auth`` hides only a value that looks like a credential; compound names
+    (``api_key``, ``access_token``) and PASSWORD/SECRET… hide any value.
+    """
     out: dict[str, Any] = {}
     for k, v in values.items():
-        out[k] = REDACTED if is_secret_name(str(k)) else redact_value(v)
+        name = str(k)
+        secret = is_secret_name(name)
+        if secret and records and name.strip("_-").lower() in _AMBIGUOUS:
+            secret = _credential_like(v)
+        out[k] = REDACTED if secret else redact_value(v, records=records)
     return out
 
 
-def redact_value(v: Any) -> Any:
+#: secret as part of a compound name (api_key, access_token), but data alone in a record
+_AMBIGUOUS = frozenset({"key", "token", "auth"})
+
+
+def _credential_like(v: Any) -> bool:
+    """A value that could be a credential: a string of 8 or more characters, no spaces."""
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return isinstance(v, str) and len(v) >= 8 and not any(c.isspace() for c in v)
+
+
+def redact_value(v: Any, *, records: bool = False) -> Any:
     """``v`` with secret-looking keys redacted in every mapping it holds (lists, tuples and
     dicts are walked; anything else is returned as it is)."""
     if isinstance(v, dict):
-        return redact_mapping(v)
+        return redact_mapping(v, records=records)
     if type(v) in (list, tuple) and any(isinstance(x, (dict, list, tuple)) for x in v):
-        items = [redact_value(x) for x in v]
+        items = [redact_value(x, records=True) for x in v]
         return items if type(v) is list else tuple(items)
     return v
 
@@ -96,28 +117,38 @@ def redact_argv(argv: list[str]) -> list[str]:
 
 
 def strip_url_credentials(url: str) -> str:
-    """``https://user:token@host/x?access_token=t`` -> ``https://host/x?access_token=<redacted>``:
-    the user and password go, and so does the value of a query parameter with a secret
-    name; other strings are unchanged."""
+    """``https://user:pw@host/x?access_token=t`` -> ``https://host/x?access_token=<redacted>``.
+
+    The user and password go (also from a multi-host netloc, ``h1:5432,h2:5432``), and
+    so do the values of secret-named query or fragment parameters (``access_token``,
+    ``X-Amz-Signature``, an Azure SAS ``sig``); every other byte stays as it was.
+    """
     if "://" not in url:
         return url
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError:
         return url
-    netloc = parts.netloc
-    if parts.username is not None or parts.password is not None:
-        netloc = parts.hostname or ""
-        if port:
-            netloc = f"{netloc}:{port}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(is_secret_name(k) for k, _v in pairs):
-            query = urlencode(
-                [(k, REDACTED if is_secret_name(k) else v) for k, v in pairs], safe="<>"
-            )
-    if netloc == parts.netloc and query == parts.query:
+    netloc = parts.netloc.rpartition("@")[2]
+    query = _redact_params(parts.query)
+    fragment = _redact_params(parts.fragment)
+    if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
         return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _redact_params(text: str) -> str:
+    """``a=1&token=x`` -> ``a=1&token=<redacted>``, the rest byte for byte."""
+    if "=" not in text:
+        return text
+    out = []
+    for item in text.split("&"):
+        name, eq, _value = item.partition("=")
+        key = unquote_plus(name)
+        secret = eq and (is_secret_name(key) or _SIGNATURE.search(key))
+        out.append(f"{name}={REDACTED}" if secret else item)
+    return "&".join(out)
+
+
+#: signed-URL parameters: as good as a credential until they expire
+_SIGNATURE = re.compile(r"signature$|^sig$", re.IGNORECASE)

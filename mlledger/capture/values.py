@@ -14,9 +14,8 @@ import dataclasses
 import io
 import math
 import pickle
-import pickletools
 import sys
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
@@ -152,48 +151,88 @@ def _encode(value: Any) -> Encoded | None:
             return Encoded(buf.getvalue(), "torch", describe(value))
     try:
         data = pickle.dumps(value, protocol=5)
-        if (b"\x8f" in data or b"\x91" in data) and _has_sets(data):
-            data = _pickle_sets_sorted(value)
     except Exception:
         return None
+    if _may_hold_sets(value):
+        with contextlib.suppress(Exception):  # too deep for the Python pickler: as it is
+            data = _pickle_sets_sorted(value)
     return Encoded(data, "pickle", describe(value))
 
 
-def _has_sets(data: bytes) -> bool:
-    """Whether a pickle builds a set or frozenset (its opcodes, not a stray byte)."""
-    return any(op.name in ("EMPTY_SET", "FROZENSET") for op, _arg, _pos in pickletools.genops(data))
+#: how many objects :func:`_may_hold_sets` looks at before it gives up
+_SET_SCAN_BUDGET = 10_000
+
+
+def _may_hold_sets(value: Any) -> bool:
+    """Whether ``value`` holds a set or frozenset, looking through dicts, lists, tuples and
+    plain objects' attributes, at most ``_SET_SCAN_BUDGET`` of them (a larger value, a
+    million-item Counter, is left to the fast pickle as it is)."""
+    stack = [value]
+    seen: set[int] = set()
+    budget = _SET_SCAN_BUDGET
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        v = stack.pop()
+        if isinstance(v, (set, frozenset)):
+            return True
+        if isinstance(v, (str, bytes, int, float, bool)) or v is None or id(v) in seen:
+            continue
+        seen.add(id(v))
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        else:
+            attrs_ = getattr(v, "__dict__", None)
+            if isinstance(attrs_, dict):
+                stack.extend(attrs_.values())
+            slots = getattr(type(v), "__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                with contextlib.suppress(Exception):
+                    stack.append(getattr(v, name))
+    return False
 
 
 def _pickle_sets_sorted(value: Any) -> bytes:
-    """A pickle with every set and frozenset written in sorted order.
+    """A pickle with every set and frozenset written in a sorted order.
 
     A set's order follows the per-process string hash seed, so a plain pickle of
     ``{"cat", "dog"}`` has other bytes, and another digest, in every process: a
     diff would see a change that is not there.  The C pickler writes sets without
     asking any hook, so values holding sets (configs, mostly small) go through
-    the Python one.  They load back as plain sets: the reduction calls the type.
+    the Python one.  They load back as the same sets: the reduction calls the type.
     """
     buf = io.BytesIO()
     _SortedSetPickler(buf, protocol=5).dump(value)
     return buf.getvalue()
 
 
-def _save_sorted(pickler: Any, obj: Any) -> None:
-    try:
-        items = sorted(obj)
-    except TypeError:  # items that do not compare: by type, then repr
-        items = sorted(obj, key=lambda x: (type(x).__qualname__, repr(x)))
-    pickler.save_reduce(type(obj), (items,), obj=obj)
+def _sorted_items(items: Any) -> list[Any]:
+    """A set's items in an order that depends on their values only: numbers or strings
+    sorted as they are, anything else by the bytes of its own (set-sorted) pickle."""
+    kinds = {type(x) for x in items}
+    if kinds <= {str} or kinds <= {int, float, bool}:
+        return sorted(items)
+    return sorted(items, key=_pickle_sets_sorted)
 
 
 class _SortedSetPickler(pickle._Pickler):
-    """Python's own pickler, with sets and frozensets written in sorted order."""
+    """Python's own pickler, with sets and frozensets (subclasses too) written sorted."""
 
-    dispatch: ClassVar[dict[type, Any]] = {
-        **pickle._Pickler.dispatch,
-        set: _save_sorted,
-        frozenset: _save_sorted,
-    }
+    def reducer_override(self, obj: Any) -> Any:
+        if not isinstance(obj, (set, frozenset)):
+            return NotImplemented
+        items = _sorted_items(obj)
+        t = type(obj)
+        if t is set or t is frozenset:
+            return t, (items,)
+        rv = obj.__reduce_ex__(5)  # a subclass: (cls, (items,), state) by default
+        if isinstance(rv, tuple) and len(rv) >= 2 and rv[1] and isinstance(rv[1][0], list):
+            return (rv[0], (items, *rv[1][1:]), *rv[2:])
+        return NotImplemented
 
 
 def _compact_tensor(torch: Any, t: Any) -> Any:
@@ -285,7 +324,7 @@ def encode_redacted(value: Any) -> Encoded | None:
     from .redact import redact_value
 
     enc = encode_value(value)
-    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, (dict, list)):
+    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, (dict, list, tuple)):
         redacted = redact_value(enc.jsonable)
         if redacted != enc.jsonable:
             enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
