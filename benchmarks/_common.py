@@ -29,9 +29,11 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "REPO",
@@ -309,8 +311,79 @@ def table(rows: list[Row], title: str = "", notes: list[str] | None = None) -> s
     return text
 
 
+class Parts:
+    """A module's benchmark parts: each runs on its own, a failing one prints its traceback
+    and the others go on; :meth:`report` prints the table and then fails the module."""
+
+    def __init__(self, kind: str, quick: bool) -> None:
+        self.kind = kind
+        self.quick = quick
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.failed: list[str] = []
+
+    def run(self, name: str, fn: Callable[[], tuple[list[Row], list[str]]]) -> None:
+        try:
+            rows, notes = fn()
+        except Exception:
+            traceback.print_exc()
+            self.failed.append(name)
+            return
+        self.rows += rows
+        self.notes += notes
+
+    def report(self) -> list[Row]:
+        title = f"{self.kind} benchmarks{' (quick sizes)' if self.quick else ''}"
+        table(self.rows, title=title, notes=self.notes)
+        if self.failed:
+            raise RuntimeError(
+                f"{self.kind} benchmark parts failed: {', '.join(self.failed)} (see above)"
+            )
+        return self.rows
+
+
 # ---------------------------------------------------------------------------
 # environment
+
+
+def s3_missing() -> str | None:
+    """Why the S3 rows cannot run (s3fs or moto's server not installed), or None."""
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    try:
+        import s3fs  # noqa: F401
+        import servers  # noqa: F401
+    except ImportError as e:
+        return f"{e} (pip install 'moto[server]' s3fs)"
+    return None
+
+
+@contextlib.contextmanager
+def moto_s3(bucket: str = "mlledger-bench") -> Iterator[tuple[Any, dict[str, Any]]]:
+    """A moto S3 server on 127.0.0.1 (the test suite's ``servers.py``), for as long as the
+    block runs: ``(s3fs filesystem, storage options)``, with ``bucket`` made.  Check
+    :func:`s3_missing` first."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    s3_missing()  # puts tests/ on sys.path
+    import s3fs
+    import servers
+
+    server = servers.moto_server()
+    url = server.start()
+    try:
+        opts: dict[str, Any] = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": url},
+            "skip_instance_cache": True,
+            "use_listings_cache": False,
+        }
+        fs = s3fs.S3FileSystem(**opts)
+        fs.mkdir(bucket)
+        yield fs, opts
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

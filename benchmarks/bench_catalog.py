@@ -20,11 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Row, ab, fs_type, measure, table, workdir
+from _common import REPO, Parts, Row, ab, fs_type, measure, moto_s3, s3_missing, workdir
 
 FULL = {
     "small": 1_000,
@@ -363,15 +362,9 @@ def bench_cold_s3(local_root: Path, n: int) -> tuple[list[Row], list[str]]:
     One round (ours, then the baseline) without warm-up: moto answers some
     100-200 requests/s on this 2-core machine, so a round takes minutes.
     """
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    tests = str(REPO / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    try:
-        import s3fs
-        import servers
-    except ImportError as e:
-        return [], [f"S3 cold sync skipped: {e} (pip install 'moto[server]' s3fs)"]
+    missing = s3_missing()
+    if missing:
+        return [], [f"S3 cold sync skipped: {missing}"]
     import mlledger
     from mlledger.catalog import Catalog
 
@@ -379,39 +372,28 @@ def bench_cold_s3(local_root: Path, n: int) -> tuple[list[Row], list[str]]:
     run_items = sorted((local_root / "runs").glob("*/*/*/*"), key=lambda p: p.name)[:n]
     files = [p for p in local_root.rglob("*") if p.is_file() and "runs" not in p.parts]
     files += [f for d in run_items for f in (d.iterdir() if d.is_dir() else [d])]
-    server = servers.moto_server()
-    url = server.start()
+    bucket = "mlledger-bench"
     tmp = Path(tempfile.mkdtemp(prefix="mlledger-bench-catalog-s3-"))
     try:
-        opts: dict[str, Any] = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": url},
-            "skip_instance_cache": True,
-            "use_listings_cache": False,
-        }
-        fs = s3fs.S3FileSystem(**opts)
-        bucket = "mlledger-bench"
-        fs.mkdir(bucket)
-        prefix = f"{bucket}/cold"
-        keys = {f"{prefix}/{p.relative_to(local_root).as_posix()}": p for p in files}
-        t0 = time.perf_counter()
-        names = list(keys)
-        for i in range(0, len(names), 1000):
-            fs.pipe({k: keys[k].read_bytes() for k in names[i : i + 1000]})
-        upload = time.perf_counter() - t0
-        run_keys = [k for k in names if "/runs/" in k]
-        ledger = mlledger.Ledger(f"s3://{prefix}", **opts)
-        cat = Catalog(ledger, path=str(tmp / "cold.sqlite3"))
-        t0 = time.perf_counter()
-        synced = cat.sync()
-        ours = time.perf_counter() - t0
-        cat.close()
-        t0 = time.perf_counter()
-        got = fs.cat(fs.find(f"{prefix}/runs"))
-        raw = time.perf_counter() - t0
+        with moto_s3(bucket) as (fs, opts):
+            prefix = f"{bucket}/cold"
+            keys = {f"{prefix}/{p.relative_to(local_root).as_posix()}": p for p in files}
+            t0 = time.perf_counter()
+            names = list(keys)
+            for i in range(0, len(names), 1000):
+                fs.pipe({k: keys[k].read_bytes() for k in names[i : i + 1000]})
+            upload = time.perf_counter() - t0
+            run_keys = [k for k in names if "/runs/" in k]
+            ledger = mlledger.Ledger(f"s3://{prefix}", **opts)
+            cat = Catalog(ledger, path=str(tmp / "cold.sqlite3"))
+            t0 = time.perf_counter()
+            synced = cat.sync()
+            ours = time.perf_counter() - t0
+            cat.close()
+            t0 = time.perf_counter()
+            got = fs.cat(fs.find(f"{prefix}/runs"))
+            raw = time.perf_counter() - t0
     finally:
-        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     if synced != len(run_items) or len(got) != len(run_keys):
         raise RuntimeError(f"S3 sync got {synced} runs, raw {len(got)} keys: expected {n}")
@@ -442,45 +424,24 @@ def bench_cold_s3(local_root: Path, n: int) -> tuple[list[Row], list[str]]:
 
 def main(quick: bool = False) -> list[Row]:
     cfg = QUICK if quick else FULL
-    rows: list[Row] = []
-    notes: list[str] = []
-    failed: list[str] = []
-    repeat = cfg["repeat"]
+    parts = Parts("catalog", quick)
     with workdir("catalog") as tmp:
         stores, on_shm = stores_dir(tmp, cfg)
         try:
-            rows_, notes_ = _main(tmp, stores, on_shm, cfg, repeat, failed)
-            rows += rows_
-            notes += notes_
+            _main(tmp, stores, on_shm, cfg, parts)
         finally:
             shutil.rmtree(stores, ignore_errors=True)
-    notes.append(
+    parts.notes.append(
         "ratio = median over rounds of (ours / baseline in the same round); targets on the "
         "median time; page cache warm throughout"
     )
-    table(rows, title=f"catalog benchmarks{' (quick sizes)' if quick else ''}", notes=notes)
-    if failed:
-        raise RuntimeError(f"catalog benchmark parts failed: {', '.join(failed)} (see above)")
-    return rows
+    return parts.report()
 
 
-def _main(
-    tmp: Path, stores: Path, on_shm: bool, cfg: dict[str, int], repeat: int, failed: list[str]
-) -> tuple[list[Row], list[str]]:
+def _main(tmp: Path, stores: Path, on_shm: bool, cfg: dict[str, int], parts: Parts) -> None:
     import mlledger
 
-    rows: list[Row] = []
-    notes: list[str] = []
-
-    def part(name: str, fn: Any) -> None:
-        try:
-            r, n = fn()
-        except Exception:
-            traceback.print_exc()
-            failed.append(name)
-            return
-        rows.extend(r)
-        notes.extend(n)
+    rows, notes, part, repeat = parts.rows, parts.notes, parts.run, cfg["repeat"]
 
     # build the ledgers (children: the runs' memory never lands in this process)
     small_root, big_root, cold_root = stores / "small", stores / "big", stores / "cold"
@@ -556,7 +517,6 @@ def _main(
     # moto serves ~100-200 requests/s here: MLLEDGER_BENCH_S3_RUNS shortens this row
     s3_runs = int(os.environ.get("MLLEDGER_BENCH_S3_RUNS", cfg["s3_runs"]))
     part("cold s3", lambda: bench_cold_s3(cold_root, s3_runs))
-    return rows, notes
 
 
 if __name__ == "__main__":

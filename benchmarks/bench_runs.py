@@ -25,11 +25,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, ABResult, Row, Timing, ab, fs_type, measure, table, workdir
+from _common import REPO, ABResult, Parts, Row, Timing, ab, fs_type, measure, workdir
 
 HERE = Path(__file__).resolve().parent
 
@@ -696,9 +695,7 @@ def _mlflow_import(py: str, env: dict[str, str], cwd: Path) -> list[Row]:
 
 def main(quick: bool = False) -> list[Row]:
     cfg = QUICK if quick else FULL
-    rows: list[Row] = []
-    notes: list[str] = []
-    failed: list[str] = []
+    parts = Parts("run", quick)
     ours_run: ABResult | None = None
     ours_log: float | None = None
     with workdir("runs") as tmp:
@@ -713,30 +710,16 @@ def main(quick: bool = False) -> list[Row]:
             r, n, ours_log = bench_log(tmp, cfg)
             return r, n
 
-        parts = {
-            "import": lambda: bench_import(tmp, cfg),
-            "run": run_part,
-            "log": log_part,
-            "env": lambda: bench_env(tmp, cfg),
-            "mlflow": lambda: bench_mlflow(tmp, cfg, ours_run, ours_log),
-        }
-        for name, part in parts.items():
-            try:
-                r, n = part()
-            except Exception:
-                traceback.print_exc()
-                failed.append(name)
-                continue
-            rows += r
-            notes += n
-    notes.append(
+        parts.run("import", lambda: bench_import(tmp, cfg))
+        parts.run("run", run_part)
+        parts.run("log", log_part)
+        parts.run("env", lambda: bench_env(tmp, cfg))
+        parts.run("mlflow", lambda: bench_mlflow(tmp, cfg, ours_run, ours_log))
+    parts.notes.append(
         "ratio = median over rounds of (ours / baseline in the same round); cpu ratio = the "
         "same for CPU time"
     )
-    table(rows, title=f"run benchmarks{' (quick sizes)' if quick else ''}", notes=notes)
-    if failed:
-        raise RuntimeError(f"run benchmark parts failed: {', '.join(failed)} (see above)")
-    return rows
+    return parts.report()
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ import random
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Row, ab, fs_type, rmtree, table, workdir
+from _common import REPO, Parts, Row, ab, fs_type, moto_s3, rmtree, s3_missing, workdir
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -307,38 +306,23 @@ def bench_memory(tmp: Path, src: Path, digest: str, keep_dir: Path, repeat: int)
 
 
 def bench_s3(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    tests = str(REPO / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    try:
-        import s3fs
-        import servers
-    except ImportError as e:
-        return [], [f"row 6 skipped: {e} (pip install 'moto[server]' s3fs)"]
     from mlledger.hashing import digest_bytes
     from mlledger.store import Store
 
     n = cfg["s3_objects"]
     rng = random.Random(2)
     blobs = [rng.randbytes(1024) for _ in range(n)]
-    server = servers.moto_server()
-    url = server.start()
-    try:
-        opts: dict[str, Any] = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": url},
-            "skip_instance_cache": True,
-            "use_listings_cache": False,
-        }
-        fs = s3fs.S3FileSystem(**opts)
-        bucket = "mlledger-bench"
-        fs.mkdir(bucket)
-        keys = []
-        for b in blobs:
-            h = digest_bytes(b).split(":", 1)[1]
-            keys.append(f"objects/xxh128/{h[:2]}/{h[2:]}")
+    keys = []
+    for b in blobs:
+        h = digest_bytes(b).split(":", 1)[1]
+        keys.append(f"objects/xxh128/{h[:2]}/{h[2:]}")
+    bucket = "mlledger-bench"
+    missing = s3_missing()
+    if missing:
+        return [], [f"row 6 skipped: {missing}"]
+    import s3fs
+
+    with moto_s3(bucket) as (_fs, opts):
         st = State()
 
         def fresh_store() -> None:
@@ -361,8 +345,6 @@ def bench_s3(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
             setup_a=fresh_store,
             setup_b=fresh_prefix,
         )
-    finally:
-        server.stop()
     rows = Row.from_ab(
         f"6. S3 put_many {n:,} x 1 KiB",
         res,
@@ -418,28 +400,12 @@ def _rate_row(figure: str, t: Any, size: int, ratio: float) -> Row:
 
 def main(quick: bool = False) -> list[Row]:
     cfg = QUICK if quick else FULL
-    rows: list[Row] = []
-    notes: list[str] = []
-    failed = []
+    parts = Parts("store", quick)
     with workdir("store") as tmp:
-        parts = {
-            "local": lambda: bench_local(tmp, cfg),
-            "s3": lambda: bench_s3(cfg),
-            "hash": lambda: bench_hash(cfg),
-        }
-        for name, part in parts.items():
-            try:
-                r, n = part()
-            except Exception:
-                traceback.print_exc()
-                failed.append(name)
-                continue
-            rows += r
-            notes += n
-    table(rows, title=f"store benchmarks{' (quick sizes)' if quick else ''}", notes=notes)
-    if failed:
-        raise RuntimeError(f"store benchmark parts failed: {', '.join(failed)} (see above)")
-    return rows
+        parts.run("local", lambda: bench_local(tmp, cfg))
+        parts.run("s3", lambda: bench_s3(cfg))
+        parts.run("hash", lambda: bench_hash(cfg))
+    return parts.report()
 
 
 if __name__ == "__main__":
