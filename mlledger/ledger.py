@@ -683,24 +683,17 @@ class Ledger:
         cat = self.catalog
         if ":" in t:
             return cat.artifact(t)
-        hexlike = all(c in "0123456789abcdefABCDEF" for c in t)
-        runlike = all(c.upper() in _CROCKFORD for c in t)
-        errors: list[LedgerError] = []
+        # a prefix may read as a run id and as a digest: try each reading it allows (an
+        # ambiguous one raises at once; one that finds nothing is left out)
+        lookups: list[Callable[[], Artifact | Run]] = []
+        if all(c.upper() in _CROCKFORD for c in t):
+            lookups.append(lambda: self.get(t))
+        if len(t) >= 6 and all(c in "0123456789abcdefABCDEF" for c in t):
+            lookups.append(lambda: cat.artifact(t))
         found: list[Artifact | Run] = []
-        if runlike:
-            try:
-                found.append(self.get(t))
-            except AmbiguousError:
-                raise
-            except NotFoundError as e:
-                errors.append(e)
-        if hexlike and len(t) >= 6:
-            try:
-                found.append(cat.artifact(t))
-            except AmbiguousError:
-                raise
-            except NotFoundError as e:
-                errors.append(e)
+        for look in lookups:
+            with contextlib.suppress(NotFoundError):
+                found.append(look())
         if len(found) == 1:
             return found[0]
         if len(found) > 1:

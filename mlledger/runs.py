@@ -791,23 +791,10 @@ class RunContext:
                 LedgerWarning,
                 stacklevel=3,
             )
-        parent = _current.get()
-        record: dict[str, Any] = {
-            "format": 1,
-            "id": new_run_id(),
-            "name": name,
-            "kind": self.kind,
-            "status": "running",
-            "started_at": now_iso(),
-            "parent_id": parent.id if parent is not None else None,
-            "message": self.message,
-            "tags": dict(self.tags or {}),
-            "params": dict(self.params or {}),
-        }
-        run = Run(self.ledger, record, active=True)
+        run = self._new_run(name)
         run._detached = True
-        run._parent = parent
-        self.run = run
+        run._record["tags"] = dict(self.tags or {})
+        run._record["params"] = dict(self.params or {})
         self._token = _current.set(run)
         return run
 
@@ -824,16 +811,12 @@ class RunContext:
                 _current.reset(self._token)
             self._token = None
 
-    def _start(self) -> Run:
-        ledger = self.ledger
+    def _new_run(self, name: str) -> Run:
+        """The active run this context stands for: a fresh id, under the current run."""
         parent = _current.get()
-        self._t0 = time.perf_counter()
-        self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
-        run_id = new_run_id()
-        name = self.name or (self.code or {}).get("qualname") or "run"
         record: dict[str, Any] = {
             "format": 1,
-            "id": run_id,
+            "id": new_run_id(),
             "name": name,
             "kind": self.kind,
             "status": "running",
@@ -843,9 +826,17 @@ class RunContext:
             "tags": {},
             "params": {},
         }
-        run = Run(ledger, record, active=True)
+        run = Run(self.ledger, record, active=True)
         run._parent = parent
         self.run = run
+        return run
+
+    def _start(self) -> Run:
+        ledger = self.ledger
+        self._t0 = time.perf_counter()
+        self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        run = self._new_run(self.name or (self.code or {}).get("qualname") or "run")
+        record = run._record
         for w in self.code_warnings:
             run._warn(w)
         try:
