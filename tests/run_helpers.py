@@ -80,6 +80,23 @@ def run_python(code: str, *args: str, **env: str) -> str:
     return out.stdout
 
 
+def import_fresh(
+    folder: Path, name: str, source: str, monkeypatch: Any
+) -> tuple[Any, Path]:
+    """Write ``folder/name.py`` with ``source``, put ``folder`` first on sys.path (undone by
+    ``monkeypatch``) and import it afresh: ``(module, its file)``."""
+    import importlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    path.write_text(source)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    module = importlib.import_module(name)
+    monkeypatch.setitem(sys.modules, name, module)  # so it is gone again after the test
+    return module, path
+
+
 def entry_run_id(key: str) -> str:
     """The run id a store key under runs/ belongs to (a run's folder, or a short run's one file)."""
     from mlledger.ids import run_id_of_entry

@@ -5,12 +5,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import entry_run_id, reopen, run_python, write_git_repo
+from run_helpers import entry_run_id, import_fresh, reopen, run_python, write_git_repo
 
 from mlledger import Ledger
 from mlledger.capture import code as code_mod
@@ -315,14 +314,9 @@ def test_user_modules_include_a_helper_module(
     ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A module of the user's own, imported from anywhere, appears in the run's modules map."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    helper = lib / "mlledger_test_helper_a.py"
-    helper.write_text("def f():\n    return 1\n")
-    monkeypatch.syspath_prepend(str(lib))
-    monkeypatch.delitem(sys.modules, "mlledger_test_helper_a", raising=False)
-    import mlledger_test_helper_a  # noqa: F401
-
+    _, helper = import_fresh(
+        tmp_path / "lib", "mlledger_test_helper_a", "def f():\n    return 1\n", monkeypatch
+    )
     with ledger.run("r") as run:
         pass
     got = reopen(ledger).get(run.id)
@@ -338,14 +332,9 @@ def test_an_edited_and_reloaded_helper_module_changes_the_record(
     ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Editing a helper module (and reloading it) shows as a new digest in the next run."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    helper = lib / "mlledger_test_helper_b.py"
-    helper.write_text("VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(lib))
-    monkeypatch.delitem(sys.modules, "mlledger_test_helper_b", raising=False)
-    import mlledger_test_helper_b
-
+    mlledger_test_helper_b, helper = import_fresh(
+        tmp_path / "lib", "mlledger_test_helper_b", "VALUE = 1\n", monkeypatch
+    )
     with ledger.run("r") as first:
         pass
     helper.write_text("VALUE = 22\n")

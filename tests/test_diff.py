@@ -6,7 +6,6 @@ import copy
 import importlib
 import os
 import subprocess
-import sys
 import textwrap
 import threading
 import warnings
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from ledger_helpers import FAST, fast_ledger, run_pipeline
+from run_helpers import import_fresh
 
 import mlledger
 from mlledger import Ledger
@@ -193,19 +193,13 @@ def test_edited_function_shows_in_code_even_without_git(
     ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Editing and reloading the function's module changes its source and module digests."""
-    src = tmp_path / "src"
-    src.mkdir()
-    mod_file = src / "edited_step.py"
-    mod_file.write_text("def step(x):\n    return x + 1\n")
-    monkeypatch.syspath_prepend(str(src))
-    mod = importlib.import_module("edited_step")
-    try:
-        ledger.tracked(mod.step)(1)
-        mod_file.write_text("def step(x):\n    return x + 1000  # edited\n")
-        mod = importlib.reload(mod)
-        ledger.tracked(mod.step)(1)
-    finally:
-        sys.modules.pop("edited_step", None)
+    mod, mod_file = import_fresh(
+        tmp_path / "src", "edited_step", "def step(x):\n    return x + 1\n", monkeypatch
+    )
+    ledger.tracked(mod.step)(1)
+    mod_file.write_text("def step(x):\n    return x + 1000  # edited\n")
+    mod = importlib.reload(mod)
+    ledger.tracked(mod.step)(1)
     b, a = ledger.runs()
     keys = {c.key for c in ledger.diff(a, b).section("code")}
     assert {"source_digest", "module_digest"} <= keys
@@ -218,28 +212,22 @@ def test_edited_helper_module_shows_in_code_after_reload(
     """An edit to a helper module the function calls shows as a module: change, without git."""
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "src"
-    src.mkdir()
-    (src / "uses_helper.py").write_text(
-        "import helper_mod\n\ndef step(x):\n    return helper_mod.f(x)\n")
-    helper = src / "helper_mod.py"
-    helper.write_text("def f(x):\n    return x + 1\n")
-    monkeypatch.syspath_prepend(str(src))
-    try:
-        mod = importlib.import_module("uses_helper")
-        with fast_ledger("memory", tmp_path) as ledger:
-            step = ledger.tracked(mod.step)
-            step(1)  # warm-up: whatever a first call imports is imported now
-            step(1)
-            helper.write_text("def f(x):\n    return x + 2  # edited helper\n")
-            importlib.reload(sys.modules["helper_mod"])
-            step(1)
-            c, b, _ = ledger.runs()
-            assert b.code["source_digest"] == c.code["source_digest"]
-            keys = {ch.key for ch in ledger.diff(b, c).section("code")}
-            assert keys == {"module:helper_mod"}
-    finally:
-        sys.modules.pop("uses_helper", None)
-        sys.modules.pop("helper_mod", None)
+    helper_mod, helper = import_fresh(src, "helper_mod", "def f(x):\n    return x + 1\n",
+                                      monkeypatch)
+    mod, _ = import_fresh(src, "uses_helper",
+                          "import helper_mod\n\ndef step(x):\n    return helper_mod.f(x)\n",
+                          monkeypatch)
+    with fast_ledger("memory", tmp_path) as ledger:
+        step = ledger.tracked(mod.step)
+        step(1)  # warm-up: whatever a first call imports is imported now
+        step(1)
+        helper.write_text("def f(x):\n    return x + 2  # edited helper\n")
+        importlib.reload(helper_mod)
+        step(1)
+        c, b, _ = ledger.runs()
+        assert b.code["source_digest"] == c.code["source_digest"]
+        keys = {ch.key for ch in ledger.diff(b, c).section("code")}
+        assert keys == {"module:helper_mod"}
 
 
 def _make_step(k: Any) -> Any:
