@@ -168,6 +168,20 @@ def ledger(tmp_path: Path, workdir: Path) -> Ledger:
     return Ledger(str(tmp_path / "store"))
 
 
+@pytest.fixture(params=["memory", "local"], ids=["memory", "local"])
+def fast_store_ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Ledger]:
+    """An empty ledger on a memory or local store, working in a temp folder (the ledger of
+    the catalog, diff, gc, lineage and targets modules: the catalog is the same SQLite on
+    every store, so the slow ones add nothing there)."""
+    from ledger_helpers import fast_ledger
+
+    monkeypatch.chdir(tmp_path)
+    with fast_ledger(request.param, tmp_path) as got:
+        yield got
+
+
 @pytest.fixture
 def fresh_git_cache() -> Iterator[None]:
     """No git state cached from another test's repository."""

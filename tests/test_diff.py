@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_helpers import FAST, fast_ledger, run_pipeline
+from ledger_helpers import fast_ledger, run_pipeline
 from run_helpers import import_fresh
 
 import mlledger
@@ -24,13 +24,10 @@ from mlledger.capture import environment as envmod
 from mlledger.diff import SECTIONS, Change, RunDiff
 
 
-@pytest.fixture(params=FAST, ids=FAST)
-def ledger(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    """An empty ledger on a memory or local store, working in a temp folder."""
-    monkeypatch.chdir(tmp_path)
-    with fast_ledger(request.param, tmp_path) as got:
-        yield got
+@pytest.fixture
+def ledger(fast_store_ledger: Ledger) -> Ledger:
+    """This module's ledger: a memory or local store (conftest's fast_store_ledger)."""
+    return fast_store_ledger
 
 
 @pytest.fixture

@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ledger_helpers import (
-    FAST,
     Pipeline,
     clock_at,
-    fast_ledger,
     open_ledger,
     run_pipeline,
     second_machine,
@@ -26,14 +23,10 @@ from mlledger.ids import day_path, whole_key
 from mlledger.store.backends import LocalBackend
 
 
-@pytest.fixture(params=FAST, ids=FAST)
-def ledger(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Ledger]:
-    """An empty ledger on a memory or local store, working in a temp folder."""
-    monkeypatch.chdir(tmp_path)
-    with fast_ledger(request.param, tmp_path) as got:
-        yield got
+@pytest.fixture
+def ledger(fast_store_ledger: Ledger) -> Ledger:
+    """This module's ledger: a memory or local store (conftest's fast_store_ledger)."""
+    return fast_store_ledger
 
 
 DAY = 86400.0

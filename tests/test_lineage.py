@@ -5,27 +5,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections import deque
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import FAST, Pipeline, clear_memory_root, fast_ledger, run_pipeline
+from ledger_helpers import Pipeline, clear_memory_root, run_pipeline
 
 from mlledger import Ledger
 from mlledger.errors import NotFoundError, UsageError
 from mlledger.lineage import Edge, Lineage
 
 
-@pytest.fixture(params=FAST, ids=FAST)
-def ledger(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    """An empty ledger on a memory or local store, working in a temp folder."""
-    monkeypatch.chdir(tmp_path)
-    with fast_ledger(request.param, tmp_path) as got:
-        yield got
+@pytest.fixture
+def ledger(fast_store_ledger: Ledger) -> Ledger:
+    """This module's ledger: a memory or local store (conftest's fast_store_ledger)."""
+    return fast_store_ledger
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 from ledger_helpers import (
-    FAST,
-    fast_ledger,
     open_ledger,
     run_pipeline,
     shared_prefix,
@@ -31,13 +28,10 @@ from mlledger.errors import (
 )
 
 
-@pytest.fixture(params=FAST, ids=FAST)
-def ledger(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    """An empty ledger on a memory or local store, working in a temp folder."""
-    monkeypatch.chdir(tmp_path)
-    with fast_ledger(request.param, tmp_path) as got:
-        yield got
+@pytest.fixture
+def ledger(fast_store_ledger: Ledger) -> Ledger:
+    """This module's ledger: a memory or local store (conftest's fast_store_ledger)."""
+    return fast_store_ledger
 
 
 def snapshot(root: Path) -> dict[str, Any]:
