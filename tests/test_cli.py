@@ -103,6 +103,19 @@ def runs_in(url: str) -> list[dict[str, Any]]:
     return data
 
 
+def unique_prefix(url: str, run_id: str, at_least: int = 16) -> str:
+    """The shortest prefix of ``run_id`` (``at_least`` characters or more) no other run shares.
+
+    Runs started in the same millisecond share all but the last few characters
+    of their ids, so a fixed-length prefix can be ambiguous.
+    """
+    others = [r["id"] for r in runs_in(url) if r["id"] != run_id]
+    n = at_least
+    while any(o.startswith(run_id[:n]) for o in others):
+        n += 1
+    return run_id[:n]
+
+
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """A store with prep -> train x2 (one a ref target), a failed run and a folder output."""
@@ -406,7 +419,7 @@ def test_log_colour_only_when_asked(shared: Shared) -> None:
 
 def test_show_text_whole_record(shared: Shared) -> None:
     """show prints params, metrics with min/max, artifacts with digests, code, env, resources."""
-    result = invoke("show", shared.train1[:16], url=shared.url)
+    result = invoke("show", unique_prefix(shared.url, shared.train1), url=shared.url)
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert f"run {shared.train1}" in out
@@ -472,7 +485,7 @@ def test_show_ref_to_artifact_is_usage_error(shared: Shared) -> None:
 
 def test_show_console(shared: Shared) -> None:
     """``mlledger show PREFIX`` in a real process; an unknown id exits 2 with one line."""
-    out = console("show", shared.train2[:16], url=shared.url)
+    out = console("show", unique_prefix(shared.url, shared.train2), url=shared.url)
     assert out.returncode == 0, out.stderr
     assert f"run {shared.train2}" in out.stdout
     bad = console("show", "ZZZZZZZZ", url=shared.url)
@@ -537,7 +550,7 @@ def test_lineage_upstream_text(shared: Shared) -> None:
     assert "train" in out
     assert "model.bin" in out
     assert "raw.csv" in out
-    assert shared.train2[:12] not in out
+    assert unique_prefix(shared.url, shared.train2, 12) not in out
 
 
 def test_lineage_downstream_and_depth(shared: Shared) -> None:
