@@ -21,10 +21,18 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 import pytest
 import servers
+from hypothesis import HealthCheck, settings
 from servers import StoreSpec
 
 if TYPE_CHECKING:
     from mlledger import Ledger
+
+# No per-example deadline: on a loaded 2-core CI machine one slow example is
+# not a bug, and hypothesis would report it as a failure (or as "flaky").
+settings.register_profile(
+    "mlledger", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("mlledger")
 
 BUCKET = "mlledger-test"
 STORE_KINDS = ["memory", "local", "s3", "gcs"]
