@@ -635,9 +635,7 @@ class _Scheduler:
         while True:
             with self.cond:
                 now = time.monotonic()
-                starts = [r for r in self.runs if r._start_due <= now]
-                for r in starts:
-                    r._start_due = math.inf
+                starts = self._take_due(now)
                 due = min([next_beat, *(r._start_due for r in self.runs)])
                 if self.recent_delay is not None:
                     # runs are being made: wake again within one delay even when they all
@@ -652,19 +650,33 @@ class _Scheduler:
                     self.wake_at = 0.0
                     continue
                 beating = list(self.runs) if beat else []
-            for run in starts:
-                with contextlib.suppress(Exception):
-                    run._ensure_started()
             if beat:
                 n += 1
                 next_beat = now + HEARTBEAT_SECONDS
-                for run in beating:
-                    if not run._active:
-                        continue
-                    with contextlib.suppress(Exception):
-                        run._ensure_started()
-                        key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                        run._ledger._write_entry(key, canonical.dumps({"at": now_iso()}), run)
+            self._serve(starts, beating, n)
+            # hold no run while waiting: an ended run must be free to go
+            del starts, beating
+
+    def _take_due(self, now: float) -> list[Run]:
+        """The runs whose deferred start fell due by ``now``, marked as taken (lock held)."""
+        starts = [r for r in self.runs if r._start_due <= now]
+        for run in starts:
+            run._start_due = math.inf
+        return starts
+
+    @staticmethod
+    def _serve(starts: list[Run], beating: list[Run], n: int) -> None:
+        """Write the deferred starts that fell due and heartbeat ``n`` of the live runs."""
+        for run in starts:
+            with contextlib.suppress(Exception):
+                run._ensure_started()
+        for run in beating:
+            if not run._active:
+                continue
+            with contextlib.suppress(Exception):
+                run._ensure_started()
+                key = f"{day_path(run.id)}/hb-{n:08d}.json"
+                run._ledger._write_entry(key, canonical.dumps({"at": now_iso()}), run)
 
 
 _heartbeat = _Scheduler()

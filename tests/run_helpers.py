@@ -91,9 +91,10 @@ def import_fresh(
     path = folder / f"{name}.py"
     path.write_text(source)
     monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.delitem(sys.modules, name, raising=False)
+    # noted as absent (or as what it was), so the undo removes the module imported here
+    monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, name)
     module = importlib.import_module(name)
-    monkeypatch.setitem(sys.modules, name, module)  # so it is gone again after the test
     return module, path
 
 

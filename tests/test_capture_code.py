@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +348,21 @@ def test_an_edited_and_reloaded_helper_module_changes_the_record(
     b = load(ledger.store.get(fresh.get(second.id).code["modules"]))["mlledger_test_helper_b"]
     assert a != b
     assert b == digest_bytes(b"VALUE = 22\n", ALGO)
+
+
+def test_a_module_imported_again_from_another_folder_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping a user module and importing one of the same name from elsewhere keeps the
+    count of loaded modules, yet the next record follows the new file."""
+    name = "mlledger_test_helper_moved"
+    import_fresh(tmp_path / "one", name, "VALUE = 1\n", monkeypatch)
+    assert user_modules(ALGO)[name] == digest_bytes(b"VALUE = 1\n", ALGO)
+    count = len(sys.modules)
+    del sys.modules[name]
+    import_fresh(tmp_path / "two", name, "VALUE = 2\n", monkeypatch)
+    assert len(sys.modules) == count
+    assert user_modules(ALGO)[name] == digest_bytes(b"VALUE = 2\n", ALGO)
 
 
 def test_user_modules_skip_stdlib_and_installed() -> None:

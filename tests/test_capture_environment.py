@@ -136,6 +136,8 @@ def test_env_vars_changed_between_runs_are_recorded_per_run(
 ) -> None:
     """A sweep that sets CUDA_VISIBLE_DEVICES per run in one process records each run's own
     value; runs with equal values share one environment object; packages are not re-listed."""
+    for var in DEFAULT_ENV_VARS:  # whatever this machine exports (PYTHONHASHSEED under tox…)
+        monkeypatch.delenv(var, raising=False)
     calls = []
     real = env_mod.installed_packages
     monkeypatch.setattr(env_mod, "installed_packages", lambda p=None: (calls.append(1), real(p))[1])

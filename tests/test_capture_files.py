@@ -308,15 +308,37 @@ def test_a_thread_does_not_keep_its_run_alive(ledger: Ledger) -> None:
     import weakref
 
     gate = threading.Event()
-    with ledger.run("r") as run:
-        t = threading.Thread(target=gate.wait)
-        t.start()
+    try:
+        with ledger.run("r") as run:
+            t = threading.Thread(target=gate.wait)
+            t.start()
+        ref = weakref.ref(run)
+        del run
+        gc.collect()
+        assert ref() is None
+    finally:
+        gate.set()
+        t.join()
+
+
+def test_the_scheduler_does_not_keep_an_ended_run_alive(ledger: Ledger) -> None:
+    """A run that outlived its start delay had its start written by the scheduler thread;
+    once ended, that thread holds no reference to it while it sleeps."""
+    import gc
+    import weakref
+
+    ledger.start_delay = 0.01
+    with ledger.run("slow") as run:
+        time.sleep(0.2)  # the scheduler writes the start meanwhile
     ref = weakref.ref(run)
     del run
-    gc.collect()
-    assert ref() is None
-    gate.set()
-    t.join()
+    deadline = time.monotonic() + 10
+    while True:
+        gc.collect()
+        if ref() is None:
+            break
+        assert time.monotonic() < deadline, "the scheduler thread still holds the ended run"
+        time.sleep(0.05)
 
 
 def test_a_raw_thread_leaves_no_dummy_thread(ledger: Ledger, workdir: Path) -> None:

@@ -635,9 +635,15 @@ def test_concurrent_processes_creating_one_key_have_one_winner(tmp_path: Path) -
 KILL_SIZE = 256 * 1024 * 1024
 
 _WRITER = textwrap.dedent("""
-    import sys
+    import sys, time
+    from fsspec.callbacks import Callback
     from mlledger.store import Store
-    Store(sys.argv[1]).put_file(sys.argv[2])
+
+    class Slow(Callback):  # ~5 ms a MiB: the copy lasts over a second on any machine
+        def relative_update(self, inc=1):
+            time.sleep(0.005)
+
+    Store(sys.argv[1]).put_file(sys.argv[2], callback=Slow())
 """)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from ledger_helpers import (
+    clock_at,
     open_ledger,
     run_pipeline,
     shared_prefix,
@@ -366,13 +368,16 @@ def test_at_ref_works_wherever_a_target_is(ledger: Ledger, tmp_path: Path) -> No
     assert ledger.refs.get("data/other").target == data
 
 
-def test_ambiguous_run_prefix_in_a_target(ledger: Ledger, tmp_path: Path) -> None:
+def test_ambiguous_run_prefix_in_a_target(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run prefix shared by several runs is ambiguous in a target too (a LookupError)."""
     ids = []
-    for _ in range(3):
-        with ledger.run("twin") as run:
-            run.save(str(_write(tmp_path / "f.txt", run.id)))
-        ids.append(run.id)
+    with clock_at(monkeypatch, time.time() - 1):  # one millisecond for all three
+        for _ in range(3):
+            with ledger.run("twin") as run:
+                run.save(str(_write(tmp_path / "f.txt", run.id)))
+            ids.append(run.id)
     prefix = shared_prefix(ids)[:8]
     for target in (prefix, f"{prefix}/f.txt"):
         with pytest.raises(AmbiguousError) as err:

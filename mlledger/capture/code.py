@@ -34,7 +34,8 @@ __all__ = ["function_code", "git_state", "source_code", "user_modules"]
 _fn_cache: dict[Any, tuple[dict[str, Any], list[str]]] = {}
 _file_digests: dict[tuple[str, str], tuple[tuple[int, int], str]] = {}
 #: [(len(sys.modules), {module name: real path})] of the user's modules
-_modules_cache: list[tuple[int, dict[str, str]]] = [(-1, {})]
+#: ``(len(sys.modules), the newest module object, {user module: real path})``
+_modules_cache: list[tuple[int, object, dict[str, str]]] = [(-1, None, {})]
 _lock = threading.Lock()
 
 
@@ -240,9 +241,15 @@ def user_modules(algorithm: str) -> dict[str, str]:
     loaded modules changed; their digests are checked on every call (a stat
     each, cached by size and mtime), so an edited and reloaded module shows.
     """
-    n = len(sys.modules)
+    mods = sys.modules
+    try:
+        # the count alone misses a module dropped and another imported in its place; the
+        # newest entry (dicts keep insertion order) is the one a fresh import changes
+        key: tuple[int, object] = (len(mods), mods[next(reversed(mods))])
+    except (StopIteration, KeyError, RuntimeError):  # changed while looked at: work it out
+        key = (-1, None)
     cached = _modules_cache[0]
-    if cached[0] != n:
+    if cached[0] != key[0] or cached[1] is not key[1] or key[0] < 0:
         with _lock:
             roots = _system_roots()
             tops = _distribution_top_levels()
@@ -258,10 +265,10 @@ def user_modules(algorithm: str) -> dict[str, str]:
                 if real.startswith(roots) or "site-packages" in real or "dist-packages" in real:
                     continue
                 paths[name] = real
-            cached = (n, dict(sorted(paths.items())))
+            cached = (key[0], key[1], dict(sorted(paths.items())))
             _modules_cache[0] = cached
     out: dict[str, str] = {}
-    for name, real in cached[1].items():
+    for name, real in cached[2].items():
         d = file_digest(real, algorithm)
         if d is not None:
             out[name] = d
