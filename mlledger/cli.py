@@ -99,6 +99,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ._text import counted
 from .diff import SECTIONS
 from .errors import IntegrityError, LedgerError, NotFoundError, UsageError
 
@@ -741,7 +742,7 @@ def _env_lines(env: dict[str, Any], packages: bool) -> list[str]:
         gpus = host.get("gpus") or []
         if gpus:
             hw.append(
-                f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} "
+                f"{counted(len(gpus), 'GPU')} "
                 f"({', '.join(str(g.get('name', '?')) for g in gpus)})"
             )
         lines.append(f"  host       {host.get('hostname', '?')}: {', '.join(hw)}")
@@ -961,8 +962,8 @@ def _lineage_text(ledger: Ledger, lin: Lineage) -> str:
     root_label = shorts[root] if root in shorts else _short_digest(root)
     n_runs, n_arts = len(lin.runs), len(lin.artifacts)
     lines = [
-        f"lineage of {root_label} ({lin.direction}): {n_runs} run{'s' if n_runs != 1 else ''}, "
-        f"{n_arts} artifact{'s' if n_arts != 1 else ''}"
+        f"lineage of {root_label} ({lin.direction}): {counted(n_runs, 'run')}, "
+        f"{counted(n_arts, 'artifact')}"
     ]
     by_run: dict[str, list[tuple[int, str, str]]] = {}
     for e in lin.edges:
@@ -1305,9 +1306,9 @@ def verify(state: _State, as_json: bool) -> None:
         verdict = (
             click.style("ok", fg="green")
             if report.ok
-            else click.style(f"{n} problem{'s' if n != 1 else ''}", fg="red")
+            else click.style(counted(n, "problem"), fg="red")
         )
-        state.echo(f"checked {report.checked} objects: {verdict}")
+        state.echo(f"checked {counted(report.checked, 'object')}: {verdict}")
         for d in report.corrupt:
             state.echo(f"corrupt   {d}  (its bytes do not hash to its name)")
         referrers: dict[str, list[str]] = {}
@@ -1373,11 +1374,11 @@ def gc(
         _echo_json(report.to_json())
         return
     verb = "would delete" if dry_run else "deleted"
-    temp = f", {report.temp_files} temp files" if report.temp_files else ""
+    temp = f", {counted(report.temp_files, 'temp file')}" if report.temp_files else ""
     state.echo(
-        f"{verb} {len(report.runs)} runs and {len(report.objects)} objects "
-        f"({_human_size(report.bytes)}){temp}; kept {report.kept_runs} runs and "
-        f"{report.kept_objects} objects"
+        f"{verb} {counted(len(report.runs), 'run')} and {counted(len(report.objects), 'object')} "
+        f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')} and "
+        f"{counted(report.kept_objects, 'object')}"
     )
     if verbose:
         for r in report.runs:
@@ -1403,7 +1404,7 @@ def sync(state: _State, as_json: bool) -> None:
     if as_json:
         _echo_json({"changed": n})
     else:
-        state.echo(f"catalog synced: {n} run{'s' if n != 1 else ''} changed")
+        state.echo(f"catalog synced: {counted(n, 'run')} changed")
 
 
 @cli.command()
@@ -1415,7 +1416,7 @@ def reindex(state: _State, as_json: bool) -> None:
     if as_json:
         _echo_json({"runs": n})
     else:
-        state.echo(f"catalog rebuilt: {n} run{'s' if n != 1 else ''}")
+        state.echo(f"catalog rebuilt: {counted(n, 'run')}")
 
 
 # ------------------------------------------------------------------------- run

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._text import counted
 from .errors import UsageError
 from .records import Artifact
 
@@ -117,7 +118,7 @@ class Lineage:
         """An indented listing for people."""
         lines = [
             f"lineage of {self.root} ({self.direction}): "
-            f"{len(self.runs)} runs, {len(self.artifacts)} artifacts"
+            f"{counted(len(self.runs), 'run')}, {counted(len(self.artifacts), 'artifact')}"
         ]
         for e in self.edges:
             lines.append(f"  {self._label(e.source)} --{e.label}--> {self._label(e.target)}")

@@ -200,6 +200,8 @@ def test_renderings_are_strings(pipe: Pipeline) -> None:
     assert "3 runs, 3 artifacts" in text
     assert "train" in text
     assert "--produced-->" in text
+    one = pipe.ledger.lineage(pipe.ids["prep"], depth=0).to_text()
+    assert "(upstream): 1 run, 0 artifacts" in one
 
 
 def test_lineage_takes_every_target_form(pipe: Pipeline) -> None:
