@@ -7,7 +7,7 @@ import math
 import pickle
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import pytest
@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from run_helpers import run_python
 
 from mlledger import PolicyError, UsageError
+from mlledger.capture.redact import REDACTED
 from mlledger.capture.values import (
     Encoded,
     describe,
+    encode_redacted,
     encode_value,
     is_json_native,
     is_scalar,
@@ -115,6 +117,47 @@ def test_attrs_and_dataclasses_are_structured_json() -> None:
     assert s.format == "json"
     assert load_value(s.data) == {"name": "a", "sizes": [1, 2]}
     assert p.summary["type"].endswith("Point")
+
+
+class Cfg(NamedTuple):
+    lr: float
+    api_key: str
+
+
+def test_namedtuples_are_mappings_of_their_fields() -> None:
+    """A namedtuple is stored as JSON keyed by its fields, so its secrets are redacted by
+    name and never reach the store."""
+    enc = encode_redacted(Cfg(0.1, "sk-live-1234567890"))
+    assert enc is not None
+    assert enc.format == "json"
+    assert load_value(enc.data) == {"api_key": REDACTED, "lr": 0.1}
+    assert b"sk-live" not in enc.data
+    assert enc.summary["type"].endswith("Cfg")
+
+
+def test_structured_values_inside_containers_are_json() -> None:
+    """attrs classes, dataclasses and namedtuples inside lists, tuples and dicts (and inside
+    each other) are JSON too, not a pickle holding every field as it was."""
+    value = {"runs": [Settings("a", [1]), Point(2, 3)], "cfg": (Cfg(0.2, "sk-abcdefghijkl"),)}
+    enc = encode_redacted(value)
+    assert enc is not None
+    assert enc.format == "json"
+    assert load_value(enc.data) == {
+        "runs": [{"name": "a", "sizes": [1]}, {"x": 2, "y": 3}],
+        "cfg": [{"api_key": REDACTED, "lr": 0.2}],
+    }
+    assert encode_value([Settings("a", [1])]) == encode_value([{"name": "a", "sizes": [1]}])
+
+
+def test_structured_values_with_other_leaves_are_pickled() -> None:
+    """One field that is not plain data (a Path, a non-str key) anywhere: the whole value
+    is a pickle, as before, and loads back as itself."""
+    for value in ([WithPath(Path("x"))], {"c": Cfg(0.1, "k")._replace(lr=Path("p"))},
+                  Settings("a", {1: 2})):  # type: ignore[arg-type]
+        enc = encode_value(value)
+        assert enc is not None
+        assert enc.format == "pickle", value
+        assert load_value(enc.data, "pickle", allow_pickle=True) == value
 
 
 def test_dataclass_with_non_json_fields_is_pickled() -> None:
@@ -260,7 +303,8 @@ class HoldsLock:
 
 
 def test_values_whose_copy_fails_are_not_storable_and_never_raise() -> None:
-    """A dataclass holding a lock (asdict() cannot copy it) gives None, not an exception."""
+    """A dataclass holding a lock (not plain data, not picklable) gives None, not an
+    exception."""
     assert encode_value(HoldsLock(0.1, threading.Lock())) is None
 
 

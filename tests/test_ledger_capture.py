@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import pytest
@@ -549,6 +550,44 @@ def test_dict_param_capture_ignores_key_order(ledger: Ledger, d: dict[str, Any])
     _, r2 = call(ledger, f, shuffled)
     assert r1.params == r2.params
     assert r1.inputs["cfg"].digest == r2.inputs["cfg"].digest
+
+
+class Endpoint(NamedTuple):
+    url: str
+    api_key: str
+
+
+@dataclasses.dataclass
+class Job:
+    name: str
+    endpoint: Endpoint
+
+
+def test_secrets_in_namedtuples_and_nested_configs_never_reach_the_store(
+    tmp_path: Path,
+) -> None:
+    """A namedtuple param, and a list of dataclasses holding namedtuples, are recorded as
+    plain data with their secret fields redacted; no byte of the secrets is in the store."""
+    ledger = Ledger(str(tmp_path / "store"))
+    # made here, so the test's own source (in the run's git diff) does not hold them
+    secrets = tuple(f"sk-live-{uuid.uuid4().hex}" for _ in range(2))
+
+    def f(endpoint: Endpoint, jobs: list[Job]) -> Endpoint:
+        return endpoint
+
+    ep = Endpoint("https://api.example", secrets[0])
+    result, run = call(ledger, f, ep, [Job("a", Endpoint("https://b.example", secrets[1]))])
+    assert result is ep
+    assert run.params["endpoint"] == {"url": "https://api.example", "api_key": REDACTED}
+    assert run.params["jobs"] == [
+        {"name": "a", "endpoint": {"url": "https://b.example", "api_key": REDACTED}}
+    ]
+    assert run.outputs["return"].digest == run.inputs["endpoint"].digest
+    for path in (tmp_path / "store").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, path
 
 
 def test_redacted_dict_argument_still_links_to_its_producer(ledger: Ledger) -> None:

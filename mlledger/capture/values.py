@@ -74,16 +74,47 @@ def _type_name(value: Any) -> str:
 
 
 def _structured(value: Any) -> Any:
-    """attrs/dataclass instances as plain data, else a sentinel."""
+    """``value`` as plain JSON data when it is made of attrs classes, dataclasses and
+    namedtuples (at any depth, also inside lists, tuples and str-keyed dicts) over JSON
+    scalars; else a sentinel.  A namedtuple becomes a mapping of its fields, so a config
+    such as ``Cfg(lr=0.1, api_key=...)`` is readable by field and redacted by name."""
     try:
-        if attrs.has(type(value)):
-            from ..records import converter
-
-            return converter.unstructure(value)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return dataclasses.asdict(value)  # deep-copies every field
-    except Exception:  # a field that cannot be copied (a lock, a socket): stored another way
+        return _plain(value, 0)
+    except Exception:  # a field that cannot be read or unstructured: stored another way
         return _MISSING
+
+
+def _plain(value: Any, depth: int) -> Any:
+    if depth > 50:
+        return _MISSING
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is list or t is tuple:
+        items = []
+        for v in value:
+            p = _plain(v, depth + 1)
+            if p is _MISSING:
+                return _MISSING
+            items.append(p)
+        return items if t is list else tuple(items)
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            p = _plain(v, depth + 1)
+            if type(k) is not str or p is _MISSING:
+                return _MISSING
+            out[k] = p
+        return out
+    if isinstance(value, tuple) and isinstance(getattr(t, "_fields", None), tuple):
+        return _plain(dict(zip(t._fields, value, strict=True)), depth + 1)  # a namedtuple
+    if attrs.has(t):
+        from ..records import converter
+
+        return _plain(converter.unstructure(value), depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _plain(fields, depth + 1)
     return _MISSING
 
 
@@ -122,7 +153,7 @@ def _encode(value: Any) -> Encoded | None:
     if is_json_native(value):
         return Encoded(canonical.dumps(value), "json", describe(value), value)
     structured = _structured(value)
-    if structured is not _MISSING and is_json_native(structured):
+    if structured is not _MISSING:
         return Encoded(canonical.dumps(structured), "json", describe(value), structured)
     mod = _module_of(value)
     if mod == "numpy" and "numpy" in sys.modules:
