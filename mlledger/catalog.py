@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "RunList"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: days this close to now are never sealed (clock skew between writers)
 _OPEN_DAYS = 2
 
@@ -114,6 +114,36 @@ def _text(v: Any) -> str | None:
     if isinstance(v, (int, float)):
         return None
     return canonical.dumps(v).decode("utf-8")
+
+
+#: how deep into a dict param, and how many of its fields, the index reaches
+_FIELD_DEPTH = 8
+_FIELDS_PER_PARAM = 256
+
+
+def _param_rows(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Each param as ``(key, value)``, then the fields of dict params as ``("opt.lr", v)``
+    (nested dicts in turn: ``"model.encoder.layers"``), so ``params.opt.lr`` can be
+    queried like a top-level param.  Lists stay whole (their JSON text)."""
+    rows = list(params.items())
+    for key, value in params.items():
+        if isinstance(value, dict):
+            budget = [_FIELDS_PER_PARAM]
+            _field_rows(key, value, 1, budget, rows)
+    return rows
+
+
+def _field_rows(
+    prefix: str, d: dict[str, Any], depth: int, budget: list[int], rows: list[tuple[str, Any]]
+) -> None:
+    for k, v in d.items():
+        if budget[0] <= 0:
+            return
+        budget[0] -= 1
+        key = f"{prefix}.{k}"
+        rows.append((key, v))
+        if isinstance(v, dict) and depth < _FIELD_DEPTH:
+            _field_rows(key, v, depth + 1, budget, rows)
 
 
 def catalog_path(url: str) -> str:
@@ -262,11 +292,12 @@ class Catalog:
         )
         for table in ("params", "tags", "metrics", "edges"):
             cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
+        # INSERT OR IGNORE: a param literally named "a.b" wins over the field b of param a
         cur.executemany(
-            "INSERT INTO params VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO params VALUES (?, ?, ?, ?)",
             [
                 (rid, k, _num(v) if not isinstance(v, str) else None, _text(v))
-                for k, v in (rec.get("params") or {}).items()
+                for k, v in _param_rows(rec.get("params") or {})
             ],
         )
         cur.executemany(

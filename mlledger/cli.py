@@ -636,7 +636,8 @@ def _metrics_text(run: Run, limit: int = 4) -> str:
     default=None,
     metavar="EXPR",
     help='A filter such as "params.lr > 0.01 and metrics.loss < 0.5" (fields params.X, '
-    "metrics.X[.min|.max], tags.X, name, status, started_at, user, host).",
+    "params.cfg.X for a config's fields, metrics.X[.min|.max], tags.X, name, status, "
+    "started_at, user, host).",
 )
 @click.option(
     "--order-by",

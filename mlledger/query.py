@@ -5,7 +5,8 @@
     not (status in ('failed', 'incomplete'))
     metrics.loss.min <= 0.1 and started_at >= '2026-11-01'
 
-Fields: ``params.X``, ``metrics.X`` (last value; ``.min``, ``.max``,
+Fields: ``params.X`` (``params.cfg.optim.lr`` for a field of a dict param:
+dataclass, attrs and namedtuple params are dicts), ``metrics.X`` (last value; ``.min``, ``.max``,
 ``.last``, ``.count``), ``tags.X``, ``name``, ``status``, ``started_at``,
 ``ended_at``, ``user``, ``host``, ``id``, ``parent_id``, ``kind``,
 ``message``.  Operators ``= != < <= > >=``, ``in (...)``, ``not in (...)``,

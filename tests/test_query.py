@@ -257,6 +257,54 @@ def test_order_by(zoo: Zoo, order_by: str, expected: list[str]) -> None:
     assert zoo.labels(order_by=order_by) == expected
 
 
+@dataclass
+class Optim:
+    name: str
+    lr: float
+
+
+@dataclass
+class TrainConfig:
+    optim: Optim
+    layers: list[int]
+    dropout: float | None = None
+
+
+def test_fields_of_dict_and_config_params_are_queried_by_dotted_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataclass or dict param is reached field by field: params.cfg.optim.lr, in where
+    and order_by; a list field is its JSON text; a param literally named "cfg.layers"
+    wins over the field of that name."""
+    monkeypatch.chdir(tmp_path)
+    with fast_ledger("memory", tmp_path) as ledger:
+
+        @ledger.tracked
+        def train(cfg: TrainConfig) -> None:
+            return None
+
+        train(TrainConfig(Optim("adam", 0.01), [64, 64]))
+        train(TrainConfig(Optim("sgd", 0.1), [128], dropout=0.5))
+        with ledger.run("dict", params={"cfg": {"optim": {"lr": 0.05}}, "cfg.layers": "two"}):
+            pass
+        names = {r.id: r.params["cfg"]["optim"].get("name", "dict") for r in ledger.runs()}
+
+        def where(text: str, **kw: Any) -> list[str]:
+            return [names[i] for i in ledger.runs(where=text, **kw).ids]
+
+        assert set(where("params.cfg.optim.lr > 0.02")) == {"sgd", "dict"}
+        assert where("params.cfg.optim.name = 'adam'") == ["adam"]
+        assert where("params.cfg.dropout is null") == ["dict", "adam"]
+        assert where("params.cfg.layers = '[64,64]'") == ["adam"]
+        assert where("params.cfg.layers = 'two'") == ["dict"]
+        assert where("params.cfg.optim like '%sgd%'") == ["sgd"]  # a dict field: its JSON
+        assert where("params.cfg.optim.lr >= 0", order_by="-params.cfg.optim.lr") == [
+            "sgd", "dict", "adam"]
+        with mock.patch.object(catalog_mod, "DRIVE_MIN_ROWS", 0):  # the driven plan too
+            assert set(where("params.cfg.optim.lr > 0.02 and params.cfg.optim.lr < 1")) == {
+                "sgd", "dict"}
+
+
 def test_limit_cuts_the_ordered_result(zoo: Zoo) -> None:
     """limit keeps the first N of the ordered (or newest-first) result."""
     assert zoo.labels(limit=2) == ["r5", "r4"]
@@ -570,9 +618,19 @@ def run_specs(draw: st.DrawFn) -> list[dict[str, Any]]:
     specs = []
     for i in range(draw(st.integers(1, 6))):
         params = {}
+        value = st.one_of(NUMS, TEXTS, st.booleans(), st.none())
         for key in ("x", "y"):
             if draw(st.booleans()):
-                params[key] = draw(st.one_of(NUMS, TEXTS, st.booleans(), st.none()))
+                params[key] = draw(value)
+        if draw(st.booleans()):  # a dict param, its fields reached as params.c.x, params.c.d.y
+            c: dict[str, Any] = {}
+            if draw(st.booleans()):
+                c["x"] = draw(value)
+            if draw(st.booleans()):
+                c["d"] = {"y": draw(value)} if draw(st.booleans()) else {}
+            params["c"] = c
+            if draw(st.booleans()):
+                params["c.x"] = draw(value)  # a param named so wins over the field
         tags = {}
         if draw(st.booleans()):
             tags["t"] = draw(st.sampled_from(["a", "b", "5", "2.5", "ab"]))
@@ -585,7 +643,8 @@ def run_specs(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 MODEL_FIELDS = st.sampled_from(["params.x", "params.y", "params.z", "tags.t", "metrics.m",
-                                "metrics.m.min", "metrics.m.max", "name", "status"])
+                                "metrics.m.min", "metrics.m.max", "name", "status",
+                                "params.c.x", "params.c.d.y", "params.c.z"])
 MODEL_TEXTS = st.one_of(TEXTS, st.sampled_from(LIKES), st.sampled_from(["failed", "finished"]))
 
 
@@ -655,6 +714,12 @@ def model(e: Expr, spec: dict[str, Any]) -> bool:
     table = spec["params"] if section == "params" else spec["tags"]
     present = key in table
     raw = table.get(key)
+    if section == "params" and not present:  # a field of a dict param: params.c.d.y
+        node: Any = table
+        for part in key.split("."):
+            present = isinstance(node, dict) and part in node
+            node = node.get(part) if present else None
+        raw = node
     if section == "params":
         num, txt = as_num(raw), raw if isinstance(raw, str) else None
     else:
