@@ -152,14 +152,36 @@ def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Chan
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (an empty dict stays a value: it has no fields)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
+        if isinstance(v, dict) and v:
+            for fk, fv in _flat(v, key + ".").items():
+                out.setdefault(fk, fv)
         else:
-            out[key] = v
+            out.setdefault(key, v)
     return out
+
+
+def _param_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """Params with dict (config) params field by field, ``cfg.optim.lr``, so a diff names the
+    field that changed; a param literally named ``cfg.optim.lr`` wins, as in queries."""
+    out = {k: v for k, v in params.items() if not (isinstance(v, dict) and v)}
+    for k, v in _flat(params).items():
+        out.setdefault(k, v)
+    return out
+
+
+def _digests(run: Run, section: str) -> dict[str, str]:
+    """A run's inputs or outputs by name, without the value artifacts of its params: the
+    params section already shows what changed in them (each change once)."""
+    params = run.params if section == "inputs" else {}
+    return {
+        k: art.digest
+        for k, art in getattr(run, section).items()
+        if not (k in params and art.kind == "value")
+    }
 
 
 def _modules(run: Run) -> dict[str, str]:
@@ -175,11 +197,11 @@ def _modules(run: Run) -> dict[str, str]:
 def diff_runs(a: Run, b: Run) -> RunDiff:
     """Compare two runs section by section."""
     out: list[Change] = []
-    _cmp_maps("params", a.params, b.params, out)
+    _cmp_maps("params", _param_fields(a.params), _param_fields(b.params), out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
     for section in ("inputs", "outputs"):
-        da = {k: v.digest for k, v in getattr(a, section).items()}
-        db = {k: v.digest for k, v in getattr(b, section).items()}
+        da = _digests(a, section)
+        db = _digests(b, section)
         _cmp_maps(section, da, db, out)
     code_keys = ("qualname", "source_digest", "closure_digest", "module_digest", "file", "kind")
     ca = {k: v for k, v in a.code.items() if k in code_keys}

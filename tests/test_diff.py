@@ -10,7 +10,7 @@ import textwrap
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,14 +155,53 @@ def test_inputs_and_outputs_whose_digest_changed(ledger: Ledger, tmp_path: Path)
 
 
 def test_value_inputs_flowing_from_other_runs_diff_by_digest(ledger: Ledger) -> None:
-    """A pipeline fed other data differs in its data input and in everything computed from it."""
+    """A pipeline fed other data differs in its data param and in everything computed from it;
+    the value artifact behind the param is not listed a second time under inputs."""
     one = run_pipeline(ledger, n=5)
     two = run_pipeline(ledger, n=6)
     d = ledger.diff(one.ids["train"], two.ids["train"])
-    assert {(c.section, c.key) for c in d} == {
-        ("params", "data"), ("inputs", "data"), ("outputs", "return")}
+    assert {(c.section, c.key) for c in d} == {("params", "data"), ("outputs", "return")}
     e = ledger.diff(one.ids["prep"], two.ids["prep"])
     assert changes(e) >= {("params", "n", 5, 6)}
+
+
+@dataclass
+class _Optim:
+    name: str
+    lr: float
+
+
+@dataclass
+class _TrainConfig:
+    optim: _Optim
+    layers: list[int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def test_config_params_diff_field_by_field(ledger: Ledger) -> None:
+    """A dataclass config diffs by field: the one that changed, with its delta; fields added
+    and removed; an emptied dict; no second line for the param's value artifact."""
+
+    @ledger.tracked
+    def train(cfg: _TrainConfig) -> None:
+        return None
+
+    train(_TrainConfig(_Optim("adam", 0.01), [64, 64], {"warmup": 10}))
+    train(_TrainConfig(_Optim("adam", 0.1), [64, 128]))
+    b, a = ledger.runs()
+    d = ledger.diff(a, b)
+    assert sorted(tuple(c) for c in d) == [
+        ("params", "cfg.extra", None, {}),
+        ("params", "cfg.extra.warmup", 10, None),
+        ("params", "cfg.layers", [64, 64], [64, 128]),
+        ("params", "cfg.optim.lr", 0.01, 0.1),
+    ]
+    assert "~ cfg.optim.lr: 0.01 -> 0.1 (+0.09)" in d.to_text()
+    assert d.section("inputs") == []
+    with ledger.run("plain", params={"cfg": {"optim": {"lr": 0.1}}, "cfg.optim.lr": 5}) as r:
+        pass
+    literal = {c.key: c for c in ledger.diff(b, r).section("params")}
+    assert (literal["cfg.optim.lr"].old, literal["cfg.optim.lr"].new) == (0.1, 5)
 
 
 def _train_a(x: int) -> int:
