@@ -35,7 +35,7 @@ from .query import (
     compile_where,
     driven_sql,
 )
-from .records import Artifact
+from .records import Artifact, param_fields
 from .store import cache_dir
 
 if TYPE_CHECKING:
@@ -121,31 +121,6 @@ _FIELD_DEPTH = 8
 _FIELDS_PER_PARAM = 256
 
 
-def _param_rows(params: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Each param as ``(key, value)``, then the fields of dict params as ``("opt.lr", v)``
-    (nested dicts in turn: ``"model.encoder.layers"``), so ``params.opt.lr`` can be
-    queried like a top-level param.  Lists stay whole (their JSON text)."""
-    rows = list(params.items())
-    for key, value in params.items():
-        if isinstance(value, dict):
-            budget = [_FIELDS_PER_PARAM]
-            _field_rows(key, value, 1, budget, rows)
-    return rows
-
-
-def _field_rows(
-    prefix: str, d: dict[str, Any], depth: int, budget: list[int], rows: list[tuple[str, Any]]
-) -> None:
-    for k, v in d.items():
-        if budget[0] <= 0:
-            return
-        budget[0] -= 1
-        key = f"{prefix}.{k}"
-        rows.append((key, v))
-        if isinstance(v, dict) and depth < _FIELD_DEPTH:
-            _field_rows(key, v, depth + 1, budget, rows)
-
-
 def catalog_path(url: str) -> str:
     h = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
     return str(cache_dir() / "catalogs" / f"{h}.sqlite3")
@@ -210,7 +185,7 @@ class RunList(Sequence["Run"]):
                 "started_at": run.started_at,
                 "ended_at": run.ended_at,
             }
-            for k, v in run.params.items():
+            for k, v in param_fields(run.params).items():
                 row[f"params.{k}"] = v
             for k, m in run.metrics.items():
                 row[f"metrics.{k}"] = m
@@ -292,12 +267,17 @@ class Catalog:
         )
         for table in ("params", "tags", "metrics", "edges"):
             cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
-        # INSERT OR IGNORE: a param literally named "a.b" wins over the field b of param a
+        # each param, then the fields of dict params: params.cfg.optim.lr
         cur.executemany(
-            "INSERT OR IGNORE INTO params VALUES (?, ?, ?, ?)",
+            "INSERT INTO params VALUES (?, ?, ?, ?)",
             [
                 (rid, k, _num(v) if not isinstance(v, str) else None, _text(v))
-                for k, v in _param_rows(rec.get("params") or {})
+                for k, v in param_fields(
+                    rec.get("params") or {},
+                    nodes=True,
+                    depth=_FIELD_DEPTH,
+                    per_param=_FIELDS_PER_PARAM,
+                ).items()
             ],
         )
         cur.executemany(

@@ -16,6 +16,7 @@ import attrs
 
 from . import canonical
 from .errors import LedgerError
+from .records import param_fields
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -151,28 +152,6 @@ def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Chan
             out.append(Change(section, k, va, vb))
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys (an empty dict stays a value: it has no fields)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            for fk, fv in _flat(v, key + ".").items():
-                out.setdefault(fk, fv)
-        else:
-            out.setdefault(key, v)
-    return out
-
-
-def _param_fields(params: dict[str, Any]) -> dict[str, Any]:
-    """Params with dict (config) params field by field, ``cfg.optim.lr``, so a diff names the
-    field that changed; a param literally named ``cfg.optim.lr`` wins, as in queries."""
-    out = {k: v for k, v in params.items() if not (isinstance(v, dict) and v)}
-    for k, v in _flat(params).items():
-        out.setdefault(k, v)
-    return out
-
-
 def _digests(run: Run, section: str) -> dict[str, str]:
     """A run's inputs or outputs by name, without the value artifacts of its params: the
     params section already shows what changed in them (each change once)."""
@@ -197,7 +176,7 @@ def _modules(run: Run) -> dict[str, str]:
 def diff_runs(a: Run, b: Run) -> RunDiff:
     """Compare two runs section by section."""
     out: list[Change] = []
-    _cmp_maps("params", _param_fields(a.params), _param_fields(b.params), out)
+    _cmp_maps("params", param_fields(a.params), param_fields(b.params), out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
     for section in ("inputs", "outputs"):
         da = _digests(a, section)
@@ -218,9 +197,11 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         ea, eb = a.env, b.env
         _cmp_maps("packages", ea.get("packages", {}), eb.get("packages", {}), out)
         _cmp_maps("env_vars", ea.get("env_vars", {}), eb.get("env_vars", {}), out)
-        _cmp_maps("python", _flat(ea.get("python", {})), _flat(eb.get("python", {})), out)
-        plat_a = _flat({**ea.get("platform", {}), **_hw(ea)})
-        plat_b = _flat({**eb.get("platform", {}), **_hw(eb)})
+        _cmp_maps(
+            "python", param_fields(ea.get("python", {})), param_fields(eb.get("python", {})), out
+        )
+        plat_a = param_fields({**ea.get("platform", {}), **_hw(ea)})
+        plat_b = param_fields({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
     if a._record.get("kind") == "script" and b._record.get("kind") == "script":
         _cmp_maps(

@@ -10,7 +10,16 @@ from typing import Any
 import attrs
 import cattrs
 
-__all__ = ["RefEntry", "converter", "from_iso", "now_iso", "record_digests", "to_iso", "utcnow"]
+__all__ = [
+    "RefEntry",
+    "converter",
+    "from_iso",
+    "now_iso",
+    "param_fields",
+    "record_digests",
+    "to_iso",
+    "utcnow",
+]
 
 
 def utcnow() -> _dt.datetime:
@@ -37,6 +46,42 @@ def now_iso() -> str:
 
 def from_iso(s: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def param_fields(
+    params: dict[str, Any], *, nodes: bool = False, depth: int = 64, per_param: int | None = None
+) -> dict[str, Any]:
+    """A run's params with the fields of dict (config) params under dotted names:
+    ``{"cfg": {"optim": {"lr": 0.1}}}`` gives ``{"cfg.optim.lr": 0.1}``.
+
+    One reading for queries, diffs and tables.  A param literally named
+    ``cfg.optim.lr`` wins over the field.  An empty dict stays a value (it has no
+    fields); lists stay whole.  ``nodes`` keeps the dicts themselves too (``cfg``,
+    ``cfg.optim``: a query on them compares their JSON text).  ``depth`` and
+    ``per_param`` bound how far into one param the walk goes (the catalog indexes at
+    most that much of a huge config).
+    """
+    out = {k: v for k, v in params.items() if nodes or not (isinstance(v, dict) and v)}
+    for name, value in params.items():
+        if not (isinstance(value, dict) and value):
+            continue
+        left = per_param if per_param is not None else -1
+        # depth first, fields in their order: (dotted prefix, level, the dict's items left)
+        stack = [(name, 1, iter(value.items()))]
+        while stack and left != 0:
+            prefix, level, items = stack[-1]
+            item = next(items, None)
+            if item is None:
+                stack.pop()
+                continue
+            left -= 1
+            key, v = f"{prefix}.{item[0]}", item[1]
+            inner = isinstance(v, dict) and v and level < depth
+            if nodes or not inner:
+                out.setdefault(key, v)
+            if inner:
+                stack.append((key, level + 1, iter(v.items())))
+    return out
 
 
 def record_digests(rec: dict[str, Any]) -> Iterator[str]:

@@ -553,12 +553,15 @@ def test_to_pandas_gives_one_row_per_run(ledger: Ledger) -> None:
     pd = pytest.importorskip("pandas")
     with ledger.run("a", params={"lr": 0.1}, tags={"team": "cv"}) as r:
         r.log(loss=0.5)
-    with ledger.run("b", params={"lr": 0.2}):
+    with ledger.run("b", params={"lr": 0.2, "cfg": {"optim": {"lr": 0.3}, "layers": [4]}}):
         pass
     df = ledger.runs().to_pandas()
     assert isinstance(df, pd.DataFrame)
     assert list(df["name"]) == ["b", "a"]
     assert list(df["params.lr"]) == [0.2, 0.1]
+    assert df["params.cfg.optim.lr"].iloc[0] == 0.3  # a config's fields are columns
+    assert df["params.cfg.layers"].iloc[0] == [4]
+    assert "params.cfg" not in df.columns
     assert df["metrics.loss"].iloc[1] == 0.5
     assert df["tags.team"].iloc[1] == "cv"
 

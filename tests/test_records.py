@@ -17,6 +17,7 @@ from mlledger.records import (
     RunError,
     from_iso,
     now_iso,
+    param_fields,
     to_iso,
     utcnow,
 )
@@ -158,3 +159,52 @@ def test_records_are_frozen() -> None:
 def test_utcnow_is_aware_utc() -> None:
     """utcnow() is timezone-aware UTC."""
     assert utcnow().utcoffset() == _dt.timedelta(0)
+
+
+def test_param_fields_name_the_fields_of_dict_params() -> None:
+    """Dict params give dotted fields; lists and empty dicts stay values; a literal dotted
+    param wins; nodes keeps the dicts too; depth and per_param bound the walk."""
+    params = {
+        "lr": 0.1,
+        "cfg": {"optim": {"lr": 0.2, "betas": [0.9, 0.99]}, "extra": {}, "n": None},
+        "cfg.n": "literal",
+    }
+    assert param_fields(params) == {
+        "lr": 0.1,
+        "cfg.optim.lr": 0.2,
+        "cfg.optim.betas": [0.9, 0.99],
+        "cfg.extra": {},
+        "cfg.n": "literal",
+    }
+    assert param_fields(params, nodes=True) == {
+        **param_fields(params),
+        "cfg": params["cfg"],
+        "cfg.optim": params["cfg"]["optim"],
+    }
+    assert param_fields(params, depth=1) == {
+        "lr": 0.1, "cfg.optim": {"lr": 0.2, "betas": [0.9, 0.99]}, "cfg.extra": {},
+        "cfg.n": "literal",
+    }
+    assert param_fields({"big": {str(i): i for i in range(10)}}, per_param=3) == {
+        "big.0": 0, "big.1": 1, "big.2": 2}
+    assert param_fields({}) == {}
+
+
+@given(st.recursive(
+    st.one_of(st.none(), st.integers(), st.text(max_size=3)),
+    lambda inner: st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=20,
+))
+def test_param_fields_keep_every_leaf(value: object) -> None:
+    """Every leaf of a nested param is reachable under its dotted path (keys without dots)."""
+    got = param_fields({"p": value})
+
+    def leaves(v: object, path: str) -> dict[str, object]:
+        if isinstance(v, dict) and v:
+            out: dict[str, object] = {}
+            for k, x in v.items():
+                out.update(leaves(x, f"{path}.{k}"))
+            return out
+        return {path: v}
+
+    assert got == leaves(value, "p")
