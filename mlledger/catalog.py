@@ -116,11 +116,6 @@ def _text(v: Any) -> str | None:
     return canonical.dumps(v).decode("utf-8")
 
 
-#: how deep into a dict param, and how many of its fields, the index reaches
-_FIELD_DEPTH = 8
-_FIELDS_PER_PARAM = 256
-
-
 def catalog_path(url: str) -> str:
     h = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
     return str(cache_dir() / "catalogs" / f"{h}.sqlite3")
@@ -272,12 +267,7 @@ class Catalog:
             "INSERT INTO params VALUES (?, ?, ?, ?)",
             [
                 (rid, k, _num(v) if not isinstance(v, str) else None, _text(v))
-                for k, v in param_fields(
-                    rec.get("params") or {},
-                    nodes=True,
-                    depth=_FIELD_DEPTH,
-                    per_param=_FIELDS_PER_PARAM,
-                ).items()
+                for k, v in param_fields(rec.get("params") or {}, nodes=True).items()
             ],
         )
         cur.executemany(

@@ -16,7 +16,8 @@ import attrs
 
 from . import canonical
 from .errors import LedgerError
-from .records import param_fields
+from .hashing import digest_bytes
+from .records import is_config, is_stand_in, param_fields
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -40,15 +41,19 @@ _MISSING: Any = attrs.NOTHING
 
 @attrs.frozen
 class Change:
-    """One difference: ``old`` is None when added, ``new`` is None when removed."""
+    """One difference: ``old`` is None when added, ``new`` is None when removed; ``kind``
+    says which (a param recorded as None that became 5 is ``changed``, not ``added``)."""
 
     section: str
     key: str
     old: Any
     new: Any
+    _kind: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def kind(self) -> str:
+        if self._kind is not None:
+            return self._kind
         if self.old is None:
             return "added"
         if self.new is None:
@@ -143,24 +148,57 @@ def _same(a: Any, b: Any) -> bool:
 
 def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
     for k in sorted(set(a) | set(b)):
+        _cmp_one(section, k, a.get(k, _MISSING), b.get(k, _MISSING), out)
+
+
+def _cmp_one(section: str, k: str, va: Any, vb: Any, out: list[Change]) -> None:
+    if va is _MISSING:
+        out.append(Change(section, k, None, vb, kind="added"))
+    elif vb is _MISSING:
+        out.append(Change(section, k, va, None, kind="removed"))
+    elif not _same(va, vb):
+        out.append(Change(section, k, va, vb, kind="changed"))
+
+
+def _cmp_params(a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
+    """Params one by one; two configs (dict params) field by field, ``cfg.optim.lr``."""
+    for k in sorted(set(a) | set(b)):
         va, vb = a.get(k, _MISSING), b.get(k, _MISSING)
-        if va is _MISSING:
-            out.append(Change(section, k, None, vb))
-        elif vb is _MISSING:
-            out.append(Change(section, k, va, None))
-        elif not _same(va, vb):
-            out.append(Change(section, k, va, vb))
+        if is_config(va) and is_config(vb):
+            before = len(out)
+            _cmp_maps("params", param_fields({k: va}), param_fields({k: vb}), out)
+            if len(out) == before and not _same(va, vb):
+                # fields whose dotted names clash ({"a.b": 1, "a": {"b": 2}}): as a whole
+                out.append(Change("params", k, va, vb, kind="changed"))
+        else:  # a scalar, a list, a stand-in, or a config on one side only: as a whole
+            _cmp_one("params", k, va, vb, out)
 
 
 def _digests(run: Run, section: str) -> dict[str, str]:
-    """A run's inputs or outputs by name, without the value artifacts of its params: the
-    params section already shows what changed in them (each change once)."""
-    params = run.params if section == "inputs" else {}
+    """A run's inputs or outputs by name.  An input that is the stored value of the param of
+    its name is left out: the params section shows what changed in it (each change once)."""
+    arts = getattr(run, section)
+    if section != "inputs":
+        return {k: art.digest for k, art in arts.items()}
+    params = run.params
     return {
         k: art.digest
-        for k, art in getattr(run, section).items()
-        if not (k in params and art.kind == "value")
+        for k, art in arts.items()
+        if not _is_param_value(params.get(k, _MISSING), art.kind, art.digest)
     }
+
+
+def _is_param_value(param: Any, kind: str, digest: str) -> bool:
+    """Whether an input artifact holds exactly the value recorded as the param of its name
+    (inline, or behind a stand-in naming its digest)."""
+    if param is _MISSING or kind != "value":
+        return False
+    if is_stand_in(param):
+        return bool(param.get("digest") == digest)
+    try:
+        return digest_bytes(canonical.dumps(param), digest.partition(":")[0]) == digest
+    except Exception:  # an algorithm this process does not know: show the input
+        return False
 
 
 def _modules(run: Run) -> dict[str, str]:
@@ -176,7 +214,7 @@ def _modules(run: Run) -> dict[str, str]:
 def diff_runs(a: Run, b: Run) -> RunDiff:
     """Compare two runs section by section."""
     out: list[Change] = []
-    _cmp_maps("params", param_fields(a.params), param_fields(b.params), out)
+    _cmp_params(a.params, b.params, out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
     for section in ("inputs", "outputs"):
         da = _digests(a, section)

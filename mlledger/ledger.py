@@ -21,7 +21,14 @@ from .capture import code as _code
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
 from .capture.redact import REDACTED, is_secret_name
-from .capture.values import Encoded, describe, encode_redacted, jsonable_scalar, load_value
+from .capture.values import (
+    Encoded,
+    describe,
+    encode_redacted,
+    jsonable_scalar,
+    load_value,
+    plain_number,
+)
 from .errors import (
     AmbiguousError,
     IntegrityError,
@@ -284,7 +291,7 @@ class Ledger:
                 return {"type": v.name}
             if v is None or (isinstance(v, (bool, int, float)) and type(v) in (bool, int, float)):
                 return jsonable_scalar(v)
-            plain = _plain_number(v)
+            plain = plain_number(v)
             if plain is not None:  # numpy.float64(0.01) is the number 0.01 to a query
                 return jsonable_scalar(plain)
             if isinstance(v, (str, Path)):
@@ -915,21 +922,6 @@ def _user_name() -> str:
 
 #: this package's folder: frames of its own code are skipped when looking for the caller
 _PKG = os.path.dirname(__file__) + os.sep
-
-
-def _plain_number(v: Any) -> bool | int | float | None:
-    """A numpy scalar (``np.float64``, ``np.int64``, ``np.bool_``...) as the Python number it
-    holds; None for anything else (a datetime64 or a complex number stays a value)."""
-    t = type(v)
-    if t.__module__ != "numpy" or t.__name__ == "ndarray" or getattr(v, "ndim", None) != 0:
-        return None
-    try:
-        got = v.item()
-        if type(got) is float and t.__name__ in ("float16", "float32"):
-            got = float(str(v))  # np.float32(0.1) is the 0.1 the user wrote, not 0.100000001
-    except Exception:
-        return None
-    return got if type(got) in (bool, int, float) else None
 
 
 def _file_sig(path: str) -> tuple[int, int, int, bool] | None:

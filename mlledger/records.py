@@ -14,6 +14,8 @@ __all__ = [
     "RefEntry",
     "converter",
     "from_iso",
+    "is_config",
+    "is_stand_in",
     "now_iso",
     "param_fields",
     "record_digests",
@@ -48,39 +50,57 @@ def from_iso(s: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
-def param_fields(
-    params: dict[str, Any], *, nodes: bool = False, depth: int = 64, per_param: int | None = None
-) -> dict[str, Any]:
-    """A run's params with the fields of dict (config) params under dotted names:
+#: the keys of the stand-in a param gets when its value is not inline (a stored value's
+#: description and digest, or the type and repr of a value that could not be stored)
+_STAND_IN_KEYS = frozenset({"type", "len", "shape", "dtype", "digest", "repr", "error"})
+
+
+def is_stand_in(v: Any) -> bool:
+    """Whether a recorded param value is a stand-in (``{"type", "len", "digest"}``, ``{"type",
+    "repr"}``...) rather than the user's own dict: it has no fields to reach into."""
+    return (
+        isinstance(v, dict)
+        and "type" in v
+        and len(v) > 1
+        and v.keys() <= _STAND_IN_KEYS
+        and ("digest" in v or "repr" in v or "error" in v)
+    )
+
+
+def is_config(v: Any) -> bool:
+    """A dict param with fields (a dict, or a dataclass, attrs or namedtuple value recorded
+    as one), not a stand-in for a stored value."""
+    return isinstance(v, dict) and bool(v) and not is_stand_in(v)
+
+
+def param_fields(params: dict[str, Any], *, nodes: bool = False) -> dict[str, Any]:
+    """A run's params with the fields of config params under dotted names:
     ``{"cfg": {"optim": {"lr": 0.1}}}`` gives ``{"cfg.optim.lr": 0.1}``.
 
     One reading for queries, diffs and tables.  A param literally named
-    ``cfg.optim.lr`` wins over the field.  An empty dict stays a value (it has no
-    fields); lists stay whole.  ``nodes`` keeps the dicts themselves too (``cfg``,
-    ``cfg.optim``: a query on them compares their JSON text).  ``depth`` and
-    ``per_param`` bound how far into one param the walk goes (the catalog indexes at
-    most that much of a huge config).
+    ``cfg.optim.lr`` wins over the field.  An empty dict and a stand-in for a stored
+    value stay values (they have no fields); lists stay whole.  ``nodes`` keeps the
+    dicts themselves too (``cfg``, ``cfg.optim``: a query on them compares their JSON
+    text).  A config is inline JSON of bounded size, so the walk is too.
     """
-    out = {k: v for k, v in params.items() if nodes or not (isinstance(v, dict) and v)}
+    out = {k: v for k, v in params.items() if nodes or not is_config(v)}
     for name, value in params.items():
-        if not (isinstance(value, dict) and value):
+        if not is_config(value):
             continue
-        left = per_param if per_param is not None else -1
-        # depth first, fields in their order: (dotted prefix, level, the dict's items left)
-        stack = [(name, 1, iter(value.items()))]
-        while stack and left != 0:
-            prefix, level, items = stack[-1]
+        # depth first, fields in their order: (dotted prefix, the dict's items left)
+        stack = [(name, iter(value.items()))]
+        while stack:
+            prefix, items = stack[-1]
             item = next(items, None)
             if item is None:
                 stack.pop()
                 continue
-            left -= 1
             key, v = f"{prefix}.{item[0]}", item[1]
-            inner = isinstance(v, dict) and v and level < depth
+            inner = isinstance(v, dict) and bool(v)
             if nodes or not inner:
                 out.setdefault(key, v)
             if inner:
-                stack.append((key, level + 1, iter(v.items())))
+                stack.append((key, iter(v.items())))
     return out
 
 

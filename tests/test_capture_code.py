@@ -365,6 +365,30 @@ def test_a_module_imported_again_from_another_folder_is_followed(
     assert user_modules(ALGO)[name] == digest_bytes(b"VALUE = 2\n", ALGO)
 
 
+def test_a_module_replaced_in_place_is_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sys.modules[name] = a module loaded from another file`` (importing a file by path)
+    changes neither the count nor the newest entry, yet the next record follows it."""
+    import importlib.util
+
+    name = "mlledger_test_helper_replaced"
+    import_fresh(tmp_path / "one", name, "VALUE = 1\n", monkeypatch)
+    import_fresh(tmp_path / "newer", f"{name}_newer", "", monkeypatch)  # not the newest
+
+    assert user_modules(ALGO)[name] == digest_bytes(b"VALUE = 1\n", ALGO)
+    other = tmp_path / "two" / f"{name}.py"
+    other.parent.mkdir()
+    other.write_text("VALUE = 2\n")
+    spec = importlib.util.spec_from_file_location(name, other)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    assert user_modules(ALGO)[name] == digest_bytes(b"VALUE = 2\n", ALGO)
+
+
 def test_user_modules_skip_stdlib_and_installed() -> None:
     """Standard-library and installed-distribution modules are not the user's."""
     mods = user_modules(ALGO)

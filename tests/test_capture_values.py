@@ -255,11 +255,19 @@ def test_numpy_object_arrays_are_pickled() -> None:
 
 
 def test_numpy_scalars_are_stored() -> None:
-    """A numpy scalar is storable (pickle) and loads back equal with allow_pickle."""
+    """A numpy scalar is the number it holds (JSON), also inside a config, whose secrets are
+    then redacted; a numpy scalar that is no plain number (a datetime64) stays a pickle."""
     np = pytest.importorskip("numpy")
     enc = encode_value(np.float32(1.5))
     assert enc is not None
-    assert load_value(enc.data, enc.format, allow_pickle=True) == np.float32(1.5)
+    assert enc.format == "json"
+    assert load_value(enc.data) == np.float32(1.5)
+    cfg = encode_redacted({"c": Cfg(np.float64(0.25), "sk-abcdefghijklmnop")})  # type: ignore[arg-type]
+    assert cfg is not None
+    assert load_value(cfg.data) == {"c": {"lr": 0.25, "api_key": REDACTED}}
+    when = encode_value([np.datetime64("2026-01-01")])
+    assert when is not None
+    assert when.format == "pickle"
 
 
 def test_pickle_needs_allow_pickle() -> None:

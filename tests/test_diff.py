@@ -200,8 +200,56 @@ def test_config_params_diff_field_by_field(ledger: Ledger) -> None:
     assert d.section("inputs") == []
     with ledger.run("plain", params={"cfg": {"optim": {"lr": 0.1}}, "cfg.optim.lr": 5}) as r:
         pass
-    literal = {c.key: c for c in ledger.diff(b, r).section("params")}
-    assert (literal["cfg.optim.lr"].old, literal["cfg.optim.lr"].new) == (0.1, 5)
+    literal = [c for c in ledger.diff(b, r).section("params") if c.key == "cfg.optim.lr"]
+    assert [(c.old, c.new, c.kind) for c in literal] == [(None, 5, "added")]  # the literal one
+
+
+def test_param_changes_between_kinds_are_one_change_each(ledger: Ledger) -> None:
+    """None -> config, config -> scalar and a clash of dotted names inside one config are
+    each one change of the whole param, never lost and never reported the wrong way."""
+    for params in (
+        {"sched": None, "cfg": {"lr": 1}, "odd": {"a.b": 1, "a": {"b": 2}}},
+        {"sched": {"kind": "cos"}, "cfg": 5, "odd": {"a.b": 7, "a": {"b": 2}}},
+    ):
+        with ledger.run("kinds", params=params):
+            pass
+    b, a = ledger.runs()
+    got = [(c.key, c.old, c.new, c.kind) for c in ledger.diff(a, b)]
+    assert got == [
+        ("cfg", {"lr": 1}, 5, "changed"),
+        ("odd", {"a.b": 1, "a": {"b": 2}}, {"a.b": 7, "a": {"b": 2}}, "changed"),
+        ("sched", None, {"kind": "cos"}, "changed"),
+    ]
+    assert '~ sched: null -> {"kind":"cos"}' in ledger.diff(a, b).to_text()
+
+
+def test_an_input_named_like_a_param_but_holding_other_data_is_listed(ledger: Ledger) -> None:
+    """run.use(data, name="dataset") next to a param "dataset": the input is not the param's
+    value, so a change in it shows under inputs."""
+    for data in ([1, 2, 3], [1, 2, 4]):
+        with ledger.run("u", params={"dataset": "mnist"}) as r:
+            r.use(data, name="dataset")
+    b, a = ledger.runs()
+    assert [(c.section, c.key) for c in ledger.diff(a, b)] == [("inputs", "dataset")]
+
+
+def test_a_config_grown_past_the_inline_limit_is_one_change(ledger: Ledger) -> None:
+    """A config inline in one run and stored (a stand-in with its digest) in the next is one
+    change of the param, not a line per field; the stand-in's fields are not queried."""
+    ledger.inline_limit = 200
+
+    @ledger.tracked
+    def train(cfg: dict[str, int]) -> None:
+        return None
+
+    train({f"f{i}": i for i in range(5)})
+    train({f"f{i}": i for i in range(50)})
+    b, a = ledger.runs()
+    d = ledger.diff(a, b)
+    assert [(c.section, c.key, c.kind) for c in d] == [("params", "cfg", "changed")]
+    assert d.changes[0].new["digest"] == b.inputs["cfg"].digest
+    assert ledger.runs(where="params.cfg.f1 = 1").ids == [a.id]
+    assert ledger.runs(where="params.cfg.len = 50").ids == []
 
 
 def _train_a(x: int) -> int:

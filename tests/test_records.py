@@ -162,8 +162,8 @@ def test_utcnow_is_aware_utc() -> None:
 
 
 def test_param_fields_name_the_fields_of_dict_params() -> None:
-    """Dict params give dotted fields; lists and empty dicts stay values; a literal dotted
-    param wins; nodes keeps the dicts too; depth and per_param bound the walk."""
+    """Dict params give dotted fields; lists, empty dicts and stand-ins for stored values stay
+    values; a literal dotted param wins; nodes keeps the dicts too."""
     params = {
         "lr": 0.1,
         "cfg": {"optim": {"lr": 0.2, "betas": [0.9, 0.99]}, "extra": {}, "n": None},
@@ -181,13 +181,12 @@ def test_param_fields_name_the_fields_of_dict_params() -> None:
         "cfg": params["cfg"],
         "cfg.optim": params["cfg"]["optim"],
     }
-    assert param_fields(params, depth=1) == {
-        "lr": 0.1, "cfg.optim": {"lr": 0.2, "betas": [0.9, 0.99]}, "cfg.extra": {},
-        "cfg.n": "literal",
-    }
-    assert param_fields({"big": {str(i): i for i in range(10)}}, per_param=3) == {
-        "big.0": 0, "big.1": 1, "big.2": 2}
     assert param_fields({}) == {}
+    stored = {"type": "dict", "len": 5000, "digest": "xxh128:" + "0" * 32}
+    unstorable = {"type": "Socket", "repr": "<socket>"}
+    assert param_fields({"big": stored, "s": unstorable}) == {"big": stored, "s": unstorable}
+    assert param_fields({"opt": {"type": "adam", "lr": 0.1}}) == {
+        "opt.type": "adam", "opt.lr": 0.1}  # a user's own "type" field is a field
 
 
 @given(st.recursive(

@@ -34,8 +34,8 @@ __all__ = ["function_code", "git_state", "source_code", "user_modules"]
 _fn_cache: dict[Any, tuple[dict[str, Any], list[str]]] = {}
 _file_digests: dict[tuple[str, str], tuple[tuple[int, int], str]] = {}
 #: [(len(sys.modules), {module name: real path})] of the user's modules
-#: ``(len(sys.modules), the newest module object, {user module: real path})``
-_modules_cache: list[tuple[int, object, dict[str, str]]] = [(-1, None, {})]
+#: ``(len(sys.modules), the newest module object, {user module: (real path, module)})``
+_modules_cache: list[tuple[int, object, dict[str, tuple[str, object]]]] = [(-1, None, {})]
 _lock = threading.Lock()
 
 
@@ -249,11 +249,17 @@ def user_modules(algorithm: str) -> dict[str, str]:
     except (StopIteration, KeyError, RuntimeError):  # changed while looked at: work it out
         key = (-1, None)
     cached = _modules_cache[0]
-    if cached[0] != key[0] or cached[1] is not key[1] or key[0] < 0:
+    if (
+        cached[0] != key[0]
+        or cached[1] is not key[1]
+        or key[0] < 0
+        # a user module replaced in place (sys.modules[name] = a module from another file)
+        or any(mods.get(name) is not mod for name, (_, mod) in cached[2].items())
+    ):
         with _lock:
             roots = _system_roots()
             tops = _distribution_top_levels()
-            paths: dict[str, str] = {}
+            found: dict[str, tuple[str, object]] = {}
             for name, mod in list(sys.modules.items()):
                 file = getattr(mod, "__file__", None)
                 if not file or not isinstance(file, str) or not file.endswith(".py"):
@@ -264,11 +270,11 @@ def user_modules(algorithm: str) -> dict[str, str]:
                 real = os.path.realpath(file)
                 if real.startswith(roots) or "site-packages" in real or "dist-packages" in real:
                     continue
-                paths[name] = real
-            cached = (key[0], key[1], dict(sorted(paths.items())))
+                found[name] = (real, mod)
+            cached = (key[0], key[1], dict(sorted(found.items())))
             _modules_cache[0] = cached
     out: dict[str, str] = {}
-    for name, real in cached[2].items():
+    for name, (real, _) in cached[2].items():
         d = file_digest(real, algorithm)
         if d is not None:
             out[name] = d

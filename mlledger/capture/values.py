@@ -30,6 +30,7 @@ __all__ = [
     "is_json_native",
     "is_scalar",
     "load_value",
+    "plain_number",
     "sniff_format",
 ]
 
@@ -73,6 +74,21 @@ def _type_name(value: Any) -> str:
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
+def plain_number(v: Any) -> bool | int | float | None:
+    """A numpy scalar (``np.float64``, ``np.int64``, ``np.bool_``...) as the Python number it
+    holds; None for anything else (a datetime64 or a complex number stays a value)."""
+    t = type(v)
+    if t.__module__ != "numpy" or t.__name__ == "ndarray" or getattr(v, "ndim", None) != 0:
+        return None
+    try:
+        got = v.item()
+        if type(got) is float and t.__name__ in ("float16", "float32"):
+            got = float(str(v))  # np.float32(0.1) is the 0.1 the user wrote, not 0.100000001
+    except Exception:
+        return None
+    return got if type(got) in (bool, int, float) else None
+
+
 def _structured(value: Any) -> Any:
     """``value`` as plain JSON data when it is made of attrs classes, dataclasses and
     namedtuples (at any depth, also inside lists, tuples and str-keyed dicts) over JSON
@@ -106,6 +122,9 @@ def _plain(value: Any, depth: int) -> Any:
                 return _MISSING
             out[k] = p
         return out
+    if t.__module__ == "numpy":  # a numpy scalar in a config is the number it holds
+        num = plain_number(value)
+        return _MISSING if num is None else num
     if isinstance(value, tuple) and isinstance(getattr(t, "_fields", None), tuple):
         return _plain(dict(zip(t._fields, value, strict=True)), depth + 1)  # a namedtuple
     if attrs.has(t):
