@@ -102,6 +102,7 @@ import click
 from ._text import counted
 from .diff import SECTIONS
 from .errors import IntegrityError, LedgerError, NotFoundError, UsageError
+from .records import param_fields
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -836,8 +837,9 @@ def show(state: _State, run_id: str, packages: bool, as_json: bool) -> None:
         out.append("tags       " + ", ".join(f"{k}={v}" for k, v in sorted(run.tags.items())))
     if run.params:
         out += ["", click.style("params", bold=True)]
-        width = max(len(k) for k in run.params)
-        out += [f"  {k:<{width}} = {_value(v)}" for k, v in sorted(run.params.items())]
+        fields = param_fields(run.params)  # a config field by field, as where and diff name it
+        width = max(len(k) for k in fields)
+        out += [f"  {k:<{width}} = {_value(v)}" for k, v in sorted(fields.items())]
     stats = run.metric_stats
     if stats:
         width = max(len("metric"), *(len(k) for k in stats))

@@ -456,6 +456,17 @@ def test_show_json_is_the_record(shared: Shared) -> None:
     assert isinstance(data["environment"]["packages"], dict)
 
 
+def test_show_lists_a_config_field_by_field(tmp_path: Path, workdir: Path) -> None:
+    """A dict param is shown as its fields, under the names where and diff use."""
+    url = str(tmp_path / "store")
+    with Ledger(url).run("cfg", params={"cfg": {"optim": {"lr": 0.1}, "layers": [4]}}) as r:
+        pass
+    out = invoke("show", r.id, url=url).stdout
+    assert "  cfg.layers   = [4]" in out
+    assert "  cfg.optim.lr = 0.1" in out
+    assert invoke("log", "--where", "params.cfg.optim.lr = 0.1", url=url).stdout.count("cfg") == 1
+
+
 def test_show_packages_lists_them(shared: Shared) -> None:
     """show --packages lists installed distributions, click among them."""
     out = invoke("show", "--packages", shared.prep, url=shared.url).stdout
