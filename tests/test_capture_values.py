@@ -149,6 +149,25 @@ def test_structured_values_inside_containers_are_json() -> None:
     assert encode_value([Settings("a", [1])]) == encode_value([{"name": "a", "sizes": [1]}])
 
 
+def test_other_mappings_and_sequences_are_plain_data() -> None:
+    """dict subclasses (OrderedDict, defaultdict), read-only mappings and list/tuple
+    subclasses are JSON like the built-in ones."""
+    import collections
+    import types
+
+    value = {
+        "ordered": collections.OrderedDict([("b", 1), ("a", 2)]),
+        "default": collections.defaultdict(list, {"x": [1]}),
+        "proxy": types.MappingProxyType({"k": "v"}),
+        "size": type("Size", (tuple,), {})((3, 4)),
+    }
+    enc = encode_value(value)
+    assert enc is not None
+    assert enc.format == "json"
+    assert load_value(enc.data) == {
+        "ordered": {"a": 2, "b": 1}, "default": {"x": [1]}, "proxy": {"k": "v"}, "size": [3, 4]}
+
+
 def test_structured_values_with_other_leaves_are_pickled() -> None:
     """One field that is not plain data (a Path, a non-str key) anywhere: the whole value
     is a pickle, as before, and loads back as itself."""

@@ -590,6 +590,33 @@ def test_secrets_in_namedtuples_and_nested_configs_never_reach_the_store(
                 assert secret.encode() not in data, path
 
 
+def test_a_hydra_config_is_plain_data_redacted_and_queryable(tmp_path: Path) -> None:
+    """An OmegaConf DictConfig (what Hydra passes to a training function) is recorded as
+    plain JSON: interpolations resolved, secret-named keys redacted, fields queryable."""
+    omegaconf = pytest.importorskip("omegaconf")
+    ledger = Ledger(str(tmp_path / "store"))
+    secret = f"wandb-{uuid.uuid4().hex}"
+    cfg = omegaconf.OmegaConf.create({
+        "model": {"lr": 0.1, "layers": [64, 64]},
+        "sched": {"lr": "${model.lr}"},
+        "wandb": {"api_key": secret, "project": "p"},
+    })
+
+    def train(cfg: Any) -> None:
+        return None
+
+    _, run = call(ledger, train, cfg)
+    assert run.params["cfg"] == {
+        "model": {"lr": 0.1, "layers": [64, 64]},
+        "sched": {"lr": 0.1},
+        "wandb": {"api_key": REDACTED, "project": "p"},
+    }
+    assert ledger.runs(where="params.cfg.sched.lr = 0.1").ids == [run.id]
+    for path in (tmp_path / "store").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
 def test_redacted_dict_argument_still_links_to_its_producer(ledger: Ledger) -> None:
     """A dict with a secret key returned by one call and passed to the next is still one digest."""
 

@@ -15,6 +15,7 @@ import io
 import math
 import pickle
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -90,10 +91,11 @@ def plain_number(v: Any) -> bool | int | float | None:
 
 
 def _structured(value: Any) -> Any:
-    """``value`` as plain JSON data when it is made of attrs classes, dataclasses and
-    namedtuples (at any depth, also inside lists, tuples and str-keyed dicts) over JSON
-    scalars; else a sentinel.  A namedtuple becomes a mapping of its fields, so a config
-    such as ``Cfg(lr=0.1, api_key=...)`` is readable by field and redacted by name."""
+    """``value`` as plain JSON data when it is made of attrs classes, dataclasses,
+    namedtuples, str-keyed mappings (an OmegaConf/Hydra config too) and sequences (at any
+    depth, inside one another) over JSON scalars and numpy scalars; else a sentinel.
+    A namedtuple becomes a mapping of its fields, so a config such as
+    ``Cfg(lr=0.1, api_key=...)`` is readable by field and redacted by name."""
     try:
         return _plain(value, 0)
     except Exception:  # a field that cannot be read or unstructured: stored another way
@@ -107,21 +109,9 @@ def _plain(value: Any, depth: int) -> Any:
     if t in _SCALARS:
         return value
     if t is list or t is tuple:
-        items = []
-        for v in value:
-            p = _plain(v, depth + 1)
-            if p is _MISSING:
-                return _MISSING
-            items.append(p)
-        return items if t is list else tuple(items)
+        return _plain_items(value, depth, t is list)
     if t is dict:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            p = _plain(v, depth + 1)
-            if type(k) is not str or p is _MISSING:
-                return _MISSING
-            out[k] = p
-        return out
+        return _plain_mapping(value, depth)
     if t.__module__ == "numpy":  # a numpy scalar in a config is the number it holds
         num = plain_number(value)
         return _MISSING if num is None else num
@@ -134,7 +124,33 @@ def _plain(value: Any, depth: int) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return _plain(fields, depth + 1)
+    if isinstance(value, Mapping):  # OrderedDict, defaultdict, an OmegaConf/Hydra DictConfig
+        return _plain_mapping(value, depth)
+    if isinstance(value, (list, tuple)) or (
+        t.__module__.startswith("omegaconf.") and isinstance(value, Sequence)  # a ListConfig
+    ):
+        return _plain_items(value, depth, True)
     return _MISSING
+
+
+def _plain_items(value: Iterable[Any], depth: int, as_list: bool) -> Any:
+    items = []
+    for v in value:
+        p = _plain(v, depth + 1)
+        if p is _MISSING:
+            return _MISSING
+        items.append(p)
+    return items if as_list else tuple(items)
+
+
+def _plain_mapping(value: Mapping[Any, Any], depth: int) -> Any:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        p = _plain(v, depth + 1)
+        if type(k) is not str or p is _MISSING:
+            return _MISSING
+        out[k] = p
+    return out
 
 
 _MISSING = object()
