@@ -20,7 +20,7 @@ from . import canonical
 from .capture import code as _code
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
-from .capture.redact import REDACTED, is_secret_name
+from .capture.redact import REDACTED, is_secret_name, redact_text
 from .capture.values import (
     Encoded,
     describe,
@@ -317,7 +317,7 @@ class Ledger:
                     if inputs:
                         run._inputs[k] = art
                     return {"type": "str", "len": len(s), "digest": art.digest}
-                return s
+                return redact_text(s)  # a database URL keeps no password
             enc = encode_redacted(v)
             if enc is None:
                 run._warn(

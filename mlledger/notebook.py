@@ -370,7 +370,7 @@ def _ledger_parser() -> _Parser:
 
 def _parse(parser: _Parser, line: str) -> argparse.Namespace:
     try:
-        argv = shlex.split(line)
+        argv = shlex.split(line, comments=True)  # "%ledger log   # the latest runs"
     except ValueError as e:
         raise _ArgError(f"{parser.prog}: {e}\n{parser.format_usage().rstrip()}") from None
     ns = parser.parse_args(argv)

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 from . import canonical
 from .capture import files as _files
-from .capture.redact import REDACTED, is_secret_name
+from .capture.redact import REDACTED, is_secret_name, redact_text
 from .capture.values import encode_value
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
@@ -853,7 +853,7 @@ class RunContext:
             run._warn(w)
         try:
             record["tags"] = {
-                str(k): (REDACTED if is_secret_name(str(k)) else str(v))
+                str(k): (REDACTED if is_secret_name(str(k)) else redact_text(str(v)))
                 for k, v in (self.tags or {}).items()
             }
         except Exception as e:

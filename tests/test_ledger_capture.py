@@ -590,6 +590,29 @@ def test_secrets_in_namedtuples_and_nested_configs_never_reach_the_store(
                 assert secret.encode() not in data, path
 
 
+def test_url_credentials_in_params_and_tags_never_reach_the_store(tmp_path: Path) -> None:
+    """A database URL with a password as a param, inside a config, in a list or as a tag is
+    recorded without the password (and without secret query values); the rest is kept."""
+    ledger = Ledger(str(tmp_path / "store"))
+    pw = f"pw{uuid.uuid4().hex}"
+    url = f"postgresql://app:{pw}@db:5432/ml?sslmode=require&password={pw}x"
+    clean = f"postgresql://db:5432/ml?sslmode=require&password={REDACTED}"
+
+    def f(db_url: str, cfg: dict[str, Any], mirrors: list[str]) -> None:
+        return None
+
+    _, run = call(ledger, f, url, {"db": {"url": url}}, ["https://example.org/x", url])
+    assert run.params["db_url"] == clean
+    assert run.params["cfg"] == {"db": {"url": clean}}
+    assert run.params["mirrors"] == ["https://example.org/x", clean]
+    with ledger.run("tagged", tags={"source": url}) as tagged:
+        pass
+    assert reopen(ledger).get(tagged.id).tags == {"source": clean}
+    for path in (tmp_path / "store").rglob("*"):
+        if path.is_file():
+            assert pw.encode() not in path.read_bytes(), path
+
+
 def test_a_hydra_config_is_plain_data_redacted_and_queryable(tmp_path: Path) -> None:
     """An OmegaConf DictConfig (what Hydra passes to a training function) is recorded as
     plain JSON: interpolations resolved, secret-named keys redacted, fields queryable."""

@@ -33,8 +33,10 @@ pytest.importorskip("numpy")
 import mlledger  # noqa: E402
 from mlledger.notebook import (  # noqa: E402
     _ArgError,
+    _ledger_parser,
     _only_magics,
     _parse,
+    _track_all_parser,
     _track_parser,
     names_read,
 )
@@ -539,3 +541,12 @@ def test_track_arguments_parse_and_fail_with_usage() -> None:
     for bad in ("--tag novalue", "-m 'open quote", "a b"):
         with pytest.raises(_ArgError, match="usage: %%track"):
             _parse(_track_parser(), bad)
+
+
+def test_magic_lines_may_end_in_a_comment() -> None:
+    """``%ledger log   # the latest runs`` and ``%track_all on  # ...`` as the README shows
+    them: the comment is not an argument; a quoted # is kept."""
+    assert _parse(_ledger_parser(), "log -n 3   # the latest runs, inline").n == 3
+    assert _parse(_track_all_parser(), "on   # every following cell is a run").state == "on"
+    ns = _parse(_track_parser(), "train -m 'fix #3'  # a comment")
+    assert (ns.name, ns.message) == ("train", "fix #3")

@@ -293,6 +293,35 @@ def test_missing_bucket_is_a_store_error(s3_endpoint: str, gcs_endpoint: str) ->
         assert "does not exist: create it, or check the store URL" in str(info.value)
 
 
+def test_missing_credentials_are_an_access_error_naming_the_store(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No S3 credentials anywhere: AccessError (a PermissionError) naming the store and
+    what to check, not the client library's own exception; the CLI exits 2 with it."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    options = {k: v for k, v in s3_options(s3_endpoint).items() if k not in ("key", "secret")}
+    url = f"s3://{BUCKET}/no-credentials"
+    with pytest.raises(AccessError) as info:
+        Store(url, **options)
+    assert isinstance(info.value, PermissionError)
+    assert f"cannot reach the store at {url}: NoCredentialsError" in str(info.value)
+    assert "check the credentials" in str(info.value)
+    from click.testing import CliRunner
+
+    from mlledger.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["--store", url, "--option", f"endpoint_url={s3_endpoint}", "log"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the store" in result.stderr
+    assert "bug in mlledger" not in result.stderr
+
+
 def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
     """A local store root that is a file raises StoreError asking for a folder."""
     (tmp_path / "file").write_text("x")

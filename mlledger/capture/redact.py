@@ -12,6 +12,7 @@ __all__ = [
     "is_secret_name",
     "redact_argv",
     "redact_mapping",
+    "redact_text",
     "redact_value",
     "strip_url_credentials",
 ]
@@ -73,14 +74,25 @@ def _credential_like(v: Any) -> bool:
 
 
 def redact_value(v: Any, *, records: bool = False) -> Any:
-    """``v`` with secret-looking keys redacted in every mapping it holds (lists, tuples and
-    dicts are walked; anything else is returned as it is)."""
+    """``v`` with secret-looking keys redacted in every mapping it holds, and credentials
+    stripped from every URL string (``postgres://u:pw@h/db`` -> ``postgres://h/db``);
+    lists, tuples and dicts are walked, anything else is returned as it is."""
+    if isinstance(v, str):
+        return redact_text(v)
     if isinstance(v, dict):
         return redact_mapping(v, records=records)
-    if type(v) in (list, tuple) and any(isinstance(x, (dict, list, tuple)) for x in v):
+    if type(v) in (list, tuple) and any(
+        isinstance(x, (dict, list, tuple)) or (isinstance(x, str) and "://" in x) for x in v
+    ):
         items = [redact_value(x, records=True) for x in v]
         return items if type(v) is list else tuple(items)
     return v
+
+
+def redact_text(s: str) -> str:
+    """``s`` without the credentials of a URL it is (``postgres://u:pw@h/db``); any other
+    string as it is."""
+    return strip_url_credentials(s) if "://" in s else s
 
 
 def redact_argv(argv: list[str]) -> list[str]:

@@ -382,7 +382,8 @@ def jsonable_scalar(value: Any) -> Any:
 
 
 def encode_redacted(value: Any) -> Encoded | None:
-    """:func:`encode_value`, with secret-looking keys of a JSON mapping redacted.
+    """:func:`encode_value`, with secret-looking keys of a JSON mapping redacted and URL
+    credentials stripped from its strings.
 
     Every stored value goes through here (params, return values, notebook
     variables), so a value redacted in one run has the same digest in the next.
@@ -390,7 +391,9 @@ def encode_redacted(value: Any) -> Encoded | None:
     from .redact import redact_value
 
     enc = encode_value(value)
-    if enc is not None and enc.format == "json" and isinstance(enc.jsonable, (dict, list, tuple)):
+    if enc is not None and enc.format == "json" and isinstance(
+        enc.jsonable, (dict, list, tuple, str)
+    ):
         redacted = redact_value(enc.jsonable)
         if redacted != enc.jsonable:
             enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import MissingExtraError, NotFoundError, StoreError
+from ..errors import AccessError, MissingExtraError, NotFoundError, StoreError
 from ..hashing import CHUNK
 
 if TYPE_CHECKING:
@@ -355,6 +355,24 @@ class LocalBackend(Backend):
             return [n for n in os.listdir(self._path(prefix)) if not n.startswith(".tmp-")]
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+
+def remote_access_error(url: str, e: BaseException) -> AccessError | None:
+    """The clear error for a cloud client's refusal to reach the store at ``url`` (no
+    credentials, credentials refused, an unknown endpoint), or None for other errors.
+
+    Client libraries (botocore, google-auth, azure-core) raise their own types, which
+    say nothing of the store; this names the store and what to check.
+    """
+    kind = type(e)
+    names = " ".join(f"{c.__module__}.{c.__name__}" for c in kind.__mro__)
+    if not any(m in names for m in ("botocore.", "google.auth.", "azure.core.", "aiohttp.")):
+        return None
+    return AccessError(
+        f"cannot reach the store at {url}: {kind.__name__}: {e}; check the credentials "
+        "(environment variables, config files or --option key=value storage options) and "
+        "the URL"
+    )
 
 
 def _store_error(action: str, where: str, e: OSError) -> StoreError:
