@@ -82,7 +82,6 @@ known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import datetime as _dt
 import importlib
@@ -102,6 +101,7 @@ import click
 from ._text import counted
 from .diff import SECTIONS
 from .errors import IntegrityError, LedgerError, NotFoundError, UsageError
+from .ids import short_ids
 from .records import param_fields
 
 if TYPE_CHECKING:
@@ -118,8 +118,6 @@ __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: fewest characters of a run id a listing shows
-SHORT_ID_MIN = 12
 #: hex characters of a digest shown in listings (a pasteable ``algo:prefix``)
 SHORT_DIGEST = 12
 STATUSES = ("running", "finished", "failed", "interrupted", "incomplete")
@@ -382,30 +380,10 @@ def _short_digest(digest: str) -> str:
     return f"{algo}:{hexpart[:SHORT_DIGEST]}" if hexpart else digest[:SHORT_DIGEST]
 
 
-def _common_prefix_len(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def _short_ids(ledger: Ledger, ids: Iterable[str]) -> dict[str, str]:
-    """The shortest unique prefix (at least SHORT_ID_MIN) of each run id, per the catalog."""
+    """The shortest unique prefix (12 characters or more) of each run id, per the catalog."""
     ids = list(ids)
-    if not ids:
-        return {}
-    known: list[str] = ledger.catalog.all_run_ids()
-    out: dict[str, str] = {}
-    for rid in ids:
-        n = SHORT_ID_MIN
-        i = bisect.bisect_left(known, rid)
-        for j in (i - 1, i + 1 if i < len(known) and known[i] == rid else i):
-            if 0 <= j < len(known) and known[j] != rid:
-                n = max(n, _common_prefix_len(rid, known[j]) + 1)
-        out[rid] = rid[:n]
-    return out
+    return short_ids(ids, ledger.catalog.all_run_ids()) if ids else {}
 
 
 def _status(status: str) -> str:
@@ -894,7 +872,7 @@ def show(state: _State, run_id: str, packages: bool, as_json: bool) -> None:
         out += ["", click.style("resources", bold=True), "  " + ", ".join(parts)]
     err = run.error
     if err is not None:
-        out += ["", click.style("error", bold=True, fg="red"), f"  {err.type}: {err.message}"]
+        out += ["", click.style("error", bold=True, fg="red"), f"  {err.summary}"]
         out += ["  " + ln for ln in err.traceback.rstrip().splitlines()]
     if run.warnings:
         out += ["", click.style("warnings", bold=True)]

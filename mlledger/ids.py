@@ -8,10 +8,12 @@ starts with fresh random bits, so it never repeats its parent's ids.
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import os
 import threading
 import time
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "day_path",
@@ -20,6 +22,7 @@ __all__ = [
     "is_run_id",
     "new_run_id",
     "run_id_of_entry",
+    "short_ids",
     "whole_key",
 ]
 
@@ -113,3 +116,37 @@ def day_path(run_id: str) -> str:
         t = _EPOCH + _dt.timedelta(days=day)
         cached = _last_day = (day, f"runs/{t.year:04d}/{t.month:02d}/{t.day:02d}")
     return f"{cached[1]}/{run_id}"
+
+
+#: the fewest characters of a run id shown to people: 10 carry the millisecond, 2 more
+#: tell apart runs of other milliseconds that share it by chance
+SHORT_ID_MIN = 12
+
+
+def short_ids(
+    ids: Iterable[str], known: Sequence[str], at_least: int = SHORT_ID_MIN
+) -> dict[str, str]:
+    """The shortest prefix of each of ``ids`` (``at_least`` characters or more) that no
+    other id of ``known`` (sorted) starts with, so it can be pasted back as a target.
+
+    Runs started in the same millisecond share all but their last few characters, so
+    a fixed length is not enough.
+    """
+    out: dict[str, str] = {}
+    for rid in ids:
+        n = at_least
+        i = bisect.bisect_left(known, rid)
+        for j in (i - 1, i + 1 if i < len(known) and known[i] == rid else i):
+            if 0 <= j < len(known) and known[j] != rid:
+                n = max(n, _common_prefix_len(rid, known[j]) + 1)
+        out[rid] = rid[:n]
+    return out
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

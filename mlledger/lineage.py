@@ -7,6 +7,7 @@ per hop, with a visited set, so it terminates on any graph.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ import attrs
 
 from ._text import counted
 from .errors import UsageError
+from .ids import short_ids
 from .records import Artifact
 
 if TYPE_CHECKING:
@@ -48,16 +50,22 @@ class Lineage:
     edges: list[Edge]
     names: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
-    def _label(self, node: str) -> str:
-        for r in self.runs:
-            if r.id == node:
-                return f"{r.name} {r.id[-8:]}"
+    def _labels(self) -> dict[str, str]:
+        """A label per node: a run's name and shortest unique id prefix (12+ characters,
+        unique in the whole catalog, so it can be pasted back as a target); an
+        artifact's name and digest prefix."""
+        ids = sorted(r.id for r in self.runs)
+        known: list[str] = ids
+        with contextlib.suppress(Exception):  # the catalog, where the runs have one
+            known = self.runs[0]._ledger.catalog.all_run_ids()
+        shorts = short_ids(ids, known)
+        labels = {r.id: f"{r.name} {shorts[r.id]}" for r in self.runs}
         for a in self.artifacts:
-            if a.digest == node:
-                name = a.path or next((n for (_, d), n in self.names.items() if d == node), None)
-                short = node.split(":", 1)[-1][:10]
-                return f"{name} {short}" if name else short
-        return node
+            node = a.digest
+            name = a.path or next((n for (_, d), n in self.names.items() if d == node), None)
+            short = node.split(":", 1)[-1][:10]
+            labels[node] = f"{name} {short}" if name else short
+        return labels
 
     def to_json(self) -> str:
         """The graph as a JSON string: runs, artifacts, edges."""
@@ -85,11 +93,12 @@ class Lineage:
 
     def to_dot(self) -> str:
         """Graphviz DOT text."""
+        labels = self._labels()
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for r in self.runs:
-            lines.append(f'  "{r.id}" [shape=box, label={json.dumps(self._label(r.id))}];')
+            lines.append(f'  "{r.id}" [shape=box, label={json.dumps(labels[r.id])}];')
         for a in self.artifacts:
-            label = json.dumps(self._label(a.digest))
+            label = json.dumps(labels[a.digest])
             lines.append(f'  "{a.digest}" [shape=ellipse, label={label}];')
         for e in self.edges:
             lines.append(f'  "{e.source}" -> "{e.target}" [label="{e.label}"];')
@@ -105,11 +114,12 @@ class Lineage:
                 ids[node] = f"n{len(ids)}"
             return ids[node]
 
+        labels = self._labels()
         lines = ["flowchart LR"]
         for r in self.runs:
-            lines.append(f'  {nid(r.id)}["{_mm(self._label(r.id))}"]')
+            lines.append(f'  {nid(r.id)}["{_mm(labels[r.id])}"]')
         for a in self.artifacts:
-            lines.append(f'  {nid(a.digest)}(["{_mm(self._label(a.digest))}"])')
+            lines.append(f'  {nid(a.digest)}(["{_mm(labels[a.digest])}"])')
         for e in self.edges:
             lines.append(f"  {nid(e.source)} -->|{e.label}| {nid(e.target)}")
         return "\n".join(lines) + "\n"
@@ -120,8 +130,10 @@ class Lineage:
             f"lineage of {self.root} ({self.direction}): "
             f"{counted(len(self.runs), 'run')}, {counted(len(self.artifacts), 'artifact')}"
         ]
+        labels = self._labels()
         for e in self.edges:
-            lines.append(f"  {self._label(e.source)} --{e.label}--> {self._label(e.target)}")
+            source, target = labels.get(e.source, e.source), labels.get(e.target, e.target)
+            lines.append(f"  {source} --{e.label}--> {target}")
         return "\n".join(lines) + "\n"
 
 

@@ -892,7 +892,7 @@ def _format_run(run: Run) -> str:
                 f"{s.count} values)"
             )
     if run.error is not None:
-        field("error", f"{run.error.type}: {run.error.message}")
+        field("error", run.error.summary)
     if run.warnings:
         lines.append("  warnings")
         lines.extend(f"    - {w}" for w in run.warnings)

@@ -204,6 +204,12 @@ class RunError:
     message: str
     traceback: str
 
+    @property
+    def summary(self) -> str:
+        """``ValueError: it broke``, or the type alone when there is no message
+        (``KeyboardInterrupt``)."""
+        return f"{self.type}: {self.message}" if self.message else self.type
+
 
 @attrs.frozen
 class MetricStats:

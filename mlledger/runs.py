@@ -696,6 +696,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_tb(tb: Any) -> Any:
+    """The traceback from the user's first frame: ``@tracked``'s own wrapper frames at its
+    head are not the user's (the exception itself is left as it is)."""
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(
+        _OWN_DIR
+    ):
+        tb = tb.tb_next
+    return tb
+
+
 class RunContext:
     """``with ledger.run(...) as run:``: starts a run on enter, ends it on exit.
 
@@ -937,7 +950,7 @@ class RunContext:
                 if exc_type and exc_type.__module__ != "builtins"
                 else (exc_type.__qualname__ if exc_type else "Exception"),
                 "message": _safe_str(exc),
-                "traceback": "".join(traceback.format_exception(exc_type, exc, tb)),
+                "traceback": "".join(traceback.format_exception(exc_type, exc, _user_tb(tb))),
             }
         watch = self._watch
         if watch is not None:

@@ -176,3 +176,18 @@ def test_a_forked_child_never_repeats_the_parents_ids(monkeypatch: pytest.Monkey
     parent_id = new_run_id()
     assert is_run_id(child_id)
     assert child_id != parent_id
+
+
+def test_short_ids_are_unique_prefixes_of_twelve_or_more() -> None:
+    """Ids of one millisecond get as many characters as it takes to tell them apart; ids of
+    other milliseconds get 12; an id not among the known ones gets 12 or what sets it apart."""
+    ms = 1_700_000_000_000
+    same = [ids_mod._encode(ms, r) for r in (10**20, 10**20 + 1, 10**20 + 2)]
+    other = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    known = sorted([*same, other])
+    got = ids_mod.short_ids([*same, other], known)
+    assert got[other] == other[:12]
+    for rid in same:
+        assert rid.startswith(got[rid])
+        assert len(got[rid]) > 12
+        assert [k for k in known if k.startswith(got[rid])] == [rid]

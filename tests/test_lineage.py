@@ -202,6 +202,14 @@ def test_renderings_are_strings(pipe: Pipeline) -> None:
     assert "--produced-->" in text
     one = pipe.ledger.lineage(pipe.ids["prep"], depth=0).to_text()
     assert "(upstream): 1 run, 0 artifacts" in one
+    # a run's label carries an id prefix that can be pasted back as a target
+    for r in lin.runs:
+        label = next(ln for ln in mermaid.splitlines() if f'["{r.name} ' in ln)
+        prefix = label.split(f'["{r.name} ', 1)[1].split('"', 1)[0]
+        assert len(prefix) >= 12
+        assert pipe.ledger.get(prefix).id == r.id
+        assert f"{r.name} {prefix}" in text
+        assert f"{r.name} {prefix}" in dot
 
 
 def test_lineage_takes_every_target_form(pipe: Pipeline) -> None:

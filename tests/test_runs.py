@@ -925,7 +925,13 @@ def test_failed_tracked_call_reraises_unchanged(ledger: Ledger) -> None:
     assert got.error is not None
     assert got.error.type == f"{__name__}.{TrainingError.__qualname__}"
     assert got.error.message == "diverged"
+    assert got.error.summary == f"{got.error.type}: diverged"
     assert "return" not in got.outputs
+    # the stored traceback starts at the user's frame, not at mlledger's wrapper
+    frames = [ln for ln in got.error.traceback.splitlines() if ln.strip().startswith("File ")]
+    assert frames
+    assert __file__ in frames[0]
+    assert not any(os.path.join("mlledger", "runs.py") in f for f in frames)
 
 
 def test_keyboard_interrupt_marks_the_run_interrupted(ledger: Ledger) -> None:
@@ -936,6 +942,7 @@ def test_keyboard_interrupt_marks_the_run_interrupted(ledger: Ledger) -> None:
     assert got.status == "interrupted"
     assert got.error is not None
     assert got.error.type == "KeyboardInterrupt"
+    assert got.error.summary == "KeyboardInterrupt"  # no dangling ": "
 
 
 @pytest.mark.parametrize(

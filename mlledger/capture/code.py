@@ -265,7 +265,7 @@ def user_modules(algorithm: str) -> dict[str, str]:
                 if not file or not isinstance(file, str) or not file.endswith(".py"):
                     continue
                 top = name.split(".", 1)[0]
-                if top in tops or name == "__main__":
+                if top in tops or name in ("__main__", "__mp_main__"):  # the script itself
                     continue
                 real = os.path.realpath(file)
                 if real.startswith(roots) or "site-packages" in real or "dist-packages" in real:

@@ -53,6 +53,9 @@ def _default_ignored() -> tuple[str, ...]:
     if site.ENABLE_USER_SITE and site.USER_SITE:
         roots.add(os.path.realpath(site.USER_SITE))
     roots.update(("/proc", "/dev", "/sys"))
+    # the operating system's own files, which libraries read for their set-up (time zones,
+    # CA certificates, locales, /etc/passwd for the user name): never a run's data
+    roots.update(("/etc", "/usr/share", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/run"))
     # mlledger itself, wherever it is installed (an editable install lives outside site-packages)
     roots.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     roots.add(os.path.realpath(tempfile.gettempdir()))
