@@ -883,21 +883,6 @@ def show(state: _State, run_id: str, packages: bool, as_json: bool) -> None:
 # ------------------------------------------------------------------------ diff
 
 
-def _diff_payload(ledger: Ledger, a: str, b: str) -> Any:
-    """The diff of two runs, each change once (a script's argv is both a param and argv)."""
-    import attrs
-
-    d = ledger.diff(_get_run(ledger, a), _get_run(ledger, b))
-    seen: set[str] = set()
-    changes = []
-    for c in d.changes:
-        key = _dump_json([c.section, c.key, c.old, c.new])
-        if key not in seen:
-            seen.add(key)
-            changes.append(c)
-    return attrs.evolve(d, changes=tuple(changes))
-
-
 @cli.command()
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
@@ -920,7 +905,7 @@ def diff(state: _State, a: str, b: str, sections: tuple[str, ...], as_json: bool
     import attrs
 
     ledger = state.ledger()
-    d = _diff_payload(ledger, a, b)
+    d = ledger.diff(_get_run(ledger, a), _get_run(ledger, b))
     if sections:
         d = attrs.evolve(d, changes=tuple(c for c in d.changes if c.section in sections))
     if as_json:

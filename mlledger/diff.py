@@ -241,7 +241,11 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         plat_a = param_fields({**ea.get("platform", {}), **_hw(ea)})
         plat_b = param_fields({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
-    if a._record.get("kind") == "script" and b._record.get("kind") == "script":
+    if "cell" not in (a._record.get("kind"), b._record.get("kind")) and "argv" not in (
+        set(a.params) | set(b.params)
+    ):
+        # the command line a run's process was started with: `train.py --lr 0.1` against
+        # `--lr 0.2` is often the whole story (a notebook's is the kernel's, so not cells)
         _cmp_maps(
             "params",
             {"argv": a.env.get("process", {}).get("argv")},

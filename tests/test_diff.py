@@ -6,6 +6,7 @@ import copy
 import importlib
 import os
 import subprocess
+import sys
 import textwrap
 import threading
 import warnings
@@ -202,6 +203,22 @@ def test_config_params_diff_field_by_field(ledger: Ledger) -> None:
         pass
     literal = [c for c in ledger.diff(b, r).section("params") if c.key == "cfg.optim.lr"]
     assert [(c.old, c.new, c.kind) for c in literal] == [(None, 5, "added")]  # the literal one
+
+
+def test_a_changed_command_line_is_a_change(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of `train.py` started with other arguments differ in params.argv (once)."""
+    runs = []
+    for lr in ("0.1", "0.2"):
+        monkeypatch.setattr(sys, "argv", ["train.py", "--lr", lr])
+        with ledger.run("t") as r:
+            pass
+        runs.append(r)
+    a, b = (ledger.get(r.id) for r in runs)
+    assert [tuple(c) for c in ledger.diff(a, b)] == [
+        ("params", "argv", ["train.py", "--lr", "0.1"], ["train.py", "--lr", "0.2"])
+    ]
 
 
 def test_param_changes_between_kinds_are_one_change_each(ledger: Ledger) -> None:
