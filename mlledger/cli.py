@@ -1138,7 +1138,8 @@ def _ref_line(e: RefEntry, *, with_name: bool = False) -> str:
     head = f"{e.name}  " if with_name else ""
     what = e.action if e.restores is None else f"{e.action} to #{e.restores}"
     msg = f"  {e.message}" if e.message else ""
-    return f"{head}#{e.seq}  {e.target}  {what}  {_age(e.at)}  {e.user}@{e.host}{msg}"
+    run = f"  run {e.run}" if e.run and e.run != e.target else ""  # which run made it
+    return f"{head}#{e.seq}  {e.target}  {what}{run}  {_age(e.at)}  {e.user}@{e.host}{msg}"
 
 
 @cli.group()

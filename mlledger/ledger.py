@@ -902,9 +902,10 @@ class LedgerRefs:
 
     def rollback(self, name: str, to: Any = None, message: str | None = None) -> RefEntry:
         """Move ``name`` back to its previous target, or to ``to`` (a target or an entry number)."""
+        run = None
         if to is not None and not isinstance(to, int):
-            to, _ = self._canonical(to)
-        return self._refs.rollback(name, to, message)
+            to, run = self._canonical(to)
+        return self._refs.rollback(name, to, message, run=run)
 
     def names(self) -> list[str]:
         """Every ref name in the store."""

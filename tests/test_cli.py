@@ -735,6 +735,10 @@ def test_ref_set_and_rollback(store_copy: str) -> None:
     history = json.loads(invoke("ref", "log", "--json", "model/prod", url=store_copy).stdout)
     assert [e["seq"] for e in history] == [1, 2, 3, 4, 5]
     assert history[-1]["message"] == "why"
+    assert history[-1]["run"] == prep  # the run that made the target, also on a rollback
+    assert history[2]["run"] == history[0]["run"]
+    text = invoke("ref", "log", "model/prod", url=store_copy).stdout
+    assert f"run {prep}" in text
 
 
 def test_ref_errors(shared: Shared) -> None:

@@ -329,17 +329,20 @@ def test_history_is_oldest_first_and_rollback_appends(ledger: Ledger) -> None:
     assert all(e.user and e.at for e in hist)
     assert [e.at for e in hist] == sorted(e.at for e in hist)
 
+    assert [e.run for e in hist] == [p.ids["train"] for p in pipes]
     back = ledger.refs.rollback("model/prod")
     assert (back.seq, back.target, back.action, back.restores) == (4, models[1], "rollback", 2)
+    assert back.run == pipes[1].ids["train"]  # the run that made what it points at again
     assert ledger.refs.get("model/prod").target == models[1]
     again = ledger.refs.rollback("model/prod")  # rolling back twice walks further back
     assert (again.target, again.restores) == (models[0], 1)
     with pytest.raises(NotFoundError):
         ledger.refs.rollback("model/prod")  # nothing before the first target
     to = ledger.refs.rollback("model/prod", to=f"{pipes[2].ids['train']}/return")
-    assert to.target == models[2]
+    assert (to.target, to.run) == (models[2], pipes[2].ids["train"])
     by_seq = ledger.refs.rollback("model/prod", to=2, message="back to v2")
     assert (by_seq.target, by_seq.restores, by_seq.message) == (models[1], 2, "back to v2")
+    assert by_seq.run == pipes[1].ids["train"]
     hist = ledger.refs.history("model/prod")
     assert [e.to_json() for e in hist[:3]] == before  # never rewritten
     assert [e.seq for e in hist] == [1, 2, 3, 4, 5, 6, 7]

@@ -160,7 +160,12 @@ class Refs:
         return self._append(name, target, message=message, action="set", run=run)
 
     def rollback(
-        self, name: str, to: str | int | None = None, message: str | None = None
+        self,
+        name: str,
+        to: str | int | None = None,
+        message: str | None = None,
+        *,
+        run: str | None = None,
     ) -> RefEntry:
         """Move ``name`` back to its previous target (or to ``to``: a target or a seq number).
 
@@ -180,13 +185,15 @@ class Refs:
                 )
             e = by_seq[prev]
             restores = e.restores if e.action == "rollback" and e.restores else e.seq
-            target = e.target
+            target, run = e.target, e.run
         elif isinstance(to, int) and not isinstance(to, bool):
             if to not in by_seq:
                 raise NotFoundError(f"ref {name!r} has no entry #{to}; see refs.history({name!r})")
-            target, restores = by_seq[to].target, to
+            target, restores, run = by_seq[to].target, to, by_seq[to].run
         else:
             target, restores = str(to), None
+            if run is None:  # the run an earlier entry of this ref gave the same target
+                run = next((e.run for e in reversed(history) if e.target == target), None)
         return self._append(
             name,
             target,
@@ -194,4 +201,5 @@ class Refs:
             action="rollback",
             restores=restores,
             expect_seq=current.seq,
+            run=run,
         )
