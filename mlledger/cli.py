@@ -996,7 +996,8 @@ def lineage(
 ) -> None:
     """Show what produced TARGET, or (--down) what came from it.
 
-    TARGET is a digest or hex prefix, a run id or prefix, RUN/NAME or @REF.
+    TARGET is a digest or hex prefix, a run id or prefix, RUN/NAME, @REF or a
+    file or folder on disk (the artifact holding its bytes).
     """
     ledger = state.ledger()
     lin = ledger.lineage(target, direction=direction, depth=depth)
@@ -1037,7 +1038,8 @@ def _resolve_artifact(ledger: Ledger, target: str) -> Artifact:
 def artifact(state: _State, target: str, files: bool, as_json: bool) -> None:
     """Show an artifact: digest, kind, size, producers and consumers.
 
-    TARGET is a digest or hex prefix, RUN/NAME, @REF, or a run with exactly one output.
+    TARGET is a digest or hex prefix, RUN/NAME, @REF, a file on disk, or a run with
+    exactly one output.
     """
     import attrs
 

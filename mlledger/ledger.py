@@ -667,18 +667,46 @@ class Ledger:
 
         A target is a digest or unique hex prefix (at least 6), a run id or
         unique prefix, ``RUN/NAME`` for one named output (or input) of a run,
-        or ``@REF`` for a ref's current target.
+        ``@REF`` for a ref's current target, or a file or folder on disk that
+        none of those readings finds (the artifact holding exactly its bytes).
         """
         if isinstance(target, Run):
             return target
         if isinstance(target, Artifact):
             return target
+        if isinstance(target, os.PathLike):
+            return self._artifact_on_disk(os.fspath(target))
         if not isinstance(target, str) or not target.strip():
             raise UsageError(f"a target is a digest, a run id, RUN/NAME or @REF, not {target!r}")
         t = target.strip()
         if t.startswith("@"):
             entry = self.store.refs.get(t[1:])
             return self.resolve(entry.target)
+        try:
+            return self._resolve_text(t)
+        except NotFoundError:
+            if not os.path.exists(os.path.expanduser(t)):
+                raise
+        return self._artifact_on_disk(t)
+
+    def _artifact_on_disk(self, path: str) -> Artifact:
+        """The artifact whose bytes a local file or folder holds now."""
+        full = os.path.expanduser(path)
+        if not os.path.exists(full):
+            raise NotFoundError(
+                f"no file or folder {path!r}; give a digest, run id, RUN/NAME or @REF"
+            )
+        digest = self.store.digest_path(full)
+        try:
+            return self.catalog.artifact(digest)
+        except NotFoundError:
+            raise NotFoundError(
+                f"{path!r} holds bytes ({digest}) that no run used or produced and that are "
+                "not in the store: it changed since, or it was never recorded"
+            ) from None
+
+    def _resolve_text(self, t: str) -> Artifact | Run:
+        """A target string that is not a ref: RUN/NAME, a digest, or a run or hex prefix."""
         if "/" in t and ":" not in t.split("/", 1)[0]:
             rid, _, name = t.partition("/")
             run = self.get(rid)

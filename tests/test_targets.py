@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from ledger_helpers import (
     clock_at,
     open_ledger,
@@ -20,7 +21,7 @@ from ledger_helpers import (
 from servers import StoreSpec
 
 import mlledger
-from mlledger import Ledger
+from mlledger import Artifact, Ledger
 from mlledger.errors import (
     AmbiguousError,
     ExistsError,
@@ -191,6 +192,35 @@ def test_a_target_that_is_no_string_is_a_usage_error(exported: Export, target: A
     with pytest.raises(UsageError) as err:
         exported.ledger.resolve(target)
     assert "RUN/NAME" in str(err.value)
+
+
+def test_a_file_or_folder_on_disk_is_the_artifact_of_its_bytes(
+    exported: Export, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path that no other reading finds names the artifact holding exactly its bytes now
+    (a file, a folder as a tree); changed bytes or a missing path are NotFoundError."""
+    ledger = exported.ledger
+    monkeypatch.chdir(exported.model.parent)
+    for target in ("model.bin", f"./{exported.model.name}", exported.model, str(exported.ckpt)):
+        art = ledger.resolve(target)  # type: ignore[arg-type]
+        assert isinstance(art, Artifact)
+        want = exported.ckpt_digest if str(target).endswith("ckpt") else exported.model_digest
+        assert art.digest == want
+        assert art.producers == (exported.run_id,)
+    assert ledger.lineage("ckpt").runs[0].id == exported.run_id
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(exported.model.read_bytes())  # any copy of the bytes is the same artifact
+    assert ledger.resolve(str(copy)).digest == exported.model_digest  # type: ignore[union-attr]
+    copy.write_bytes(b"retrained")
+    with pytest.raises(NotFoundError, match="no run used or produced"):
+        ledger.resolve(str(copy))
+    with pytest.raises(NotFoundError, match="no run or artifact matches"):
+        ledger.resolve("no-such-file.bin")
+    from mlledger.cli import cli
+
+    out = CliRunner().invoke(cli, ["--store", ledger.url, "lineage", "model.bin"])
+    assert out.exit_code == 0, out.output
+    assert "export" in out.stdout
 
 
 def test_restore_from_remote_stores(

@@ -410,12 +410,7 @@ class Store:
         for rel, full, fst in _walk(root):
             _check_utf8(rel, full)
             if fst is None:  # an empty folder or an inside link
-                if os.path.islink(full):
-                    link = os.readlink(full)
-                    _check_utf8(link, full, "the target of the link")
-                    entries.append(TreeEntry(rel, "link", link=link))
-                else:
-                    entries.append(TreeEntry(rel, "dir"))
+                entries.append(_place_entry(rel, full))
                 continue
             executable = bool(fst.st_mode & 0o111)
             if fst.st_size < STAT_CACHE_MIN and not isinstance(self.backend, LocalBackend):
@@ -442,6 +437,35 @@ class Store:
         tree = Tree(tuple(entries))
         d = self.put_bytes(tree.to_bytes())
         return Stored(d, tree.size, "tree", len(tree.files))
+
+    def digest_path(self, path: str | os.PathLike[str]) -> str:
+        """The digest ``put(path)`` would give a file or folder, storing nothing: which
+        artifact a file on disk is (``mlledger lineage ./model.pkl``)."""
+        root = os.path.abspath(os.fspath(path))
+        try:
+            st = os.stat(root)
+            if not stat.S_ISDIR(st.st_mode):
+                return self._file_digest(root, st)
+            entries: list[TreeEntry] = []
+            for rel, full, fst in _walk(root):
+                _check_utf8(rel, full)
+                if fst is None:
+                    entries.append(_place_entry(rel, full))
+                else:
+                    d = self._file_digest(full, fst)
+                    entries.append(
+                        TreeEntry(rel, "file", d, fst.st_size, bool(fst.st_mode & 0o111))
+                    )
+        except OSError as e:
+            if isinstance(e, LedgerError):
+                raise
+            raise _os_error(path, e) from e
+        return self.digest(Tree(tuple(entries)).to_bytes())
+
+    def _file_digest(self, p: str, st: os.stat_result) -> str:
+        big = st.st_size >= STAT_CACHE_MIN
+        cached = self.statcache.lookup(p, st, self.algorithm) if big else None
+        return cached or digest_file(p, self.algorithm)[0]
 
     # -- objects: read ---------------------------------------------------------
     def has(self, digest: str) -> bool:
@@ -766,6 +790,15 @@ def _changed(p: str, st: os.stat_result) -> bool:
         return _stat_key(os.stat(p)) != _stat_key(st)
     except OSError:
         return True
+
+
+def _place_entry(rel: str, full: str) -> TreeEntry:
+    """The tree entry of an empty folder or of a link that stays inside the tree."""
+    if os.path.islink(full):
+        link = os.readlink(full)
+        _check_utf8(link, full, "the target of the link")
+        return TreeEntry(rel, "link", link=link)
+    return TreeEntry(rel, "dir")
 
 
 def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result | None]]:
