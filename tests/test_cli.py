@@ -659,6 +659,16 @@ def test_restore_file_and_refuse_clobber(shared: Shared, tmp_path: Path) -> None
     assert dest.read_bytes() == b"weights 0.1"
 
 
+def test_restore_to_stdout(shared: Shared) -> None:
+    """DEST "-" writes a file's exact bytes to stdout and nothing else; a folder is refused."""
+    out = console("restore", f"{shared.train1}/model.bin", "-", url=shared.url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "weights 0.1"
+    folder = invoke("restore", shared.bundle, "-", url=shared.url)
+    assert folder.exit_code == 2
+    assert "folder" in one_error_line(folder.stderr)
+
+
 def test_restore_tree_with_progress_bar(
     shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -808,6 +818,9 @@ def test_restore_of_corrupt_object_fails_check(store_copy: str, shared: Shared,
     assert result.exit_code == 1
     assert "corrupt" in one_error_line(result.stderr)
     assert not dest.exists()
+    to_stdout = invoke("restore", shared.model1, "-", url=store_copy)
+    assert to_stdout.exit_code == 1  # the bytes went out; the check still fails loudly
+    assert "corrupt" in one_error_line(to_stdout.stderr)
 
 
 def test_verify_console(store_copy: str, shared: Shared) -> None:
