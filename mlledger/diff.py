@@ -160,18 +160,37 @@ def _cmp_one(section: str, k: str, va: Any, vb: Any, out: list[Change]) -> None:
         out.append(Change(section, k, va, vb, kind="changed"))
 
 
-def _cmp_params(a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
-    """Params one by one; two configs (dict params) field by field, ``cfg.optim.lr``."""
+def _cmp_params(
+    a: dict[str, Any], b: dict[str, Any], out: list[Change], section: str = "params"
+) -> None:
+    """Values one by one; two configs (dicts) field by field, ``cfg.optim.lr``."""
     for k in sorted(set(a) | set(b)):
         va, vb = a.get(k, _MISSING), b.get(k, _MISSING)
         if is_config(va) and is_config(vb):
             before = len(out)
-            _cmp_maps("params", param_fields({k: va}), param_fields({k: vb}), out)
+            _cmp_maps(section, param_fields({k: va}), param_fields({k: vb}), out)
             if len(out) == before and not _same(va, vb):
                 # fields whose dotted names clash ({"a.b": 1, "a": {"b": 2}}): as a whole
-                out.append(Change("params", k, va, vb, kind="changed"))
+                out.append(Change(section, k, va, vb, kind="changed"))
         else:  # a scalar, a list, a stand-in, or a config on one side only: as a whole
-            _cmp_one("params", k, va, vb, out)
+            _cmp_one(section, k, va, vb, out)
+
+
+#: a JSON value artifact up to this size is compared by its content, not its digest
+SMALL_VALUE = 16 * 1024
+
+
+def _small_value(run: Run, section: str, name: str) -> Any:
+    """The content of a run's input or output ``name`` when it is a small JSON value
+    (``return`` of ``{"acc": 0.9}``); _MISSING when absent, larger, another format or
+    unreadable (then the digests are compared)."""
+    art = getattr(run, section).get(name)
+    if art is None or art.kind != "value" or art.format != "json" or art.size > SMALL_VALUE:
+        return _MISSING
+    try:
+        return canonical.loads(run._ledger.store.get(art.digest))
+    except Exception:
+        return _MISSING
 
 
 def _digests(run: Run, section: str) -> dict[str, str]:
@@ -219,7 +238,16 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
     for section in ("inputs", "outputs"):
         da = _digests(a, section)
         db = _digests(b, section)
-        _cmp_maps(section, da, db, out)
+        for k in sorted(set(da) | set(db)):
+            va, vb = da.get(k, _MISSING), db.get(k, _MISSING)
+            if va == vb:
+                continue
+            old, new = _small_value(a, section, k), _small_value(b, section, k)
+            if old is not _MISSING and new is not _MISSING:
+                # a small JSON value (a returned dict of scores): what changed in it
+                _cmp_params({k: old}, {k: new}, out, section)
+            else:
+                _cmp_one(section, k, va, vb, out)
     code_keys = ("qualname", "source_digest", "closure_digest", "module_digest", "file", "kind")
     ca = {k: v for k, v in a.code.items() if k in code_keys}
     cb = {k: v for k, v in b.code.items() if k in code_keys}
