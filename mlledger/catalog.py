@@ -34,6 +34,7 @@ from .query import (
     compile_order,
     compile_where,
     driven_sql,
+    fields_named,
 )
 from .records import Artifact, param_fields
 from .store import cache_dir
@@ -733,6 +734,30 @@ class Catalog:
         return self._select_in(
             "SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", run_ids
         )
+
+    def unknown_fields(
+        self, where: str | None = None, order_by: str | None = None, name: str | None = None
+    ) -> list[tuple[str, list[str]]]:
+        """The fields (``params.lrr``) and run name a query names that no run has, each with
+        up to three close names that runs do have: why a query matched nothing."""
+        import difflib
+
+        self.ensure_synced()
+        db = self.db
+        out: list[tuple[str, list[str]]] = []
+        for section, key in fields_named(where, order_by):
+            if db.execute(f"SELECT 1 FROM {section} WHERE key = ? LIMIT 1", (key,)).fetchone():
+                continue
+            keys = [r[0] for r in db.execute(f"SELECT DISTINCT key FROM {section}")]
+            close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+            out.append((f"{section}.{key}", [f"{section}.{k}" for k in close]))
+        if name is not None and not db.execute(
+            "SELECT 1 FROM runs WHERE name = ? LIMIT 1", (name,)
+        ).fetchone():
+            names = [r[0] for r in db.execute("SELECT DISTINCT name FROM runs")]
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+            out.append((f"the name {name!r}", [repr(n) for n in close]))
+        return out
 
     def all_run_ids(self) -> list[str]:
         self.ensure_synced()

@@ -667,6 +667,10 @@ def log(
     if as_json:
         _echo_json([_run_summary(r) for r in runs])
         return
+    unknown = ledger.catalog.unknown_fields(where, order_by, name) if not runs or order_by else []
+    for what, close in unknown:  # a typo matches nothing, silently: say so
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        state.echo(f"no run has {what}{hint}", err=True)
     if not runs:
         state.echo("no runs match", err=True)
         return

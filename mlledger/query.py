@@ -26,7 +26,14 @@ from typing import Any
 
 from .errors import QueryError
 
-__all__ = ["COLUMNS", "compile_driven", "compile_order", "compile_where", "driven_sql"]
+__all__ = [
+    "COLUMNS",
+    "compile_driven",
+    "compile_order",
+    "compile_where",
+    "driven_sql",
+    "fields_named",
+]
 
 #: plain fields and their catalog columns
 COLUMNS = {
@@ -418,3 +425,26 @@ def compile_order(spec: str) -> tuple[str, str, list[Any]]:
         f"cannot order by {spec!r}: use a field such as started_at, name, "
         "metrics.X or params.X, with '-' in front for descending"
     )
+
+
+def fields_named(where: str | None = None, order_by: str | None = None) -> list[tuple[str, str]]:
+    """The ``(section, key)`` of every params, metrics and tags field a ``where`` and an
+    ``order_by`` name, in order, once each (a metric's ``.min``/``.max``... left off):
+    what to check when a query matches nothing."""
+    names: list[str] = []
+    if where:
+        names += [t.text for t in _tokenize(where) if t.kind == "ident"]
+    if order_by:
+        names.append(order_by.lstrip("+-").strip())
+    out: list[tuple[str, str]] = []
+    for name in names:
+        section, _, key = name.partition(".")
+        if section not in ("params", "metrics", "tags") or not key:
+            continue
+        if section == "metrics":
+            head, _, last = key.rpartition(".")
+            if head and last in _METRIC_STATS:
+                key = head
+        if (section, key) not in out:
+            out.append((section, key))
+    return out

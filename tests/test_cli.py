@@ -392,6 +392,23 @@ def test_log_filters(shared: Shared) -> None:
     assert ids("-n", "1") == [shared.export]
 
 
+def test_log_says_which_field_no_run_has(shared: Shared) -> None:
+    """A typo in a field or a name matches nothing: stderr says which field no run has and
+    suggests the close ones runs do have; a field that exists gives no such line."""
+    typo = invoke("log", "--where", "params.lrr > 0 and metrics.loss < 9", url=shared.url)
+    assert typo.exit_code == 0
+    assert typo.stderr.splitlines() == [
+        "no run has params.lrr; did you mean params.lr?", "no runs match"]
+    name = invoke("log", "--name", "trian", url=shared.url)
+    assert name.stderr.splitlines() == [
+        "no run has the name 'trian'; did you mean 'train'?", "no runs match"]
+    ordered = invoke("log", "--order-by", "-metrics.losss", url=shared.url)
+    assert ordered.stdout  # the runs are listed; the order field is unknown
+    assert ordered.stderr.splitlines() == ["no run has metrics.losss; did you mean metrics.loss?"]
+    none = invoke("log", "--where", "params.lr > 5", url=shared.url)
+    assert none.stderr.splitlines() == ["no runs match"]
+
+
 def test_log_bad_where_points_at_column(shared: Shared) -> None:
     """A --where that does not parse: exit 2, one line naming the column."""
     result = invoke("log", "--where", "params.lr >> 2", url=shared.url)

@@ -24,7 +24,7 @@ import mlledger.catalog as catalog_mod
 import mlledger.query as query_mod
 from mlledger import Ledger
 from mlledger.errors import QueryError, UsageError
-from mlledger.query import MAX_DEPTH, compile_order, compile_where
+from mlledger.query import MAX_DEPTH, compile_order, compile_where, fields_named
 
 HYPOTHESIS = settings(
     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -793,3 +793,12 @@ def test_driven_plan_scans_the_narrower_condition_whatever_the_order(
             plan = query_mod.compile_driven(text)
             assert plan is not None
             assert cat._driver(plan[0]) == narrow_at
+
+
+def test_fields_named_lists_the_params_metrics_and_tags_a_query_uses() -> None:
+    """Every params/metrics/tags field of a where and an order_by, once, stats left off."""
+    where = "params.a > 1 and (metrics.loss.min < 2 or tags.t = 'params.x') and name = 'y'"
+    assert fields_named(where, "-params.cfg.lr") == [
+        ("params", "a"), ("metrics", "loss"), ("tags", "t"), ("params", "cfg.lr")]
+    assert fields_named("params.a = 1 or params.a = 2") == [("params", "a")]
+    assert fields_named(None, None) == []
