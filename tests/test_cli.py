@@ -772,7 +772,12 @@ def test_ref_errors(shared: Shared) -> None:
     """An unset ref and a bad ref name are one-line errors, exit 2."""
     unset = invoke("ref", "get", "no/such", url=shared.url)
     assert unset.exit_code == 2
-    assert "no/such" in one_error_line(unset.stderr)
+    line = one_error_line(unset.stderr)
+    assert "no/such" in line
+    assert "mlledger ref set no/such TARGET" in line
+    assert "the refs: model/prod" in line
+    typo = invoke("ref", "get", "model/prd", url=shared.url)
+    assert "did you mean 'model/prod'?" in one_error_line(typo.stderr)
     bad = invoke("ref", "set", "bad name", shared.model1, url=shared.url)
     assert bad.exit_code == 2
     one_error_line(bad.stderr)

@@ -91,15 +91,34 @@ class Refs:
         check_ref_name(name)
         seqs = self._seqs(name)
         if not seqs:
-            raise NotFoundError(f"ref {name!r} is not set; set it with refs.set({name!r}, target)")
+            raise self._unset(name)
         return self._read(name, seqs[-1])
+
+    def _unset(self, name: str) -> NotFoundError:
+        """The error for a ref that was never set: how to set it, and the refs there are."""
+        import difflib
+
+        try:
+            names = self.names()
+        except Exception:  # listing failed too: the message without the list
+            names = []
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        there = (
+            f"; did you mean {' or '.join(repr(n) for n in close)}?"
+            if close
+            else (f"; the refs: {', '.join(names[:10])}" if names else "; no ref is set yet")
+        )
+        return NotFoundError(
+            f"ref {name!r} is not set{there} (set it with `mlledger ref set {name} TARGET` "
+            f"or ledger.refs.set({name!r}, target))"
+        )
 
     def history(self, name: str) -> list[RefEntry]:
         """Every move of ``name``, oldest first."""
         check_ref_name(name)
         seqs = self._seqs(name)
         if not seqs:
-            raise NotFoundError(f"ref {name!r} is not set; set it with refs.set({name!r}, target)")
+            raise self._unset(name)
         keys = [f"refs/{name}/{s:010d}.json" for s in seqs]
         raw = self.store.backend.read_many(keys)
         out: list[RefEntry] = []
