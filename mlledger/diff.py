@@ -133,16 +133,22 @@ class RunDiff:
 
 
 def _fmt(v: Any) -> str:
+    """A value in at most 80 characters; a longer one keeps its head and its tail (two
+    command lines that differ at the end must not print the same)."""
     if isinstance(v, str):
-        return v if len(v) <= 80 else v[:77] + "..."
-    s = canonical.dumps(v).decode("utf-8") if not isinstance(v, (int, float)) else repr(v)
-    return s if len(s) <= 80 else s[:77] + "..."
+        s = v
+    else:
+        s = canonical.dumps(v).decode("utf-8") if not isinstance(v, (int, float)) else repr(v)
+    return s if len(s) <= 80 else f"{s[:38]}...{s[-39:]}"
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal, with NaN equal to NaN (a metric that was NaN in both runs did not change)."""
+    """Equal, with NaN equal to NaN (a metric that was NaN in both runs did not change),
+    and ``True`` not equal to ``1`` (Python's ``==`` says they are)."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
+    if isinstance(a, bool) is not isinstance(b, bool):
+        return False
     return bool(a == b)
 
 
@@ -245,7 +251,10 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
             old, new = _small_value(a, section, k), _small_value(b, section, k)
             if old is not _MISSING and new is not _MISSING:
                 # a small JSON value (a returned dict of scores): what changed in it
+                before = len(out)
                 _cmp_params({k: old}, {k: new}, out, section)
+                if len(out) == before:  # other bytes that compare equal: 1 and 1.0
+                    out.append(Change(section, k, old, new, kind="changed"))
             else:
                 _cmp_one(section, k, va, vb, out)
     code_keys = ("qualname", "source_digest", "closure_digest", "module_digest", "file", "kind")
@@ -269,20 +278,25 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         plat_a = param_fields({**ea.get("platform", {}), **_hw(ea)})
         plat_b = param_fields({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
-    if "cell" not in (a._record.get("kind"), b._record.get("kind")) and "argv" not in (
-        set(a.params) | set(b.params)
+    argv_a = a.env.get("process", {}).get("argv")
+    argv_b = b.env.get("process", {}).get("argv")
+    if (
+        "cell" not in (a._record.get("kind"), b._record.get("kind"))
+        and "argv" not in (set(a.params) | set(b.params))
+        and not (_kernel_argv(argv_a) or _kernel_argv(argv_b))
     ):
         # the command line a run's process was started with: `train.py --lr 0.1` against
-        # `--lr 0.2` is often the whole story (a notebook's is the kernel's, so not cells)
-        _cmp_maps(
-            "params",
-            {"argv": a.env.get("process", {}).get("argv")},
-            {"argv": b.env.get("process", {}).get("argv")},
-            out,
-        )
+        # `--lr 0.2` is often the whole story (a notebook kernel's names its session file,
+        # which says nothing of the run)
+        _cmp_maps("params", {"argv": argv_a}, {"argv": argv_b}, out)
     order = {s: i for i, s in enumerate(SECTIONS)}
     out.sort(key=lambda c: order[c.section])
     return RunDiff(a.id, b.id, tuple(out))
+
+
+def _kernel_argv(argv: Any) -> bool:
+    """Whether a command line is a Jupyter kernel's (``ipykernel_launcher -f kernel-….json``)."""
+    return isinstance(argv, list) and any("ipykernel" in str(x) for x in argv[:3])
 
 
 def _hw(env: dict[str, Any]) -> dict[str, Any]:

@@ -370,7 +370,7 @@ def _ledger_parser() -> _Parser:
 
 def _parse(parser: _Parser, line: str) -> argparse.Namespace:
     try:
-        argv = shlex.split(line, comments=True)  # "%ledger log   # the latest runs"
+        argv = shlex.split(_strip_comment(line))  # "%ledger log   # the latest runs"
     except ValueError as e:
         raise _ArgError(f"{parser.prog}: {e}\n{parser.format_usage().rstrip()}") from None
     ns = parser.parse_args(argv)
@@ -378,6 +378,26 @@ def _parse(parser: _Parser, line: str) -> argparse.Namespace:
     if tags is not None:
         ns.tags = _tags(parser, tags)
     return ns
+
+
+def _strip_comment(line: str) -> str:
+    """``line`` up to a ``#`` that starts a word outside quotes, as a shell reads it:
+    ``-m "fix #3"`` and ``--tag issue=#12`` keep their ``#``."""
+    quote = ""
+    escaped = False
+    for i, c in enumerate(line):
+        if escaped:
+            escaped = False
+        elif c == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
 
 
 def _tags(parser: _Parser, items: Iterable[str]) -> dict[str, str]:

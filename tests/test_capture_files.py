@@ -614,8 +614,10 @@ def test_watch_wants_cwd_files_even_under_temp(tmp_path: Path, workdir: Path) ->
     assert not watch.wants("/proc/self/status")
     assert not watch.wants("/dev/null")
     assert not watch.wants(os.path.realpath(os.__file__))  # the standard library
-    for system in ("/etc/passwd", "/etc/localtime", "/usr/share/zoneinfo/UTC", "/run/x"):
-        assert not watch.wants(os.path.realpath(system)), system  # the OS's own files
+    for system in ("/etc/passwd", "/usr/share/zoneinfo/UTC", "/run/secrets/api_key"):
+        assert not watch.wants(system), system  # the OS's own files, a container's secrets
+    for data in ("/run/media/alice/USB/train.csv", "/usr/share/nltk_data/corpora/x.zip"):
+        assert watch.wants(data), data  # a removable drive, data kept under /usr/share
 
 
 def test_a_virtualenv_inside_the_project_is_not_an_input(

@@ -224,6 +224,45 @@ def test_a_changed_command_line_is_a_change(
     ]
 
 
+def test_a_kernels_command_line_is_not_a_change(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tracked code in two notebook sessions: the kernels' argv (their session files)
+    differ, the runs do not."""
+    runs = []
+    for session in ("aaaa", "bbbb"):
+        launcher = "/venv/lib/python3.11/site-packages/ipykernel_launcher.py"
+        monkeypatch.setattr(sys, "argv", [launcher, "-f", f"/run/kernel-{session}.json"])
+        with ledger.run("t") as r:
+            pass
+        runs.append(r)
+    a, b = (ledger.get(r.id) for r in runs)
+    assert not ledger.diff(a, b)
+
+
+def test_json_types_that_python_calls_equal_still_differ(ledger: Ledger) -> None:
+    """True and 1 (a param, a small output) are other values; so are 1 and 1.0 as stored
+    bytes: each is a change, never "nothing but time"."""
+    for value in (True, 1, 1.0):
+        with ledger.run("types", params={"flag": value}) as r:
+            r.save({"acc": value}, name="scores")
+    c, b, a = ledger.runs()
+    assert [(x.section, x.key) for x in ledger.diff(a, b)] == [
+        ("params", "flag"), ("outputs", "scores.acc")]
+    assert [(x.section, x.key, x.old, x.new) for x in ledger.diff(b, c)] == [
+        ("outputs", "scores", {"acc": 1}, {"acc": 1.0})]
+
+
+def test_long_values_print_their_head_and_tail() -> None:
+    """Two long values that differ at the end do not print the same."""
+    from mlledger.diff import _fmt
+
+    one, two = "x" * 100 + "-1", "x" * 100 + "-2"
+    assert _fmt(one) != _fmt(two)
+    assert len(_fmt(one)) <= 80
+    assert _fmt(one).endswith("-1")
+
+
 def test_param_changes_between_kinds_are_one_change_each(ledger: Ledger) -> None:
     """None -> config, config -> scalar and a clash of dotted names inside one config are
     each one change of the whole param, never lost and never reported the wrong way."""

@@ -550,3 +550,6 @@ def test_magic_lines_may_end_in_a_comment() -> None:
     assert _parse(_track_all_parser(), "on   # every following cell is a run").state == "on"
     ns = _parse(_track_parser(), "train -m 'fix #3'  # a comment")
     assert (ns.name, ns.message) == ("train", "fix #3")
+    ns = _parse(_track_parser(), "-m fix#3 train --tag issue=#12 --tag q=\\#x  #note")
+    assert (ns.name, ns.message, ns.tags) == ("train", "fix#3", {"issue": "#12", "q": "#x"})
+    assert _parse(_ledger_parser(), "#all of it a comment").command is None

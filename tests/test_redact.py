@@ -13,6 +13,7 @@ from mlledger.capture.redact import (
     is_secret_name,
     redact_argv,
     redact_mapping,
+    redact_text,
     strip_url_credentials,
 )
 
@@ -156,3 +157,26 @@ def test_redacted_mappings_hold_no_secret_keys_with_values(d: dict[str, Any]) ->
                 check(v)
 
     check(redact_mapping(d))
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # text that mentions a URL is changed only inside the URL, never elsewhere
+        ("# Results\nSee https://wandb.ai/me/proj#runs for plots.\nUse key=abc, then rerun.",
+         "# Results\nSee https://wandb.ai/me/proj#runs for plots.\nUse key=abc, then rerun."),
+        ("http://localhost:8888 (token in email to bob@corp.com)",
+         "http://localhost:8888 (token in email to bob@corp.com)"),
+        ("Note: see http://x.org/a?lr=0.1&api_key=zz", "Note: see http://x.org/a?lr=0.1&api_key="
+         + REDACTED),
+        ("db (postgres://u:pw@h/db) and\tmore", "db (postgres://h/db) and\tmore"),
+        ("two: s3://k:s@b/x s3://b/y", "two: s3://b/x s3://b/y"),
+        ("a://b", "a://b"),
+        ("C:\\data\\x.csv", "C:\\data\\x.csv"),
+    ],
+)
+def test_redact_text_strips_url_credentials_and_keeps_every_other_character(
+    text: str, want: str
+) -> None:
+    """URL credentials go wherever a URL sits in a string; the rest of the text is kept."""
+    assert redact_text(text) == want

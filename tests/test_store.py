@@ -53,6 +53,7 @@ from mlledger.errors import (
     NotFoundError,
     StoreError,
     SymlinkLoopError,
+    UsageError,
 )
 from mlledger.hashing import digest_bytes, digest_file
 from mlledger.store import FORMAT, Store, default_url
@@ -320,6 +321,38 @@ def test_missing_credentials_are_an_access_error_naming_the_store(
     assert result.exit_code == 2, result.output
     assert "cannot reach the store" in result.stderr
     assert "bug in mlledger" not in result.stderr
+
+
+def test_cloud_client_errors_become_errors_that_name_the_store() -> None:
+    """botocore's own exceptions, as s3fs lets them through: refused or missing
+    credentials -> AccessError, an endpoint that does not answer -> StoreError naming
+    endpoint_url, a malformed bucket -> UsageError, other client errors -> StoreError;
+    anything not from a cloud client is left alone."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ParamValidationError,
+    )
+
+    from mlledger.store.backends import remote_error
+
+    url = "s3://bucket/store"
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+    other = ClientError({"Error": {"Code": "SlowDown", "Message": "later"}}, "GetObject")
+    cases = [
+        (NoCredentialsError(), AccessError, "check the credentials"),
+        (denied, AccessError, "check the credentials"),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StoreError, "endpoint_url"),
+        (ParamValidationError(report="Invalid bucket name"), UsageError, "not valid"),
+        (other, StoreError, "failed: ClientError"),
+    ]
+    for error, kind, words in cases:
+        got = remote_error(url, error)
+        assert type(got) is kind, error
+        assert url in str(got)
+        assert words in str(got)
+    assert remote_error(url, ValueError("ours")) is None
 
 
 def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:

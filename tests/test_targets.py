@@ -25,6 +25,7 @@ from mlledger import Artifact, Ledger
 from mlledger.errors import (
     AmbiguousError,
     ExistsError,
+    NotAFileError,
     NotFoundError,
     PolicyError,
     UsageError,
@@ -216,6 +217,9 @@ def test_a_file_or_folder_on_disk_is_the_artifact_of_its_bytes(
         ledger.resolve(str(copy))
     with pytest.raises(NotFoundError, match="no run or artifact matches"):
         ledger.resolve("no-such-file.bin")
+    os.mkfifo(tmp_path / "fifo")  # reading a pipe would never end: refused at once
+    with pytest.raises(NotAFileError, match="not a regular file"):
+        ledger.resolve(str(tmp_path / "fifo"))
     from mlledger.cli import cli
 
     out = CliRunner().invoke(cli, ["--store", ledger.url, "lineage", "model.bin"])

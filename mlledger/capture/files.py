@@ -40,6 +40,10 @@ _active: list[FileWatch] = []
 _guard = threading.local()
 
 
+#: removable drives mounted under an ignored root (udisks2: /run/media/<user>/<label>)
+_MOUNTS = ("/run/media/",)
+
+
 @functools.lru_cache(maxsize=1)
 def _default_ignored() -> tuple[str, ...]:
     roots: set[str] = set()
@@ -54,8 +58,14 @@ def _default_ignored() -> tuple[str, ...]:
         roots.add(os.path.realpath(site.USER_SITE))
     roots.update(("/proc", "/dev", "/sys"))
     # the operating system's own files, which libraries read for their set-up (time zones,
-    # CA certificates, locales, /etc/passwd for the user name): never a run's data
-    roots.update(("/etc", "/usr/share", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/run"))
+    # CA certificates, locales, /etc/passwd for the user name), and /run (sockets, and
+    # secrets a container mounts in /run/secrets): never a run's data.  /usr/share holds
+    # data too (nltk_data, dict), so only its set-up folders; /run/media is kept (_MOUNTS)
+    roots.update(("/etc", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/run"))
+    roots.update(
+        f"/usr/share/{d}"
+        for d in ("zoneinfo", "locale", "i18n", "ca-certificates", "mime", "fonts", "terminfo")
+    )
     # mlledger itself, wherever it is installed (an editable install lives outside site-packages)
     roots.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     roots.add(os.path.realpath(tempfile.gettempdir()))
@@ -111,7 +121,7 @@ class FileWatch:
             return False
         if path.startswith(self.cwd_prefix):
             return not (self.ignored_inside and path.startswith(self.ignored_inside))
-        return not path.startswith(self.ignored)
+        return not path.startswith(self.ignored) or path.startswith(_MOUNTS)
 
     def seen(self, path: str, writing: bool) -> None:
         if writing:

@@ -89,10 +89,25 @@ def redact_value(v: Any, *, records: bool = False) -> Any:
     return v
 
 
+#: a URL inside text: a scheme, "://", then everything up to a space, a quote or a bracket
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s<>\"'()\[\]{}]+")
+
+
 def redact_text(s: str) -> str:
-    """``s`` without the credentials of a URL it is (``postgres://u:pw@h/db``); any other
-    string as it is."""
-    return strip_url_credentials(s) if "://" in s else s
+    """``s`` with the credentials of each URL in it stripped (``postgres://u:pw@h/db`` ->
+    ``postgres://h/db``, secret query values hidden); every other character stays as it
+    was, so a paragraph that mentions a URL is only changed inside that URL."""
+    if "://" not in s:
+        return s
+    return _URL_IN_TEXT.sub(_strip_match, s)
+
+
+def _strip_match(m: re.Match[str]) -> str:
+    url = m.group()
+    # only a user part, a query or a fragment can hold a secret
+    if "@" not in url and "?" not in url and "#" not in url:
+        return url
+    return strip_url_credentials(url)
 
 
 def redact_argv(argv: list[str]) -> list[str]:

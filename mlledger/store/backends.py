@@ -25,7 +25,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import AccessError, MissingExtraError, NotFoundError, StoreError
+from ..errors import (
+    AccessError,
+    LedgerError,
+    MissingExtraError,
+    NotFoundError,
+    StoreError,
+    UsageError,
+)
 from ..hashing import CHUNK
 
 if TYPE_CHECKING:
@@ -357,22 +364,46 @@ class LocalBackend(Backend):
             return []
 
 
-def remote_access_error(url: str, e: BaseException) -> AccessError | None:
-    """The clear error for a cloud client's refusal to reach the store at ``url`` (no
-    credentials, credentials refused, an unknown endpoint), or None for other errors.
+#: the libraries cloud filesystems reach their services through
+_CLIENT_MODULES = ("botocore.", "google.auth.", "google.api_core.", "azure.core.", "aiohttp.")
+_AUTH_WORDS = ("Credential", "Unauthenticated", "Authentication", "RefreshError", "Forbidden")
+_AUTH_CODES = frozenset({
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+    "InvalidToken", "AuthorizationHeaderMalformed", "403", "401",
+})
+_CONNECT_WORDS = ("Connect", "Timeout", "Disconnected", "Resolution")
+_INPUT_WORDS = ("ParamValidation", "InvalidBucketName")
 
-    Client libraries (botocore, google-auth, azure-core) raise their own types, which
-    say nothing of the store; this names the store and what to check.
+
+def remote_error(url: str, e: BaseException) -> LedgerError | None:
+    """The clear error for a cloud client's failure to reach the store at ``url``, or
+    None when ``e`` does not come from a cloud client (then it is not translated).
+
+    Client libraries (botocore, google-auth, azure-core, aiohttp) raise their own types,
+    which say nothing of the store: refused or missing credentials become AccessError,
+    an endpoint that does not answer a StoreError naming it, a malformed bucket name a
+    UsageError, anything else from them a StoreError.
     """
-    kind = type(e)
-    names = " ".join(f"{c.__module__}.{c.__name__}" for c in kind.__mro__)
-    if not any(m in names for m in ("botocore.", "google.auth.", "azure.core.", "aiohttp.")):
+    names = [f"{c.__module__}.{c.__name__}" for c in type(e).__mro__]
+    if not any(n.startswith(_CLIENT_MODULES) for n in names):
         return None
-    return AccessError(
-        f"cannot reach the store at {url}: {kind.__name__}: {e}; check the credentials "
-        "(environment variables, config files or --option key=value storage options) and "
-        "the URL"
-    )
+    what = f"{type(e).__name__}: {e}"
+    response = getattr(e, "response", None)  # botocore's ClientError: {"Error": {"Code"}}
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
+    if code in _AUTH_CODES or any(w in n for n in names for w in _AUTH_WORDS):
+        return AccessError(
+            f"cannot reach the store at {url}: {what}; check the credentials (environment "
+            "variables, config files or --option key=value storage options) and the URL"
+        )
+    if any(w in n for n in names for w in _INPUT_WORDS):
+        return UsageError(f"the store URL {url} is not valid here: {what}")
+    if any(w in n for n in names for w in _CONNECT_WORDS):
+        return StoreError(
+            f"cannot reach the store at {url}: {what}; check the endpoint (endpoint_url) "
+            "and the network"
+        )
+    return StoreError(f"the store at {url} failed: {what}")
 
 
 def _store_error(action: str, where: str, e: OSError) -> StoreError:

@@ -50,7 +50,7 @@ from ..hashing import (
     parse_digest,
 )
 from ..records import to_iso, utcnow
-from .backends import Backend, LocalBackend, open_backend, remote_access_error
+from .backends import Backend, LocalBackend, open_backend, remote_error
 from .statcache import StatCache
 from .tree import MAGIC, Tree, TreeEntry, is_manifest
 
@@ -171,7 +171,7 @@ class Store:
         except LedgerError:
             raise
         except Exception as e:
-            err = remote_access_error(self.url, e)
+            err = remote_error(self.url, e)
             if err is None:
                 raise
             raise err from e
@@ -444,8 +444,13 @@ class Store:
         root = os.path.abspath(os.fspath(path))
         try:
             st = os.stat(root)
-            if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISREG(st.st_mode):
                 return self._file_digest(root, st)
+            if not stat.S_ISDIR(st.st_mode):  # a pipe or a device: reading it may never end
+                raise NotAFileError(
+                    f"{os.fspath(path)!r} is not a regular file or a folder (a device, socket "
+                    "or pipe); name a file or folder"
+                )
             entries: list[TreeEntry] = []
             for rel, full, fst in _walk(root):
                 _check_utf8(rel, full)
