@@ -237,30 +237,19 @@ def _distribution_top_levels() -> frozenset[str]:
 def user_modules(algorithm: str) -> dict[str, str]:
     """``{module name: file digest}`` of the user's own loaded modules.
 
-    Which modules are the user's is worked out again only when the set of
-    loaded modules changed; their digests are checked on every call (a stat
-    each, cached by size and mtime), so an edited and reloaded module shows.
+    Which modules are the user's is worked out again only when the loaded modules
+    changed; their digests are checked on every call (a stat each, cached by size and
+    mtime), so an edited and reloaded module shows.
     """
     mods = sys.modules
-    try:
-        # the count alone misses a module dropped and another imported in its place; the
-        # newest entry (dicts keep insertion order) is the one a fresh import changes
-        key: tuple[int, object] = (len(mods), mods[next(reversed(mods))])
-    except (StopIteration, KeyError, RuntimeError):  # changed while looked at: work it out
-        key = (-1, None)
     cached = _modules_cache[0]
-    if (
-        cached[0] != key[0]
-        or cached[1] is not key[1]
-        or key[0] < 0
-        # a user module replaced in place (sys.modules[name] = a module from another file)
-        or any(mods.get(name) is not mod for name, (_, mod) in cached[2].items())
-    ):
+    if not _still_loaded(mods, cached):
         with _lock:
+            count, newest = len(mods), _newest(mods)  # before the scan: a later import rescans
             roots = _system_roots()
             tops = _distribution_top_levels()
             found: dict[str, tuple[str, object]] = {}
-            for name, mod in list(sys.modules.items()):
+            for name, mod in list(mods.items()):
                 file = getattr(mod, "__file__", None)
                 if not file or not isinstance(file, str) or not file.endswith(".py"):
                     continue
@@ -271,7 +260,7 @@ def user_modules(algorithm: str) -> dict[str, str]:
                 if real.startswith(roots) or "site-packages" in real or "dist-packages" in real:
                     continue
                 found[name] = (real, mod)
-            cached = (key[0], key[1], dict(sorted(found.items())))
+            cached = (count, newest, dict(sorted(found.items())))
             _modules_cache[0] = cached
     out: dict[str, str] = {}
     for name, (real, _) in cached[2].items():
@@ -279,6 +268,33 @@ def user_modules(algorithm: str) -> dict[str, str]:
         if d is not None:
             out[name] = d
     return out
+
+
+_STALE = object()
+
+
+def _newest(mods: dict[str, Any]) -> object:
+    """The module imported last (dicts keep insertion order); _STALE if that cannot be told."""
+    try:
+        return mods[next(reversed(mods))]
+    except (StopIteration, KeyError, RuntimeError):  # changed while looked at
+        return _STALE
+
+
+def _still_loaded(mods: dict[str, Any], cached: tuple[int, object, dict[str, Any]]) -> bool:
+    """Whether the loaded modules are still those ``cached`` was worked out from.
+
+    The count alone misses a module dropped and another imported in its place; the
+    newest entry is the one a fresh import changes; and each user module must still be
+    the very object found (``sys.modules[name] = a module loaded from another file``).
+    """
+    if len(mods) != cached[0]:
+        return False
+    newest = _newest(mods)
+    if newest is not cached[1] or newest is _STALE:
+        return False
+    users = cached[2]
+    return not users or all(mods.get(name) is mod for name, (_, mod) in users.items())
 
 
 # ---------------------------------------------------------------------------
