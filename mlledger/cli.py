@@ -808,6 +808,8 @@ def show(state: _State, run_id: str, packages: bool, as_json: bool) -> None:
     out.append(f"name       {run.name}")
     status = _status(run.status)
     out.append(f"status     {status}")
+    if run.status_reason:  # incomplete: why, and what may be missing
+        out.append(f"           {run.status_reason}; metrics of its last seconds may be missing")
     if run.record.get("kind"):
         out.append(f"kind       {run.record['kind']}")
     out.append(f"started    {_when(run.started_at)}")

@@ -156,6 +156,12 @@ class Run:
         return str(self._record.get("status", "running"))
 
     @property
+    def status_reason(self) -> str | None:
+        """Why a run reads as ``incomplete`` (its process is gone, or silent too long)."""
+        reason = self._record.get("status_reason")
+        return str(reason) if reason else None
+
+    @property
     def params(self) -> dict[str, Any]:
         return dict(self._record.get("params", {}))
 
@@ -486,10 +492,18 @@ class Run:
         if rec.get("host") == socket.gethostname() and proc.get("pid"):
             if not _pid_alive(int(proc["pid"]), proc.get("proc_start")):
                 rec["status"] = "incomplete"
+                rec["status_reason"] = (
+                    f"its process (pid {proc['pid']} on {rec.get('host')}) is gone and the run "
+                    "has no end: it was killed or crashed"
+                )
             return
         last = rec.get("heartbeat") or rec.get("started_at")
         if last and (utcnow() - from_iso(last)).total_seconds() > HEARTBEAT_TIMEOUT:
             rec["status"] = "incomplete"
+            rec["status_reason"] = (
+                f"no sign of life from {rec.get('host')} since {last} (it beats every "
+                f"{HEARTBEAT_SECONDS:g} s) and no end: its process was killed or crashed"
+            )
 
 
 def _display(path: str) -> str:

@@ -187,8 +187,18 @@ def test_a_run_whose_process_died_syncs_as_incomplete(
     assert ledger.sync() == 1
     assert ledger.runs(status="incomplete").ids == [rid]
     assert ledger.runs(where="status = 'incomplete' and params.lr = 0.1").ids == [rid]
-    assert ledger.get(rid).status == "incomplete"
+    got = ledger.get(rid)
+    assert got.status == "incomplete"
+    assert got.status_reason is not None
+    assert "is gone and the run has no end" in got.status_reason
     assert ledger.sync() == 0  # still incomplete: nothing changed
+    from click.testing import CliRunner
+
+    from mlledger.cli import cli
+
+    shown = CliRunner().invoke(cli, ["--store", ledger.url, "show", rid]).stdout
+    assert "its process (pid" in shown
+    assert "metrics of its last seconds may be missing" in shown
 
 
 def test_sync_lists_only_unsealed_days(

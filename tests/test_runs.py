@@ -871,6 +871,8 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
     )
     run._resolve_status()
     assert run.status == "incomplete"
+    assert run.status_reason is not None
+    assert "no sign of life from elsewhere" in run.status_reason
     fresh = Run(
         ledger,
         {
@@ -883,6 +885,7 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
     )
     fresh._resolve_status()
     assert fresh.status == "running"
+    assert fresh.status_reason is None
 
 
 # ---------------------------------------------------------------------------
