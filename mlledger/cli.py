@@ -13,7 +13,8 @@ builds nested mappings.  Only ``init`` and ``run`` create a store; the other
 commands refuse a URL where there is none, so a typo never makes an empty store.
 
 A *target* is a digest or unique hex prefix (at least 6), a run id or unique
-prefix, ``RUN/NAME`` for one named output (or input) of a run, or ``@REF``.
+prefix, ``RUN/NAME`` for one named output (or input) of a run, ``@REF``, or a
+file or folder on disk (the artifact holding exactly its bytes).
 
 Short run ids: listings show the shortest prefix of each run id, at least 12
 characters, that no other run in the local catalog shares (run ids are
@@ -539,7 +540,8 @@ def cli(
     """A ledger of machine-learning runs: what each run read, ran with and produced.
 
     Targets: a digest or unique hex prefix (6+), a run id or unique prefix,
-    RUN/NAME (one output of a run) or @REF.  Exit status: 0 success, 1 a
+    RUN/NAME (one output or input of a run), @REF, or a file or folder on
+    disk (the artifact holding its bytes).  Exit status: 0 success, 1 a
     failed check, 2 bad usage or input.  '--json' on reading commands prints
     stable JSON (shapes in the module docs: python -m pydoc mlledger.cli).
     """
@@ -1112,8 +1114,9 @@ def artifact(state: _State, target: str, files: bool, as_json: bool) -> None:
 def restore(state: _State, target: str, dest: str, force: bool, as_json: bool) -> None:
     """Write a stored file or folder to DEST, byte-identical.
 
-    TARGET is a digest or hex prefix, RUN/NAME, @REF, or a run with exactly
-    one output.  Every byte is verified before DEST appears; an existing
+    TARGET is a digest or hex prefix, RUN/NAME, @REF, a file or folder on
+    disk, or a run with exactly one output.  Every byte is verified before
+    DEST appears; an existing
     DEST is refused unless --force.  A progress bar shows on stderr when it
     is a terminal.  DEST "-" writes a file's bytes to stdout as they are
     read and checked (a damaged object stops with exit 1 after what was
@@ -1175,7 +1178,8 @@ def ref() -> None:
 def ref_set(state: _State, name: str, target: str, message: str | None, as_json: bool) -> None:
     """Point ref NAME at TARGET.
 
-    TARGET is a digest or hex prefix, a run id or prefix, RUN/NAME or @OTHER.
+    TARGET is a digest or hex prefix, a run id or prefix, RUN/NAME, @OTHER or
+    a file or folder on disk.
     """
     entry = state.ledger().refs.set(name, target, message=message)
     if as_json:
@@ -1195,7 +1199,10 @@ def ref_get(state: _State, name: str, as_json: bool) -> None:
         _echo_json(entry.to_json())
         return
     msg = f"  {entry.message}" if entry.message else ""
-    state.echo(f"{entry.target}  #{entry.seq}  {_age(entry.at)}  {entry.user}@{entry.host}{msg}")
+    run = f"  run {entry.run}" if entry.run and entry.run != entry.target else ""
+    state.echo(
+        f"{entry.target}  #{entry.seq}{run}  {_age(entry.at)}  {entry.user}@{entry.host}{msg}"
+    )
 
 
 @ref.command("log")
@@ -1262,7 +1269,8 @@ def ref_list(state: _State, as_json: bool) -> None:
         return
     width = max(len(e.name) for e in entries)
     for e in entries:
-        state.echo(f"{e.name:<{width}}  {e.target}  #{e.seq}  {_age(e.at)}")
+        run = f"  run {e.run}" if e.run and e.run != e.target else ""
+        state.echo(f"{e.name:<{width}}  {e.target}  #{e.seq}{run}  {_age(e.at)}")
 
 
 # ---------------------------------------------------------------------- verify

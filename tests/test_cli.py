@@ -764,8 +764,8 @@ def test_ref_set_and_rollback(store_copy: str) -> None:
     assert history[-1]["message"] == "why"
     assert history[-1]["run"] == prep  # the run that made the target, also on a rollback
     assert history[2]["run"] == history[0]["run"]
-    text = invoke("ref", "log", "model/prod", url=store_copy).stdout
-    assert f"run {prep}" in text
+    for args in (("log", "model/prod"), ("get", "model/prod"), ("list",)):
+        assert f"run {prep}" in invoke("ref", *args, url=store_copy).stdout, args
 
 
 def test_ref_errors(shared: Shared) -> None:
