@@ -166,7 +166,7 @@ def _cmp_one(section: str, k: str, va: Any, vb: Any, out: list[Change]) -> None:
         out.append(Change(section, k, va, vb, kind="changed"))
 
 
-def _cmp_params(
+def _cmp_values(
     a: dict[str, Any], b: dict[str, Any], out: list[Change], section: str = "params"
 ) -> None:
     """Values one by one; two configs (dicts) field by field, ``cfg.optim.lr``."""
@@ -239,7 +239,7 @@ def _modules(run: Run) -> dict[str, str]:
 def diff_runs(a: Run, b: Run) -> RunDiff:
     """Compare two runs section by section."""
     out: list[Change] = []
-    _cmp_params(a.params, b.params, out)
+    _cmp_values(a.params, b.params, out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
     for section in ("inputs", "outputs"):
         da = _digests(a, section)
@@ -252,7 +252,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
             if old is not _MISSING and new is not _MISSING:
                 # a small JSON value (a returned dict of scores): what changed in it
                 before = len(out)
-                _cmp_params({k: old}, {k: new}, out, section)
+                _cmp_values({k: old}, {k: new}, out, section)
                 if len(out) == before:  # other bytes that compare equal: 1 and 1.0
                     out.append(Change(section, k, old, new, kind="changed"))
             else:
