@@ -657,6 +657,27 @@ def test_redacted_dict_argument_still_links_to_its_producer(ledger: Ledger) -> N
     assert a.outputs["return"].digest == b.inputs["conn"].digest
 
 
+def test_a_redacted_value_loaded_and_passed_on_keeps_its_digest(ledger: Ledger) -> None:
+    """The stored (redacted) form of a value, loaded and passed to the next call, is
+    redacted again to the very same bytes: the two runs still link by one digest."""
+
+    @ledger.tracked
+    def make() -> dict[str, str]:
+        return {"db": "postgres://u:pw@h/db?password=x&sslmode=a", "api_key": "k"}
+
+    @ledger.tracked
+    def use(conn: dict[str, str]) -> None:
+        return None
+
+    make()
+    made = ledger.runs(limit=1)[0]
+    stored = ledger.load(made.outputs["return"].digest)
+    assert stored == {"db": f"postgres://h/db?password={REDACTED}&sslmode=a", "api_key": REDACTED}
+    use(stored)
+    used = ledger.runs(limit=1)[0]
+    assert used.inputs["conn"].digest == made.outputs["return"].digest
+
+
 def test_any_store_records_arguments(store_spec: StoreSpec, workdir: Path) -> None:
     """Arguments, path inputs and return values are stored and read back on every store kind."""
     (workdir / "in.txt").write_text("input")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mlledger.capture.redact import (
+    _URL_IN_TEXT,
     REDACTED,
     is_secret_name,
     redact_argv,
@@ -180,3 +181,26 @@ def test_redact_text_strips_url_credentials_and_keeps_every_other_character(
 ) -> None:
     """URL credentials go wherever a URL sits in a string; the rest of the text is kept."""
     assert redact_text(text) == want
+
+
+_TEXT = st.lists(
+    st.sampled_from([
+        "a", "b", " ", ":", "/", "//", "://", "@", "?", "#", "=", "&", "-", ".", "\n", "\t",
+        "(", ")", "'", "<", ">", "http", "u:pw@", "password", "token", "sig", REDACTED,
+    ]),
+    max_size=25,
+).map("".join)
+
+
+@given(_TEXT)
+@example("see http://x/?password=abc&x=1 and s3://k:s@b/y#sig=z")
+def test_redact_text_is_idempotent_and_keeps_text_without_urls(text: str) -> None:
+    """Redacting twice is redacting once; a string with no "://" is never touched, and
+    nothing outside a URL ever changes (the text before the first URL is kept)."""
+    once = redact_text(text)
+    assert redact_text(once) == once
+    if "://" not in text:
+        assert once == text
+    first = _URL_IN_TEXT.search(text)
+    head = text[: first.start()] if first else text
+    assert once.startswith(head)

@@ -170,9 +170,13 @@ def _redact_params(text: str) -> str:
         return text
     out = []
     for item in text.split("&"):
-        name, eq, _value = item.partition("=")
+        name, eq, value = item.partition("=")
         key = unquote_plus(name)
-        secret = eq and (is_secret_name(key) or _SIGNATURE.search(key))
+        # an empty value hides nothing, and one already redacted stays as it is (so a
+        # redacted value redacted again is the same value, with the same digest)
+        secret = (
+            eq and value and value != REDACTED and (is_secret_name(key) or _SIGNATURE.search(key))
+        )
         out.append(f"{name}={REDACTED}" if secret else item)
     return "&".join(out)
 
