@@ -195,17 +195,10 @@ def _require_store(url: str, options: dict[str, Any]) -> None:
         if not os.path.isfile(os.path.join(path, _CONFIG_KEY)):
             raise NotFoundError(f"no mlledger store at {path}: {hint}")
         return
-    from .store.backends import open_backend, remote_error
+    from .store.backends import open_backend
 
     backend = open_backend(url, options)
-    try:
-        found = backend.exists(_CONFIG_KEY)
-    except Exception as e:
-        err = remote_error(url, e)
-        if err is None:
-            raise
-        raise err from e
-    if not found:
+    if not backend.exists(_CONFIG_KEY):
         raise NotFoundError(f"no mlledger store at {url}: {hint}")
 
 

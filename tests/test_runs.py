@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ledger_helpers import fast_ledger
 from run_helpers import entry_run_id, open_ledger, python_env, reopen, run_keys
 from servers import StoreSpec
 
@@ -1210,6 +1211,43 @@ def test_unwritable_store_at_start_keeps_the_block_running(ledger: Ledger) -> No
     with pytest.warns(LedgerWarning, match="spool"), ledger.run("r") as run:
         run.log(loss=1.0)
     assert ledger.get(run.id).status == "finished"
+
+
+def test_a_cloud_client_error_mid_run_spools_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials that stop working during a run: the client's own exception (botocore's
+    NoCredentialsError, not an OSError) becomes an AccessError at the backend, so the run
+    is spooled as for any store failure and the user's result is returned."""
+    botocore = pytest.importorskip("botocore.exceptions")
+    with fast_ledger("memory", tmp_path, start_delay=30.0) as ledger:  # behind FsspecBackend
+        _spool_a_client_error(ledger, botocore, monkeypatch)
+
+
+def _spool_a_client_error(ledger: Ledger, botocore: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = ledger.store.backend.fs  # type: ignore[attr-defined]
+    real = fs.pipe_file
+    broken = {"on": False}
+
+    def pipe_file(*args: Any, **kwargs: Any) -> Any:
+        if broken["on"]:
+            raise botocore.NoCredentialsError()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fs, "pipe_file", pipe_file)  # the process-wide memory filesystem
+
+    @ledger.tracked
+    def train(n: int) -> list[int]:
+        broken["on"] = True
+        return list(range(n))
+
+    with pytest.warns(LedgerWarning, match="spool"):
+        assert train(3) == [0, 1, 2]
+    broken["on"] = False
+    assert ledger.push_spool() > 0
+    run = Ledger(ledger.url).runs(limit=1)[0]
+    assert run.status == "finished"
+    assert any("NoCredentialsError" in w for w in run.warnings)
 
 
 def test_store_and_spool_both_failing_still_returns_the_result(

@@ -19,11 +19,13 @@ import abc
 import builtins
 import contextlib
 import errno
+import functools
+import inspect
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import (
     AccessError,
@@ -406,6 +408,39 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
     return StoreError(f"the store at {url} failed: {what}")
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _client_errors(fn: _F) -> _F:
+    """A FsspecBackend method whose cloud-client exceptions become :func:`remote_error`'s
+    (a generator method's too, raised while it is iterated)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(self: FsspecBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except Exception as e:
+                err = remote_error(self.url, e)
+                if err is None:
+                    raise
+                raise err from e
+
+        return cast(_F, gen)
+
+    @functools.wraps(fn)
+    def call(self: FsspecBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception as e:
+            err = remote_error(self.url, e)
+            if err is None:
+                raise
+            raise err from e
+
+    return cast(_F, call)
+
+
 def _store_error(action: str, where: str, e: OSError) -> StoreError:
     hint = "check the store's permissions and free space"
     if isinstance(e, FileNotFoundError):
@@ -448,6 +483,7 @@ class FsspecBackend(Backend):
             return False
         return True
 
+    @_client_errors
     def create(self, key: str, data: bytes) -> bool:
         try:
             return self._create_one(self._path(key), data)
@@ -456,6 +492,7 @@ class FsspecBackend(Backend):
                 return False
             raise _store_error("write", self._path(key), e) from e
 
+    @_client_errors
     def create_many(self, items: dict[str, bytes]) -> dict[str, bool]:
         if not items:
             return {}
@@ -478,6 +515,7 @@ class FsspecBackend(Backend):
                 out[k] = True
         return out
 
+    @_client_errors
     def put_stream(
         self,
         key: str,
@@ -503,6 +541,7 @@ class FsspecBackend(Backend):
         f.close()
         return True
 
+    @_client_errors
     def put_local_file(self, key: str, path: str, callback: Callback | None = None) -> bool:
         if self.is_memory:
             return super().put_local_file(key, path, callback)
@@ -515,10 +554,12 @@ class FsspecBackend(Backend):
             return False
         return True
 
+    @_client_errors
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(key))
 
+    @_client_errors
     def read(self, key: str) -> bytes:
         try:
             data: bytes = self.fs.cat_file(self._path(key))
@@ -526,6 +567,7 @@ class FsspecBackend(Backend):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
         return data
 
+    @_client_errors
     def read_many(self, keys: builtins.list[str]) -> dict[str, bytes | None]:
         if not keys:
             return {}
@@ -546,6 +588,7 @@ class FsspecBackend(Backend):
                 out[k] = v
         return out
 
+    @_client_errors
     def open_read(self, key: str) -> IO[bytes]:
         try:
             f: IO[bytes] = self.fs.open(self._path(key), "rb")
@@ -553,6 +596,7 @@ class FsspecBackend(Backend):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
         return f
 
+    @_client_errors
     def get_local_file(self, key: str, path: str, callback: Callback | None = None) -> None:
         if self.is_memory:
             super().get_local_file(key, path, callback)
@@ -565,15 +609,18 @@ class FsspecBackend(Backend):
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_client_errors
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
 
+    @_client_errors
     def size(self, key: str) -> int:
         try:
             return int(self.fs.size(self._path(key)))
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_client_errors
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix).rstrip("/")
         try:
@@ -584,6 +631,7 @@ class FsspecBackend(Backend):
         for p in found:
             yield self.fs._strip_protocol(p)[strip:]
 
+    @_client_errors
     def list_dir(self, prefix: str) -> builtins.list[str]:
         try:
             names = self.fs.ls(self._path(prefix).rstrip("/"), detail=False)

@@ -50,7 +50,7 @@ from ..hashing import (
     parse_digest,
 )
 from ..records import to_iso, utcnow
-from .backends import Backend, LocalBackend, open_backend, remote_error
+from .backends import Backend, LocalBackend, open_backend
 from .statcache import StatCache
 from .tree import MAGIC, Tree, TreeEntry, is_manifest
 
@@ -166,15 +166,7 @@ class Store:
         self.storage_options = storage_options
         self.backend: Backend = open_backend(self.url, storage_options, create=create)
         self.url = self.backend.url
-        try:  # the first contact with the store: a cloud client's refusal is said plainly
-            self.config = self._load_or_create_config(algorithm, create)
-        except LedgerError:
-            raise
-        except Exception as e:
-            err = remote_error(self.url, e)
-            if err is None:
-                raise
-            raise err from e
+        self.config = self._load_or_create_config(algorithm, create)
         self.algorithm: str = self.config["hash"]
         self._hexlen = ALGORITHMS[self.algorithm][1]
         self.statcache = StatCache(str(cache_dir() / "statcache.sqlite3"))
