@@ -278,25 +278,21 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         plat_a = param_fields({**ea.get("platform", {}), **_hw(ea)})
         plat_b = param_fields({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
-    argv_a = a.env.get("process", {}).get("argv")
-    argv_b = b.env.get("process", {}).get("argv")
-    if (
-        "cell" not in (a._record.get("kind"), b._record.get("kind"))
-        and "argv" not in (set(a.params) | set(b.params))
-        and not (_kernel_argv(argv_a) or _kernel_argv(argv_b))
-    ):
-        # the command line a run's process was started with: `train.py --lr 0.1` against
-        # `--lr 0.2` is often the whole story (a notebook kernel's names its session file,
-        # which says nothing of the run)
-        _cmp_maps("params", {"argv": argv_a}, {"argv": argv_b}, out)
+    kinds = (a._record.get("kind"), b._record.get("kind"))
+    if kinds == ("script", "script") and "argv" not in (set(a.params) | set(b.params)):
+        # a whole script run with `mlledger run`: its command line is its params (recorded
+        # as params.argv, compared above, by runs that have it).  Any other run's argv
+        # counts only through the params it became: a launcher's, a test runner's or a
+        # notebook kernel's argv says nothing of the run
+        _cmp_maps(
+            "params",
+            {"argv": a.env.get("process", {}).get("argv")},
+            {"argv": b.env.get("process", {}).get("argv")},
+            out,
+        )
     order = {s: i for i, s in enumerate(SECTIONS)}
     out.sort(key=lambda c: order[c.section])
     return RunDiff(a.id, b.id, tuple(out))
-
-
-def _kernel_argv(argv: Any) -> bool:
-    """Whether a command line is a Jupyter kernel's (``ipykernel_launcher -f kernel-….json``)."""
-    return isinstance(argv, list) and any("ipykernel" in str(x) for x in argv[:3])
 
 
 def _hw(env: dict[str, Any]) -> dict[str, Any]:
