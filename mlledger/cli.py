@@ -133,14 +133,23 @@ _CONFIG_KEY = "mlledger.json"
 
 
 class CliError(click.ClickException):
-    """An error the command line reports as one line, with its exit status."""
+    """An error the command line reports as one line: bad usage, exit status 2."""
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 2  # a class attribute, as click declares it
 
     def show(self, file: Any = None) -> None:
         click.echo(f"mlledger: error: {self.format_message()}", err=True)
+
+
+class CliFailure(CliError):
+    """An error the command line reports as one line: a failed check or a bug, exit 1."""
+
+    exit_code = 1
+
+
+def cli_error(message: str, exit_code: int) -> CliError:
+    """The one-line error for ``exit_code`` (1: something failed; else bad usage, 2)."""
+    return CliFailure(message) if exit_code == 1 else CliError(message)
 
 
 class ProgramFailed(Exception):
@@ -228,18 +237,17 @@ class _Group(click.Group):
         except LedgerError as e:
             self._debug_traceback(ctx, e)
             code = 1 if isinstance(e, IntegrityError) else 2
-            raise CliError(_one_line(str(e)), code) from e
+            raise cli_error(_one_line(str(e)), code) from e
         except OSError as e:  # the operating system refused something the user asked for
             self._debug_traceback(ctx, e)
             where = f": {e.filename!r}" if getattr(e, "filename", None) else ""
-            raise CliError(f"{e.strerror or e}{where}", 2) from e
+            raise CliError(f"{e.strerror or e}{where}") from e
         except Exception as e:
             self._debug_traceback(ctx, e)
             hint = "" if ctx.params.get("debug") else "; rerun with --debug for the traceback"
-            raise CliError(
+            raise CliFailure(
                 f"internal error ({type(e).__name__}: {_one_line(str(e))}); this is a bug in "
-                f"mlledger, please report it{hint}",
-                1,
+                f"mlledger, please report it{hint}"
             ) from e
 
     @staticmethod
@@ -1120,7 +1128,7 @@ def restore(state: _State, target: str, dest: str, force: bool, as_json: bool) -
     if dest == "-":
         if art.kind == "tree":
             raise UsageError(f"{target!r} is a folder: restore it to a path, not to stdout")
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer
         with ledger.store.open(art.digest) as f:
             while chunk := f.read(1 << 20):
                 out.write(chunk)

@@ -1,9 +1,13 @@
 """Run ids: time-sortable, unique without coordination, strictly increasing in a process.
 
 26 Crockford base32 characters: 48 bits of milliseconds since the epoch and 80
-random bits (a ULID).  Within one process a later id is always greater: in
-the same millisecond the random part is incremented.  A forked child
-starts with fresh random bits, so it never repeats its parent's ids.
+random bits (a ULID).  Within one process a later id is always greater, and
+two ids never share their first 12 characters (``SHORT_ID_MIN``: 10 of time,
+2 of the random part's top 10 bits): in the same millisecond the next id moves
+the top 10 random bits up by one and draws the bits below afresh, and when
+those run out it moves on to the next millisecond.  So ``run.id[:12]`` of any
+run a process made names that run among the process's own runs, and a forked
+child starts with fresh random bits, so it never repeats its parent's ids.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ def _encode(ms: int, rand: int) -> str:
     return "".join([pairs[(v >> s) & 1023] for s in _SHIFTS])
 
 
+#: the random part's top bits (2 characters: what a 12-character prefix holds) and the rest
+_TOP_BITS = 10
+_LOW_BITS = 80 - _TOP_BITS
+_LOW_MASK = (1 << _LOW_BITS) - 1
+
+
+def _fresh() -> int:
+    """80 random bits, the top one clear: at least 512 ids fit in the same millisecond."""
+    return int.from_bytes(os.urandom(10), "big") >> 1
+
+
 def new_run_id() -> str:
     """A new id, greater than every id made before it in this process."""
     global _last
@@ -52,11 +67,14 @@ def new_run_id() -> str:
     with _lock:
         last_ms, last_rand = _last
         if ms <= last_ms:
-            ms, rand = last_ms, last_rand + 1
-            if rand >= 1 << 80:
-                ms, rand = last_ms + 1, int.from_bytes(os.urandom(10), "big") >> 1
+            # the same millisecond (or a clock that went back): the next bucket of the
+            # top 10 random bits, so the 12-character prefix changes too
+            ms, top = last_ms, (last_rand >> _LOW_BITS) + 1
+            if top >= 1 << _TOP_BITS:
+                ms, top = last_ms + 1, _fresh() >> _LOW_BITS
+            rand = (top << _LOW_BITS) | (_fresh() & _LOW_MASK)
         else:
-            rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave room to increment
+            rand = _fresh()
         _last = (ms, rand)
     return _encode(ms, rand)
 

@@ -487,6 +487,7 @@ class _Extension:
         tags: dict[str, str],
         cell_id: Any = None,
         info: Any = None,
+        outer: Any = None,
     ) -> _CellRun | None:
         """Start the run of a cell about to execute; None when it cannot be tracked.
 
@@ -495,7 +496,7 @@ class _Extension:
         from .runs import _is_disabled
 
         shell = self.shell
-        count = shell.execution_count
+        count = _cell_number(shell, outer)
         ledger = self.ledger()
         name = name or f"cell[{count}]"
         passive = _is_disabled()
@@ -639,13 +640,16 @@ class _Extension:
                 message=args.message,
                 tags=args.tags,
                 cell_id=getattr(info, "cell_id", None),
+                outer=outer,
             )
         except PolicyError as e:
             raise _usage_error(str(e)) from None
         except Exception as e:  # capture never breaks the user's code: run it untracked
             warnings.warn(f"mlledger: cell not tracked: {e!r}", LedgerWarning, stacklevel=2)
         hist = shell.history_manager.input_hist_parsed
-        swap = len(hist) == shell.execution_count + 1
+        # the history's last entry is this very cell when the kernel stored it (In[0] is "")
+        number = getattr(outer, "execution_count", None)
+        swap = isinstance(number, int) and len(hist) == number + 1
         saved = hist[-1] if swap else None
         result = None
         self.in_track += 1
@@ -783,6 +787,24 @@ class _Extension:
             except Exception as e:  # fsspec: unknown protocol, missing package...
                 raise _usage_error(f"cannot open a store at {url!r}: {e}") from None
         print(f"runs go to {self.ledger().url}")
+
+
+def _cell_number(shell: Any, outer: Any) -> int:
+    """The execution count (``In [N]``) of the cell that is running or about to run.
+
+    IPython 8 raises ``shell.execution_count`` after a cell ran; IPython 9 raises it
+    before (ahead of ``pre_run_cell``), so the counter alone is off by one on one of
+    them.  Inside a cell (``%%track``) the outer ExecutionResult carries the number;
+    before a cell (``%track_all``) the cell is not yet in the input history, whose
+    entry 0 is empty, so the history's length is its number on both.
+    """
+    number = getattr(outer, "execution_count", None)
+    if isinstance(number, int):
+        return number
+    hist = getattr(getattr(shell, "history_manager", None), "input_hist_parsed", None)
+    if outer is None and isinstance(hist, list) and hist:
+        return len(hist)
+    return int(shell.execution_count)
 
 
 def _error_of(result: Any) -> BaseException | None:

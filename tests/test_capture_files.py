@@ -639,10 +639,23 @@ def test_a_run_in_a_project_virtualenv_records_only_project_files(
 ) -> None:
     """End to end: a script run by a .venv inside the project (made with the system's
     packages) records the data it reads, and nothing of the .venv it runs from."""
+    import site
     import subprocess
+    import sysconfig
     import venv
 
     venv.create(workdir / ".venv", system_site_packages=True, with_pip=False)
+    # venv builds from the base interpreter: when the suite itself runs in a
+    # virtualenv, chain this one to it (site.addsitedir also runs its .pth files,
+    # so an editable mlledger imports), as a venv made from that venv would
+    nested = subprocess.run(
+        [str(workdir / ".venv" / "bin" / "python"), "-c",
+         "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()
+    outer = [*site.getsitepackages(), sysconfig.get_path("purelib")]
+    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in dict.fromkeys(outer))
+    Path(nested, "_outer_env.pth").write_text(lines)
     (workdir / ".venv" / "vendored.txt").write_text("vendored")
     (workdir / "data.csv").write_text("x\n1\n")
     script = (

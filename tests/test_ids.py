@@ -191,3 +191,18 @@ def test_short_ids_are_unique_prefixes_of_twelve_or_more() -> None:
         assert rid.startswith(got[rid])
         assert len(got[rid]) > 12
         assert [k for k in known if k.startswith(got[rid])] == [rid]
+
+
+def test_ids_of_one_process_differ_in_their_first_twelve_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids made in the same millisecond still differ within SHORT_ID_MIN characters, so a
+    12-character prefix of any id a process made is unique among them, and they still sort."""
+    frozen = time.time_ns()
+    monkeypatch.setattr(ids_mod.time, "time_ns", lambda: frozen)
+    monkeypatch.setattr(ids_mod, "_last", (0, 0))
+    made = [new_run_id() for _ in range(3000)]  # more than one millisecond's room
+    assert made == sorted(made)
+    prefixes = [m[: ids_mod.SHORT_ID_MIN] for m in made]
+    assert len(set(prefixes)) == len(made)
+    assert id_time(made[-1]) > id_time(made[0])  # ran out of room, moved on a millisecond

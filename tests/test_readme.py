@@ -31,3 +31,24 @@ def test_quick_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(ledger.runs(name="train")) == 2  # type: ignore[attr-defined]
     assert (tmp_path / "deploy" / "model.json").exists()
     assert os.path.exists(tmp_path / "model.json")
+
+
+def _setup_commands() -> list[str]:
+    """The two shell commands at the top of the README, in order."""
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    assert block is not None
+    return [ln for ln in block.group(1).splitlines() if ln and not ln.startswith("#")]
+
+
+def test_ci_runs_readme_command_two_verbatim() -> None:
+    """.ci/run runs exactly the README's second command, in a virtualenv it makes itself."""
+    install, suite = _setup_commands()
+    assert install.startswith("pip install .")
+    assert "examples/quickstart.py" in install
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    runs = [ln for ln in ci if ln.startswith(suite)]
+    assert runs == [f'{suite} "$@"']
+    made = next(i for i, ln in enumerate(ci) if "-m venv" in ln)
+    activated = next(i for i, ln in enumerate(ci) if ln.startswith("source ") and "activate" in ln)
+    assert made < activated < ci.index(runs[0])
