@@ -24,6 +24,8 @@ import servers
 from hypothesis import HealthCheck, settings
 from servers import StoreSpec
 
+pytest_plugins = ["notebook_helpers"]  # the kernel_env fixture for notebook tests
+
 if TYPE_CHECKING:
     from mlledger import Ledger
 

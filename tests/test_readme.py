@@ -52,3 +52,104 @@ def test_ci_runs_readme_command_two_verbatim() -> None:
     made = next(i for i, ln in enumerate(ci) if "-m venv" in ln)
     activated = next(i for i, ln in enumerate(ci) if ln.startswith("source ") and "activate" in ln)
     assert made < activated < ci.index(runs[0])
+
+
+def _section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    body = text[text.index(f"\n## {title}\n") + 1 :]
+    return body[: body.index("\n## ", 5)]
+
+
+def _blocks(section: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", _section(section), flags=re.S)
+
+
+def test_ledger_signature_block_is_the_real_signature() -> None:
+    """The README's Ledger(...) block lists every parameter, in order, with its real default."""
+    import inspect
+
+    import mlledger
+
+    (block,) = [b for b in _blocks("Options worth knowing", "python") if "mlledger.Ledger(" in b]
+    call = block[block.index("mlledger.Ledger(") : block.index("\n)\n")]
+    documented: list[tuple[str, object]] = []
+    for line in call.splitlines()[1:]:
+        code = line.split("#")[0].strip().rstrip(",")
+        if code.startswith("**"):
+            documented.append((code[2:], inspect.Parameter.empty))
+        elif code:
+            name, default = code.split("=", 1)
+            documented.append((name, eval(default)))  # our own docs: small literals
+    real = [
+        (p.name, p.default)
+        for p in inspect.signature(mlledger.Ledger).parameters.values()
+    ]
+    assert documented == real
+
+
+def _command_lines() -> list[list[str]]:
+    import shlex
+
+    (block,) = _blocks("The command line", "bash")
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("argv", _command_lines(), ids=lambda a: " ".join(a[:3]))
+def test_cli_line_uses_only_real_commands_and_options(argv: list[str]) -> None:
+    """Each line of the README's command block names a real command and only the options
+    its --help lists, with a value where the option takes one."""
+    import click
+
+    from mlledger.cli import cli
+
+    assert argv[0] == "mlledger"
+    command: click.Command = cli
+    args = argv[1:]
+    positional_seen = False
+    while args:
+        token = args.pop(0)
+        if token == "--":
+            break
+        if token.startswith("-") and token != "-":
+            interspersed = command.context_settings.get(
+                "allow_interspersed_args", command.allow_interspersed_args
+            )
+            if positional_seen and not interspersed:
+                break  # the rest belongs to the program `mlledger run` starts
+            name = token.split("=", 1)[0]
+            options = {o: p for p in command.params for o in [*p.opts, *p.secondary_opts]}
+            assert name in options or name in ("-h", "--help"), (command.name, token)
+            param = options.get(name)
+            takes_value = isinstance(param, click.Option) and not param.is_flag
+            if takes_value and "=" not in token:
+                assert args, f"{token} needs a value"
+                args.pop(0)
+            continue
+        if isinstance(command, click.Group) and not positional_seen:
+            assert token in command.commands, f"no command {token!r} under {command.name}"
+            command = command.commands[token]
+            continue
+        positional_seen = True
+
+
+def test_notebook_block_runs_in_a_kernel(tmp_path: Path, kernel_env: dict[str, str]) -> None:
+    """The README's notebook block, one cell a paragraph, runs in a real kernel and records
+    the %%track cell with its message, tag and output, and the cells after %track_all on."""
+    pytest.importorskip("pandas")
+    from notebook_helpers import by_name, execute
+
+    (block,) = _blocks("Notebooks", "python")
+    cells = [c.strip() for c in block.split("\n\n") if c.strip()]
+    (tmp_path / "data.csv").write_text("x,y\n1,2\n,4\n3,6\n")
+    setup = 'import pandas\nload = pandas.read_csv\nraw = "data.csv"'
+    done = execute(tmp_path, [setup, *cells, "total = len(frame)"], kernel_env)
+    assert done.raised == {}
+    ledger = done.ledger()
+    prepare = by_name(ledger, "prepare")
+    assert prepare.status == "finished"
+    assert prepare.message == "drop nulls"
+    assert prepare.tags == {"team": "cv"}
+    assert "frame" in prepare.outputs
+    assert "prepare" in done.text(3)  # %ledger log lists it
+    last = by_name(ledger, f"cell[{done.nb.cells[4].execution_count}]")
+    assert last.inputs["frame"].digest == prepare.outputs["frame"].digest
