@@ -384,7 +384,9 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
     Client libraries (botocore, google-auth, azure-core, aiohttp) raise their own types,
     which say nothing of the store: refused or missing credentials become AccessError,
     an endpoint that does not answer a StoreError naming it, a malformed bucket name a
-    UsageError, anything else from them a StoreError.
+    UsageError, an HTTP 404 that the filesystem did not turn into FileNotFoundError
+    (gcsfs before 2025 on a streamed read) a NotFoundError, anything else from them a
+    StoreError.
     """
     names = [f"{c.__module__}.{c.__name__}" for c in type(e).__mro__]
     if not any(n.startswith(_CLIENT_MODULES) for n in names):
@@ -400,6 +402,8 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
         )
     if any(w in n for n in names for w in _INPUT_WORDS):
         return UsageError(f"the store URL {url} is not valid here: {what}")
+    if getattr(e, "status", None) == 404:  # aiohttp's ClientResponseError from a read
+        return NotFoundError(f"no such key in the store at {url}: {what}")
     if any(w in n for n in names for w in _CONNECT_WORDS):
         return StoreError(
             f"cannot reach the store at {url}: {what}; check the endpoint (endpoint_url) "

@@ -191,7 +191,7 @@ class Store:
                 "(or open it with create=True)"
             )
         if raw is None:
-            doc = {
+            doc: dict[str, Any] = {
                 "format": FORMAT,
                 "hash": check_algorithm(algorithm or DEFAULT_ALGORITHM),
                 "created": to_iso(utcnow()),
