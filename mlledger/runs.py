@@ -35,7 +35,8 @@ from .capture.values import encode_value
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
 from .ids import day_path, new_run_id, whole_key
-from .records import Artifact, MetricStats, RunError, from_iso, now_iso, utcnow
+from .pins import pin_key, run_digests
+from .records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
 from .store.backends import Backend
 
 if TYPE_CHECKING:
@@ -126,6 +127,10 @@ class Run:
         self._start_written = False
         self._start_lock = threading.Lock()
         self._spooled = False  # a write of this run went to the local spool (warned once)
+        #: objects already named in a store entry of this run (its start or a pin entry),
+        #: so gc elsewhere keeps them while the run is live (see pins.py)
+        self._pinned: set[str] = set()
+        self._pin_seq = 0
         #: (param, path, stat signature or None) of path-like params, checked at the end
         self._path_args: list[tuple[str, str, tuple[int, int, int, bool] | None]] = []
         self._folded: dict[str, int] = {}
@@ -382,9 +387,40 @@ class Run:
         with self._start_lock:
             if self._start_written:
                 return
-            data = canonical.dumps(self._start_doc)
+            doc = self._start_doc
+            uses = run_digests(self)
+            # what the run referred to before its start was written, beyond its start's own
+            # fields (a value saved, a param logged): named here, so gc keeps it
+            extra = uses - set(record_digests(doc))
+            if extra:
+                doc = {**doc, "uses": sorted(extra)}
+            data = canonical.dumps(doc)
             self._ledger._write_entry(f"{day_path(self.id)}/start.json", data, self)
+            self._pinned = uses
             self._start_written = True
+
+    def _pin(self) -> None:
+        """Name in a pin entry every object this run refers to and no entry of it names yet.
+
+        Before the start entry is written there is nothing to do (the start will name
+        them); a pin that cannot be written is a warning, never an error.
+        """
+        if self._detached or not self._active:
+            return
+        with self._start_lock:
+            if not self._start_written:
+                return
+            new = run_digests(self) - self._pinned
+            if not new:
+                return
+            self._pin_seq += 1
+            try:
+                data = canonical.dumps({"uses": sorted(new)})
+                self._ledger._write_entry(pin_key(self.id, self._pin_seq), data, self)
+            except Exception as e:
+                self._warn(f"objects in use not pinned against gc: {e!r}")
+                return
+            self._pinned |= new
 
     def _flush_metrics(self) -> None:
         if self._detached:  # keep the summaries, drop the rows: nothing is written
@@ -435,6 +471,7 @@ class Run:
         p = self._record.setdefault("params", {})
         for k, v in params.items():
             p[k] = v if self._detached else self._ledger._param_value(k, v, self, inputs=False)
+        self._pin()
 
     def use(self, obj: Any, name: str | None = None) -> Artifact:
         """Record ``obj`` (a path or a value) as an input, stored at once."""
@@ -475,6 +512,7 @@ class Run:
             art = got
             key = name
         into[key] = art
+        self._pin()  # before the caller goes on: gc elsewhere must see the run uses it
         return art
 
     def _warn(self, message: str) -> None:
@@ -689,6 +727,7 @@ class _Scheduler:
                 continue
             with contextlib.suppress(Exception):
                 run._ensure_started()
+                run._pin()
                 key = f"{day_path(run.id)}/hb-{n:08d}.json"
                 run._ledger._write_entry(key, canonical.dumps({"at": now_iso()}), run)
 
