@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import os
 import socket
@@ -31,7 +30,6 @@ from .capture.values import (
 )
 from .errors import (
     AmbiguousError,
-    IntegrityError,
     LedgerError,
     LedgerWarning,
     NotFoundError,
@@ -41,7 +39,7 @@ from .errors import (
 )
 from .ids import day_path, is_run_id, whole_key
 from .records import Artifact, RefEntry, record_digests
-from .runs import Run, RunContext, _SelfType, make_tracked, process_start
+from .runs import Run, RunContext, _SelfType, current_run, make_tracked, process_start
 from .store import Store, cache_dir
 from .store.store import _os_error
 
@@ -473,14 +471,14 @@ class Ledger:
             self._push_spool(quiet=True)
 
     # ------------------------------------------------------------- storing
-    def _put_path(self, path: str) -> Artifact:
+    def _put_path(self, path: str, run: Run | None = None) -> Artifact:
         """Store a file or folder (spooled locally if the store fails)."""
         try:
             got = self.store.put(path)
         except LedgerError as e:
             if not isinstance(e, StoreError) or isinstance(e, NotFoundError):
                 raise
-            got = self._spool_store(e).put(path)
+            got = self._spool_store(e, run or current_run()).put(path)
         except OSError as e:
             raise _os_error(path, e) from e
         self._known[got.digest] = time.monotonic()
@@ -516,7 +514,19 @@ class Ledger:
         self._known[d] = now
         return d
 
-    def _write_entry(self, key: str, data: bytes, run: Run | None) -> None:
+    def _write_entry(
+        self, key: str, data: bytes, run: Run | None, *, ordered: bool = True
+    ) -> None:
+        """Create a run's entry in the store, or in the spool when the store refuses it.
+
+        An ``ordered`` entry (start, metric chunk, end: what readers follow to objects
+        and to other entries) goes to the spool while the spool holds anything, so it
+        is never published before what it refers to (see spool.py); heartbeats and
+        pins are not ordered.
+        """
+        if ordered and self._spool_pending and self._spool is not None:
+            self._spool.create_entry(key, data)
+            return
         try:
             created = self.store.create_entry(key, data)
         except (StoreError, OSError) as e:
@@ -537,10 +547,9 @@ class Ledger:
 
     # -------------------------------------------------------------- spool
     def _spool_dir(self) -> str:
-        import platformdirs
+        from .spool import spool_dir
 
-        h = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return str(platformdirs.user_data_path("mlledger") / "spool" / h)
+        return spool_dir(self.url)
 
     def _spool_store(self, error: Exception, run: Run | None = None) -> Store:
         """The local spool that keeps what the store refused; warns loudly."""
@@ -548,7 +557,8 @@ class Ledger:
             self._spool = Store(self._spool_dir(), algorithm=self.store.algorithm)
         if not self._spool_pending or (run is not None and not run._spooled):
             msg = (
-                f"mlledger: the store at {self.url} refused a write ({error}); the run is kept "
+                f"mlledger: the store at {self.url} refused a write ({error}); the run and "
+                "everything it writes after this are kept "
                 f"in the local spool {self._spool.url} and will be written to the store when it "
                 "accepts writes again (next run, or Ledger.push_spool())"
             )
@@ -564,28 +574,17 @@ class Ledger:
         d = self._spool_dir()
         if not os.path.isdir(d):
             return 0
+        from .spool import push
+
         spool = self._spool or Store(d, algorithm=self.store.algorithm)
         self._spool = spool
-        moved = 0
         try:
-            for digest in list(spool.iter_objects()):
-                path = spool.backend.local_path(spool.key(digest))
-                assert path is not None
-                if self.store.put_file(path).digest != digest:  # streamed, any size
-                    raise IntegrityError(
-                        f"spooled object {digest} in {spool.url} is corrupt; it was not pushed"
-                    )
-                spool.delete(digest)
-                moved += 1
-            for key in list(spool.backend.list("runs")) + list(spool.backend.list("refs")):
-                self.store.create_entry(key, spool.read_entry(key))
-                spool.backend.delete(key)
-                moved += 1
+            moved = push(self.store, spool)
         except (LedgerError, OSError):
+            self._spool_pending = True  # the store still refuses: try again after the next run
             if not quiet:
                 raise
-            self._spool_pending = True  # the store still refuses: try again after the next run
-            return moved
+            return 0
         self._spool_pending = False
         return moved
 

@@ -416,7 +416,9 @@ class Run:
             self._pin_seq += 1
             try:
                 data = canonical.dumps({"uses": sorted(new)})
-                self._ledger._write_entry(pin_key(self.id, self._pin_seq), data, self)
+                self._ledger._write_entry(
+                    pin_key(self.id, self._pin_seq), data, self, ordered=False
+                )
             except Exception as e:
                 self._warn(f"objects in use not pinned against gc: {e!r}")
                 return
@@ -729,7 +731,9 @@ class _Scheduler:
                 run._ensure_started()
                 run._pin()
                 key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                run._ledger._write_entry(key, canonical.dumps({"at": now_iso()}), run)
+                run._ledger._write_entry(
+                    key, canonical.dumps({"at": now_iso()}), run, ordered=False
+                )
 
 
 _heartbeat = _Scheduler()
