@@ -28,6 +28,7 @@ from .capture.values import (
     load_value,
     plain_number,
 )
+from .encodable import dumps_storable
 from .errors import (
     AmbiguousError,
     LedgerError,
@@ -110,6 +111,9 @@ class Ledger:
         self._env_blob: tuple[dict[str, Any], bytes, str] | None = None
         #: the last user-modules record, as stored, and its digest
         self._modules_blob: tuple[dict[str, str], bytes, str] | None = None
+        #: fields of those two records that were escaped to be stored (warned in each run)
+        self._env_problems: list[str] = []
+        self._modules_problems: list[str] = []
         self._spool: Store | None = None
         self._spool_pending = False
         self._catalog: Catalog | None = None
@@ -251,8 +255,11 @@ class Ledger:
         try:
             env = environment(self.env_vars)  # the same object while nothing changed
             if self._env_blob is None or self._env_blob[0] is not env:
-                data = canonical.dumps(env)
+                # a value with no UTF-8 form (undecodable bytes) is escaped, with a warning
+                data, self._env_problems = dumps_storable(env, "env")
                 self._env_blob = (env, data, self.store.digest(data))
+            for w in self._env_problems:
+                run._warn(w)
             rec["env"] = self._put_blob(self._env_blob[1], run, self._env_blob[2])
         except Exception as e:
             run._warn(f"environment not recorded: {e}")
@@ -262,9 +269,11 @@ class Ledger:
             if modules:
                 last = self._modules_blob
                 if last is None or last[0] != modules:
-                    data = canonical.dumps(modules)
+                    data, self._modules_problems = dumps_storable(modules, "code.modules")
                     last = self._modules_blob = (modules, data, self.store.digest(data))
                 code["modules"] = self._put_blob(last[1], run, last[2])
+                for w in self._modules_problems:
+                    run._warn(w)
         except Exception as e:
             run._warn(f"user modules not recorded: {e}")
         rec["code"] = code

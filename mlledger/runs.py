@@ -32,6 +32,7 @@ from . import canonical
 from .capture import files as _files
 from .capture.redact import REDACTED, is_secret_name, redact_text
 from .capture.values import encode_value
+from .encodable import safe_text, storable
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
 from .ids import day_path, new_run_id, whole_key
@@ -56,6 +57,9 @@ METRIC_FLUSH_SECONDS = 10.0
 #: a run with no end whose last sign of life is older than this is incomplete
 HEARTBEAT_SECONDS = 60.0
 HEARTBEAT_TIMEOUT = 5 * HEARTBEAT_SECONDS
+
+#: a metric's buffered steps, values and times
+_Column = tuple[list[int], list[float], list[float]]
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("mlledger_run", default=None)
 
@@ -350,6 +354,8 @@ class Run:
                         bad.append(f"metric {k}={raw!r} is not a number; not recorded")
                         continue
                 col = cols.get(k)
+                if col is None and not k.isascii() and safe_text(k) is not k:
+                    col = self._escaped_column(k, bad)
                 if col is None:
                     col = cols[k] = ([], [], [])
                 col[0].append(step)
@@ -358,6 +364,16 @@ class Run:
         self._step = step
         for w in bad:
             self._warn(w)
+
+    def _escaped_column(self, key: str, bad: list[str]) -> _Column:
+        """The column of a metric whose name has no UTF-8 form, under its escaped name."""
+        name = safe_text(key)
+        col = self._cols.get(name)
+        if col is None:
+            if name not in self._stats:
+                bad.append(f"metric name '{name}' is not valid Unicode; escaped")
+            col = self._cols[name] = ([], [], [])
+        return col
 
     def _take_chunk(self) -> dict[str, Any] | None:
         """The folded, unwritten metric values as one chunk document, or None."""
@@ -387,17 +403,49 @@ class Run:
         with self._start_lock:
             if self._start_written:
                 return
-            doc = self._start_doc
             uses = run_digests(self)
-            # what the run referred to before its start was written, beyond its start's own
-            # fields (a value saved, a param logged): named here, so gc keeps it
-            extra = uses - set(record_digests(doc))
-            if extra:
-                doc = {**doc, "uses": sorted(extra)}
-            data = canonical.dumps(doc)
+
+            def build() -> dict[str, Any]:
+                doc = self._start_doc
+                assert doc is not None
+                # what the run referred to before its start was written, beyond its start's
+                # own fields (a value saved, a param logged): named here, so gc keeps it
+                extra = uses - set(record_digests(doc))
+                return {**doc, "uses": sorted(extra)} if extra else doc
+
+            data = self._encode(build)
             self._ledger._write_entry(f"{day_path(self.id)}/start.json", data, self)
             self._pinned = uses
             self._start_written = True
+
+    def _encode(self, build: Callable[[], dict[str, Any]]) -> bytes:
+        """Canonical JSON of the entry ``build`` makes; if a field cannot be encoded (a lone
+        surrogate, a 5,000-digit int), the run's fields are made storable (encodable.py,
+        with a warning each) and the entry is made again: one bad field never loses a run."""
+        try:
+            return canonical.dumps(build())
+        except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
+            self._make_storable()
+            return canonical.dumps(build())
+
+    def _make_storable(self) -> None:
+        """Replace every field of this run that canonical JSON cannot encode (failure path)."""
+        problems: list[str] = []
+        rec = self._record
+        for k in list(rec):
+            rec[k] = storable(rec[k], k, problems, stand_in=k == "params")
+        for field, arts in (("inputs", self._inputs), ("outputs", self._outputs)):
+            fixed = storable({n: a.to_json() for n, a in arts.items()}, field, problems)
+            arts.clear()
+            arts.update((n, Artifact.from_json(v)) for n, v in fixed.items())
+        for k in [k for k in self._stats if safe_text(k) is not k]:
+            problems.append(f"metrics: the name '{safe_text(k)}' is not valid Unicode")
+            self._stats[safe_text(k)] = self._stats.pop(k)
+        self._warnings[:] = [safe_text(w) for w in self._warnings]
+        for p in problems:
+            self._warn(p)
+        if self._start_doc is not None:
+            self._start_doc = _start_doc(rec, self)
 
     def _pin(self) -> None:
         """Name in a pin entry every object this run refers to and no entry of it names yet.
@@ -1057,14 +1105,17 @@ class RunContext:
         record["ended_at"] = now_iso()
         record["resources"] = resources
         record["metric_chunks"] = run._chunks
-        end = run.record
         with run._start_lock:
             whole = not run._start_written
             run._start_written = True  # the deferred start is no longer needed
         keys = _START_KEYS + _END_KEYS if whole else _END_KEYS
-        end_doc = {k: end[k] for k in keys if k in end}
+
+        def build() -> dict[str, Any]:
+            end = run.record
+            return {k: end[k] for k in keys if k in end}
+
         key = whole_key(run.id) if whole else f"{day_path(run.id)}/end.json"
-        ledger._write_entry(key, canonical.dumps(end_doc), run)
+        ledger._write_entry(key, run._encode(build), run)
         ledger._after_run(run)
 
 
