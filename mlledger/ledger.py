@@ -19,7 +19,7 @@ from . import canonical
 from .capture import code as _code
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
-from .capture.redact import REDACTED, is_secret_name, redact_text
+from .capture.redact import REDACTED, is_secret_name, redact_text, redacted_repr
 from .capture.values import (
     Encoded,
     describe,
@@ -27,6 +27,7 @@ from .capture.values import (
     jsonable_scalar,
     load_value,
     plain_number,
+    why_not_stored,
 )
 from .encodable import dumps_storable
 from .errors import (
@@ -293,6 +294,8 @@ class Ledger:
         """The recorded form of one param; files and non-scalar values become inputs too."""
         try:
             if is_secret_name(str(k)):
+                if isinstance(v, str):  # masked wherever it shows up later (an exception)
+                    run._secret_values.add(v)
                 return REDACTED
             if isinstance(v, _SelfType):
                 return {"type": v.name}
@@ -328,8 +331,8 @@ class Ledger:
             enc = encode_redacted(v)
             if enc is None:
                 run._warn(
-                    f"param {k}: a {type(v).__qualname__} cannot be stored; "
-                    "recorded as type and repr"
+                    f"param {k}: a {type(v).__qualname__} cannot be stored ({why_not_stored(v)}); "
+                    "recorded as type and redacted repr"
                 )
                 return {"type": describe(v)["type"], "repr": _safe_repr(v, run, k)}
             art = self._store_encoded(enc, run)
@@ -397,8 +400,8 @@ class Ledger:
             art = self._put_value(result, run)
             if art is None:
                 run._warn(
-                    f"return value: a {type(result).__qualname__} cannot be stored; "
-                    "recorded as type and repr"
+                    f"return value: a {type(result).__qualname__} cannot be stored "
+                    f"({why_not_stored(result)}); recorded as type and redacted repr"
                 )
                 run._record.setdefault(
                     "returned",
@@ -990,12 +993,13 @@ def _display(path: str, cwd: str) -> str:
 
 
 def _safe_repr(value: Any, run: Run, name: str) -> str:
+    """The repr recorded for a value that is not stored: secrets redacted (redact.py)."""
     try:
-        r = repr(value)
+        repr(value)
     except Exception as e:
         run._warn(f"{name}: repr() of a {type(value).__qualname__} failed ({e!r})")
         return f"<{type(value).__qualname__}>"
-    return r if len(r) <= 200 else r[:197] + "..."
+    return redacted_repr(value, run._secret_values)
 
 
 _default: tuple[str, Ledger] | None = None

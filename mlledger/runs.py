@@ -30,8 +30,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 from . import canonical
 from .capture import files as _files
-from .capture.redact import REDACTED, is_secret_name, redact_text
-from .capture.values import encode_value
+from .capture.redact import REDACTED, environ_secrets, is_secret_name, redact_text, scrub
+from .capture.values import encode_redacted, why_not_stored
 from .encodable import safe_text, storable
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
@@ -134,6 +134,8 @@ class Run:
         #: objects already named in a store entry of this run (its start or a pin entry),
         #: so gc elsewhere keeps them while the run is live (see pins.py)
         self._pinned: set[str] = set()
+        #: values of this run's secret-named params: masked in every text it records
+        self._secret_values: set[str] = set()
         self._pin_seq = 0
         #: (param, path, stat signature or None) of path-like params, checked at the end
         self._path_args: list[tuple[str, str, tuple[int, int, int, bool] | None]] = []
@@ -557,7 +559,7 @@ class Run:
             if got is None:
                 raise UsageError(
                     f"run.{verb}(..., name={name!r}): a {type(obj).__qualname__} cannot be "
-                    "stored (it is not picklable); save it to a file and pass the path"
+                    f"stored ({why_not_stored(obj)}); save it to a file and pass the path"
                 )
             art = got
             key = name
@@ -566,7 +568,8 @@ class Run:
         return art
 
     def _warn(self, message: str) -> None:
-        self._warnings.append(message)
+        # a warning quotes values (a repr, an exception): scrubbed like any text that leaves
+        self._warnings.append(scrub(message, self._secret_values))
 
     # -- status -------------------------------------------------------------------
     def _resolve_status(self) -> None:
@@ -673,7 +676,7 @@ def _dry_put_path(path: str, ledger: Ledger) -> Artifact:
 
 def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
     """The Artifact ``ledger._put_value(value)`` would give, without storing anything."""
-    enc = encode_value(value)
+    enc = encode_redacted(value)
     if enc is None:
         return None
     return Artifact(
@@ -952,7 +955,7 @@ class RunContext:
             "status": "running",
             "started_at": now_iso(),
             "parent_id": parent.id if parent is not None else None,
-            "message": self.message,
+            "message": scrub(self.message) if isinstance(self.message, str) else self.message,
             "tags": {},
             "params": {},
         }
@@ -1050,12 +1053,16 @@ class RunContext:
         _heartbeat.remove(run)
         status = _status(exc_type, exc)
         if exc is not None and status != "finished":
+            # what an exception says (its message, the source lines of its traceback) may
+            # quote a secret: the run's secret params and the environment's are masked
+            known = [*run._secret_values, *environ_secrets()]
+            tb_text = "".join(traceback.format_exception(exc_type, exc, _user_tb(tb)))
             record["error"] = {
                 "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
                 if exc_type and exc_type.__module__ != "builtins"
                 else (exc_type.__qualname__ if exc_type else "Exception"),
-                "message": _safe_str(exc),
-                "traceback": "".join(traceback.format_exception(exc_type, exc, _user_tb(tb))),
+                "message": scrub(_safe_str(exc), known),
+                "traceback": scrub(tb_text, known),
             }
         watch = self._watch
         if watch is not None:
