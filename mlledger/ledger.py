@@ -597,7 +597,9 @@ class Ledger:
             if not quiet:
                 raise
             return 0
-        self._spool_pending = False
+        # another thread may have spooled an entry while this pushed: then the spool still
+        # holds something, and later entries must keep following it there
+        self._spool_pending = any(spool.backend.list("runs")) or any(spool.iter_objects())
         return moved
 
     def push_spool(self) -> int:

@@ -30,7 +30,14 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 from . import canonical
 from .capture import files as _files
-from .capture.redact import REDACTED, environ_secrets, is_secret_name, redact_text, scrub
+from .capture.redact import (
+    REDACTED,
+    environ_secrets,
+    is_secret_name,
+    redact_text,
+    scrub,
+    secret_attributes,
+)
 from .capture.values import encode_redacted, why_not_stored
 from .encodable import safe_text, storable
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
@@ -449,8 +456,9 @@ class Run:
         if self._start_doc is not None:
             self._start_doc = _start_doc(rec, self)
 
-    def _pin(self) -> None:
-        """Name in a pin entry every object this run refers to and no entry of it names yet.
+    def _pin(self, digests: Iterable[str] | None = None) -> None:
+        """Name in a pin entry the objects this run refers to (``digests``, or all it refers
+        to) that no entry of it names yet.
 
         Before the start entry is written there is nothing to do (the start will name
         them); a pin that cannot be written is a warning, never an error.
@@ -460,7 +468,7 @@ class Run:
         with self._start_lock:
             if not self._start_written:
                 return
-            new = run_digests(self) - self._pinned
+            new = set(run_digests(self) if digests is None else digests) - self._pinned
             if not new:
                 return
             self._pin_seq += 1
@@ -564,7 +572,7 @@ class Run:
             art = got
             key = name
         into[key] = art
-        self._pin()  # before the caller goes on: gc elsewhere must see the run uses it
+        self._pin((art.digest,))  # before the caller goes on: gc elsewhere must see it
         return art
 
     def _warn(self, message: str) -> None:
@@ -1045,6 +1053,15 @@ class RunContext:
                     _current.reset(self._token)
                 self._token = None
 
+    def _param_secrets(self) -> list[str]:
+        """Values held under secret names anywhere in the params given (a config's nested
+        ``db.password``, an object's ``token``): looked for only when a run fails."""
+        try:
+            found = secret_attributes(dict(self.params or {}))
+        except Exception:
+            return []
+        return [str(v) for v in found.values() if isinstance(v, (str, int)) and v is not True]
+
     def _finish(
         self, run: Run, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
@@ -1055,7 +1072,7 @@ class RunContext:
         if exc is not None and status != "finished":
             # what an exception says (its message, the source lines of its traceback) may
             # quote a secret: the run's secret params and the environment's are masked
-            known = [*run._secret_values, *environ_secrets()]
+            known = [*run._secret_values, *environ_secrets(), *self._param_secrets()]
             tb_text = "".join(traceback.format_exception(exc_type, exc, _user_tb(tb)))
             record["error"] = {
                 "type": f"{exc_type.__module__}.{exc_type.__qualname__}"

@@ -212,3 +212,21 @@ def test_an_object_holding_a_password_is_its_type_and_a_redacted_repr(tmp_path: 
     assert any("conn" in w and "password" in w for w in got.warnings), got.warnings
     assert got.inputs["model"].format == "pickle"  # nothing secret in it: stored as before
     assert "hunter22x" not in str(got.record)
+
+
+def test_a_failed_runs_error_masks_secrets_nested_in_its_params(tmp_path: Path) -> None:
+    """A value under a secret name inside a config param is masked in the failed run's
+    exception message and traceback; the exception itself reaches the caller unchanged."""
+    from run_helpers import reopen
+
+    from mlledger import Ledger
+
+    ledger = Ledger(str(tmp_path / "store"))
+    cfg = {"db": {"host": "h", "password": "nested-pw-123"}}
+    with pytest.raises(RuntimeError, match="nested-pw-123"), ledger.run("r", params={"cfg": cfg}):
+        raise RuntimeError("cannot connect with nested-pw-123")
+    (run,) = reopen(ledger).runs()
+    assert run.status == "failed"
+    assert run.error is not None
+    assert run.error.message == f"cannot connect with {REDACTED}"
+    assert "nested-pw-123" not in run.error.traceback
