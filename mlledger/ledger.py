@@ -906,8 +906,10 @@ class Ledger:
 
         Kept: every ref's target and its whole upstream lineage; every run
         started within ``keep_days`` (all runs when None) with everything it
-        references; any object younger than ``grace_seconds`` (so a run still
-        in progress never loses an object).  Runs not kept are deleted too.
+        references; any object younger than ``grace_seconds``; and every object
+        a live run (in any process, on any machine) names in its start or pin
+        entries, read last, so a run in progress never loses an object, however
+        old.  Runs not kept are deleted too.
         """
         from .gc import collect
 
