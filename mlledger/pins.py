@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .ledger import Ledger
     from .runs import Run
 
-__all__ = ["PIN_PREFIX", "live_digests", "pin_key", "run_digests"]
+__all__ = ["PIN_PREFIX", "live_digests", "pin", "pin_key", "run_digests"]
 
 #: the name of a pin entry in a run's folder: ``use-NNNNNN.json``
 PIN_PREFIX = "use-"
@@ -55,6 +55,31 @@ def run_digests(run: Run) -> set[str]:
     rec = run._record
     out.update(record_digests({k: rec[k] for k in _FIELDS if k in rec}))
     return out
+
+
+def pin(run: Run, digests: Iterable[str] | None = None) -> None:
+    """Name in a pin entry of ``run`` the objects it refers to (``digests``, or all it
+    refers to) that no entry of it names yet.
+
+    Before the start entry is written there is nothing to do (the start will name them);
+    a pin that cannot be written is a warning in the run, never an error.
+    """
+    if run._detached or not run._active:
+        return
+    with run._start_lock:
+        if not run._start_written:
+            return
+        new = set(run_digests(run) if digests is None else digests) - run._pinned
+        if not new:
+            return
+        run._pin_seq += 1
+        try:
+            data = canonical.dumps({"uses": sorted(new)})
+            run._ledger._write_entry(pin_key(run.id, run._pin_seq), data, run, ordered=False)
+        except Exception as e:
+            run._warn(f"objects in use not pinned against gc: {e!r}")
+            return
+        run._pinned |= new
 
 
 def live_digests(ledger: Ledger, *, known: Iterable[str], running: Iterable[str]) -> set[str]:

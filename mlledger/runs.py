@@ -39,11 +39,11 @@ from .capture.redact import (
     secret_attributes,
 )
 from .capture.values import encode_redacted, why_not_stored
-from .encodable import safe_text, storable
+from .encodable import make_run_storable, safe_text
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
 from .ids import day_path, new_run_id, whole_key
-from .pins import pin_key, run_digests
+from .pins import pin, run_digests
 from .records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
 from .store.backends import Backend
 
@@ -439,48 +439,13 @@ class Run:
 
     def _make_storable(self) -> None:
         """Replace every field of this run that canonical JSON cannot encode (failure path)."""
-        problems: list[str] = []
-        rec = self._record
-        for k in list(rec):
-            rec[k] = storable(rec[k], k, problems, stand_in=k == "params")
-        for field, arts in (("inputs", self._inputs), ("outputs", self._outputs)):
-            fixed = storable({n: a.to_json() for n, a in arts.items()}, field, problems)
-            arts.clear()
-            arts.update((n, Artifact.from_json(v)) for n, v in fixed.items())
-        for k in [k for k in self._stats if safe_text(k) is not k]:
-            problems.append(f"metrics: the name '{safe_text(k)}' is not valid Unicode")
-            self._stats[safe_text(k)] = self._stats.pop(k)
-        self._warnings[:] = [safe_text(w) for w in self._warnings]
-        for p in problems:
-            self._warn(p)
+        make_run_storable(self)
         if self._start_doc is not None:
-            self._start_doc = _start_doc(rec, self)
+            self._start_doc = _start_doc(self._record, self)
 
     def _pin(self, digests: Iterable[str] | None = None) -> None:
-        """Name in a pin entry the objects this run refers to (``digests``, or all it refers
-        to) that no entry of it names yet.
-
-        Before the start entry is written there is nothing to do (the start will name
-        them); a pin that cannot be written is a warning, never an error.
-        """
-        if self._detached or not self._active:
-            return
-        with self._start_lock:
-            if not self._start_written:
-                return
-            new = set(run_digests(self) if digests is None else digests) - self._pinned
-            if not new:
-                return
-            self._pin_seq += 1
-            try:
-                data = canonical.dumps({"uses": sorted(new)})
-                self._ledger._write_entry(
-                    pin_key(self.id, self._pin_seq), data, self, ordered=False
-                )
-            except Exception as e:
-                self._warn(f"objects in use not pinned against gc: {e!r}")
-                return
-            self._pinned |= new
+        """Pin what this run uses against gc elsewhere (see pins.pin)."""
+        pin(self, digests)
 
     def _flush_metrics(self) -> None:
         if self._detached:  # keep the summaries, drop the rows: nothing is written
