@@ -1368,8 +1368,8 @@ def gc(
     """Delete what nothing needs (only a report unless --delete).
 
     Kept: every target in every ref's history with its upstream lineage, every
-    run kept by --keep-days (all by default) with what it references, and
-    every object younger than --grace.
+    run kept by --keep-days (all by default) with what it references, every
+    object younger than --grace, and every object a live run uses.
     """
     report = state.ledger().gc(dry_run=dry_run, keep_days=keep_days, grace_seconds=grace)
     if as_json:

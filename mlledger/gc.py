@@ -7,7 +7,9 @@ Kept:
   runs started within that many days, and runs still going) and every object
   they reference (inputs, outputs, environment, code, git diff; tree entries);
 - every object younger than the grace period, so an object a run in
-  progress has written but not yet referenced is never deleted.
+  progress has written but not yet referenced is never deleted;
+- every object a live run names in its start or pin entries (pins.py), read
+  last, so a run that re-uses an old object keeps it while it is going.
 
 A gc that deletes runs then writes ``gc/<id>.json`` (created once) naming
 them, so every other machine's catalog drops them at its next sync.
@@ -28,6 +30,7 @@ from . import canonical
 from .errors import LedgerError
 from .ids import day_path, id_time, new_run_id, whole_key
 from .lineage import traverse
+from .pins import live_digests
 from .records import record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
@@ -137,15 +140,15 @@ def collect(
         with contextlib.suppress(LedgerError, OSError):
             if store.has(d) and store.kind(d) == "tree":
                 kept.update(e.digest for e in store.read_tree(d).files if e.digest)
-    doomed: list[str] = []
-    freed = 0
+    sizes: dict[str, int] = {}
     total = 0
     for d, mtime, size in _objects_with_mtime(ledger):
         total += 1
         if d in kept or now - mtime < grace_seconds:
             continue
-        doomed.append(d)
-        freed += size
+        sizes[d] = size
+    doomed = _spare_live_runs(ledger, sizes, records)
+    freed = sum(sizes[d] for d in doomed)
     doomed_runs = sorted(
         rid
         for rid, rec in records.items()
@@ -181,6 +184,23 @@ def collect(
         kept_objects=total - len(doomed),
         temp_files=len(temp),
     )
+
+
+def _spare_live_runs(
+    ledger: Ledger, candidates: dict[str, int], records: dict[str, dict[str, Any]]
+) -> list[str]:
+    """The candidates no live run uses, read from the store as late as possible.
+
+    A run still going may use an old object it did not rewrite (its age says
+    nothing); its start entry and pin entries name it (see pins.py).  They are
+    read here, after everything else, so a run that started or pinned while gc
+    looked at the rest still counts.
+    """
+    if not candidates:
+        return []
+    running = [rid for rid, rec in records.items() if rec.get("status") == "running"]
+    used = live_digests(ledger, known=records, running=running)
+    return [d for d in candidates if d not in used]
 
 
 def _log_deleted_runs(ledger: Ledger, run_ids: list[str]) -> None:

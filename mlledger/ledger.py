@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import os
 import socket
@@ -20,7 +19,7 @@ from . import canonical
 from .capture import code as _code
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
-from .capture.redact import REDACTED, is_secret_name, redact_text
+from .capture.redact import REDACTED, is_secret_name, redact_text, redacted_repr
 from .capture.values import (
     Encoded,
     describe,
@@ -28,10 +27,11 @@ from .capture.values import (
     jsonable_scalar,
     load_value,
     plain_number,
+    why_not_stored,
 )
+from .encodable import dumps_storable
 from .errors import (
     AmbiguousError,
-    IntegrityError,
     LedgerError,
     LedgerWarning,
     NotFoundError,
@@ -41,7 +41,7 @@ from .errors import (
 )
 from .ids import day_path, is_run_id, whole_key
 from .records import Artifact, RefEntry, record_digests
-from .runs import Run, RunContext, _SelfType, make_tracked, process_start
+from .runs import Run, RunContext, _SelfType, current_run, make_tracked, process_start
 from .store import Store, cache_dir
 from .store.store import _os_error
 
@@ -112,6 +112,9 @@ class Ledger:
         self._env_blob: tuple[dict[str, Any], bytes, str] | None = None
         #: the last user-modules record, as stored, and its digest
         self._modules_blob: tuple[dict[str, str], bytes, str] | None = None
+        #: fields of those two records that were escaped to be stored (warned in each run)
+        self._env_problems: list[str] = []
+        self._modules_problems: list[str] = []
         self._spool: Store | None = None
         self._spool_pending = False
         self._catalog: Catalog | None = None
@@ -253,8 +256,11 @@ class Ledger:
         try:
             env = environment(self.env_vars)  # the same object while nothing changed
             if self._env_blob is None or self._env_blob[0] is not env:
-                data = canonical.dumps(env)
+                # a value with no UTF-8 form (undecodable bytes) is escaped, with a warning
+                data, self._env_problems = dumps_storable(env, "env")
                 self._env_blob = (env, data, self.store.digest(data))
+            for w in self._env_problems:
+                run._warn(w)
             rec["env"] = self._put_blob(self._env_blob[1], run, self._env_blob[2])
         except Exception as e:
             run._warn(f"environment not recorded: {e}")
@@ -264,9 +270,11 @@ class Ledger:
             if modules:
                 last = self._modules_blob
                 if last is None or last[0] != modules:
-                    data = canonical.dumps(modules)
+                    data, self._modules_problems = dumps_storable(modules, "code.modules")
                     last = self._modules_blob = (modules, data, self.store.digest(data))
                 code["modules"] = self._put_blob(last[1], run, last[2])
+                for w in self._modules_problems:
+                    run._warn(w)
         except Exception as e:
             run._warn(f"user modules not recorded: {e}")
         rec["code"] = code
@@ -286,6 +294,8 @@ class Ledger:
         """The recorded form of one param; files and non-scalar values become inputs too."""
         try:
             if is_secret_name(str(k)):
+                if isinstance(v, str):  # masked wherever it shows up later (an exception)
+                    run._secret_values.add(v)
                 return REDACTED
             if isinstance(v, _SelfType):
                 return {"type": v.name}
@@ -321,8 +331,8 @@ class Ledger:
             enc = encode_redacted(v)
             if enc is None:
                 run._warn(
-                    f"param {k}: a {type(v).__qualname__} cannot be stored; "
-                    "recorded as type and repr"
+                    f"param {k}: a {type(v).__qualname__} cannot be stored ({why_not_stored(v)}); "
+                    "recorded as type and redacted repr"
                 )
                 return {"type": describe(v)["type"], "repr": _safe_repr(v, run, k)}
             art = self._store_encoded(enc, run)
@@ -390,8 +400,8 @@ class Ledger:
             art = self._put_value(result, run)
             if art is None:
                 run._warn(
-                    f"return value: a {type(result).__qualname__} cannot be stored; "
-                    "recorded as type and repr"
+                    f"return value: a {type(result).__qualname__} cannot be stored "
+                    f"({why_not_stored(result)}); recorded as type and redacted repr"
                 )
                 run._record.setdefault(
                     "returned",
@@ -473,14 +483,14 @@ class Ledger:
             self._push_spool(quiet=True)
 
     # ------------------------------------------------------------- storing
-    def _put_path(self, path: str) -> Artifact:
+    def _put_path(self, path: str, run: Run | None = None) -> Artifact:
         """Store a file or folder (spooled locally if the store fails)."""
         try:
             got = self.store.put(path)
         except LedgerError as e:
             if not isinstance(e, StoreError) or isinstance(e, NotFoundError):
                 raise
-            got = self._spool_store(e).put(path)
+            got = self._spool_store(e, run or current_run()).put(path)
         except OSError as e:
             raise _os_error(path, e) from e
         self._known[got.digest] = time.monotonic()
@@ -516,7 +526,19 @@ class Ledger:
         self._known[d] = now
         return d
 
-    def _write_entry(self, key: str, data: bytes, run: Run | None) -> None:
+    def _write_entry(
+        self, key: str, data: bytes, run: Run | None, *, ordered: bool = True
+    ) -> None:
+        """Create a run's entry in the store, or in the spool when the store refuses it.
+
+        An ``ordered`` entry (start, metric chunk, end: what readers follow to objects
+        and to other entries) goes to the spool while the spool holds anything, so it
+        is never published before what it refers to (see spool.py); heartbeats and
+        pins are not ordered.
+        """
+        if ordered and self._spool_pending and self._spool is not None:
+            self._spool.create_entry(key, data)
+            return
         try:
             created = self.store.create_entry(key, data)
         except (StoreError, OSError) as e:
@@ -537,10 +559,9 @@ class Ledger:
 
     # -------------------------------------------------------------- spool
     def _spool_dir(self) -> str:
-        import platformdirs
+        from .spool import spool_dir
 
-        h = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return str(platformdirs.user_data_path("mlledger") / "spool" / h)
+        return spool_dir(self.url)
 
     def _spool_store(self, error: Exception, run: Run | None = None) -> Store:
         """The local spool that keeps what the store refused; warns loudly."""
@@ -548,7 +569,8 @@ class Ledger:
             self._spool = Store(self._spool_dir(), algorithm=self.store.algorithm)
         if not self._spool_pending or (run is not None and not run._spooled):
             msg = (
-                f"mlledger: the store at {self.url} refused a write ({error}); the run is kept "
+                f"mlledger: the store at {self.url} refused a write ({error}); the run and "
+                "everything it writes after this are kept "
                 f"in the local spool {self._spool.url} and will be written to the store when it "
                 "accepts writes again (next run, or Ledger.push_spool())"
             )
@@ -564,29 +586,20 @@ class Ledger:
         d = self._spool_dir()
         if not os.path.isdir(d):
             return 0
+        from .spool import push
+
         spool = self._spool or Store(d, algorithm=self.store.algorithm)
         self._spool = spool
-        moved = 0
         try:
-            for digest in list(spool.iter_objects()):
-                path = spool.backend.local_path(spool.key(digest))
-                assert path is not None
-                if self.store.put_file(path).digest != digest:  # streamed, any size
-                    raise IntegrityError(
-                        f"spooled object {digest} in {spool.url} is corrupt; it was not pushed"
-                    )
-                spool.delete(digest)
-                moved += 1
-            for key in list(spool.backend.list("runs")) + list(spool.backend.list("refs")):
-                self.store.create_entry(key, spool.read_entry(key))
-                spool.backend.delete(key)
-                moved += 1
+            moved = push(self.store, spool)
         except (LedgerError, OSError):
+            self._spool_pending = True  # the store still refuses: try again after the next run
             if not quiet:
                 raise
-            self._spool_pending = True  # the store still refuses: try again after the next run
-            return moved
-        self._spool_pending = False
+            return 0
+        # another thread may have spooled an entry while this pushed: then the spool still
+        # holds something, and later entries must keep following it there
+        self._spool_pending = any(spool.backend.list("runs")) or any(spool.iter_objects())
         return moved
 
     def push_spool(self) -> int:
@@ -893,8 +906,10 @@ class Ledger:
 
         Kept: every ref's target and its whole upstream lineage; every run
         started within ``keep_days`` (all runs when None) with everything it
-        references; any object younger than ``grace_seconds`` (so a run still
-        in progress never loses an object).  Runs not kept are deleted too.
+        references; any object younger than ``grace_seconds``; and every object
+        a live run (in any process, on any machine) names in its start or pin
+        entries, read last, so a run in progress never loses an object, however
+        old.  Runs not kept are deleted too.
         """
         from .gc import collect
 
@@ -982,12 +997,13 @@ def _display(path: str, cwd: str) -> str:
 
 
 def _safe_repr(value: Any, run: Run, name: str) -> str:
+    """The repr recorded for a value that is not stored: secrets redacted (redact.py)."""
     try:
-        r = repr(value)
+        repr(value)
     except Exception as e:
         run._warn(f"{name}: repr() of a {type(value).__qualname__} failed ({e!r})")
         return f"<{type(value).__qualname__}>"
-    return r if len(r) <= 200 else r[:197] + "..."
+    return redacted_repr(value, run._secret_values)
 
 
 _default: tuple[str, Ledger] | None = None

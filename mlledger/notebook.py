@@ -55,7 +55,7 @@ from . import canonical
 from .capture import files as _files
 from .capture.code import source_code
 from .capture.redact import is_secret_name
-from .capture.values import encode_redacted
+from .capture.values import encode_redacted, why_not_stored
 from .errors import LedgerError, LedgerWarning, PolicyError
 from .ledger import Ledger, default_ledger
 from .records import Artifact
@@ -593,7 +593,7 @@ class _Extension:
                 if enc is None:
                     run._warn(
                         f"output {name}: a {type(value).__qualname__} cannot be stored "
-                        "(it is not picklable); not recorded"
+                        f"({why_not_stored(value)}); not recorded"
                     )
                     continue
                 run._outputs[name] = ledger._store_encoded(enc, run)

@@ -30,12 +30,21 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 from . import canonical
 from .capture import files as _files
-from .capture.redact import REDACTED, is_secret_name, redact_text
-from .capture.values import encode_value
+from .capture.redact import (
+    REDACTED,
+    environ_secrets,
+    is_secret_name,
+    redact_text,
+    scrub,
+    secret_attributes,
+)
+from .capture.values import encode_redacted, why_not_stored
+from .encodable import make_run_storable, safe_text
 from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from .hashing import digest_bytes
 from .ids import day_path, new_run_id, whole_key
-from .records import Artifact, MetricStats, RunError, from_iso, now_iso, utcnow
+from .pins import pin, run_digests
+from .records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
 from .store.backends import Backend
 
 if TYPE_CHECKING:
@@ -55,6 +64,9 @@ METRIC_FLUSH_SECONDS = 10.0
 #: a run with no end whose last sign of life is older than this is incomplete
 HEARTBEAT_SECONDS = 60.0
 HEARTBEAT_TIMEOUT = 5 * HEARTBEAT_SECONDS
+
+#: a metric's buffered steps, values and times
+_Column = tuple[list[int], list[float], list[float]]
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("mlledger_run", default=None)
 
@@ -126,6 +138,12 @@ class Run:
         self._start_written = False
         self._start_lock = threading.Lock()
         self._spooled = False  # a write of this run went to the local spool (warned once)
+        #: objects already named in a store entry of this run (its start or a pin entry),
+        #: so gc elsewhere keeps them while the run is live (see pins.py)
+        self._pinned: set[str] = set()
+        #: values of this run's secret-named params: masked in every text it records
+        self._secret_values: set[str] = set()
+        self._pin_seq = 0
         #: (param, path, stat signature or None) of path-like params, checked at the end
         self._path_args: list[tuple[str, str, tuple[int, int, int, bool] | None]] = []
         self._folded: dict[str, int] = {}
@@ -345,6 +363,8 @@ class Run:
                         bad.append(f"metric {k}={raw!r} is not a number; not recorded")
                         continue
                 col = cols.get(k)
+                if col is None and not k.isascii() and safe_text(k) is not k:
+                    col = self._escaped_column(k, bad)
                 if col is None:
                     col = cols[k] = ([], [], [])
                 col[0].append(step)
@@ -353,6 +373,16 @@ class Run:
         self._step = step
         for w in bad:
             self._warn(w)
+
+    def _escaped_column(self, key: str, bad: list[str]) -> _Column:
+        """The column of a metric whose name has no UTF-8 form, under its escaped name."""
+        name = safe_text(key)
+        col = self._cols.get(name)
+        if col is None:
+            if name not in self._stats:
+                bad.append(f"metric name '{name}' is not valid Unicode; escaped")
+            col = self._cols[name] = ([], [], [])
+        return col
 
     def _take_chunk(self) -> dict[str, Any] | None:
         """The folded, unwritten metric values as one chunk document, or None."""
@@ -382,9 +412,40 @@ class Run:
         with self._start_lock:
             if self._start_written:
                 return
-            data = canonical.dumps(self._start_doc)
+            uses = run_digests(self)
+
+            def build() -> dict[str, Any]:
+                doc = self._start_doc
+                assert doc is not None
+                # what the run referred to before its start was written, beyond its start's
+                # own fields (a value saved, a param logged): named here, so gc keeps it
+                extra = uses - set(record_digests(doc))
+                return {**doc, "uses": sorted(extra)} if extra else doc
+
+            data = self._encode(build)
             self._ledger._write_entry(f"{day_path(self.id)}/start.json", data, self)
+            self._pinned = uses
             self._start_written = True
+
+    def _encode(self, build: Callable[[], dict[str, Any]]) -> bytes:
+        """Canonical JSON of the entry ``build`` makes; if a field cannot be encoded (a lone
+        surrogate, a 5,000-digit int), the run's fields are made storable (encodable.py,
+        with a warning each) and the entry is made again: one bad field never loses a run."""
+        try:
+            return canonical.dumps(build())
+        except (ValueError, TypeError, RecursionError):  # UnicodeEncodeError is a ValueError
+            self._make_storable()
+            return canonical.dumps(build())
+
+    def _make_storable(self) -> None:
+        """Replace every field of this run that canonical JSON cannot encode (failure path)."""
+        make_run_storable(self)
+        if self._start_doc is not None:
+            self._start_doc = _start_doc(self._record, self)
+
+    def _pin(self, digests: Iterable[str] | None = None) -> None:
+        """Pin what this run uses against gc elsewhere (see pins.pin)."""
+        pin(self, digests)
 
     def _flush_metrics(self) -> None:
         if self._detached:  # keep the summaries, drop the rows: nothing is written
@@ -435,6 +496,7 @@ class Run:
         p = self._record.setdefault("params", {})
         for k, v in params.items():
             p[k] = v if self._detached else self._ledger._param_value(k, v, self, inputs=False)
+        self._pin()
 
     def use(self, obj: Any, name: str | None = None) -> Artifact:
         """Record ``obj`` (a path or a value) as an input, stored at once."""
@@ -470,15 +532,17 @@ class Run:
             if got is None:
                 raise UsageError(
                     f"run.{verb}(..., name={name!r}): a {type(obj).__qualname__} cannot be "
-                    "stored (it is not picklable); save it to a file and pass the path"
+                    f"stored ({why_not_stored(obj)}); save it to a file and pass the path"
                 )
             art = got
             key = name
         into[key] = art
+        self._pin((art.digest,))  # before the caller goes on: gc elsewhere must see it
         return art
 
     def _warn(self, message: str) -> None:
-        self._warnings.append(message)
+        # a warning quotes values (a repr, an exception): scrubbed like any text that leaves
+        self._warnings.append(scrub(message, self._secret_values))
 
     # -- status -------------------------------------------------------------------
     def _resolve_status(self) -> None:
@@ -585,7 +649,7 @@ def _dry_put_path(path: str, ledger: Ledger) -> Artifact:
 
 def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
     """The Artifact ``ledger._put_value(value)`` would give, without storing anything."""
-    enc = encode_value(value)
+    enc = encode_redacted(value)
     if enc is None:
         return None
     return Artifact(
@@ -689,8 +753,11 @@ class _Scheduler:
                 continue
             with contextlib.suppress(Exception):
                 run._ensure_started()
+                run._pin()
                 key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                run._ledger._write_entry(key, canonical.dumps({"at": now_iso()}), run)
+                run._ledger._write_entry(
+                    key, canonical.dumps({"at": now_iso()}), run, ordered=False
+                )
 
 
 _heartbeat = _Scheduler()
@@ -861,7 +928,7 @@ class RunContext:
             "status": "running",
             "started_at": now_iso(),
             "parent_id": parent.id if parent is not None else None,
-            "message": self.message,
+            "message": scrub(self.message) if isinstance(self.message, str) else self.message,
             "tags": {},
             "params": {},
         }
@@ -951,6 +1018,15 @@ class RunContext:
                     _current.reset(self._token)
                 self._token = None
 
+    def _param_secrets(self) -> list[str]:
+        """Values held under secret names anywhere in the params given (a config's nested
+        ``db.password``, an object's ``token``): looked for only when a run fails."""
+        try:
+            found = secret_attributes(dict(self.params or {}))
+        except Exception:
+            return []
+        return [str(v) for v in found.values() if isinstance(v, (str, int)) and v is not True]
+
     def _finish(
         self, run: Run, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
@@ -959,12 +1035,16 @@ class RunContext:
         _heartbeat.remove(run)
         status = _status(exc_type, exc)
         if exc is not None and status != "finished":
+            # what an exception says (its message, the source lines of its traceback) may
+            # quote a secret: the run's secret params and the environment's are masked
+            known = [*run._secret_values, *environ_secrets(), *self._param_secrets()]
+            tb_text = "".join(traceback.format_exception(exc_type, exc, _user_tb(tb)))
             record["error"] = {
                 "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
                 if exc_type and exc_type.__module__ != "builtins"
                 else (exc_type.__qualname__ if exc_type else "Exception"),
-                "message": _safe_str(exc),
-                "traceback": "".join(traceback.format_exception(exc_type, exc, _user_tb(tb))),
+                "message": scrub(_safe_str(exc), known),
+                "traceback": scrub(tb_text, known),
             }
         watch = self._watch
         if watch is not None:
@@ -1014,14 +1094,17 @@ class RunContext:
         record["ended_at"] = now_iso()
         record["resources"] = resources
         record["metric_chunks"] = run._chunks
-        end = run.record
         with run._start_lock:
             whole = not run._start_written
             run._start_written = True  # the deferred start is no longer needed
         keys = _START_KEYS + _END_KEYS if whole else _END_KEYS
-        end_doc = {k: end[k] for k in keys if k in end}
+
+        def build() -> dict[str, Any]:
+            end = run.record
+            return {k: end[k] for k in keys if k in end}
+
         key = whole_key(run.id) if whole else f"{day_path(run.id)}/end.json"
-        ledger._write_entry(key, canonical.dumps(end_doc), run)
+        ledger._write_entry(key, run._encode(build), run)
         ledger._after_run(run)
 
 

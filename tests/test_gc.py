@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -338,3 +339,147 @@ def test_verify_checks_runs_written_by_another_process(ledger: Ledger) -> None:
     assert ledger.runs().ids == []  # this ledger's catalog has not synced since
     ledger.store.delete(art.digest)
     assert (run.id, art.digest) in ledger.verify().dangling
+
+
+# -- live runs: gc in another process keeps what they use ----------------------------------
+
+_LIVE_RUN = """
+import os, sys, time, mlledger
+led = mlledger.Ledger(sys.argv[1])
+with led.run("long") as run:
+    run.use("old_a.csv")          # before the start entry is written
+    time.sleep(0.5)               # the start is written (start_delay 0.1)
+    run.use("old_b.csv")          # after it: a pin entry
+    run.save([1, 2, 3], name="early")
+    print(run.id, flush=True)
+    deadline = time.time() + 60
+    while not os.path.exists("gc-done") and time.time() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def _age(ledger: Ledger, digest: str, days: float) -> None:
+    """Make an object look ``days`` old, as if a run long gone had stored it."""
+    path = ledger.store.backend.local_path(ledger.store.key(digest))  # type: ignore[attr-defined]
+    t = time.time() - days * DAY
+    os.utime(path, (t, t))
+
+
+@pytest.mark.slow
+def test_gc_in_another_process_keeps_old_objects_a_live_run_uses(tmp_path: Path) -> None:
+    """A run re-using objects stored weeks ago keeps them through a gc run by another process
+    (default grace), before and after its start entry; the finished run verifies."""
+    import subprocess
+    import sys
+
+    from run_helpers import python_env, reopen
+
+    work = tmp_path / "work"
+    work.mkdir()
+    ledger = Ledger(str(tmp_path / "store"))
+    old = {}
+    for name in ("old_a.csv", "old_b.csv", "orphan.csv"):
+        (work / name).write_text(f"{name}\n1,2\n")
+        old[name] = ledger.store.put(work / name).digest
+        _age(ledger, old[name], 30)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LIVE_RUN, ledger.url],
+        stdout=subprocess.PIPE, text=True, env=python_env(), cwd=work,
+    )
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id, "the run process did not start"
+        gc = subprocess.run(
+            [sys.executable, "-c", "from mlledger.cli import main; main()",
+             "--store", ledger.url, "gc", "--delete", "--json"],
+            capture_output=True, text=True, env=python_env(), cwd=work, timeout=120,
+            check=False,
+        )
+        assert gc.returncode == 0, gc.stderr
+        (work / "gc-done").touch()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    deleted = set(json.loads(gc.stdout)["objects"])
+    assert old["orphan.csv"] in deleted  # gc did delete old objects nothing uses
+    assert not {old["old_a.csv"], old["old_b.csv"]} & deleted
+    fresh = reopen(ledger)
+    run = fresh.get(run_id)
+    assert run.status == "finished"
+    assert {a.digest for a in run.inputs.values()} == {old["old_a.csv"], old["old_b.csv"]}
+    assert fresh.verify().ok, fresh.verify()
+    pins = [n for n in ledger.store.backend.list_dir(day_path(run_id)) if n.startswith("use-")]
+    assert pins  # old_b.csv and the saved value were named as they were used
+
+
+_LIVE_RUN_ANY_STORE = """
+import json, os, sys, time, mlledger
+led = mlledger.Ledger(sys.argv[1], **json.loads(sys.argv[2]))
+with led.run("long", params={"rows": [[1, 2], [3, 4]]}) as run:
+    run.save({"early": 1}, name="early")     # before the start entry
+    time.sleep(0.5)
+    run.use("data.csv")                       # after it: a pin entry
+    run.log_params(table=list(range(100)))    # a value param logged later
+    print(run.id, flush=True)
+    deadline = time.time() + 60
+    while not os.path.exists("gc-done") and time.time() < deadline:
+        time.sleep(0.05)
+"""
+
+_GC_NO_GRACE = """
+import json, sys, mlledger
+led = mlledger.Ledger(sys.argv[1], **json.loads(sys.argv[2]))
+print(json.dumps(led.gc(dry_run=False, grace_seconds=0).to_json()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_spec", ["local", "s3", "gcs"], indirect=True)
+def test_gc_with_no_grace_in_another_process_keeps_all_a_live_run_refers_to(
+    store_spec: StoreSpec, tmp_path: Path
+) -> None:
+    """Even with no grace period at all, a gc in another process deletes nothing a live run
+    refers to (values saved, files used, params logged, its environment): the run, once
+    finished, verifies on local disk, S3 and GCS."""
+    import subprocess
+    import sys
+
+    from run_helpers import python_env
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data.csv").write_text("x\n1\n")
+    ledger = open_ledger(store_spec)
+    orphan = ledger.store.put_bytes(b"nothing refers to me")
+    opts = json.dumps(store_spec.storage_options)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LIVE_RUN_ANY_STORE, ledger.url, opts],
+        stdout=subprocess.PIPE, text=True, env=python_env(), cwd=work,
+    )
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id, "the run process did not start"
+        gc = subprocess.run(
+            [sys.executable, "-c", _GC_NO_GRACE, ledger.url, opts], capture_output=True,
+            text=True, env=python_env(), cwd=work, timeout=120, check=False,
+        )
+        assert gc.returncode == 0, gc.stderr
+        (work / "gc-done").touch()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert orphan in json.loads(gc.stdout)["objects"]
+    fresh = open_ledger(store_spec)
+    assert fresh.get(run_id).status == "finished"
+    report = fresh.verify()
+    assert report.ok, report

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
+    "environ_secrets",
     "is_secret_name",
     "redact_argv",
     "redact_mapping",
+    "redact_pairs",
     "redact_text",
     "redact_value",
+    "redacted_repr",
+    "scrub",
+    "secret_attributes",
     "strip_url_credentials",
 ]
 
@@ -111,13 +117,26 @@ def _strip_match(m: re.Match[str]) -> str:
 
 
 def redact_argv(argv: list[str]) -> list[str]:
-    """Redact ``--password=x``, ``--token x`` and ``-p`` style secrets in a command line."""
+    """Redact ``--password=x``, ``--token x`` and ``-p`` style secrets in a command line.
+
+    ``-p`` is the password option of mysql, sshpass, redis-cli and more, and the
+    port option of ssh: the value after ``-p`` (or attached, ``-pVALUE``) is
+    hidden unless it is a number.
+    """
     out: list[str] = []
     hide_next = False
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if hide_next:
             out.append(REDACTED)
             hide_next = False
+            continue
+        if arg == "-p":
+            nxt = argv[i + 1] if i + 1 < len(argv) else ""
+            out.append(arg)
+            hide_next = bool(nxt) and not nxt.startswith("-") and not nxt.isdigit()
+            continue
+        if arg.startswith("-p") and len(arg) > 2 and not arg[2:].isdigit() and arg[1] != "-":
+            out.append(f"-p{REDACTED}")
             continue
         if arg.startswith("-") and len(arg) > 1:
             name, eq, _value = arg.lstrip("-").partition("=")
@@ -183,3 +202,160 @@ def _redact_params(text: str) -> str:
 
 #: signed-URL parameters: as good as a credential until they expire
 _SIGNATURE = re.compile(r"signature$|^sig$", re.IGNORECASE)
+
+
+# -- text: messages, exception messages, tracebacks, reprs ------------------------------------
+
+#: the head of ``name=value``, ``name: value``, ``'name': 'value'``, ``"name"="value"``: a
+#: name, an optional closing quote, then ``=`` or ``:``
+_PAIR_HEAD = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<q>['"]?)\s*[:=]\s*""")
+#: the value after it: quoted, or a bare run up to a space, a comma, a bracket or a quote
+_PAIR_VALUE = re.compile(r"""'[^'\n]*'|"[^"\n]*"|[^\s,;)}\]&'"]+""")
+
+#: a known secret value shorter than this is not masked in text (it would hit words)
+MIN_MASKED = 6
+
+
+def redact_pairs(text: str) -> str:
+    """``text`` with the value of every ``NAME=value`` / ``NAME: value`` pair whose NAME looks
+    secret hidden (quotes kept): ``password='x'`` -> ``password='<redacted>'``.  A bare
+    ``key``, ``token`` or ``auth`` hides only a credential-like value (``key=len`` stays)."""
+    if "=" not in text and ":" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    for m in _PAIR_HEAD.finditer(text):
+        if m.start() < pos or not is_secret_name(m.group("name").rsplit(".", 1)[-1]):
+            continue
+        v = _PAIR_VALUE.match(text, m.end())
+        if v is None:
+            continue
+        val = v.group()
+        quoted = val[:1] in ("'", '"') and len(val) >= 2
+        bare = val[1:-1] if quoted else val
+        name = m.group("name").rsplit(".", 1)[-1]
+        if REDACTED in bare or bare.startswith("//"):  # done already, or a URL's "://"
+            continue
+        if name.strip("_-").lower() in _AMBIGUOUS and not _credential_like(bare):
+            continue
+        quote = val[0] if quoted else ""
+        out.append(text[pos : m.end()])
+        out.append(f"{quote}{REDACTED}{quote}")
+        pos = v.end()
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def scrub(text: str, known: Iterable[str] = ()) -> str:
+    """Free text as it may leave the process: URL credentials stripped, secret
+    ``NAME=value`` pairs hidden, and every known secret value (``known``: the run's secret
+    params, secret environment variables) masked wherever it appears."""
+    for secret in sorted({k for k in known if len(k) >= MIN_MASKED}, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return redact_pairs(redact_text(text))
+
+
+def environ_secrets() -> list[str]:
+    """Values of this process's environment variables whose names look secret."""
+    import os
+
+    return [v for k, v in os.environ.items() if v and is_secret_name(k)]
+
+
+# -- objects: what a pickle or a repr would carry --------------------------------------------
+
+#: how many objects :func:`secret_attributes` looks at before it stops
+_ATTR_BUDGET = 10_000
+
+
+def secret_attributes(value: Any) -> dict[str, Any]:
+    """Secret-named attributes and mapping keys with a value, found in ``value``'s
+    ``__dict__``, ``__slots__`` (dataclass and attrs fields live there), and in the objects,
+    lists, tuples, sets and dicts those hold, up to ``_ATTR_BUDGET`` objects: ``{name: value}``.
+
+    An empty value (None, "", 0) hides nothing; a bare ``key``/``token``/``auth`` counts only
+    with a credential-like value.
+    """
+    found: dict[str, Any] = {}
+    stack: list[Any] = [value]
+    seen: set[int] = set()
+    budget = _ATTR_BUDGET
+    while stack and budget > 0:
+        budget -= 1
+        v = stack.pop()
+        if v is None or isinstance(v, (str, bytes, int, float, bool)) or id(v) in seen:
+            continue
+        seen.add(id(v))
+        for name, x in _members(v):
+            if (
+                isinstance(name, str)
+                and not _empty(x)
+                and is_secret_name(name)
+                and (name.strip("_-").lower() not in _AMBIGUOUS or _credential_like(x))
+            ):
+                found.setdefault(name, x)
+                continue
+            stack.append(x)
+    return found
+
+
+def _empty(x: Any) -> bool:
+    """None, or an empty or zero str, bytes or int: nothing to hide (never compares arrays)."""
+    return x is None or (isinstance(x, (str, bytes, int)) and not x)
+
+
+def _members(v: Any) -> list[tuple[Any, Any]]:
+    """``(name, value)`` of what ``v`` holds: dict items, attributes, slots; items of a
+    list, tuple or set under no name."""
+    if isinstance(v, dict):
+        return list(v.items())
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [(None, x) for x in v]
+    if type(v).__module__ in ("numpy", "pandas", "torch") or isinstance(v, type):
+        return []
+    out: list[tuple[Any, Any]] = []
+    d = getattr(v, "__dict__", None)
+    if isinstance(d, dict):
+        out.extend(d.items())
+    for cls in type(v).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            try:
+                out.append((name, getattr(v, name)))
+            except Exception:  # an unset slot, a raising descriptor
+                continue
+    return out
+
+
+def redacted_repr(value: Any, known: Iterable[str] = (), limit: int = 200) -> str:
+    """A repr of ``value`` that carries no secret it holds: an object with secret-named
+    attributes is shown as ``Type(name=<redacted>, other=...)`` from its attributes (its
+    own ``__repr__`` may print them), every secret value found is masked, and the text is
+    scrubbed (:func:`scrub`).  Never raises."""
+    secrets = secret_attributes(value)
+    masks = [*known, *(str(x) for x in secrets.values() if isinstance(x, (str, bytes, int)))]
+    try:
+        if secrets and not isinstance(value, (dict, list, tuple)):
+            shown = [
+                f"{k}={REDACTED if k in secrets else _short_repr(x)}"
+                for k, x in _members(value)
+                if isinstance(k, str) and not k.startswith("_")
+            ]
+            text = f"{type(value).__qualname__}({', '.join(shown)})"
+        else:
+            text = repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"
+    text = scrub(text, masks)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_repr(x: Any) -> str:
+    try:
+        r = repr(x)
+    except Exception:
+        return f"<{type(x).__qualname__}>"
+    return r if len(r) <= 60 else r[:57] + "..."

@@ -33,6 +33,7 @@ __all__ = [
     "load_value",
     "plain_number",
     "sniff_format",
+    "why_not_stored",
 ]
 
 _SCALARS = (type(None), bool, int, float, str)
@@ -388,9 +389,13 @@ def encode_redacted(value: Any) -> Encoded | None:
     Every stored value goes through here (params, return values, notebook
     variables), so a value redacted in one run has the same digest in the next.
     """
-    from .redact import redact_value
+    from .redact import redact_value, secret_attributes
 
     enc = encode_value(value)
+    if enc is not None and enc.format == "pickle" and secret_attributes(value):
+        # a pickle carries every attribute as it is: an object holding a password is
+        # not stored at all (see why_not_stored); its type and a redacted repr are
+        return None
     if enc is not None and enc.format == "json" and isinstance(
         enc.jsonable, (dict, list, tuple, str)
     ):
@@ -398,3 +403,16 @@ def encode_redacted(value: Any) -> Encoded | None:
         if redacted != enc.jsonable:
             enc = Encoded(canonical.dumps(redacted), "json", enc.summary, redacted)
     return enc
+
+
+def why_not_stored(value: Any) -> str:
+    """Why :func:`encode_redacted` gave None for ``value``, for the warning that says so."""
+    from .redact import secret_attributes
+
+    names = sorted(secret_attributes(value))
+    if names:
+        return (
+            f"it holds secret-named attributes ({', '.join(names)}) and a pickle would carry "
+            "them as they are, so it is not stored (nothing secret leaves the process)"
+        )
+    return "it is not picklable"

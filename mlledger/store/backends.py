@@ -445,8 +445,19 @@ def _client_errors(fn: _F) -> _F:
     return cast(_F, call)
 
 
+#: errors that mean the store's disk (or quota, or file size limit) has no room
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 def _store_error(action: str, where: str, e: OSError) -> StoreError:
     hint = "check the store's permissions and free space"
+    if e.errno in _FULL:
+        name = errno.errorcode.get(e.errno or 0, "")
+        return StoreError(
+            f"the store is full: it refused to {action} {where!r}: {e.strerror or e} "
+            f"({name}); free space there (or raise its quota), then write what was kept "
+            "locally with Ledger.push_spool()"
+        )
     if isinstance(e, FileNotFoundError):
         hint = "its bucket or folder does not exist: create it, or check the store URL"
     elif isinstance(e, PermissionError):

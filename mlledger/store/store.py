@@ -50,7 +50,7 @@ from ..hashing import (
     parse_digest,
 )
 from ..records import to_iso, utcnow
-from .backends import Backend, LocalBackend, open_backend
+from .backends import Backend, LocalBackend, _store_error, open_backend
 from .statcache import StatCache
 from .tree import MAGIC, Tree, TreeEntry, is_manifest
 
@@ -352,7 +352,11 @@ class Store:
         try:
             src = os.open(p, os.O_RDONLY)
             try:
-                dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                # a failed write is the store's refusal (a full disk), not the source's
+                try:
+                    dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                except OSError as e:
+                    raise _store_error("write", tmp, e) from e
                 try:
                     while True:
                         n = os.readv(src, [buf])
@@ -361,7 +365,10 @@ class Store:
                         chunk = view[:n]
                         h.update(chunk)
                         while chunk:
-                            w = os.write(dst, chunk)
+                            try:
+                                w = os.write(dst, chunk)
+                            except OSError as e:
+                                raise _store_error("write", tmp, e) from e
                             chunk = chunk[w:]
                         if callback is not None:
                             callback.relative_update(n)
@@ -377,8 +384,11 @@ class Store:
                 )
             d = f"{self.algorithm}:{h.hexdigest()}"
             final = backend.local_path(self.key(d))
-            backend._ensure_dir(os.path.dirname(final))
-            backend.link_into_place(tmp, final)
+            try:
+                backend._ensure_dir(os.path.dirname(final))
+                backend.link_into_place(tmp, final)
+            except OSError as e:
+                raise _store_error("write", final, e) from e
             return d
         finally:
             with contextlib.suppress(FileNotFoundError):
