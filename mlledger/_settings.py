@@ -1,0 +1,99 @@
+"""Everything mlledger reads from the environment, in one place.
+
+The ``MLLEDGER_*`` variables, the user data and cache folders (platformdirs:
+``$XDG_DATA_HOME`` and ``$XDG_CACHE_HOME`` on Linux) and the identity of this
+process's user and host.  Each is read when asked, not at import, so a changed
+environment is honoured (tests and notebooks change it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+__all__ = [
+    "DEBUG",
+    "DISABLE",
+    "URL",
+    "cache_dir",
+    "data_dir",
+    "debug",
+    "default_url",
+    "disabled",
+    "host_name",
+    "user_name",
+]
+
+#: the store a Ledger() opens when given no URL (and the CLI's --store default)
+URL = "MLLEDGER_URL"
+#: set to anything but "", 0, false or no: every tracked call and run is a plain call
+DISABLE = "MLLEDGER_DISABLE"
+#: the CLI prints tracebacks (as --debug)
+DEBUG = "MLLEDGER_DEBUG"
+
+_FALSE = ("", "0", "false", "no")
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name)
+    return value is not None and value.strip().lower() not in _FALSE
+
+
+def disabled() -> bool:
+    """``MLLEDGER_DISABLE`` is set to a true value: track nothing."""
+    return _flag(DISABLE)
+
+
+def debug() -> bool:
+    """``MLLEDGER_DEBUG`` is set to a true value."""
+    return _flag(DEBUG)
+
+
+def data_dir() -> Path:
+    """The user data folder of mlledger (where the default store lives)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("mlledger")
+
+
+def default_url() -> str:
+    """``$MLLEDGER_URL``, else ``<user data dir>/mlledger/store``."""
+    env = os.environ.get(URL)
+    if env:
+        return env
+    return str(data_dir() / "store")
+
+
+_cache_dirs: dict[str, Path] = {}
+
+
+def cache_dir() -> Path:
+    """mlledger's cache folder (stat cache, catalogs); safe to delete.
+
+    Follows platformdirs (``$XDG_CACHE_HOME`` on Linux), read each call so a
+    changed environment is honoured; cached per value of that variable.
+    """
+    key = os.environ.get("XDG_CACHE_HOME", "")
+    got = _cache_dirs.get(key)
+    if got is None:
+        import platformdirs
+
+        got = _cache_dirs[key] = platformdirs.user_cache_path("mlledger")
+    return got
+
+
+def user_name() -> str:
+    """The login name of this process's user; "unknown" where there is none (a container
+    without a passwd entry)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def host_name() -> str:
+    """This machine's host name."""
+    return socket.gethostname()
