@@ -58,6 +58,8 @@ EXTRAS = {
 #: how many requests a batched call keeps in flight on an async filesystem
 BATCH = 64
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 _memory_lock = threading.Lock()
 
 
@@ -182,6 +184,39 @@ def _proc_fd() -> int | None:
     return fd
 
 
+def _local_errors(action: str) -> Callable[[_F], _F]:
+    """A LocalBackend method whose raw ``OSError`` becomes a :class:`StoreError` naming the
+    store and what to do (a read-only disk, a name too long, permissions): callers of a
+    backend see mlledger's errors only.  Mlledger's own errors pass through."""
+
+    def wrap(fn: _F) -> _F:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from fn(self, *args, **kwargs)
+                except OSError as e:
+                    if isinstance(e, LedgerError):
+                        raise
+                    raise _store_error(action, self.url, e) from e
+
+            return cast(_F, gen)
+
+        @functools.wraps(fn)
+        def call(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except OSError as e:
+                if isinstance(e, LedgerError):
+                    raise
+                raise _store_error(action, self.url, e) from e
+
+        return cast(_F, call)
+
+    return wrap
+
+
 class LocalBackend(Backend):
     """A store on local disk, written with plain ``os`` calls for speed and atomicity."""
 
@@ -245,6 +280,7 @@ class LocalBackend(Backend):
                 os.unlink(tmp)
         return True
 
+    @_local_errors("write")
     def create(self, key: str, data: bytes) -> bool:
         final = self._path(key)
         proc_fd = _proc_fd() if self._tmpfile_ok else None
@@ -306,6 +342,7 @@ class LocalBackend(Backend):
             os.close(fd)
         return True
 
+    @_local_errors("write")
     def put_stream(
         self,
         key: str,
@@ -325,10 +362,12 @@ class LocalBackend(Backend):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    @_local_errors("delete from")
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(key))
 
+    @_local_errors("read")
     def read(self, key: str) -> bytes:
         try:
             with open(self._path(key), "rb") as f:
@@ -336,21 +375,25 @@ class LocalBackend(Backend):
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_local_errors("read")
     def open_read(self, key: str) -> IO[bytes]:
         try:
             return open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_local_errors("read")
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
+    @_local_errors("read")
     def size(self, key: str) -> int:
         try:
             return os.stat(self._path(key)).st_size
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_local_errors("list")
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
         for dirpath, _dirs, files in os.walk(base):
@@ -359,6 +402,7 @@ class LocalBackend(Backend):
                 if not name.startswith(".tmp-"):
                     yield f"{rel}/{name}"
 
+    @_local_errors("list")
     def list_dir(self, prefix: str) -> builtins.list[str]:
         try:
             return [n for n in os.listdir(self._path(prefix)) if not n.startswith(".tmp-")]
@@ -408,9 +452,6 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
     return StoreError(f"the store at {url} failed: {what}")
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
 def _client_errors(fn: _F) -> _F:
     """A FsspecBackend method whose cloud-client exceptions become :func:`remote_error`'s
     (a generator method's too, raised while it is iterated)."""
@@ -443,7 +484,11 @@ def _client_errors(fn: _F) -> _F:
 
 def _store_error(action: str, where: str, e: OSError) -> StoreError:
     hint = "check the store's permissions and free space"
-    if isinstance(e, FileNotFoundError):
+    if e.errno == errno.EROFS:
+        hint = "the store is on a read-only filesystem: remount it writable or use another store"
+    elif e.errno == errno.ENAMETOOLONG:
+        hint = "the name is too long for this filesystem: use a shorter ref or run name"
+    elif isinstance(e, FileNotFoundError):
         hint = "its bucket or folder does not exist: create it, or check the store URL"
     elif isinstance(e, PermissionError):
         hint = "the store is not writable by this user: fix its permissions or use another store"

@@ -29,10 +29,18 @@ __all__ = ["Refs", "check_ref_name"]
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 _ENTRY_RE = re.compile(r"([0-9]{10})\.json")
 MAX_ATTEMPTS = 10_000
+#: the longest ref name: its key fits a local file name and a cloud key with room to spare
+MAX_NAME = 255
 
 
 def check_ref_name(name: str) -> str:
-    """Refuse a ref name that is not ``segment[/segment…]`` of letters, digits, ``._-``."""
+    """Refuse a ref name that is not ``segment[/segment…]`` of letters, digits, ``._-``,
+    or that is longer than :data:`MAX_NAME` characters (no store could hold its key)."""
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise UsageError(
+            f"ref name {name[:40]!r}... is too long ({len(name)} characters, at most "
+            f"{MAX_NAME}): choose a shorter name, such as 'model/prod'"
+        )
     if (
         not isinstance(name, str)
         or not _NAME_RE.fullmatch(name)
