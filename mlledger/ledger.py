@@ -909,11 +909,31 @@ class LedgerRefs:
         self._refs = ledger.store.refs
 
     def _canonical(self, target: Any) -> tuple[str, str | None]:
+        """The full target and the run the user named with it: a run, ``RUN/NAME``'s run,
+        the run an ``@REF`` entry names; for bytes alone (a digest, a file on disk) the run
+        that made them when exactly one did, else None (never a guess among equal bytes)."""
         got = self._ledger.resolve(target)
         if isinstance(got, Run):
             return got.id, got.id
+        named = self._named_run(target)
+        if named is not None:
+            return got.digest, named
         producers = self._ledger.catalog.artifact(got.digest).producers if got.kind else ()
-        return got.digest, (producers[-1] if producers else None)
+        return got.digest, (producers[0] if len(producers) == 1 else None)
+
+    def _named_run(self, target: Any) -> str | None:
+        """The run a target string names besides its bytes: ``RUN`` of ``RUN/NAME`` (as
+        resolve reads it), or the run of the entry an ``@REF`` points at."""
+        if not isinstance(target, str):
+            return None
+        t = target.strip()
+        if t.startswith("@"):
+            entry = self._refs.get(t[1:])
+            return entry.run or self._named_run(entry.target)
+        if "/" in t and ":" not in t.split("/", 1)[0]:
+            with contextlib.suppress(NotFoundError):
+                return self._ledger.get(t.partition("/")[0]).id
+        return None
 
     def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
         """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry."""
