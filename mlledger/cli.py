@@ -1111,20 +1111,18 @@ def restore(state: _State, target: str, dest: str, force: bool, as_json: bool) -
     disk, or a run with exactly one output.  Every byte is verified before
     DEST appears; an existing
     DEST is refused unless --force.  A progress bar shows on stderr when it
-    is a terminal.  DEST "-" writes a file's bytes to stdout as they are
-    read and checked (a damaged object stops with exit 1 after what was
-    written).
+    is a terminal.  DEST "-" writes a file's bytes to stdout once all of
+    them are checked (through a temp copy: a damaged object exits 1 with
+    nothing written).
     """
     ledger = state.ledger()
     art = _resolve_artifact(ledger, target)
     if dest == "-":
         if art.kind == "tree":
             raise UsageError(f"{target!r} is a folder: restore it to a path, not to stdout")
-        out = click.get_binary_stream("stdout")
-        with ledger.store.open(art.digest) as f:
-            while chunk := f.read(1 << 20):
-                out.write(chunk)
-        out.flush()
+        from .store.stream import copy_verified
+
+        copy_verified(ledger.store, art.digest, click.get_binary_stream("stdout"))
         return
     cb = _progress("restore", "file" if art.kind == "tree" else "B")
     try:
