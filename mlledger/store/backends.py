@@ -55,6 +55,10 @@ EXTRAS = {
     "adl": "azure",
 }
 
+#: protocols whose filesystems take ``use_listings_cache`` (their listing cache is turned
+#: off by default; every listing is also refreshed, see ``FsspecBackend._fresh``)
+NO_LISTINGS_CACHE = frozenset({"s3", "s3a", "gs", "gcs"})
+
 #: how many requests a batched call keeps in flight on an async filesystem
 BATCH = 64
 
@@ -665,9 +669,17 @@ class FsspecBackend(Backend):
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    def _fresh(self, path: str) -> None:
+        """Forget what the filesystem object cached about ``path`` (s3fs, gcsfs and adlfs
+        keep listings per object): a listing decides the next ref number and which runs
+        are new, so it must show what other processes wrote since."""
+        if not self.is_memory:
+            self.fs.invalidate_cache(path)
+
     @_client_errors
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix).rstrip("/")
+        self._fresh(base)
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
@@ -678,8 +690,10 @@ class FsspecBackend(Backend):
 
     @_client_errors
     def list_dir(self, prefix: str) -> builtins.list[str]:
+        path = self._path(prefix).rstrip("/")
+        self._fresh(path)
         try:
-            names = self.fs.ls(self._path(prefix).rstrip("/"), detail=False)
+            names = self.fs.ls(path, detail=False)
         except (FileNotFoundError, NotADirectoryError):
             return []
         return [n.rstrip("/").rsplit("/", 1)[-1] for n in names]
@@ -706,8 +720,13 @@ def open_backend(url: str, storage_options: dict[str, Any], *, create: bool = Tr
             f"unknown protocol {protocol!r} in store URL {url!r}: use a local path, "
             "memory://, s3://, gs:// or az:// (or any protocol fsspec knows)"
         )
+    options = dict(storage_options)
+    if protocol in NO_LISTINGS_CACHE:
+        # a cached listing hides what other processes wrote (a stale ref number, new runs
+        # unseen, a new key reported missing): off unless the caller asks for it
+        options.setdefault("use_listings_cache", False)
     try:
-        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as e:
         extra = EXTRAS.get(protocol)
         if extra:
