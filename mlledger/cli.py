@@ -1367,6 +1367,8 @@ def gc(
         return
     verb = "would delete" if dry_run else "deleted"
     temp = f", {counted(report.temp_files, 'temp file')}" if report.temp_files else ""
+    if report.uploads:
+        temp += f", {counted(report.uploads, 'unfinished upload')}"
     state.echo(
         f"{verb} {counted(len(report.runs), 'run')} and {counted(len(report.objects), 'object')} "
         f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')} and "
@@ -1377,7 +1379,7 @@ def gc(
             state.echo(f"run     {r}")
         for d in report.objects:
             state.echo(f"object  {d}")
-    if dry_run and (report.runs or report.objects or report.temp_files):
+    if dry_run and (report.runs or report.objects or report.temp_files or report.uploads):
         state.echo("dry run: nothing was deleted; pass --delete to delete", err=True)
 
 

@@ -9,6 +9,9 @@ Kept:
 - every object younger than the grace period, so an object a run in
   progress has written but not yet referenced is never deleted.
 
+Leftovers of killed writers older than the grace period go too: local temp
+files and unfinished S3 multipart uploads.
+
 A gc that deletes runs then writes ``gc/<id>.json`` (created once) naming
 them, so every other machine's catalog drops them at its next sync.
 """
@@ -31,6 +34,7 @@ from .lineage import traverse
 from .records import record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
+from .store.uploads import abandoned_uploads, abort_uploads
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -49,6 +53,8 @@ class GcReport:
     kept_runs: int
     kept_objects: int
     temp_files: int = 0
+    #: unfinished multipart uploads (S3) older than the grace period, aborted
+    uploads: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +65,7 @@ class GcReport:
             "kept_runs": self.kept_runs,
             "kept_objects": self.kept_objects,
             "temp_files": self.temp_files,
+            "uploads": self.uploads,
         }
 
 
@@ -154,7 +161,9 @@ def collect(
         and now - id_time(rid).timestamp() >= grace_seconds
     )
     temp = _temp_files(ledger, now, grace_seconds)
+    uploads = abandoned_uploads(store.backend, older_than=grace_seconds, now=now)
     if not dry_run:
+        abort_uploads(store.backend, uploads)
         for rid in doomed_runs:
             base = day_path(rid)
             keys = list(store.backend.list(base))
@@ -180,6 +189,7 @@ def collect(
         kept_runs=len(kept_runs),
         kept_objects=total - len(doomed),
         temp_files=len(temp),
+        uploads=len(uploads),
     )
 
 

@@ -586,6 +586,9 @@ class FsspecBackend(Backend):
         except BaseException:
             with contextlib.suppress(Exception):
                 f.discard()
+            # a file left open would be committed by its __del__ (gcsfs's discard does
+            # nothing before its first part, s3fs's leaves it unclosable): never close it
+            f.closed = True
             raise
         f.close()
         return True
