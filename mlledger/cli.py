@@ -48,7 +48,9 @@ JSON (``--json``), stable for scripts; timestamps are ISO 8601 UTC strings.
 An *Artifact* is ``{"digest", "size", "kind": "file"|"tree"|"value"}`` plus
 ``"format"`` (values), ``"path"`` (files and trees), ``"files"`` (trees) when
 known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
-"message", "action": "set"|"rollback", "restores": int|null, "run": id|null}``.
+"message", "action": "set"|"rollback", "restores": int|null, "run": id|null}``,
+plus the audit chain's ``"prev"``, ``"seal"`` and ``"run_entry"`` (digests) in
+entries that have them.
 
 - ``log``: a list of ``{"id", "name", "status", "kind", "started_at",
   "ended_at", "wall_s", "parent_id", "message", "user", "host", "tags",
@@ -74,9 +76,11 @@ known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
   ref's RefEntries oldest first; ``ref list``: each ref's current RefEntry,
   by name.
 - ``verify``: ``{"ok", "checked", "corrupt": [digest], "missing": [digest],
-  "dangling": [{"referrer", "digest"}], "problems": [text]}``.
+  "dangling": [{"referrer", "digest"}], "problems": [text], "trail": [text],
+  "unchained": int}`` (``trail``: damage to the audit trail; ``unchained``: entries
+  from before it).
 - ``gc``: ``{"dry_run", "runs": [id], "objects": [digest], "bytes",
-  "kept_runs", "kept_objects", "temp_files"}``.
+  "kept_runs", "kept_objects", "temp_files", "uploads"}``.
 - ``init``: ``{"url", "hash", "created"}``; ``sync``: ``{"changed"}``;
   ``reindex``: ``{"runs"}``.
 """
@@ -1274,7 +1278,8 @@ def verify(state: _State, as_json: bool) -> None:
     """Check the store; exit status 1 when anything is damaged.
 
     Rehashes every object and checks that everything a run, tree or ref
-    references exists and is sound.
+    references exists and is sound, and that no run, ref or policy entry
+    was edited, removed or replaced (the seals and links of the audit trail).
     """
     ledger = state.ledger()
     cb = _progress("verify", "obj")
@@ -1291,10 +1296,12 @@ def verify(state: _State, as_json: bool) -> None:
                 "missing": list(report.missing),
                 "dangling": [{"referrer": r, "digest": d} for r, d in report.dangling],
                 "problems": list(report.problems),
+                "trail": list(report.trail),
+                "unchained": report.unchained,
             }
         )
     else:
-        n = len(report.corrupt) + len(report.missing) + len(report.problems)
+        n = len(report.corrupt) + len(report.missing) + len(report.problems) + len(report.trail)
         verdict = (
             click.style("ok", fg="green")
             if report.ok
@@ -1311,6 +1318,13 @@ def verify(state: _State, as_json: bool) -> None:
             state.echo(f"missing   {d}" + (f"  (referenced by {', '.join(by)})" if by else ""))
         for p in report.problems:
             state.echo(f"problem   {p}")
+        for p in report.trail:
+            state.echo(f"damaged   {p}")
+        if report.unchained:
+            state.echo(
+                f"note      {report.unchained} entries from before the audit chain "
+                "(unsealed: not checked for edits)"
+            )
     if not report.ok:
         click.get_current_context().exit(1)
 

@@ -2,7 +2,7 @@
 
 Kept:
 - every target in every ref's history (so any rollback still works) and the
-  whole upstream lineage of each;
+  whole upstream lineage of each, and every run a ref entry names;
 - every run the policy keeps (all runs by default; with ``keep_days``, the
   runs started within that many days, and runs still going) and every object
   they reference (inputs, outputs, environment, code, git diff; tree entries);
@@ -125,6 +125,8 @@ def collect(
     # refs: every target in every history, with its upstream lineage
     for name in store.refs.names():
         for entry in store.refs.history(name):
+            if entry.run:  # the run the entry names (its record is pinned by the entry)
+                kept_runs.add(entry.run)
             try:
                 got = ledger.resolve(entry.target)
             except LedgerError:

@@ -848,7 +848,9 @@ class Ledger:
         return LedgerRefs(self)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
-        """Rehash every object; check every object a run or ref references exists and is sound."""
+        """Rehash every object; check every object a run or ref references exists and is sound,
+        and every seal and link of the audit trail (``.trail``; ``.unchained`` counts entries
+        from before the chain)."""
         import attrs
 
         report = self.store.verify(callback=callback)
@@ -867,11 +869,16 @@ class Ledger:
             except LedgerError as e:
                 problems.append(f"ref {name}: {e}")
         missing = sorted(set(report.missing) | {d for _, d in present_missing})
+        from .audit import check_trail
+
+        trail, unchained = check_trail(self.store)
         return attrs.evolve(
             report,
             missing=tuple(missing),
             dangling=tuple(sorted(set(report.dangling) | set(present_missing))),
             problems=tuple(problems),
+            trail=tuple(trail),
+            unchained=unchained,
         )
 
     def _referenced_digests(self) -> Iterable[tuple[str, str]]:
@@ -938,7 +945,18 @@ class LedgerRefs:
     def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
         """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry."""
         t, run = self._canonical(target)
-        return self._refs.set(name, t, message, run=run)
+        return self._refs.set(name, t, message, run=run, run_entry=self._run_entry(run))
+
+    def _run_entry(self, run: str | None) -> str | None:
+        """The digest of ``run``'s final entry (the ref entry pins the run's record), or None
+        while it has not ended."""
+        if run is None:
+            return None
+        from .audit import final_entry
+        from .store.chain import entry_digest
+
+        data = final_entry(self._ledger.store, run)
+        return None if data is None else entry_digest(data, self._ledger.store.algorithm)
 
     def get(self, name: str) -> RefEntry:
         """The current entry of ``name`` (``.target``); NotFoundError if unset."""
@@ -953,7 +971,7 @@ class LedgerRefs:
         run = None
         if to is not None and not isinstance(to, int):
             to, run = self._canonical(to)
-        return self._refs.rollback(name, to, message, run=run)
+        return self._refs.rollback(name, to, message, run=run, run_entry=self._run_entry(run))
 
     def names(self) -> list[str]:
         """Every ref name in the store."""

@@ -727,7 +727,7 @@ def test_ref_get_log_list(shared: Shared) -> None:
     assert got.stdout.split()[0] == shared.model2
     entry = json.loads(invoke("ref", "get", "--json", "model/prod", url=shared.url).stdout)
     assert set(entry) == {"name", "seq", "target", "at", "user", "host", "message", "action",
-                          "restores", "run"}
+                          "restores", "run", "run_entry", "prev", "seal"}
     assert entry["seq"] == 2
     assert entry["run"] == shared.train2
     assert entry["message"] == "better"
@@ -817,7 +817,9 @@ def test_verify_clean(shared: Shared) -> None:
     data = json.loads(invoke("verify", "--json", url=shared.url).stdout)
     assert data["ok"] is True
     assert data["checked"] > 5
-    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems"}
+    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems",
+                         "trail", "unchained"}
+    assert (data["trail"], data["unchained"]) == ([], 0)
 
 
 def test_verify_finds_corruption(store_copy: str, shared: Shared) -> None:

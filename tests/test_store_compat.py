@@ -51,7 +51,22 @@ def test_old_store_restores_a_tree(old_ledger: Ledger, tmp_path: Path) -> None:
 
 
 def test_old_store_verifies_ok(old_ledger: Ledger) -> None:
-    """verify passes on the old store: entries from before the chain are not damage."""
+    """verify passes on the old store: entries from before the chain are unchained, not damage."""
     report = old_ledger.verify()
     assert report.ok, report
     assert report.checked == 6
+    entries = [*DATA.joinpath("runs").rglob("*.json"), *DATA.joinpath("refs").rglob("*.json")]
+    assert report.unchained == len(entries) == 9
+
+
+def test_old_history_grows_chained(old_ledger: Ledger) -> None:
+    """A move of an old ref appends a chained entry linked to the old newest one; verify ok."""
+    runs = {r.name: r for r in old_ledger.runs()}
+    entry = old_ledger.refs.set("model/prod", f"{runs['train'].id}/scores")
+    assert entry.seq == 4
+    assert entry.prev is not None
+    assert entry.run_entry is not None
+    old_ledger.refs.rollback("model/prod")
+    report = old_ledger.verify()
+    assert report.ok, report
+    assert report.unchained == 9

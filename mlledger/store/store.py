@@ -123,10 +123,14 @@ class VerifyReport:
     missing: tuple[str, ...] = ()
     dangling: tuple[tuple[str, str], ...] = ()  # (referrer, missing digest)
     problems: tuple[str, ...] = ()
+    #: damage to the audit trail: run, ref and policy entries edited, removed or replaced
+    trail: tuple[str, ...] = ()
+    #: entries written before the audit chain (no seal): not damage, but unvouched for
+    unchained: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.corrupt or self.missing or self.dangling or self.problems)
+        return not (self.corrupt or self.missing or self.dangling or self.problems or self.trail)
 
 
 def _os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
