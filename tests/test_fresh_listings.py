@@ -103,6 +103,7 @@ def test_four_concurrent_movers_on_s3_all_succeed(s3_endpoint: str) -> None:
     history = Store(url, **user_options(s3_endpoint)).refs.history("model/prod")
     assert [e.seq for e in history] == list(range(1, 4 * moves + 1))
     assert sorted(s for r in got for s in r["seqs"]) == list(range(1, 4 * moves + 1))
+    assert Store(url, **user_options(s3_endpoint)).refs.check("model/prod") == ([], 0)
     print(f"4 movers x {moves} moves on S3: {elapsed:.1f} s")
 
 
