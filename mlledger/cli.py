@@ -1207,6 +1207,14 @@ def ref_get(state: _State, name: str, as_json: bool) -> None:
 def ref_log(state: _State, name: str, as_json: bool) -> None:
     """Show every move of ref NAME, newest first (rollbacks included)."""
     history = state.ledger().refs.history(name)
+    have = {e.seq for e in history}
+    gone = [s for s in range(1, max(have, default=0)) if s not in have]
+    if gone:
+        state.echo(
+            f"warning: ref {name} has no entry {', '.join(f'#{s}' for s in gone)}: its history "
+            "was damaged; run 'mlledger verify'",
+            err=True,
+        )
     if as_json:
         _echo_json([e.to_json() for e in history])
         return

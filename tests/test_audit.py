@@ -183,3 +183,19 @@ def test_gc_keeps_the_runs_refs_name(ledger: Ledger) -> None:
     ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
     assert ledger.get(run.id).id == run.id
     assert ledger.verify().ok
+
+
+def test_ref_log_says_when_entries_are_missing(ledger: Ledger) -> None:
+    """``mlledger ref log`` no longer shows a gap silently: it warns on stderr and names it."""
+    from click.testing import CliRunner
+
+    from mlledger.cli import cli
+
+    for i in range(3):
+        ledger.refs.set("model/prod", ledger.store.put_bytes(f"model {i}".encode()))
+    (_root(ledger) / "refs" / "model" / "prod" / "0000000002.json").unlink()
+    got = CliRunner().invoke(cli, ["--store", ledger.url, "ref", "log", "model/prod"])
+    assert got.exit_code == 0, got.stderr
+    assert [line.split()[0] for line in got.stdout.splitlines()] == ["#3", "#1"]
+    assert "#2" in got.stderr
+    assert "mlledger verify" in got.stderr
