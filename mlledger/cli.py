@@ -48,7 +48,9 @@ JSON (``--json``), stable for scripts; timestamps are ISO 8601 UTC strings.
 An *Artifact* is ``{"digest", "size", "kind": "file"|"tree"|"value"}`` plus
 ``"format"`` (values), ``"path"`` (files and trees), ``"files"`` (trees) when
 known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
-"message", "action": "set"|"rollback", "restores": int|null, "run": id|null}``.
+"message", "action": "set"|"rollback", "restores": int|null, "run": id|null}``,
+plus the audit chain's ``"prev"``, ``"seal"`` and ``"run_entry"`` (digests) in
+entries that have them.
 
 - ``log``: a list of ``{"id", "name", "status", "kind", "started_at",
   "ended_at", "wall_s", "parent_id", "message", "user", "host", "tags",
@@ -74,9 +76,11 @@ known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
   ref's RefEntries oldest first; ``ref list``: each ref's current RefEntry,
   by name.
 - ``verify``: ``{"ok", "checked", "corrupt": [digest], "missing": [digest],
-  "dangling": [{"referrer", "digest"}], "problems": [text]}``.
+  "dangling": [{"referrer", "digest"}], "problems": [text], "trail": [text],
+  "unchained": int}`` (``trail``: damage to the audit trail; ``unchained``: entries
+  from before it).
 - ``gc``: ``{"dry_run", "runs": [id], "objects": [digest], "bytes",
-  "kept_runs", "kept_objects", "temp_files"}``.
+  "kept_runs", "kept_objects", "temp_files", "uploads"}``.
 - ``init``: ``{"url", "hash", "created"}``; ``sync``: ``{"changed"}``;
   ``reindex``: ``{"runs"}``.
 """
@@ -1119,20 +1123,18 @@ def restore(state: _State, target: str, dest: str, force: bool, as_json: bool) -
     disk, or a run with exactly one output.  Every byte is verified before
     DEST appears; an existing
     DEST is refused unless --force.  A progress bar shows on stderr when it
-    is a terminal.  DEST "-" writes a file's bytes to stdout as they are
-    read and checked (a damaged object stops with exit 1 after what was
-    written).
+    is a terminal.  DEST "-" writes a file's bytes to stdout once all of
+    them are checked (through a temp copy: a damaged object exits 1 with
+    nothing written).
     """
     ledger = state.ledger()
     art = _resolve_artifact(ledger, target)
     if dest == "-":
         if art.kind == "tree":
             raise UsageError(f"{target!r} is a folder: restore it to a path, not to stdout")
-        out = sys.stdout.buffer
-        with ledger.store.open(art.digest) as f:
-            while chunk := f.read(1 << 20):
-                out.write(chunk)
-        out.flush()
+        from .store.stream import copy_verified
+
+        copy_verified(ledger.store, art.digest, sys.stdout.buffer)
         return
     cb = _progress("restore", "file" if art.kind == "tree" else "B")
     try:
@@ -1213,6 +1215,14 @@ def ref_get(state: _State, name: str, as_json: bool) -> None:
 def ref_log(state: _State, name: str, as_json: bool) -> None:
     """Show every move of ref NAME, newest first (rollbacks included)."""
     history = state.ledger().refs.history(name)
+    have = {e.seq for e in history}
+    gone = [s for s in range(1, max(have, default=0)) if s not in have]
+    if gone:
+        state.echo(
+            f"warning: ref {name} has no entry {', '.join(f'#{s}' for s in gone)}: its history "
+            "was damaged; run 'mlledger verify'",
+            err=True,
+        )
     if as_json:
         _echo_json([e.to_json() for e in history])
         return
@@ -1284,7 +1294,8 @@ def verify(state: _State, as_json: bool) -> None:
     """Check the store; exit status 1 when anything is damaged.
 
     Rehashes every object and checks that everything a run, tree or ref
-    references exists and is sound.
+    references exists and is sound, and that no run, ref or policy entry
+    was edited, removed or replaced (the seals and links of the audit trail).
     """
     ledger = state.ledger()
     cb = _progress("verify", "obj")
@@ -1301,10 +1312,12 @@ def verify(state: _State, as_json: bool) -> None:
                 "missing": list(report.missing),
                 "dangling": [{"referrer": r, "digest": d} for r, d in report.dangling],
                 "problems": list(report.problems),
+                "trail": list(report.trail),
+                "unchained": report.unchained,
             }
         )
     else:
-        n = len(report.corrupt) + len(report.missing) + len(report.problems)
+        n = len(report.corrupt) + len(report.missing) + len(report.problems) + len(report.trail)
         verdict = (
             click.style("ok", fg="green")
             if report.ok
@@ -1321,6 +1334,13 @@ def verify(state: _State, as_json: bool) -> None:
             state.echo(f"missing   {d}" + (f"  (referenced by {', '.join(by)})" if by else ""))
         for p in report.problems:
             state.echo(f"problem   {p}")
+        for p in report.trail:
+            state.echo(f"damaged   {p}")
+        if report.unchained:
+            state.echo(
+                f"note      {report.unchained} entries from before the audit chain "
+                "(unsealed: not checked for edits)"
+            )
     if not report.ok:
         click.get_current_context().exit(1)
 
@@ -1377,6 +1397,8 @@ def gc(
         return
     verb = "would delete" if dry_run else "deleted"
     temp = f", {counted(report.temp_files, 'temp file')}" if report.temp_files else ""
+    if report.uploads:
+        temp += f", {counted(report.uploads, 'unfinished upload')}"
     state.echo(
         f"{verb} {counted(len(report.runs), 'run')} and {counted(len(report.objects), 'object')} "
         f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')} and "
@@ -1387,7 +1409,7 @@ def gc(
             state.echo(f"run     {r}")
         for d in report.objects:
             state.echo(f"object  {d}")
-    if dry_run and (report.runs or report.objects or report.temp_files):
+    if dry_run and (report.runs or report.objects or report.temp_files or report.uploads):
         state.echo("dry run: nothing was deleted; pass --delete to delete", err=True)
 
 

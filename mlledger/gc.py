@@ -2,7 +2,7 @@
 
 Kept:
 - every target in every ref's history (so any rollback still works) and the
-  whole upstream lineage of each;
+  whole upstream lineage of each, and every run a ref entry names;
 - every run the policy keeps (all runs by default; with ``keep_days``, the
   runs started within that many days, and runs still going) and every object
   they reference (inputs, outputs, environment, code, git diff; tree entries);
@@ -10,6 +10,9 @@ Kept:
   progress has written but not yet referenced is never deleted;
 - every object a live run names in its start or pin entries (pins.py), read
   last, so a run that re-uses an old object keeps it while it is going.
+
+Leftovers of killed writers older than the grace period go too: local temp
+files and unfinished S3 multipart uploads.
 
 A gc that deletes runs then writes ``gc/<id>.json`` (created once) naming
 them, so every other machine's catalog drops them at its next sync.
@@ -34,6 +37,7 @@ from .pins import live_digests
 from .records import record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
+from .store.uploads import abandoned_uploads, abort_uploads
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -52,6 +56,8 @@ class GcReport:
     kept_runs: int
     kept_objects: int
     temp_files: int = 0
+    #: unfinished multipart uploads (S3) older than the grace period, aborted
+    uploads: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,7 @@ class GcReport:
             "kept_runs": self.kept_runs,
             "kept_objects": self.kept_objects,
             "temp_files": self.temp_files,
+            "uploads": self.uploads,
         }
 
 
@@ -121,6 +128,8 @@ def collect(
     # refs: every target in every history, with its upstream lineage
     for name in store.refs.names():
         for entry in store.refs.history(name):
+            if entry.run:  # the run the entry names (its record is pinned by the entry)
+                kept_runs.add(entry.run)
             try:
                 got = ledger.resolve(entry.target)
             except LedgerError:
@@ -157,7 +166,9 @@ def collect(
         and now - id_time(rid).timestamp() >= grace_seconds
     )
     temp = _temp_files(ledger, now, grace_seconds)
+    uploads = abandoned_uploads(store.backend, older_than=grace_seconds, now=now)
     if not dry_run:
+        abort_uploads(store.backend, uploads)
         for rid in doomed_runs:
             base = day_path(rid)
             keys = list(store.backend.list(base))
@@ -183,6 +194,7 @@ def collect(
         kept_runs=len(kept_runs),
         kept_objects=total - len(doomed),
         temp_files=len(temp),
+        uploads=len(uploads),
     )
 
 

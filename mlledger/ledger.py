@@ -861,7 +861,9 @@ class Ledger:
         return LedgerRefs(self)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
-        """Rehash every object; check every object a run or ref references exists and is sound."""
+        """Rehash every object; check every object a run or ref references exists and is sound,
+        and every seal and link of the audit trail (``.trail``; ``.unchained`` counts entries
+        from before the chain)."""
         import attrs
 
         report = self.store.verify(callback=callback)
@@ -880,11 +882,16 @@ class Ledger:
             except LedgerError as e:
                 problems.append(f"ref {name}: {e}")
         missing = sorted(set(report.missing) | {d for _, d in present_missing})
+        from .audit import check_trail
+
+        trail, unchained = check_trail(self.store)
         return attrs.evolve(
             report,
             missing=tuple(missing),
             dangling=tuple(sorted(set(report.dangling) | set(present_missing))),
             problems=tuple(problems),
+            trail=tuple(trail),
+            unchained=unchained,
         )
 
     def _referenced_digests(self) -> Iterable[tuple[str, str]]:
@@ -924,16 +931,47 @@ class LedgerRefs:
         self._refs = ledger.store.refs
 
     def _canonical(self, target: Any) -> tuple[str, str | None]:
+        """The full target and the run the user named with it: a run, ``RUN/NAME``'s run,
+        the run an ``@REF`` entry names; for bytes alone (a digest, a file on disk) the run
+        that made them when exactly one did, else None (never a guess among equal bytes)."""
         got = self._ledger.resolve(target)
         if isinstance(got, Run):
             return got.id, got.id
+        named = self._named_run(target)
+        if named is not None:
+            return got.digest, named
         producers = self._ledger.catalog.artifact(got.digest).producers if got.kind else ()
-        return got.digest, (producers[-1] if producers else None)
+        return got.digest, (producers[0] if len(producers) == 1 else None)
+
+    def _named_run(self, target: Any) -> str | None:
+        """The run a target string names besides its bytes: ``RUN`` of ``RUN/NAME`` (as
+        resolve reads it), or the run of the entry an ``@REF`` points at."""
+        if not isinstance(target, str):
+            return None
+        t = target.strip()
+        if t.startswith("@"):
+            entry = self._refs.get(t[1:])
+            return entry.run or self._named_run(entry.target)
+        if "/" in t and ":" not in t.split("/", 1)[0]:
+            with contextlib.suppress(NotFoundError):
+                return self._ledger.get(t.partition("/")[0]).id
+        return None
 
     def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
         """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry."""
         t, run = self._canonical(target)
-        return self._refs.set(name, t, message, run=run)
+        return self._refs.set(name, t, message, run=run, run_entry=self._run_entry(run))
+
+    def _run_entry(self, run: str | None) -> str | None:
+        """The digest of ``run``'s final entry (the ref entry pins the run's record), or None
+        while it has not ended."""
+        if run is None:
+            return None
+        from .audit import final_entry
+        from .store.chain import entry_digest
+
+        data = final_entry(self._ledger.store, run)
+        return None if data is None else entry_digest(data, self._ledger.store.algorithm)
 
     def get(self, name: str) -> RefEntry:
         """The current entry of ``name`` (``.target``); NotFoundError if unset."""
@@ -948,7 +986,7 @@ class LedgerRefs:
         run = None
         if to is not None and not isinstance(to, int):
             to, run = self._canonical(to)
-        return self._refs.rollback(name, to, message, run=run)
+        return self._refs.rollback(name, to, message, run=run, run_entry=self._run_entry(run))
 
     def names(self) -> list[str]:
         """Every ref name in the store."""

@@ -134,7 +134,11 @@ class RefEntry:
     """One move of a named ref: never changed once written.
 
     ``action`` is ``set`` or ``rollback``; a rollback names in ``restores``
-    the sequence number of the entry whose target it brings back.
+    the sequence number of the entry whose target it brings back.  The audit
+    chain (see ``mlledger.store.chain``): ``prev`` is the digest of the entry
+    before, ``run_entry`` the digest of the final entry of ``run`` when it had
+    ended, ``seal`` this entry's own digest; all None in entries written before
+    the chain.
     """
 
     name: str
@@ -147,9 +151,15 @@ class RefEntry:
     action: str = "set"
     restores: int | None = None
     run: str | None = None
+    run_entry: str | None = None
+    prev: str | None = None
+    seal: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = converter.unstructure(self)
+        for key in ("run_entry", "prev", "seal"):  # absent rather than null when unset
+            if out.get(key) is None:
+                out.pop(key, None)
         return out
 
     @classmethod

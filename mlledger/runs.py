@@ -46,6 +46,7 @@ from .ids import day_path, new_run_id, whole_key
 from .pins import pin, run_digests
 from .records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
 from .store.backends import Backend
+from .store.chain import entry_digest, seal_bytes
 
 if TYPE_CHECKING:
     import datetime as _dt
@@ -137,6 +138,9 @@ class Run:
         self._start_due = math.inf  # when the deferred start entry falls due (monotonic)
         self._start_written = False
         self._start_lock = threading.Lock()
+        #: name -> digest of each entry this run wrote before its end (start, metric chunks):
+        #: the end entry names them all, so none can change or go unnoticed (the audit chain)
+        self._entry_digests: dict[str, str] = {}
         self._spooled = False  # a write of this run went to the local spool (warned once)
         #: objects already named in a store entry of this run (its start or a pin entry),
         #: so gc elsewhere keeps them while the run is live (see pins.py)
@@ -422,8 +426,10 @@ class Run:
                 extra = uses - set(record_digests(doc))
                 return {**doc, "uses": sorted(extra)} if extra else doc
 
-            data = self._encode(build)
+            algorithm = self._ledger.store.algorithm
+            data = seal_bytes(self._encode(build), algorithm)
             self._ledger._write_entry(f"{day_path(self.id)}/start.json", data, self)
+            self._entry_digests["start.json"] = entry_digest(data, algorithm)
             self._pinned = uses
             self._start_written = True
 
@@ -455,14 +461,19 @@ class Run:
         if chunk is None:
             return
         self._chunks += 1
-        key = f"{day_path(self.id)}/metrics-{self._chunks:06d}.json"
+        name = f"metrics-{self._chunks:06d}.json"
         try:
             self._ensure_started()  # a chunk never comes before its run's start
-            self._ledger._write_entry(key, json.dumps(chunk).encode(), self)
+            self._write_chunk(name, json.dumps(chunk).encode())
         except Exception as e:  # run.log() must never break the training loop
             msg = f"metric chunk {self._chunks} not written (neither store nor spool took it): {e}"
             self._warn(msg)
             warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
+
+    def _write_chunk(self, name: str, data: bytes) -> None:
+        """Write a metrics chunk entry and remember its digest for the end entry."""
+        self._ledger._write_entry(f"{day_path(self.id)}/{name}", data, self)
+        self._entry_digests[name] = entry_digest(data, self._ledger.store.algorithm)
 
     def metric_history(self, key: str) -> list[tuple[int, float, float]]:
         """Every ``(step, value, time)`` logged for metric ``key``, in order."""
@@ -1083,11 +1094,7 @@ class RunContext:
                     record["metrics_tail"] = tail
                 else:
                     run._chunks += 1
-                    ledger._write_entry(
-                        f"{day_path(run.id)}/metrics-{run._chunks:06d}.json",
-                        json.dumps(tail).encode(),
-                        run,
-                    )
+                    run._write_chunk(f"metrics-{run._chunks:06d}.json", json.dumps(tail).encode())
         except Exception as e:
             run._warn(f"metrics not written: {e}")
         record["status"] = status
@@ -1101,10 +1108,13 @@ class RunContext:
 
         def build() -> dict[str, Any]:
             end = run.record
-            return {k: end[k] for k in keys if k in end}
+            end_doc = {k: end[k] for k in keys if k in end}
+            if run._entry_digests:
+                end_doc["entries"] = dict(run._entry_digests)
+            return end_doc
 
         key = whole_key(run.id) if whole else f"{day_path(run.id)}/end.json"
-        ledger._write_entry(key, run._encode(build), run)
+        ledger._write_entry(key, seal_bytes(run._encode(build), ledger.store.algorithm), run)
         ledger._after_run(run)
 
 

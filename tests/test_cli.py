@@ -727,7 +727,7 @@ def test_ref_get_log_list(shared: Shared) -> None:
     assert got.stdout.split()[0] == shared.model2
     entry = json.loads(invoke("ref", "get", "--json", "model/prod", url=shared.url).stdout)
     assert set(entry) == {"name", "seq", "target", "at", "user", "host", "message", "action",
-                          "restores", "run"}
+                          "restores", "run", "run_entry", "prev", "seal"}
     assert entry["seq"] == 2
     assert entry["run"] == shared.train2
     assert entry["message"] == "better"
@@ -817,7 +817,9 @@ def test_verify_clean(shared: Shared) -> None:
     data = json.loads(invoke("verify", "--json", url=shared.url).stdout)
     assert data["ok"] is True
     assert data["checked"] > 5
-    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems"}
+    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems",
+                         "trail", "unchained"}
+    assert (data["trail"], data["unchained"]) == ([], 0)
 
 
 def test_verify_finds_corruption(store_copy: str, shared: Shared) -> None:
@@ -841,8 +843,27 @@ def test_restore_of_corrupt_object_fails_check(store_copy: str, shared: Shared,
     assert "corrupt" in one_error_line(result.stderr)
     assert not dest.exists()
     to_stdout = invoke("restore", shared.model1, "-", url=store_copy)
-    assert to_stdout.exit_code == 1  # the bytes went out; the check still fails loudly
+    assert to_stdout.exit_code == 1
     assert "corrupt" in one_error_line(to_stdout.stderr)
+    assert to_stdout.stdout_bytes == b""  # not one unverified byte went out
+
+
+def test_restore_to_stdout_of_a_large_corrupt_object_writes_nothing(tmp_path: Path) -> None:
+    """``restore TARGET -`` of a damaged 3 MiB object emits no byte at all, and exits 1."""
+    url = str(tmp_path / "store")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    digest = Ledger(url).store.put(big).digest
+    path = Path(url) / Ledger(url).store.key(digest)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # damage at the very end: the first 3 MiB still read fine
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+    out = subprocess.run([MLLEDGER or "mlledger", "--store", url, "restore", digest, "-"],
+                         capture_output=True, timeout=60, check=False)
+    assert out.returncode == 1
+    assert out.stdout == b""
+    assert b"corrupt" in out.stderr
 
 
 def test_verify_console(store_copy: str, shared: Shared) -> None:

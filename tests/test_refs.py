@@ -243,3 +243,55 @@ def test_damaged_ref_entry_is_an_integrity_error(store_spec: StoreSpec) -> None:
         assert "set the ref again" in str(info.value)
     assert refs.set("m", "C").seq == 3
     assert refs.get("m").target == "C"
+
+
+def test_overlong_ref_name_is_a_usage_error(tmp_path: Path) -> None:
+    """A ref name too long for any store's keys is refused before it reaches the store."""
+    store = Store(str(tmp_path / "store"))
+    for name in ("a" * 5000, "/".join(["b" * 200] * 30)):
+        for call in (lambda n: store.refs.set(n, "x"), store.refs.get, store.refs.history):
+            with pytest.raises(UsageError) as info:
+                call(name)
+            assert "too long" in str(info.value)
+    store.refs.set("a" * 100 + "/" + "b" * 100, "x")  # a long name that fits is kept
+
+
+_READ_ONLY_SET = """
+import sys
+from mlledger.errors import StoreError
+from mlledger.store import Store
+store = Store(sys.argv[1], create=False)
+try:
+    store.refs.set("model/prod", "x")
+except StoreError as e:
+    print("StoreError", e)
+"""
+
+
+def test_ref_set_on_a_read_only_store_is_a_store_error(tmp_path: Path) -> None:
+    """Setting a ref in a store that cannot be written is a StoreError saying so, not OSError."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "store"
+    Store(str(root)).refs.set("other/ref", "x")
+    cmd = [sys.executable, "-c", _READ_ONLY_SET, str(root)]
+    if os.geteuid() == 0:  # root writes through permissions: a read-only mount, in its own
+        unshare = shutil.which("unshare")  # mount namespace (gone when the process ends)
+        if unshare is None:
+            pytest.skip("running as root without unshare(1): no way to make a read-only store")
+        cmd = [unshare, "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"',
+               str(root), *cmd]
+    else:
+        for p in [*root.rglob("*"), root]:
+            p.chmod(p.stat().st_mode & ~0o222)
+    try:
+        got = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+    finally:
+        for p in [root, *root.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.startswith("StoreError"), got.stdout
+    assert "not writable" in got.stdout or "read-only" in got.stdout, got.stdout

@@ -426,3 +426,20 @@ def test_ambiguous_run_prefix_in_a_target(
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_ref_set_to_run_slash_name_records_that_run(ledger: Ledger, tmp_path: Path) -> None:
+    """A ref set to RUN_A/NAME records run A, not another run that made the same bytes."""
+    ids = []
+    for _ in range(3):  # three runs write identical bytes: the newest is not the one named
+        with ledger.run("twin") as run:
+            run.save(str(_write(tmp_path / "model.pkl", "same bytes")))
+        ids.append(run.id)
+    first, middle = ids[0], ids[1]
+    assert ledger.refs.set("model/prod", f"{first}/model.pkl").run == first
+    assert ledger.refs.set("model/prod", f"{middle}/model.pkl").run == middle
+    assert ledger.refs.set("model/other", "@model/prod").run == middle  # the run that ref names
+    assert ledger.refs.rollback("model/prod", to=f"{first}/model.pkl").run == first
+    digest = ledger.get(first).outputs["model.pkl"].digest
+    assert ledger.refs.set("model/bytes", digest).run is None  # bytes alone name no run
+    assert [e.run for e in ledger.refs.history("model/prod")] == [first, middle, first]

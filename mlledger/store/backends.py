@@ -55,8 +55,14 @@ EXTRAS = {
     "adl": "azure",
 }
 
+#: protocols whose filesystems take ``use_listings_cache`` (their listing cache is turned
+#: off by default; every listing is also refreshed, see ``FsspecBackend._fresh``)
+NO_LISTINGS_CACHE = frozenset({"s3", "s3a", "gs", "gcs"})
+
 #: how many requests a batched call keeps in flight on an async filesystem
 BATCH = 64
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _memory_lock = threading.Lock()
 
@@ -182,6 +188,39 @@ def _proc_fd() -> int | None:
     return fd
 
 
+def _local_errors(action: str) -> Callable[[_F], _F]:
+    """A LocalBackend method whose raw ``OSError`` becomes a :class:`StoreError` naming the
+    store and what to do (a read-only disk, a name too long, permissions): callers of a
+    backend see mlledger's errors only.  Mlledger's own errors pass through."""
+
+    def wrap(fn: _F) -> _F:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from fn(self, *args, **kwargs)
+                except OSError as e:
+                    if isinstance(e, LedgerError):
+                        raise
+                    raise _store_error(action, self.url, e) from e
+
+            return cast(_F, gen)
+
+        @functools.wraps(fn)
+        def call(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except OSError as e:
+                if isinstance(e, LedgerError):
+                    raise
+                raise _store_error(action, self.url, e) from e
+
+        return cast(_F, call)
+
+    return wrap
+
+
 class LocalBackend(Backend):
     """A store on local disk, written with plain ``os`` calls for speed and atomicity."""
 
@@ -245,6 +284,7 @@ class LocalBackend(Backend):
                 os.unlink(tmp)
         return True
 
+    @_local_errors("write")
     def create(self, key: str, data: bytes) -> bool:
         final = self._path(key)
         proc_fd = _proc_fd() if self._tmpfile_ok else None
@@ -306,6 +346,7 @@ class LocalBackend(Backend):
             os.close(fd)
         return True
 
+    @_local_errors("write")
     def put_stream(
         self,
         key: str,
@@ -325,10 +366,12 @@ class LocalBackend(Backend):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    @_local_errors("delete from")
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(key))
 
+    @_local_errors("read")
     def read(self, key: str) -> bytes:
         try:
             with open(self._path(key), "rb") as f:
@@ -336,21 +379,25 @@ class LocalBackend(Backend):
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_local_errors("read")
     def open_read(self, key: str) -> IO[bytes]:
         try:
             return open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_local_errors("read")
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
+    @_local_errors("read")
     def size(self, key: str) -> int:
         try:
             return os.stat(self._path(key)).st_size
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    @_local_errors("list")
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
         for dirpath, _dirs, files in os.walk(base):
@@ -359,6 +406,7 @@ class LocalBackend(Backend):
                 if not name.startswith(".tmp-"):
                     yield f"{rel}/{name}"
 
+    @_local_errors("list")
     def list_dir(self, prefix: str) -> builtins.list[str]:
         try:
             return [n for n in os.listdir(self._path(prefix)) if not n.startswith(".tmp-")]
@@ -412,9 +460,6 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
     return StoreError(f"the store at {url} failed: {what}")
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
 def _client_errors(fn: _F) -> _F:
     """A FsspecBackend method whose cloud-client exceptions become :func:`remote_error`'s
     (a generator method's too, raised while it is iterated)."""
@@ -458,7 +503,11 @@ def _store_error(action: str, where: str, e: OSError) -> StoreError:
             f"({name}); free space there (or raise its quota), then write what was kept "
             "locally with Ledger.push_spool()"
         )
-    if isinstance(e, FileNotFoundError):
+    if e.errno == errno.EROFS:
+        hint = "the store is on a read-only filesystem: remount it writable or use another store"
+    elif e.errno == errno.ENAMETOOLONG:
+        hint = "the name is too long for this filesystem: use a shorter ref or run name"
+    elif isinstance(e, FileNotFoundError):
         hint = "its bucket or folder does not exist: create it, or check the store URL"
     elif isinstance(e, PermissionError):
         hint = "the store is not writable by this user: fix its permissions or use another store"
@@ -552,6 +601,9 @@ class FsspecBackend(Backend):
         except BaseException:
             with contextlib.suppress(Exception):
                 f.discard()
+            # a file left open would be committed by its __del__ (gcsfs's discard does
+            # nothing before its first part, s3fs's leaves it unclosable): never close it
+            f.closed = True
             raise
         f.close()
         return True
@@ -635,9 +687,17 @@ class FsspecBackend(Backend):
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
+    def _fresh(self, path: str) -> None:
+        """Forget what the filesystem object cached about ``path`` (s3fs, gcsfs and adlfs
+        keep listings per object): a listing decides the next ref number and which runs
+        are new, so it must show what other processes wrote since."""
+        if not self.is_memory:
+            self.fs.invalidate_cache(path)
+
     @_client_errors
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix).rstrip("/")
+        self._fresh(base)
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
@@ -648,8 +708,10 @@ class FsspecBackend(Backend):
 
     @_client_errors
     def list_dir(self, prefix: str) -> builtins.list[str]:
+        path = self._path(prefix).rstrip("/")
+        self._fresh(path)
         try:
-            names = self.fs.ls(self._path(prefix).rstrip("/"), detail=False)
+            names = self.fs.ls(path, detail=False)
         except (FileNotFoundError, NotADirectoryError):
             return []
         return [n.rstrip("/").rsplit("/", 1)[-1] for n in names]
@@ -676,8 +738,13 @@ def open_backend(url: str, storage_options: dict[str, Any], *, create: bool = Tr
             f"unknown protocol {protocol!r} in store URL {url!r}: use a local path, "
             "memory://, s3://, gs:// or az:// (or any protocol fsspec knows)"
         )
+    options = dict(storage_options)
+    if protocol in NO_LISTINGS_CACHE:
+        # a cached listing hides what other processes wrote (a stale ref number, new runs
+        # unseen, a new key reported missing): off unless the caller asks for it
+        options.setdefault("use_listings_cache", False)
     try:
-        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        fs, root = fsspec.core.url_to_fs(url, **options)
     except ImportError as e:
         extra = EXTRAS.get(protocol)
         if extra:

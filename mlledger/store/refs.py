@@ -1,38 +1,44 @@
 """Named refs: append-only histories of immutable entries.
 
-``refs/<name>/<seq:010d>.json`` holds the ``seq``-th move of ``name``.  A
-move creates the next number create-only; a writer that loses the race
-re-reads and tries the next number, so concurrent moves are all kept, in
-order, without gaps.  The highest number is the current target.  Rollback
-appends an entry pointing back: history is never rewritten.
+``refs/<name>/<seq:010d>.json`` holds the ``seq``-th move of ``name``: a
+:class:`~mlledger.store.history.History`, so moves are created create-only,
+concurrent moves are all kept in order without gaps, and each entry is
+sealed and linked to the one before.  The highest number is the current
+target.  Rollback appends an entry pointing back: history is never rewritten.
 """
 
 from __future__ import annotations
 
 import getpass
-import random
 import re
 import socket
-import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import canonical
 from ..errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from ..records import RefEntry, utcnow
+from .history import MAX_ATTEMPTS, History, check_entries
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Refs", "check_ref_name"]
+__all__ = ["MAX_ATTEMPTS", "Refs", "check_ref_name"]
 
 # used with fullmatch only: "$" would also accept a trailing newline
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 _ENTRY_RE = re.compile(r"([0-9]{10})\.json")
-MAX_ATTEMPTS = 10_000
+#: the longest ref name: its key fits a local file name and a cloud key with room to spare
+MAX_NAME = 255
 
 
 def check_ref_name(name: str) -> str:
-    """Refuse a ref name that is not ``segment[/segment…]`` of letters, digits, ``._-``."""
+    """Refuse a ref name that is not ``segment[/segment…]`` of letters, digits, ``._-``,
+    or that is longer than :data:`MAX_NAME` characters (no store could hold its key)."""
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise UsageError(
+            f"ref name {name[:40]!r}... is too long ({len(name)} characters, at most "
+            f"{MAX_NAME}): choose a shorter name, such as 'model/prod'"
+        )
     if (
         not isinstance(name, str)
         or not _NAME_RE.fullmatch(name)
@@ -59,12 +65,19 @@ class Refs:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def _history(self, name: str) -> History:
+        return History(self.store, f"refs/{name}")
+
     def _seqs(self, name: str) -> list[int]:
-        names = self.store.backend.list_dir(f"refs/{name}")
-        return sorted(int(m.group(1)) for n in names if (m := _ENTRY_RE.fullmatch(n)))
+        return self._history(name).seqs()
 
     def _read(self, name: str, seq: int) -> RefEntry:
-        return self._parse(name, seq, self.store.read_entry(f"refs/{name}/{seq:010d}.json"))
+        return self._parse(name, seq, self._history(name).read(seq))
+
+    def check(self, name: str) -> tuple[list[str], int]:
+        """``(problems, unchained)`` of ``name``'s history: gaps, broken seals and links."""
+        check_ref_name(name)
+        return check_entries(name, self._history(name).read_all(), self.store.algorithm)
 
     def _parse(self, name: str, seq: int, raw: bytes) -> RefEntry:
         try:
@@ -119,11 +132,8 @@ class Refs:
         seqs = self._seqs(name)
         if not seqs:
             raise self._unset(name)
-        keys = [f"refs/{name}/{s:010d}.json" for s in seqs]
-        raw = self.store.backend.read_many(keys)
         out: list[RefEntry] = []
-        for seq, k in zip(seqs, keys, strict=True):
-            data = raw.get(k)
+        for seq, data in self._history(name).read_all(seqs):
             if data is None:
                 continue
             out.append(self._parse(name, seq, data))
@@ -138,20 +148,15 @@ class Refs:
         action: str,
         restores: int | None = None,
         run: str | None = None,
+        run_entry: str | None = None,
         expect_seq: int | None = None,
     ) -> RefEntry:
         user, host = _who()
-        for attempt in range(MAX_ATTEMPTS):
-            seqs = self._seqs(name)
-            current = seqs[-1] if seqs else 0
-            if expect_seq is not None and current != expect_seq:
-                raise ConflictError(
-                    f"ref {name!r} moved (to #{current}) while rolling it back from "
-                    f"#{expect_seq}; look at its history and roll back again"
-                )
-            entry = RefEntry(
+
+        def build(seq: int) -> dict[str, Any]:
+            return RefEntry(
                 name=name,
-                seq=current + 1,
+                seq=seq,
                 target=target,
                 at=utcnow(),
                 user=user,
@@ -160,23 +165,47 @@ class Refs:
                 action=action,
                 restores=restores,
                 run=run,
+                run_entry=run_entry,
+            ).to_json()
+
+        def moved(current: int) -> ConflictError:
+            return ConflictError(
+                f"ref {name!r} moved (to #{current}) while rolling it back from "
+                f"#{expect_seq}; look at its history and roll back again"
             )
-            key = f"refs/{name}/{entry.seq:010d}.json"
-            if self.store.create_entry(key, canonical.dumps(entry.to_json())):
-                return entry
-            time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
-        raise ConflictError(f"could not move ref {name!r} after {MAX_ATTEMPTS} attempts; try again")
+
+        try:
+            seq, data = self._history(name).append(build, expect_seq=expect_seq, conflict=moved)
+        except ConflictError as e:
+            if expect_seq is not None:
+                raise
+            raise ConflictError(
+                f"could not move ref {name!r} after {MAX_ATTEMPTS} attempts; try again"
+            ) from e
+        return self._parse(name, seq, data)
 
     def set(
-        self, name: str, target: str, message: str | None = None, *, run: str | None = None
+        self,
+        name: str,
+        target: str,
+        message: str | None = None,
+        *,
+        run: str | None = None,
+        run_entry: str | None = None,
     ) -> RefEntry:
-        """Point ``name`` at ``target``; returns the new entry."""
+        """Point ``name`` at ``target``; returns the new entry.
+
+        ``run`` is the run the target came from; ``run_entry`` the digest of that run's
+        final entry (so the ref vouches for the run's record too).
+        """
         check_ref_name(name)
         if not isinstance(target, str) or not target:
             raise UsageError(
                 f"a ref target is a digest, run id or other target string, not {target!r}"
             )
-        return self._append(name, target, message=message, action="set", run=run)
+        return self._append(
+            name, target, message=message, action="set", run=run, run_entry=run_entry
+        )
 
     def rollback(
         self,
@@ -185,6 +214,7 @@ class Refs:
         message: str | None = None,
         *,
         run: str | None = None,
+        run_entry: str | None = None,
     ) -> RefEntry:
         """Move ``name`` back to its previous target (or to ``to``: a target or a seq number).
 
@@ -204,15 +234,18 @@ class Refs:
                 )
             e = by_seq[prev]
             restores = e.restores if e.action == "rollback" and e.restores else e.seq
-            target, run = e.target, e.run
+            target, run, run_entry = e.target, e.run, e.run_entry
         elif isinstance(to, int) and not isinstance(to, bool):
             if to not in by_seq:
                 raise NotFoundError(f"ref {name!r} has no entry #{to}; see refs.history({name!r})")
-            target, restores, run = by_seq[to].target, to, by_seq[to].run
+            e = by_seq[to]
+            target, restores, run, run_entry = e.target, to, e.run, e.run_entry
         else:
             target, restores = str(to), None
             if run is None:  # the run an earlier entry of this ref gave the same target
-                run = next((e.run for e in reversed(history) if e.target == target), None)
+                same = next((e for e in reversed(history) if e.target == target), None)
+                if same is not None:
+                    run, run_entry = same.run, same.run_entry
         return self._append(
             name,
             target,
@@ -221,4 +254,5 @@ class Refs:
             restores=restores,
             expect_seq=current.seq,
             run=run,
+            run_entry=run_entry,
         )

@@ -123,10 +123,14 @@ class VerifyReport:
     missing: tuple[str, ...] = ()
     dangling: tuple[tuple[str, str], ...] = ()  # (referrer, missing digest)
     problems: tuple[str, ...] = ()
+    #: damage to the audit trail: run, ref and policy entries edited, removed or replaced
+    trail: tuple[str, ...] = ()
+    #: entries written before the audit chain (no seal): not damage, but unvouched for
+    unchained: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.corrupt or self.missing or self.dangling or self.problems)
+        return not (self.corrupt or self.missing or self.dangling or self.problems or self.trail)
 
 
 def _os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
@@ -328,15 +332,37 @@ class Store:
             if not self.backend.exists(key):
                 if callback is not None:
                     callback.set_size(size)
-                self.backend.put_local_file(key, p, callback)
-                if _changed(p, st):
-                    self.backend.delete(key)
-                    raise ConflictError(
-                        f"{p!r} changed while it was being stored; store it again once "
-                        "whatever writes it has finished"
-                    )
+                self._upload_checked(p, st, d, callback)
         self.statcache.record(p, st, self.algorithm, d)
         return Stored(d, size, "file")
+
+    def _upload_checked(
+        self, p: str, st: os.stat_result, d: str, callback: Callback | None
+    ) -> None:
+        """Upload ``p`` under digest ``d``, hashed on the way: the object becomes visible only
+        if the bytes sent hash to ``d`` and the file did not change meanwhile.
+
+        So a file changing during the upload leaves nothing behind, and nothing is ever
+        deleted afterwards: the key may already hold another writer's (good) object.
+        """
+        h = new_hasher(self.algorithm)
+
+        def chunks() -> Iterator[bytes]:
+            with open(p, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    if callback is not None:
+                        callback.relative_update(len(chunk))
+                    yield chunk
+
+        def check() -> None:
+            if f"{self.algorithm}:{h.hexdigest()}" != d or _changed(p, st):
+                raise ConflictError(
+                    f"{p!r} changed while it was being stored; nothing was stored: store it "
+                    "again once whatever writes it has finished"
+                )
+
+        self.backend.put_stream(self.key(d), chunks(), check)
 
     def _copy_local(self, p: str, st: os.stat_result, callback: Callback | None) -> str:
         """Copy ``p`` into a local store while hashing it: one pass over the bytes."""
