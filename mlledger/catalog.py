@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from . import canonical
-from .errors import AmbiguousError, FormatError, NotFoundError, UsageError
+from .errors import AmbiguousError, FormatError, NotFoundError, QueryError, UsageError
 from .ids import day_path, is_run_id, run_id_of_entry, whole_key
 from .query import (
     DRIVE_MIN_ROWS,
@@ -544,7 +544,27 @@ class Catalog:
         order_by: str | None = None,
         limit: int | None = None,
     ) -> list[str]:
+        """Run ids matching a filter (see :meth:`Ledger.runs`)."""
         self.ensure_synced()
+        try:
+            return self._query(name, status, where, order_by, limit)
+        except sqlite3.OperationalError as e:
+            if not any(m in str(e) for m in _TOO_LARGE):
+                raise
+            raise QueryError(
+                f"the where expression is too large for SQLite ({e}): use fewer terms or "
+                "less nesting; for many values of one field write one list, "
+                "params.x in (1, 2, 3, ...), which takes any number of values"
+            ) from None
+
+    def _query(
+        self,
+        name: str | None,
+        status: str | Iterable[str] | None,
+        where: str | None,
+        order_by: str | None,
+        limit: int | None,
+    ) -> list[str]:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise UsageError(f"limit must be a non-negative integer, not {limit!r}")
         if where and name is None and status is None and not order_by:
@@ -768,6 +788,10 @@ class Catalog:
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise FormatError("catalog schema mismatch; run 'mlledger reindex'")
 
+
+#: SQLite's words for a statement over one of its limits (expression depth, parser stack,
+#: variables, table references): a query too large, not a damaged catalog
+_TOO_LARGE = ("too large", "stack overflow", "too many")
 
 #: the columns each ``<table>_key_run`` index holds (a driven plan's sample reads only those)
 _KEY_RUN_COLUMNS = {
