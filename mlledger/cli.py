@@ -76,7 +76,9 @@ known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
 - ``verify``: ``{"ok", "checked", "corrupt": [digest], "missing": [digest],
   "dangling": [{"referrer", "digest"}], "problems": [text]}``.
 - ``gc``: ``{"dry_run", "runs": [id], "objects": [digest], "bytes",
-  "kept_runs", "kept_objects", "temp_files"}``.
+  "kept_runs", "kept_objects", "temp_files", "kept_because": {reason: runs}}``;
+  deleted plus kept is every run (every object); a kept run's reason is ``ref``,
+  ``running``, ``recent`` (``--keep-days``) or ``grace``.
 - ``init``: ``{"url", "hash", "created"}``; ``sync``: ``{"changed"}``;
   ``reindex``: ``{"runs"}``.
 """
@@ -980,7 +982,8 @@ def _lineage_text(ledger: Ledger, lin: Lineage) -> str:
     "--depth",
     type=click.IntRange(min=0),
     default=None,
-    help="At most this many hops (run to artifact is one hop). Default: no limit.",
+    help="At most this many runs deep, each with its direct inputs (--down: outputs): 1 is "
+    "the run (or the runs that made TARGET) and its inputs. Default: no limit.",
 )
 @click.option(
     "--format",
@@ -1320,6 +1323,18 @@ def verify(state: _State, as_json: bool) -> None:
 # -------------------------------------------------------------------------- gc
 
 
+def _why_kept(because: dict[str, int]) -> str:
+    """`` (2 a ref needs, 4 within the grace period)``: why gc kept the runs it kept."""
+    words = {
+        "ref": "a ref needs",
+        "running": "running",
+        "recent": "within --keep-days",
+        "grace": "within --grace",
+    }
+    parts = [f"{n} {words.get(k, k)}" for k, n in because.items() if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 @cli.command()
 @click.option(
     "--dry-run/--delete",
@@ -1371,8 +1386,8 @@ def gc(
     temp = f", {counted(report.temp_files, 'temp file')}" if report.temp_files else ""
     state.echo(
         f"{verb} {counted(len(report.runs), 'run')} and {counted(len(report.objects), 'object')} "
-        f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')} and "
-        f"{counted(report.kept_objects, 'object')}"
+        f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')}"
+        f"{_why_kept(report.kept_because)} and {counted(report.kept_objects, 'object')}"
     )
     if verbose:
         for r in report.runs:
