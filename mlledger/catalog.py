@@ -7,6 +7,10 @@ with a run still going); a day that is over and whose runs all ended is
 sealed and never listed again, so syncing costs work proportional to what is
 new.  Several processes may read and sync one catalog at once (WAL).
 
+A damaged catalog file is never repaired: the catalog moves on to a fresh
+file that the next sync fills (``catalog_files``); every method that reads
+or writes it goes through ``catalog_files.healing``.
+
 Runs that ``gc`` deleted on another machine are dropped too: each gc that
 deletes runs leaves a ``gc/<id>.json`` entry naming them, and a sync reads
 the entries it has not seen yet (one folder listing when there are none).
@@ -24,8 +28,15 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from . import canonical
-from .errors import AmbiguousError, FormatError, NotFoundError, QueryError, UsageError
+from . import canonical, catalog_files
+from .errors import (
+    AmbiguousError,
+    FormatError,
+    IntegrityError,
+    NotFoundError,
+    QueryError,
+    UsageError,
+)
 from .ids import day_path, is_run_id, run_id_of_entry, whole_key
 from .query import (
     DRIVE_MIN_ROWS,
@@ -197,7 +208,9 @@ class Catalog:
     def __init__(self, ledger: Ledger, path: str | None = None) -> None:
         self.ledger = ledger
         self.store = ledger.store
-        self.path = path or catalog_path(self.store.url)
+        #: the first file of this catalog; damage moves it to the next generation's file
+        self._base = path or catalog_path(self.store.url)
+        self._generation, self.path = catalog_files.newest(self._base)
         self._local = threading.local()
         self._synced = False
 
@@ -205,36 +218,89 @@ class Catalog:
     @property
     def db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.path != self.path:  # moved on to a new file
+            conn.close()
+            conn = None
         if conn is None:
+            n, newest = catalog_files.newest(self._base)
+            if n > self._generation:  # another process moved on since this one looked
+                self._generation, self.path = n, newest
             conn = self._open()
             self._local.conn = conn
+            self._local.path = self.path
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        """Connect to the newest generation; a damaged or foreign-schema file is left
+        behind for a fresh generation (the next sync fills it from the store)."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        for _ in range(3):
+            why = catalog_files.damage_of(self.path)
+            if why is not None:
+                self._next_generation(why)
+                continue
+            try:
+                conn = self._connect()
+            except sqlite3.DatabaseError as e:
+                n, newest = catalog_files.newest(self._base)
+                if n > self._generation:  # another process moved on (and removed this file)
+                    self._generation, self.path = n, newest
+                    continue
+                if not catalog_files.is_damage(e):
+                    raise
+                self._next_generation(str(e))
+                continue
+            if conn is not None:
+                return conn
+            self._next_generation(None)  # written by another schema: only a cache
+        raise IntegrityError(
+            f"cannot open a sound local catalog in {os.path.dirname(self.path)}: check that "
+            "disk, remove that folder and run 'mlledger reindex'"
+        )
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """A connection to ``self.path`` with the schema in place; None if the file holds
+        another schema version."""
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        version = None
-        with contextlib.suppress(sqlite3.Error):
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            version = int(row[0]) if row else None
-        if version is not None and version != SCHEMA_VERSION:
-            # written by another schema: it is only a cache, so rebuild it
-            conn.close()
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path + suffix)
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(_SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
+            version = None
+            with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                version = int(row[0]) if row else None
+            if version is not None and version != SCHEMA_VERSION:
+                conn.close()
+                return None
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _next_generation(self, why: str | None) -> None:
+        """Move to a catalog file no process has used yet, or to a newer one another process
+        started; warn once (``why``: what was damaged; None for a schema change)."""
+        old = self.path
+        self.close()
+        n, newest = catalog_files.newest(self._base)
+        if n <= self._generation:
+            n = self._generation + 1
+            newest = catalog_files.generation_path(self._base, n)
+        self._generation, self.path = n, newest
+        self._synced = False
+        if why is not None:
+            catalog_files.warn_rebuilt(old, self.store.url, why)
+        catalog_files.remove_older(self._base, n)
+
+    def _damaged(self, why: str) -> None:
+        """A query met a damaged file: move on to a fresh generation (see catalog_files)."""
+        self._next_generation(why)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -300,6 +366,7 @@ class Catalog:
         cur.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", edges)
         cur.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", arts)
 
+    @catalog_files.healing
     def add_run(self, rec: dict[str, Any]) -> None:
         """Index one run record (the writing process adds its runs at once)."""
         db = self.db
@@ -324,6 +391,7 @@ class Catalog:
                     if len(d) == 2 and d.isdigit():
                         yield f"{y}/{m}/{d}"
 
+    @catalog_files.healing
     def sync(self) -> int:
         """Bring the catalog up to date with the store; returns how many runs changed."""
         changed = self._sync(rebuild=False)
@@ -411,6 +479,7 @@ class Catalog:
                 db.execute("ROLLBACK")
             raise
 
+    @catalog_files.healing
     def forget_runs(self, run_ids: list[str]) -> None:
         """Remove runs (deleted from the store) and the artifacts only they knew."""
         if not run_ids:
@@ -514,6 +583,7 @@ class Catalog:
         if not self._synced:
             self.sync()
 
+    @catalog_files.healing
     def reindex(self) -> int:
         """Rebuild from the store alone; returns how many runs were indexed.
 
@@ -525,6 +595,7 @@ class Catalog:
         return int(self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     # -- reading ---------------------------------------------------------------------------
+    @catalog_files.healing
     def run(self, run_id: str) -> Run:
         from .runs import Run
 
@@ -535,6 +606,7 @@ class Catalog:
         run._resolve_status()
         return run
 
+    @catalog_files.healing
     def query(
         self,
         *,
@@ -630,6 +702,7 @@ class Catalog:
             )
         return shares.index(min(shares))
 
+    @catalog_files.healing
     def resolve_run(self, prefix: str) -> str:
         """A full run id from an id or unique prefix."""
         p = prefix.upper()
@@ -651,6 +724,7 @@ class Catalog:
             )
         return str(rows[0])
 
+    @catalog_files.healing
     def _artifact_row(self, digest: str) -> Artifact | None:
         row = self.db.execute(
             "SELECT digest, size, kind, format FROM artifacts WHERE digest = ?", (digest,)
@@ -659,6 +733,7 @@ class Catalog:
             return None
         return Artifact(row[0], int(row[1] or 0), row[2] or "file", row[3])
 
+    @catalog_files.healing
     def artifact(self, digest_or_prefix: str) -> Artifact:
         """An artifact with its producers and consumers, by digest or unique hex prefix."""
         digest = self.resolve_digest(digest_or_prefix)
@@ -676,6 +751,7 @@ class Catalog:
 
         return attrs.evolve(art, producers=prod, consumers=cons)
 
+    @catalog_files.healing
     def resolve_digest(self, text: str) -> str:
         """A full digest from a digest, ``algo:prefix`` or bare hex prefix (>= 6)."""
         algo = self.store.algorithm
@@ -726,6 +802,7 @@ class Catalog:
             out.extend(self.db.execute(sql.format(marks=marks), [*head, *chunk]).fetchall())
         return out
 
+    @catalog_files.healing
     def edges_of_runs(self, run_ids: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of the inputs (``in``) or outputs (``out``) of runs."""
         return self._select_in(
@@ -734,6 +811,7 @@ class Catalog:
             direction,
         )
 
+    @catalog_files.healing
     def runs_touching(self, digests: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of runs that used (``in``) or produced (``out``) digests."""
         return self._select_in(
@@ -742,6 +820,7 @@ class Catalog:
             direction,
         )
 
+    @catalog_files.healing
     def parents(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(run_id, parent_id)`` for runs that have a parent."""
         return self._select_in(
@@ -749,12 +828,14 @@ class Catalog:
             run_ids,
         )
 
+    @catalog_files.healing
     def children(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(child_id, parent_id)`` for the children of runs."""
         return self._select_in(
             "SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", run_ids
         )
 
+    @catalog_files.healing
     def unknown_fields(
         self, where: str | None = None, order_by: str | None = None, name: str | None = None
     ) -> list[tuple[str, list[str]]]:
@@ -779,6 +860,17 @@ class Catalog:
             out.append((f"the name {name!r}", [repr(n) for n in close]))
         return out
 
+    @catalog_files.healing
+    def records(self) -> list[tuple[str, str]]:
+        """``(run id, record JSON)`` of every run the catalog holds, by id."""
+        return list(self.db.execute("SELECT id, record FROM runs ORDER BY id"))
+
+    @catalog_files.healing
+    def mark_gc_seen(self, name: str) -> None:
+        """Note that this catalog already applied the gc entry ``gc/<name>``."""
+        self.db.execute("INSERT OR IGNORE INTO gc_seen VALUES (?)", (name,))
+
+    @catalog_files.healing
     def all_run_ids(self) -> list[str]:
         self.ensure_synced()
         return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY id")]

@@ -116,7 +116,7 @@ def collect(
     cat.sync()
     now = time.time()
     records: dict[str, dict[str, Any]] = {
-        rid: canonical.loads(text) for rid, text in cat.db.execute("SELECT id, record FROM runs")
+        rid: canonical.loads(text) for rid, text in cat.records()
     }
     kept_runs: set[str] = set()
     recent: set[str] = set()
@@ -213,7 +213,7 @@ def _log_deleted_runs(ledger: Ledger, run_ids: list[str]) -> None:
         name = f"{new_run_id()}.json"
         if ledger.store.create_entry(f"gc/{name}", canonical.dumps(doc)):
             # this catalog forgot them already: no need to read the entry back
-            ledger.catalog.db.execute("INSERT OR IGNORE INTO gc_seen VALUES (?)", (name,))
+            ledger.catalog.mark_gc_seen(name)
             return
 
 

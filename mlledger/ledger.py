@@ -878,7 +878,7 @@ class Ledger:
         """``(run id, digest)`` for every object the runs in the store reference."""
         cat = self.catalog
         cat.sync()
-        for rid, rec_text in cat.db.execute("SELECT id, record FROM runs ORDER BY id"):
+        for rid, rec_text in cat.records():
             for digest in record_digests(canonical.loads(rec_text)):
                 yield rid, digest
 
