@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from . import canonical, catalog_files
+from . import canonical, catalog_files, run_entries
 from .errors import (
     AmbiguousError,
     FormatError,
@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, sealed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gc_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS damaged (id TEXT PRIMARY KEY, final INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -329,6 +330,7 @@ class Catalog:
         )
         for table in ("params", "tags", "metrics", "edges"):
             cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
+        cur.execute("DELETE FROM damaged WHERE id = ?", (rid,))
         # each param, then the fields of dict params: params.cfg.optim.lr
         cur.executemany(
             "INSERT INTO params VALUES (?, ?, ?, ?)",
@@ -410,7 +412,9 @@ class Catalog:
             db.execute("BEGIN IMMEDIATE")
         try:
             if rebuild:
-                for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days"):
+                for table in (
+                    "runs", "params", "tags", "metrics", "edges", "artifacts", "days", "damaged"
+                ):
                     db.execute(f"DELETE FROM {table}")
                 sealed: set[str] = set()
             else:
@@ -424,11 +428,15 @@ class Catalog:
                 names = self.store.backend.list_dir(f"runs/{day}")
                 flat = {n[:-5] for n in names if n.endswith(".json") and is_run_id(n[:-5])}
                 ids = sorted({r for n in names if (r := run_id_of_entry(n)) is not None})
+                # a damaged run whose end is written never changes (create-only): not read
+                # again; one with only a damaged start is read again until its end comes
                 known: dict[str, str] = (
                     dict(
                         db.execute(
-                            "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
-                            (ids[0], ids[-1]),
+                            "SELECT id, status FROM runs WHERE id >= ? AND id <= ? UNION ALL "
+                            "SELECT id, CASE final WHEN 1 THEN 'damaged' ELSE 'running' END "
+                            "FROM damaged WHERE id >= ? AND id <= ?",
+                            (ids[0], ids[-1], ids[0], ids[-1]),
                         ).fetchall()
                     )
                     if ids
@@ -489,6 +497,7 @@ class Catalog:
             chunk = run_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
             db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            db.execute(f"DELETE FROM damaged WHERE id IN ({marks})", chunk)
             for table in ("params", "tags", "metrics", "edges"):
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
         db.execute("DELETE FROM artifacts WHERE digest NOT IN (SELECT digest FROM edges)")
@@ -506,6 +515,11 @@ class Catalog:
             if any(r[0] == "running" for r in rows):
                 return False
             got += len(rows)
+            got += self.db.execute(  # damaged runs whose end is written are settled too
+                f"SELECT COUNT(*) FROM damaged WHERE final = 1 AND id IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchone()[0]
         # a run listed but not indexed (its start still being written) keeps the day open
         return got == len(ids)
 
@@ -544,24 +558,33 @@ class Catalog:
             ]
             got.update(backend.read_many(need))
             records = []
+            damaged: list[tuple[str, int]] = []
             for rid in batch:
                 base = day_path(rid)
                 start = got.get(f"{base}/start.json")
                 end = got.get(f"{base}/end.json")
-                if start is None and (end is None or b'"started_at"' not in end):
-                    continue  # a run being written right now: next sync
-                if end is None and known.get(rid) in ("running", "incomplete"):
-                    run = self.ledger._load_run(rid)  # heartbeats, pid check
-                    if run.status == known.get(rid):
-                        continue
-                    records.append(run.record)
+                end_key = whole_key(rid) if rid in flat else f"{base}/end.json"
+                try:
+                    rec = run_entries.merge(
+                        rid,
+                        None if start is None else (f"{base}/start.json", start),
+                        None if end is None else (end_key, end),
+                        whole=rid in flat,
+                    )
+                    if rec is None:
+                        continue  # a run being written right now: next sync
+                    if end is None:  # still going: heartbeats, pid check
+                        run = self.ledger._load_run(rid)
+                        if run.status == known.get(rid):
+                            continue
+                        rec = run.record
+                except run_entries.DamagedEntryError as e:
+                    run_entries.warn_damaged(e)
+                    damaged.append((rid, int(end is not None)))
                     continue
-                rec = dict(canonical.loads(start)) if start is not None else {}
-                if end is not None:
-                    rec.update(canonical.loads(end))
-                    records.append(rec)
-                else:
-                    records.append(self.ledger._load_run(rid).record)
+                records.append(rec)
+            if damaged:
+                self.db.executemany("INSERT OR REPLACE INTO damaged VALUES (?, ?)", damaged)
             if records:
                 db = self.db
                 if in_transaction:

@@ -74,7 +74,8 @@ known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
   ref's RefEntries oldest first; ``ref list``: each ref's current RefEntry,
   by name.
 - ``verify``: ``{"ok", "checked", "corrupt": [digest], "missing": [digest],
-  "dangling": [{"referrer", "digest"}], "problems": [text]}``.
+  "dangling": [{"referrer", "digest"}], "problems": [text], "damaged": [{"key",
+  "reason"}]}`` (``damaged``: run entries that are not a readable record).
 - ``gc``: ``{"dry_run", "runs": [id], "objects": [digest], "bytes",
   "kept_runs", "kept_objects", "temp_files", "kept_because": {reason: runs}}``;
   deleted plus kept is every run (every object); a kept run's reason is ``ref``,
@@ -1296,10 +1297,12 @@ def verify(state: _State, as_json: bool) -> None:
                 "missing": list(report.missing),
                 "dangling": [{"referrer": r, "digest": d} for r, d in report.dangling],
                 "problems": list(report.problems),
+                "damaged": [{"key": k, "reason": r} for k, r in report.damaged],
             }
         )
     else:
         n = len(report.corrupt) + len(report.missing) + len(report.problems)
+        n += len(report.damaged)
         verdict = (
             click.style("ok", fg="green")
             if report.ok
@@ -1316,6 +1319,8 @@ def verify(state: _State, as_json: bool) -> None:
             state.echo(f"missing   {d}" + (f"  (referenced by {', '.join(by)})" if by else ""))
         for p in report.problems:
             state.echo(f"problem   {p}")
+        for key, why in report.damaged:
+            state.echo(f"damaged   {key}  ({why}; its run is skipped)")
     if not report.ok:
         click.get_current_context().exit(1)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import canonical
+from . import canonical, run_entries
 from .capture import code as _code
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
@@ -598,23 +598,30 @@ class Ledger:
         """A run straight from the store, by full id."""
         base = day_path(run_id)
         start = self._read_entry(f"{base}/start.json")
-        end = self._read_entry(f"{base}/end.json")
-        if start is None and end is None:
-            end = self._read_entry(whole_key(run_id))  # a short run: one entry, no folder
+        end_key = f"{base}/end.json"
+        end = self._read_entry(end_key)
+        whole = start is None and end is None
+        if whole:
+            end_key = whole_key(run_id)  # a short run: one entry, no folder
+            end = self._read_entry(end_key)
         if start is None and end is None:
             raise NotFoundError(f"no run {run_id} in the store at {self.url}")
-        record = dict(canonical.loads(start)) if start is not None else {}
-        if end is not None:
-            record.update(canonical.loads(end))
-            if "started_at" not in record:
-                raise NotFoundError(f"run {run_id} is being written; try again in a moment")
-        else:
+        record = run_entries.merge(  # DamagedEntryError names a damaged entry
+            run_id,
+            None if start is None else (f"{base}/start.json", start),
+            None if end is None else (end_key, end),
+            whole=whole,
+        )
+        if record is None:
+            raise NotFoundError(f"run {run_id} is being written; try again in a moment")
+        if end is None:
             names = self.store.backend.list_dir(base)
             hbs = sorted(n for n in names if n.startswith("hb-"))
             if hbs:
                 hb = self._read_entry(f"{base}/{hbs[-1]}")
-                if hb is not None:
-                    record["heartbeat"] = canonical.loads(hb)["at"]
+                with contextlib.suppress(ValueError, TypeError, KeyError):  # damaged: no beat
+                    if hb is not None and isinstance(at := canonical.loads(hb)["at"], str):
+                        record["heartbeat"] = at
             record["metric_chunks"] = max(
                 (int(n[8:14]) for n in names if n.startswith("metrics-") and n[8:14].isdigit()),
                 default=0,
@@ -848,10 +855,11 @@ class Ledger:
         return LedgerRefs(self)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
-        """Rehash every object; check every object a run or ref references exists and is sound."""
+        """Rehash every object; check every object a run or ref references exists and is
+        sound, and that every run entry is a readable record (``damaged`` lists those not)."""
         import attrs
 
-        report = self.store.verify(callback=callback)
+        report = attrs.evolve(self.store.verify(callback=callback), damaged=self._damaged_entries())
         corrupt = set(report.corrupt)
         present_missing: list[tuple[str, str]] = []
         problems = list(report.problems)
@@ -873,6 +881,11 @@ class Ledger:
             dangling=tuple(sorted(set(report.dangling) | set(present_missing))),
             problems=tuple(problems),
         )
+
+    def _damaged_entries(self) -> tuple[tuple[str, str], ...]:
+        """``(key, what is wrong)`` of every run entry in the store that is not a readable
+        record (read from the store: the catalog skips such runs)."""
+        return tuple(run_entries.scan(self.store))
 
     def _referenced_digests(self) -> Iterable[tuple[str, str]]:
         """``(run id, digest)`` for every object the runs in the store reference."""

@@ -817,7 +817,8 @@ def test_verify_clean(shared: Shared) -> None:
     data = json.loads(invoke("verify", "--json", url=shared.url).stdout)
     assert data["ok"] is True
     assert data["checked"] > 5
-    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems"}
+    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems", "damaged"}
+    assert data["damaged"] == []
 
 
 def test_verify_finds_corruption(store_copy: str, shared: Shared) -> None:

@@ -123,10 +123,13 @@ class VerifyReport:
     missing: tuple[str, ...] = ()
     dangling: tuple[tuple[str, str], ...] = ()  # (referrer, missing digest)
     problems: tuple[str, ...] = ()
+    damaged: tuple[tuple[str, str], ...] = ()  # (run entry key, what is wrong)
 
     @property
     def ok(self) -> bool:
-        return not (self.corrupt or self.missing or self.dangling or self.problems)
+        return not (
+            self.corrupt or self.missing or self.dangling or self.problems or self.damaged
+        )
 
 
 def _os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
