@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import canonical
-from .errors import IntegrityError, LedgerError, LedgerWarning
+from .errors import DamagedEntryError, LedgerError, LedgerWarning
 from .hashing import parse_digest
 
 if TYPE_CHECKING:
@@ -27,19 +27,6 @@ _TEXT = ("id", "name", "status", "kind", "started_at", "ended_at", "parent_id", 
          "message", "env", "heartbeat")  # fmt: skip
 _MAPS = ("params", "tags", "metrics", "inputs", "outputs", "code", "git", "resources", "process")
 _STATS = ("last", "min", "max")
-
-
-class DamagedEntryError(IntegrityError):
-    """A run entry in the store that is not a run record mlledger can read."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(
-            f"the run entry {key} is damaged ({reason}); the run is skipped. "
-            "'mlledger verify' lists every damaged entry; restore it from a copy of the "
-            "store, or leave it: nothing else depends on it"
-        )
-        self.key = key
-        self.reason = reason
 
 
 def _parse(key: str, raw: bytes) -> dict[str, Any]:

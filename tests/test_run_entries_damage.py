@@ -16,9 +16,8 @@ from ledger_helpers import clock_at
 
 from mlledger import Ledger
 from mlledger.cli import cli
-from mlledger.errors import IntegrityError, LedgerWarning
+from mlledger.errors import DamagedEntryError, IntegrityError, LedgerWarning
 from mlledger.ids import day_path, whole_key
-from mlledger.run_entries import DamagedEntryError
 from mlledger.store.backends import LocalBackend
 
 #: runs in the store, and how many of them get a damaged entry
