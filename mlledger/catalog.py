@@ -4,8 +4,11 @@ The store is the truth; this is a cache in the user cache folder (one file
 per store URL) that ``reindex`` rebuilds from the store alone.  A sync lists
 only the day folders that can still change (today's, yesterday's and any
 with a run still going); a day that is over and whose runs all ended is
-sealed and never listed again, so syncing costs work proportional to what is
-new.  Several processes may read and sync one catalog at once (WAL).
+sealed and not listed again, so syncing costs work proportional to what is
+new.  A run written into a sealed day later (a spool pushed days later, a
+back-dated import, a writer whose clock is behind) comes with a marker in
+the month folder every sync lists anyway; a new marker reopens its day for
+one sync (``late``).  Several processes may read and sync one catalog at once (WAL).
 
 A damaged catalog file is never repaired: the catalog moves on to a fresh
 file that the next sync fills (``catalog_files``); every method that reads
@@ -38,6 +41,7 @@ from .errors import (
     UsageError,
 )
 from .ids import day_path, is_run_id, run_id_of_entry, whole_key
+from .late import marked_day
 from .query import (
     DRIVE_MIN_ROWS,
     DRIVE_SAMPLE,
@@ -100,6 +104,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, sealed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gc_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS late_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS damaged (id TEXT PRIMARY KEY, final INTEGER NOT NULL) WITHOUT ROWID;
 """
 
@@ -381,7 +386,9 @@ class Catalog:
             raise
 
     # -- sync ---------------------------------------------------------------------------
-    def _days(self) -> Iterator[str]:
+    def _days(self, marks: dict[str, str] | None = None) -> Iterator[str]:
+        """Every day folder of the store; ``marks`` gets each late marker found on the way
+        (its name -> the day it marks: see ``late``), at no extra listing."""
         backend = self.store.backend
         for y in sorted(backend.list_dir("runs")):
             if not (len(y) == 4 and y.isdigit()):
@@ -392,6 +399,8 @@ class Catalog:
                 for d in sorted(backend.list_dir(f"runs/{y}/{m}")):
                     if len(d) == 2 and d.isdigit():
                         yield f"{y}/{m}/{d}"
+                    elif marks is not None and (day := marked_day(f"{y}/{m}", d)) is not None:
+                        marks[f"{y}/{m}/{d}"] = day
 
     @catalog_files.healing
     def sync(self) -> int:
@@ -422,7 +431,12 @@ class Catalog:
             self._apply_gc_log(apply=not rebuild)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
-            for day in self._days():
+            marks: dict[str, str] = {}
+            days = list(self._days(marks))
+            new_marks = self._new_marks(marks, rebuild=rebuild)
+            reopened = set(new_marks.values()) & sealed
+            sealed -= reopened  # a late run landed there: list it again
+            for day in days:
                 if day in sealed:
                     continue
                 names = self.store.backend.list_dir(f"runs/{day}")
@@ -447,6 +461,10 @@ class Catalog:
                 y, m, d = (int(x) for x in day.split("/"))
                 if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS and self._all_ended(ids):
                     db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
+                elif day in reopened:  # a late run still going: keep listing the day
+                    db.execute("DELETE FROM days WHERE day = ?", (day,))
+            # seen only now that their days were listed again
+            db.executemany("INSERT OR IGNORE INTO late_seen VALUES (?)", [(n,) for n in new_marks])
             if rebuild:
                 db.execute("COMMIT")
         except BaseException:
@@ -454,6 +472,18 @@ class Catalog:
                 db.execute("ROLLBACK")
             raise
         return changed
+
+    def _new_marks(self, marks: dict[str, str], *, rebuild: bool) -> dict[str, str]:
+        """The late markers (name -> day) this catalog has not acted on yet."""
+        if not marks:
+            return {}
+        if rebuild:
+            self.db.execute("DELETE FROM late_seen")
+            return marks
+        seen = set(
+            self._select_in("SELECT name FROM late_seen WHERE name IN ({marks})", sorted(marks))
+        )
+        return {n: d for n, d in marks.items() if (n,) not in seen}
 
     def _apply_gc_log(self, *, apply: bool) -> None:
         """Drop the runs that gc (anywhere) deleted since this catalog last looked."""

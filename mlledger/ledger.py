@@ -40,6 +40,7 @@ from .errors import (
     UsageError,
 )
 from .ids import day_path, is_run_id, whole_key
+from .late import LateMarks
 from .records import Artifact, RefEntry, record_digests
 from .runs import Run, RunContext, _SelfType, make_tracked, process_start
 from .store import Store, cache_dir
@@ -108,6 +109,7 @@ class Ledger:
         #: digest -> when it was last known to exist in the store (re-checked after KNOWN_TTL,
         #: so an object a gc elsewhere deleted is written again before a new run refers to it)
         self._known: dict[str, float] = {}
+        self._late = LateMarks(self.store)
         #: the last environment record, as stored, and its digest
         self._env_blob: tuple[dict[str, Any], bytes, str] | None = None
         #: the last user-modules record, as stored, and its digest
@@ -517,11 +519,17 @@ class Ledger:
         return d
 
     def _write_entry(self, key: str, data: bytes, run: Run | None) -> None:
+        late = self._late.needs(key)  # a day catalogs may have sealed: mark it, around the entry
         try:
+            if late is not None:
+                self._late.mark(late)
             created = self.store.create_entry(key, data)
         except (StoreError, OSError) as e:
             self._spool_store(e, run).create_entry(key, data)
             return
+        if late is not None:
+            self._late.mark(late)
+        self._late.written(key)
         if not created:
             raise StoreError(f"{key} already exists in {self.url}: run ids collided; this is a bug")
 
@@ -577,10 +585,18 @@ class Ledger:
                     )
                 spool.delete(digest)
                 moved += 1
+            pushed = []
             for key in list(spool.backend.list("runs")) + list(spool.backend.list("refs")):
                 self.store.create_entry(key, spool.read_entry(key))
-                spool.backend.delete(key)
+                pushed.append(key)
                 moved += 1
+            # entries of days catalogs may have sealed meanwhile are marked before they
+            # leave the spool: a push cut short pushes and marks them again
+            days = {self._late.needs(k) for k in pushed}
+            for day in sorted(d for d in days if d is not None):
+                self._late.mark(day)
+            for key in pushed:
+                spool.backend.delete(key)
         except (LedgerError, OSError):
             if not quiet:
                 raise
