@@ -834,6 +834,8 @@ class Ledger:
         """Runs and artifacts around ``target``.
 
         ``upstream``: what produced it; ``downstream``: what was built from it; ``both``.
+        ``depth`` counts runs, each with its direct inputs (upstream) or outputs: 1 is
+        the run, or the runs that made (used) an artifact, with theirs; None: no limit.
         """
         from .lineage import Lineage, traverse
 
