@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import math
 import re
 import socket
@@ -846,3 +847,22 @@ def test_an_expression_over_sqlite_limits_is_a_query_error(zoo: Zoo) -> None:
         with pytest.raises(QueryError) as err:
             zoo.where(text)
         assert "in (" in str(err.value)
+
+
+def test_mlledger_log_takes_a_where_of_thousands_of_terms(zoo: Zoo) -> None:
+    """mlledger log --where with 1,001 or-terms lists the matching run (was an internal error);
+    one too large for SQLite exits 2 with the QueryError's advice."""
+    from click.testing import CliRunner
+
+    from mlledger.cli import cli
+
+    url = zoo.ledger.url
+    text = " or ".join([*(f"params.lr = {1000 + i}" for i in range(1000)), "params.lr = 0.01"])
+    res = CliRunner().invoke(cli, ["--store", url, "log", "--json", "--where", text])
+    assert res.exit_code == 0, res.output
+    assert [r["id"] for r in json.loads(res.stdout)] == [zoo.ids["r2"]]
+    huge = " or ".join(f"params.lr = {i}" for i in range(70_000))
+    res = CliRunner().invoke(cli, ["--store", url, "log", "--where", huge])
+    assert res.exit_code == 2
+    assert "in (" in res.output
+    assert "internal error" not in res.output
