@@ -382,7 +382,7 @@ class Catalog:
             self._insert(db, rec)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     # -- sync ---------------------------------------------------------------------------
@@ -469,7 +469,7 @@ class Catalog:
                 db.execute("COMMIT")
         except BaseException:
             if rebuild:
-                db.execute("ROLLBACK")
+                _rollback(db)
             raise
         return changed
 
@@ -514,7 +514,7 @@ class Catalog:
                 db.execute("COMMIT")
         except BaseException:
             if own:
-                db.execute("ROLLBACK")
+                _rollback(db)
             raise
 
     @catalog_files.healing
@@ -627,7 +627,7 @@ class Catalog:
                             self._insert(db, rec)
                         db.execute("COMMIT")
                     except BaseException:
-                        db.execute("ROLLBACK")
+                        _rollback(db)
                         raise
                 changed += len(records)
         return changed
@@ -932,6 +932,13 @@ class Catalog:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise FormatError("catalog schema mismatch; run 'mlledger reindex'")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back after an error; a rollback that fails too (a damaged file) must not hide
+    the error that caused it."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("ROLLBACK")
 
 
 #: SQLite's words for a statement over one of its limits (expression depth, parser stack,
