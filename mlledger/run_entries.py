@@ -26,7 +26,7 @@ __all__ = ["DamagedEntryError", "check", "merge", "scan", "warn_damaged"]
 _TEXT = ("id", "name", "status", "kind", "started_at", "ended_at", "parent_id", "user", "host",
          "message", "env", "heartbeat")  # fmt: skip
 _MAPS = ("params", "tags", "metrics", "inputs", "outputs", "code", "git", "resources", "process")
-_STATS = ("last", "min", "max")
+_STATS = ("last", "min", "max", "count")  # what Run reads of each metric
 
 
 def _parse(key: str, raw: bytes) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def check(key: str, raw: bytes, run_id: str) -> dict[str, Any]:
         if doc.get(f) is not None and not isinstance(doc[f], dict):
             raise DamagedEntryError(key, f"{f} is a {type(doc[f]).__name__}, not an object")
     for name, m in (doc.get("metrics") or {}).items():
-        if not (isinstance(m, dict) and all(_num(m.get(s)) for s in _STATS)):
+        if not (isinstance(m, dict) and all(s in m and _num(m[s]) for s in _STATS)):
             raise DamagedEntryError(key, f"metric {name!r} is not a last/min/max record")
     for section in ("inputs", "outputs"):
         for name, a in (doc.get(section) or {}).items():

@@ -176,3 +176,18 @@ def test_a_day_with_a_damaged_run_still_seals(
     day = day_path(kept.id).split("/", 1)[1].rsplit("/", 1)[0]
     sealed = fresh.catalog.db.execute("SELECT sealed FROM days WHERE day = ?", (day,)).fetchone()
     assert sealed == (1,)
+
+
+def test_a_metric_record_without_its_fields_is_damage(ledger: Ledger) -> None:
+    """An end entry whose metric lacks a field a Run reads is damaged: skipped, not a crash
+    of every query that builds that Run."""
+    with ledger.run("ok") as good:
+        good.log(loss=0.1)
+    with ledger.run("hurt") as hurt:
+        hurt.log(loss=0.2)
+    doc = json.loads(read(ledger, whole_key(hurt.id)))
+    doc["metrics"]["loss"] = {"last": 0.2}
+    overwrite(ledger, whole_key(hurt.id), json.dumps(doc).encode())
+    fresh = Ledger(ledger.url, **ledger.store.storage_options)
+    with pytest.warns(LedgerWarning, match="metric 'loss'"):
+        assert [r.metrics["loss"] for r in fresh.runs()] == [0.1]
