@@ -219,6 +219,8 @@ class Catalog:
         self._generation, self.path = catalog_files.newest(self._base)
         self._local = threading.local()
         self._synced = False
+        #: late markers this catalog acted on (see ``late``), as far as this object knows
+        self._seen_marks: set[str] = set()
 
     # -- connection ---------------------------------------------------------------
     @property
@@ -300,6 +302,7 @@ class Catalog:
             newest = catalog_files.generation_path(self._base, n)
         self._generation, self.path = n, newest
         self._synced = False
+        self._seen_marks = set()
         if why is not None:
             catalog_files.warn_rebuilt(old, self.store.url, why)
         catalog_files.remove_older(self._base, n)
@@ -465,6 +468,7 @@ class Catalog:
                     db.execute("DELETE FROM days WHERE day = ?", (day,))
             # seen only now that their days were listed again
             db.executemany("INSERT OR IGNORE INTO late_seen VALUES (?)", [(n,) for n in new_marks])
+            self._seen_marks |= set(new_marks)
             if rebuild:
                 db.execute("COMMIT")
         except BaseException:
@@ -474,16 +478,20 @@ class Catalog:
         return changed
 
     def _new_marks(self, marks: dict[str, str], *, rebuild: bool) -> dict[str, str]:
-        """The late markers (name -> day) this catalog has not acted on yet."""
-        if not marks:
-            return {}
+        """The late markers (name -> day) this catalog has not acted on yet (those it has
+        are remembered in memory too: a sync with nothing new runs no query for them)."""
         if rebuild:
-            self.db.execute("DELETE FROM late_seen")
+            self._seen_marks.clear()
+            if marks:
+                self.db.execute("DELETE FROM late_seen")
             return marks
-        seen = set(
-            self._select_in("SELECT name FROM late_seen WHERE name IN ({marks})", sorted(marks))
-        )
-        return {n: d for n, d in marks.items() if (n,) not in seen}
+        unknown = sorted(n for n in marks if n not in self._seen_marks)
+        if not unknown:
+            return {}
+        q = "SELECT name FROM late_seen WHERE name IN ({marks})"
+        seen = {r[0] for r in self._select_in(q, unknown)}
+        self._seen_marks |= seen
+        return {n: marks[n] for n in unknown if n not in seen}
 
     def _apply_gc_log(self, *, apply: bool) -> None:
         """Drop the runs that gc (anywhere) deleted since this catalog last looked."""

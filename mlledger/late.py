@@ -13,21 +13,28 @@ so a sync that finds a marker it has not seen lists that one day again:
 no lock, no extra listing (a sync with nothing new costs what it did), and
 it works the same on local disk, S3 and GCS.
 
-When a writer marks: an entry into a day before its own yesterday (a
+When a writer marks: after an entry into a day before its own yesterday (a
 catalog seals a day 2 days old, so clocks up to a day apart are covered),
-and every entry once the process found its clock behind the store's (the
-store's time of the first entry it wrote, checked once per process).  The
-marker is written before the entry (a writer that dies right after the
-entry is still seen) and after it (a sync that listed the day in between
-still finds it).
+and after every entry once the process found its clock behind the store's
+(the store's time of the first entry it wrote, checked once per process).
+A marker covers every entry written before it, so a process marks a day at
+most once a second: the first late entry of a day is marked at once, later
+ones within the second by one marker when it is over (a timer, and at exit).
+A back-dated import of 100,000 runs leaves a few hundred markers, not one
+per run.  A writer killed within that second leaves its last entries for
+``reindex`` to find.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as _dt
+import math
 import os
+import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .ids import id_ms, is_run_id, new_run_id
@@ -38,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["MARK", "LateMarks", "marked_day"]
 
 MARK = ".late-"
+#: a process marks a day at most this often (seconds)
+RATE_S = 1.0
 #: the store's clock ahead of this process's by more than this: every entry is marked
 SKEW_S = 3600.0
 #: entries whose arrival a catalog needs to see (metrics chunks and heartbeats are
@@ -70,6 +79,12 @@ class LateMarks:
         self.store = store
         self._checked = False
         self._behind = False
+        self._lock = threading.Lock()
+        #: day -> when this process last marked it (monotonic)
+        self._last: dict[str, float] = {}
+        #: days written into since their last marker
+        self._pending: set[str] = set()
+        self._timer: threading.Timer | None = None
 
     def needs(self, key: str) -> str | None:
         """The day to mark for writing ``key``, or None when no catalog can have sealed it.
@@ -85,24 +100,66 @@ class LateMarks:
         return _day_of(key)
 
     def mark(self, day: str) -> None:
-        """Create a marker for ``day`` (best effort: a store refusing it refuses the entry
-        too, which then goes to the spool, whose push marks it)."""
+        """Create a marker for ``day`` now (best effort: a store refusing it refuses the
+        entries too, which then go to the spool, whose push marks their days)."""
         y, m, d = day.split("/")
         with contextlib.suppress(OSError, ValueError):
             self.store.create_entry(f"runs/{y}/{m}/{d}{MARK}{new_run_id()}.json", b"{}")
 
-    def written(self, key: str) -> None:
-        """After the first entry a process wrote: is this process's clock behind the store's?
-        Then its days may be sealed already: mark this one, and every one from now on."""
+    def wrote(self, key: str) -> None:
+        """After an entry was written: mark its day if a catalog may have sealed it (at
+        most once a second per day; the rest by the timer)."""
+        self._check_clock(key)
+        day = self.needs(key)
+        if day is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(day, -math.inf) >= RATE_S:
+                self._last[day] = now
+                self._pending.discard(day)
+                due = True
+            else:
+                self._pending.add(day)
+                due = False
+                if self._timer is None:
+                    self._timer = threading.Timer(RATE_S, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+        if due:
+            self.mark(day)
+        _live.add(self)
+
+    def flush(self) -> None:
+        """Mark every day written into since its last marker (the timer; at exit)."""
+        with self._lock:
+            days, self._pending = sorted(self._pending), set()
+            self._timer = None
+            now = time.monotonic()
+            for day in days:
+                self._last[day] = now
+        for day in days:
+            self.mark(day)
+
+    def _check_clock(self, key: str) -> None:
+        """After the first entry a process wrote: is its clock behind the store's? Then a
+        catalog may have sealed any day it writes into: mark each from now on."""
         if self._checked or _day_of(key) is None:
             return
         self._checked = True
         at = _modified(self.store, key)
         if at is not None and at - time.time() > SKEW_S:
             self._behind = True
-            day = _day_of(key)
-            assert day is not None
-            self.mark(day)
+
+
+#: ledgers with days to mark, flushed when the interpreter exits
+_live: weakref.WeakSet[LateMarks] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for marks in list(_live):
+        marks.flush()
 
 
 def _modified(store: Store, key: str) -> float | None:

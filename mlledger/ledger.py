@@ -519,17 +519,12 @@ class Ledger:
         return d
 
     def _write_entry(self, key: str, data: bytes, run: Run | None) -> None:
-        late = self._late.needs(key)  # a day catalogs may have sealed: mark it, around the entry
         try:
-            if late is not None:
-                self._late.mark(late)
             created = self.store.create_entry(key, data)
         except (StoreError, OSError) as e:
             self._spool_store(e, run).create_entry(key, data)
             return
-        if late is not None:
-            self._late.mark(late)
-        self._late.written(key)
+        self._late.wrote(key)  # into a day catalogs may have sealed: mark it
         if not created:
             raise StoreError(f"{key} already exists in {self.url}: run ids collided; this is a bug")
 

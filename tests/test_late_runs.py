@@ -139,3 +139,37 @@ def test_a_spool_pushed_days_later_is_found_by_the_next_sync(
     reader.sync()
     assert reader.runs(name="late").ids == [late]
     assert len(list(Path(url).rglob("*.late-*"))) > marks  # the push marked the day
+
+
+def test_a_back_dated_import_leaves_few_markers_and_every_run_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 runs written in a burst into a sealed day leave a handful of markers (a marker
+    covers every entry before it: one per day per second), and the next sync after the
+    last one finds all 300."""
+    from mlledger.late import RATE_S
+
+    url = str(tmp_path / "store")
+    reader = Ledger(url, capture_files=False)
+    at = time.time() - 9 * DAY
+    with clock_at(monkeypatch, at):
+        with reader.run("old") as old:
+            pass
+    reader.sync()
+    assert sealed(reader, old.id)
+    before = len(list(Path(url).rglob("*.late-*")))  # the old run's own, back-dated too
+    writer = Ledger(url, capture_files=False)
+    t0 = time.monotonic()
+    with clock_at(monkeypatch, at + 60):
+        ids = []
+        for i in range(300):
+            with writer.run("imported", params={"i": i}) as run:
+                pass
+            ids.append(run.id)
+    took = time.monotonic() - t0
+    time.sleep(RATE_S + 0.5)  # the last marker comes at most RATE_S after the last entry
+    marks = len(list(Path(url).rglob("*.late-*"))) - before
+    assert 1 <= marks <= took / RATE_S + 2
+    reader.sync()
+    assert reader.runs(name="imported").ids == sorted(ids, reverse=True)
+    assert sealed(reader, old.id)
