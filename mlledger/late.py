@@ -162,6 +162,17 @@ def _flush_all() -> None:
         marks.flush()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child starts with free locks and no timer (the parent's thread is gone)."""
+    for marks in list(_live):
+        marks._lock = threading.Lock()
+        marks._timer = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _modified(store: Store, key: str) -> float | None:
     """When the store says ``key`` was written (its own clock), or None if it cannot say."""
     backend: Any = store.backend
