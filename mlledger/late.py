@@ -37,7 +37,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .ids import id_ms, is_run_id, new_run_id
+from .ids import id_ms, new_run_id
 
 if TYPE_CHECKING:
     from .store import Store
@@ -92,11 +92,15 @@ class LateMarks:
         Cheap on the hot path (every run's end): the day numbers of the run id in the
         key and of the clock, compared as integers.
         """
-        parts = key.split("/")
-        if len(parts) < 5 or parts[0] != "runs" or not is_run_id(rid := parts[4][:26]):
+        if not key.startswith("runs/"):
             return None
-        if not self._behind and time.time() // 86400 - id_ms(rid) // 86_400_000 < 1:
-            return None
+        if not self._behind:
+            try:  # runs/yyyy/mm/dd/<26-character run id>...
+                day = id_ms(key[16:42]) // 86_400_000
+            except ValueError:
+                return None
+            if time.time() // 86400 - day < 1:
+                return None
         return _day_of(key)
 
     def mark(self, day: str) -> None:
