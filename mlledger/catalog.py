@@ -25,7 +25,6 @@ import contextlib
 import datetime as _dt
 import hashlib
 import math
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +34,6 @@ from . import canonical, catalog_files, run_entries
 from .errors import (
     AmbiguousError,
     FormatError,
-    IntegrityError,
     NotFoundError,
     QueryError,
     UsageError,
@@ -208,8 +206,11 @@ class RunList(Sequence["Run"]):
         return pd.DataFrame(rows)
 
 
-class Catalog:
+class Catalog(catalog_files.CatalogFiles):
     """The SQLite index of one ledger's store."""
+
+    schema = _SCHEMA
+    schema_version = SCHEMA_VERSION
 
     def __init__(self, ledger: Ledger, path: str | None = None) -> None:
         self.ledger = ledger
@@ -222,100 +223,10 @@ class Catalog:
         #: late markers this catalog acted on (see ``late``), as far as this object knows
         self._seen_marks: set[str] = set()
 
-    # -- connection ---------------------------------------------------------------
-    @property
-    def db(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.path != self.path:  # moved on to a new file
-            conn.close()
-            conn = None
-        if conn is None:
-            n, newest = catalog_files.newest(self._base)
-            if n > self._generation:  # another process moved on since this one looked
-                self._generation, self.path = n, newest
-            conn = self._open()
-            self._local.conn = conn
-            self._local.path = self.path
-        return conn
-
-    def _open(self) -> sqlite3.Connection:
-        """Connect to the newest generation; a damaged or foreign-schema file is left
-        behind for a fresh generation (the next sync fills it from the store)."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        for _ in range(3):
-            why = catalog_files.damage_of(self.path)
-            if why is not None:
-                self._next_generation(why)
-                continue
-            try:
-                conn = self._connect()
-            except sqlite3.DatabaseError as e:
-                n, newest = catalog_files.newest(self._base)
-                if n > self._generation:  # another process moved on (and removed this file)
-                    self._generation, self.path = n, newest
-                    continue
-                if not catalog_files.is_damage(e):
-                    raise
-                self._next_generation(str(e))
-                continue
-            if conn is not None:
-                return conn
-            self._next_generation(None)  # written by another schema: only a cache
-        raise IntegrityError(
-            f"cannot open a sound local catalog in {os.path.dirname(self.path)}: check that "
-            "disk, remove that folder and run 'mlledger reindex'"
-        )
-
-    def _connect(self) -> sqlite3.Connection | None:
-        """A connection to ``self.path`` with the schema in place; None if the file holds
-        another schema version."""
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            version = None
-            with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
-                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                version = int(row[0]) if row else None
-            if version is not None and version != SCHEMA_VERSION:
-                conn.close()
-                return None
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _next_generation(self, why: str | None) -> None:
-        """Move to a catalog file no process has used yet, or to a newer one another process
-        started; warn once (``why``: what was damaged; None for a schema change)."""
-        old = self.path
-        self.close()
-        n, newest = catalog_files.newest(self._base)
-        if n <= self._generation:
-            n = self._generation + 1
-            newest = catalog_files.generation_path(self._base, n)
-        self._generation, self.path = n, newest
+    def _moved(self) -> None:
+        """The catalog moved to a fresh file: sync it from the store before answering."""
         self._synced = False
         self._seen_marks = set()
-        if why is not None:
-            catalog_files.warn_rebuilt(old, self.store.url, why)
-        catalog_files.remove_older(self._base, n)
-
-    def _damaged(self, why: str) -> None:
-        """A query met a damaged file: move on to a fresh generation (see catalog_files)."""
-        self._next_generation(why)
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
 
     # -- writing ---------------------------------------------------------------------
     def _insert(self, cur: sqlite3.Connection | sqlite3.Cursor, rec: dict[str, Any]) -> None:

@@ -16,13 +16,22 @@ import contextlib
 import functools
 import os
 import sqlite3
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .errors import IntegrityError, LedgerWarning
 
-__all__ = ["damage_of", "generation_path", "healing", "is_damage", "newest", "remove_older"]
+__all__ = [
+    "CatalogFiles",
+    "damage_of",
+    "generation_path",
+    "healing",
+    "is_damage",
+    "newest",
+    "remove_older",
+]
 
 _MAGIC = b"SQLite format 3\0"
 #: SQLite's result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
@@ -139,6 +148,120 @@ def warn_rebuilt(path: str, url: str, why: str) -> None:
         LedgerWarning,
         stacklevel=4,
     )
+
+
+class CatalogFiles:
+    """The connection side of a catalog: the newest generation's file, opened in WAL
+    mode with the schema in place; damage or a foreign schema moves it to a fresh one.
+
+    A subclass sets ``schema``, ``schema_version``, ``store``, ``path``, ``_base``,
+    ``_generation`` and ``_local`` (a ``threading.local``), and ``_moved()`` hears of
+    a move.
+    """
+
+    schema: str
+    schema_version: int
+    store: Any
+    path: str
+    _base: str
+    _generation: int
+    _local: threading.local
+
+    def _moved(self) -> None:
+        """Called after the catalog moved to another file."""
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.path != self.path:  # moved on to a new file
+            conn.close()
+            conn = None
+        if conn is None:
+            n, newer = newest(self._base)
+            if n > self._generation:  # another process moved on since this one looked
+                self._generation, self.path = n, newer
+            conn = self._open()
+            self._local.conn = conn
+            self._local.path = self.path
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect to the newest generation; a damaged or foreign-schema file is left
+        behind for a fresh generation (the next sync fills it from the store)."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        for _ in range(3):
+            why = damage_of(self.path)
+            if why is not None:
+                self._next_generation(why)
+                continue
+            try:
+                conn = self._connect()
+            except sqlite3.DatabaseError as e:
+                n, newer = newest(self._base)
+                if n > self._generation:  # another process moved on (and removed this file)
+                    self._generation, self.path = n, newer
+                    continue
+                if not is_damage(e):
+                    raise
+                self._next_generation(str(e))
+                continue
+            if conn is not None:
+                return conn
+            self._next_generation(None)  # written by another schema: only a cache
+        raise IntegrityError(
+            f"cannot open a sound local catalog in {os.path.dirname(self.path)}: check that "
+            "disk, remove that folder and run 'mlledger reindex'"
+        )
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """A connection to ``self.path`` with the schema in place; None if the file holds
+        another schema version."""
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            version = None
+            with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                version = int(row[0]) if row else None
+            if version is not None and version != self.schema_version:
+                conn.close()
+                return None
+            conn.executescript(self.schema)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(self.schema_version),)
+            )
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _next_generation(self, why: str | None) -> None:
+        """Move to a catalog file no process has used yet, or to a newer one another process
+        started; warn once (``why``: what was damaged; None for a schema change)."""
+        old = self.path
+        self.close()
+        n, newer = newest(self._base)
+        if n <= self._generation:
+            n = self._generation + 1
+            newer = generation_path(self._base, n)
+        self._generation, self.path = n, newer
+        self._moved()
+        if why is not None:
+            warn_rebuilt(old, self.store.url, why)
+        remove_older(self._base, n)
+
+    def _damaged(self, why: str) -> None:
+        """A query met a damaged file: move on to a fresh generation (see catalog_files)."""
+        self._next_generation(why)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
 
 def healing(method: F) -> F:
