@@ -268,7 +268,8 @@ def open_day_dirs(root: Path, catalog: Any) -> list[Path]:
         for m in sorted(os.listdir(root / "runs" / y)):
             out.append(root / "runs" / y / m)
             for d in sorted(os.listdir(root / "runs" / y / m)):
-                if f"{y}/{m}/{d}" not in sealed:
+                # day folders only: a month folder also holds late markers (files)
+                if len(d) == 2 and d.isdigit() and f"{y}/{m}/{d}" not in sealed:
                     out.append(root / "runs" / y / m / d)
     return out
 
@@ -311,10 +312,12 @@ def bench_sync_nothing(
         )
     )
     sealed = ledger.catalog.db.execute("SELECT COUNT(*) FROM days WHERE sealed = 1").fetchone()[0]
+    marks = sum(1 for d in dirs for n in os.listdir(d) if ".late-" in n)
     notes = [
         f"row 8: {sealed} day folders sealed, {len(dirs)} folders listed per sync (runs/, "
         "years, months, and the days within the last 2 that stay open); the runs written "
-        "today (lineage chain, new runs) are in today's open folder"
+        "today (lineage chain, new runs) are in today's open folder; the build writes runs "
+        f"into past days, as an import does, so the month folders hold {marks} late markers"
     ]
     return rows, notes
 

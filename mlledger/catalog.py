@@ -4,8 +4,15 @@ The store is the truth; this is a cache in the user cache folder (one file
 per store URL) that ``reindex`` rebuilds from the store alone.  A sync lists
 only the day folders that can still change (today's, yesterday's and any
 with a run still going); a day that is over and whose runs all ended is
-sealed and never listed again, so syncing costs work proportional to what is
-new.  Several processes may read and sync one catalog at once (WAL).
+sealed and not listed again, so syncing costs work proportional to what is
+new.  A run written into a sealed day later (a spool pushed days later, a
+back-dated import, a writer whose clock is behind) comes with a marker in
+the month folder every sync lists anyway; a new marker reopens its day for
+one sync (``late``).  Several processes may read and sync one catalog at once (WAL).
+
+A damaged catalog file is never repaired: the catalog moves on to a fresh
+file that the next sync fills (``catalog_files``); every method that reads
+or writes it goes through ``catalog_files.healing``.
 
 Runs that ``gc`` deleted on another machine are dropped too: each gc that
 deletes runs leaves a ``gc/<id>.json`` entry naming them, and a sync reads
@@ -18,15 +25,21 @@ import contextlib
 import datetime as _dt
 import hashlib
 import math
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from . import canonical
-from .errors import AmbiguousError, FormatError, NotFoundError, UsageError
+from . import canonical, catalog_files, run_entries
+from .errors import (
+    AmbiguousError,
+    FormatError,
+    NotFoundError,
+    QueryError,
+    UsageError,
+)
 from .ids import day_path, is_run_id, run_id_of_entry, whole_key
+from .late import marked_day
 from .query import (
     DRIVE_MIN_ROWS,
     DRIVE_SAMPLE,
@@ -89,6 +102,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, sealed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS gc_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS late_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS damaged (id TEXT PRIMARY KEY, final INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -191,56 +206,27 @@ class RunList(Sequence["Run"]):
         return pd.DataFrame(rows)
 
 
-class Catalog:
+class Catalog(catalog_files.CatalogFiles):
     """The SQLite index of one ledger's store."""
+
+    schema = _SCHEMA
+    schema_version = SCHEMA_VERSION
 
     def __init__(self, ledger: Ledger, path: str | None = None) -> None:
         self.ledger = ledger
         self.store = ledger.store
-        self.path = path or catalog_path(self.store.url)
+        #: the first file of this catalog; damage moves it to the next generation's file
+        self._base = path or catalog_path(self.store.url)
+        self._generation, self.path = catalog_files.newest(self._base)
         self._local = threading.local()
         self._synced = False
+        #: late markers this catalog acted on (see ``late``), as far as this object knows
+        self._seen_marks: set[str] = set()
 
-    # -- connection ---------------------------------------------------------------
-    @property
-    def db(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._open()
-            self._local.conn = conn
-        return conn
-
-    def _open(self) -> sqlite3.Connection:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        version = None
-        with contextlib.suppress(sqlite3.Error):
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            version = int(row[0]) if row else None
-        if version is not None and version != SCHEMA_VERSION:
-            # written by another schema: it is only a cache, so rebuild it
-            conn.close()
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path + suffix)
-            conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(_SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
-        return conn
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+    def _moved(self) -> None:
+        """The catalog moved to a fresh file: sync it from the store before answering."""
+        self._synced = False
+        self._seen_marks = set()
 
     # -- writing ---------------------------------------------------------------------
     def _insert(self, cur: sqlite3.Connection | sqlite3.Cursor, rec: dict[str, Any]) -> None:
@@ -263,6 +249,7 @@ class Catalog:
         )
         for table in ("params", "tags", "metrics", "edges"):
             cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
+        cur.execute("DELETE FROM damaged WHERE id = ?", (rid,))
         # each param, then the fields of dict params: params.cfg.optim.lr
         cur.executemany(
             "INSERT INTO params VALUES (?, ?, ?, ?)",
@@ -300,6 +287,7 @@ class Catalog:
         cur.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", edges)
         cur.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", arts)
 
+    @catalog_files.healing
     def add_run(self, rec: dict[str, Any]) -> None:
         """Index one run record (the writing process adds its runs at once)."""
         db = self.db
@@ -308,11 +296,13 @@ class Catalog:
             self._insert(db, rec)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     # -- sync ---------------------------------------------------------------------------
-    def _days(self) -> Iterator[str]:
+    def _days(self, marks: dict[str, str] | None = None) -> Iterator[str]:
+        """Every day folder of the store; ``marks`` gets each late marker found on the way
+        (its name -> the day it marks: see ``late``), at no extra listing."""
         backend = self.store.backend
         for y in sorted(backend.list_dir("runs")):
             if not (len(y) == 4 and y.isdigit()):
@@ -323,7 +313,10 @@ class Catalog:
                 for d in sorted(backend.list_dir(f"runs/{y}/{m}")):
                     if len(d) == 2 and d.isdigit():
                         yield f"{y}/{m}/{d}"
+                    elif marks is not None and (day := marked_day(f"{y}/{m}", d)) is not None:
+                        marks[f"{y}/{m}/{d}"] = day
 
+    @catalog_files.healing
     def sync(self) -> int:
         """Bring the catalog up to date with the store; returns how many runs changed."""
         changed = self._sync(rebuild=False)
@@ -342,7 +335,9 @@ class Catalog:
             db.execute("BEGIN IMMEDIATE")
         try:
             if rebuild:
-                for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days"):
+                for table in (
+                    "runs", "params", "tags", "metrics", "edges", "artifacts", "days", "damaged"
+                ):
                     db.execute(f"DELETE FROM {table}")
                 sealed: set[str] = set()
             else:
@@ -350,17 +345,26 @@ class Catalog:
             self._apply_gc_log(apply=not rebuild)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
-            for day in self._days():
+            marks: dict[str, str] = {}
+            days = list(self._days(marks))
+            new_marks = self._new_marks(marks, rebuild=rebuild)
+            reopened = set(new_marks.values()) & sealed
+            sealed -= reopened  # a late run landed there: list it again
+            for day in days:
                 if day in sealed:
                     continue
                 names = self.store.backend.list_dir(f"runs/{day}")
                 flat = {n[:-5] for n in names if n.endswith(".json") and is_run_id(n[:-5])}
                 ids = sorted({r for n in names if (r := run_id_of_entry(n)) is not None})
+                # a damaged run whose end is written never changes (create-only): not read
+                # again; one with only a damaged start is read again until its end comes
                 known: dict[str, str] = (
                     dict(
                         db.execute(
-                            "SELECT id, status FROM runs WHERE id >= ? AND id <= ?",
-                            (ids[0], ids[-1]),
+                            "SELECT id, status FROM runs WHERE id >= ? AND id <= ? UNION ALL "
+                            "SELECT id, CASE final WHEN 1 THEN 'damaged' ELSE 'running' END "
+                            "FROM damaged WHERE id >= ? AND id <= ?",
+                            (ids[0], ids[-1], ids[0], ids[-1]),
                         ).fetchall()
                     )
                     if ids
@@ -371,13 +375,34 @@ class Catalog:
                 y, m, d = (int(x) for x in day.split("/"))
                 if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS and self._all_ended(ids):
                     db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
+                elif day in reopened:  # a late run still going: keep listing the day
+                    db.execute("DELETE FROM days WHERE day = ?", (day,))
+            # seen only now that their days were listed again
+            db.executemany("INSERT OR IGNORE INTO late_seen VALUES (?)", [(n,) for n in new_marks])
+            self._seen_marks |= set(new_marks)
             if rebuild:
                 db.execute("COMMIT")
         except BaseException:
             if rebuild:
-                db.execute("ROLLBACK")
+                _rollback(db)
             raise
         return changed
+
+    def _new_marks(self, marks: dict[str, str], *, rebuild: bool) -> dict[str, str]:
+        """The late markers (name -> day) this catalog has not acted on yet (those it has
+        are remembered in memory too: a sync with nothing new runs no query for them)."""
+        if rebuild:
+            self._seen_marks.clear()
+            if marks:
+                self.db.execute("DELETE FROM late_seen")
+            return marks
+        unknown = sorted(n for n in marks if n not in self._seen_marks)
+        if not unknown:
+            return {}
+        q = "SELECT name FROM late_seen WHERE name IN ({marks})"
+        seen = {r[0] for r in self._select_in(q, unknown)}
+        self._seen_marks |= seen
+        return {n: marks[n] for n in unknown if n not in seen}
 
     def _apply_gc_log(self, *, apply: bool) -> None:
         """Drop the runs that gc (anywhere) deleted since this catalog last looked."""
@@ -408,9 +433,10 @@ class Catalog:
                 db.execute("COMMIT")
         except BaseException:
             if own:
-                db.execute("ROLLBACK")
+                _rollback(db)
             raise
 
+    @catalog_files.healing
     def forget_runs(self, run_ids: list[str]) -> None:
         """Remove runs (deleted from the store) and the artifacts only they knew."""
         if not run_ids:
@@ -420,6 +446,7 @@ class Catalog:
             chunk = run_ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
             db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+            db.execute(f"DELETE FROM damaged WHERE id IN ({marks})", chunk)
             for table in ("params", "tags", "metrics", "edges"):
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
         db.execute("DELETE FROM artifacts WHERE digest NOT IN (SELECT digest FROM edges)")
@@ -437,6 +464,11 @@ class Catalog:
             if any(r[0] == "running" for r in rows):
                 return False
             got += len(rows)
+            got += self.db.execute(  # damaged runs whose end is written are settled too
+                f"SELECT COUNT(*) FROM damaged WHERE final = 1 AND id IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchone()[0]
         # a run listed but not indexed (its start still being written) keeps the day open
         return got == len(ids)
 
@@ -475,24 +507,33 @@ class Catalog:
             ]
             got.update(backend.read_many(need))
             records = []
+            damaged: list[tuple[str, int]] = []
             for rid in batch:
                 base = day_path(rid)
                 start = got.get(f"{base}/start.json")
                 end = got.get(f"{base}/end.json")
-                if start is None and (end is None or b'"started_at"' not in end):
-                    continue  # a run being written right now: next sync
-                if end is None and known.get(rid) in ("running", "incomplete"):
-                    run = self.ledger._load_run(rid)  # heartbeats, pid check
-                    if run.status == known.get(rid):
-                        continue
-                    records.append(run.record)
+                end_key = whole_key(rid) if rid in flat else f"{base}/end.json"
+                try:
+                    rec = run_entries.merge(
+                        rid,
+                        None if start is None else (f"{base}/start.json", start),
+                        None if end is None else (end_key, end),
+                        whole=rid in flat,
+                    )
+                    if rec is None:
+                        continue  # a run being written right now: next sync
+                    if end is None:  # still going: heartbeats, pid check
+                        run = self.ledger._load_run(rid)
+                        if run.status == known.get(rid):
+                            continue
+                        rec = run.record
+                except run_entries.DamagedEntryError as e:
+                    run_entries.warn_damaged(e)
+                    damaged.append((rid, int(end is not None)))
                     continue
-                rec = dict(canonical.loads(start)) if start is not None else {}
-                if end is not None:
-                    rec.update(canonical.loads(end))
-                    records.append(rec)
-                else:
-                    records.append(self.ledger._load_run(rid).record)
+                records.append(rec)
+            if damaged:
+                self.db.executemany("INSERT OR REPLACE INTO damaged VALUES (?, ?)", damaged)
             if records:
                 db = self.db
                 if in_transaction:
@@ -505,7 +546,7 @@ class Catalog:
                             self._insert(db, rec)
                         db.execute("COMMIT")
                     except BaseException:
-                        db.execute("ROLLBACK")
+                        _rollback(db)
                         raise
                 changed += len(records)
         return changed
@@ -514,6 +555,7 @@ class Catalog:
         if not self._synced:
             self.sync()
 
+    @catalog_files.healing
     def reindex(self) -> int:
         """Rebuild from the store alone; returns how many runs were indexed.
 
@@ -525,6 +567,7 @@ class Catalog:
         return int(self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     # -- reading ---------------------------------------------------------------------------
+    @catalog_files.healing
     def run(self, run_id: str) -> Run:
         from .runs import Run
 
@@ -535,6 +578,7 @@ class Catalog:
         run._resolve_status()
         return run
 
+    @catalog_files.healing
     def query(
         self,
         *,
@@ -544,7 +588,27 @@ class Catalog:
         order_by: str | None = None,
         limit: int | None = None,
     ) -> list[str]:
+        """Run ids matching a filter (see :meth:`Ledger.runs`)."""
         self.ensure_synced()
+        try:
+            return self._query(name, status, where, order_by, limit)
+        except sqlite3.OperationalError as e:
+            if not any(m in str(e) for m in _TOO_LARGE):
+                raise
+            raise QueryError(
+                f"the where expression is too large for SQLite ({e}): use fewer terms or "
+                "less nesting; for many values of one field write one list, "
+                "params.x in (1, 2, 3, ...), which takes any number of values"
+            ) from None
+
+    def _query(
+        self,
+        name: str | None,
+        status: str | Iterable[str] | None,
+        where: str | None,
+        order_by: str | None,
+        limit: int | None,
+    ) -> list[str]:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise UsageError(f"limit must be a non-negative integer, not {limit!r}")
         if where and name is None and status is None and not order_by:
@@ -610,6 +674,7 @@ class Catalog:
             )
         return shares.index(min(shares))
 
+    @catalog_files.healing
     def resolve_run(self, prefix: str) -> str:
         """A full run id from an id or unique prefix."""
         p = prefix.upper()
@@ -631,6 +696,7 @@ class Catalog:
             )
         return str(rows[0])
 
+    @catalog_files.healing
     def _artifact_row(self, digest: str) -> Artifact | None:
         row = self.db.execute(
             "SELECT digest, size, kind, format FROM artifacts WHERE digest = ?", (digest,)
@@ -639,6 +705,7 @@ class Catalog:
             return None
         return Artifact(row[0], int(row[1] or 0), row[2] or "file", row[3])
 
+    @catalog_files.healing
     def artifact(self, digest_or_prefix: str) -> Artifact:
         """An artifact with its producers and consumers, by digest or unique hex prefix."""
         digest = self.resolve_digest(digest_or_prefix)
@@ -656,6 +723,7 @@ class Catalog:
 
         return attrs.evolve(art, producers=prod, consumers=cons)
 
+    @catalog_files.healing
     def resolve_digest(self, text: str) -> str:
         """A full digest from a digest, ``algo:prefix`` or bare hex prefix (>= 6)."""
         algo = self.store.algorithm
@@ -706,6 +774,7 @@ class Catalog:
             out.extend(self.db.execute(sql.format(marks=marks), [*head, *chunk]).fetchall())
         return out
 
+    @catalog_files.healing
     def edges_of_runs(self, run_ids: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of the inputs (``in``) or outputs (``out``) of runs."""
         return self._select_in(
@@ -714,6 +783,7 @@ class Catalog:
             direction,
         )
 
+    @catalog_files.healing
     def runs_touching(self, digests: list[str], direction: str) -> list[tuple[str, str, str]]:
         """``(run_id, digest, name)`` of runs that used (``in``) or produced (``out``) digests."""
         return self._select_in(
@@ -722,6 +792,7 @@ class Catalog:
             direction,
         )
 
+    @catalog_files.healing
     def parents(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(run_id, parent_id)`` for runs that have a parent."""
         return self._select_in(
@@ -729,12 +800,14 @@ class Catalog:
             run_ids,
         )
 
+    @catalog_files.healing
     def children(self, run_ids: list[str]) -> list[tuple[str, str]]:
         """``(child_id, parent_id)`` for the children of runs."""
         return self._select_in(
             "SELECT id, parent_id FROM runs WHERE parent_id IN ({marks})", run_ids
         )
 
+    @catalog_files.healing
     def unknown_fields(
         self, where: str | None = None, order_by: str | None = None, name: str | None = None
     ) -> list[tuple[str, list[str]]]:
@@ -759,6 +832,17 @@ class Catalog:
             out.append((f"the name {name!r}", [repr(n) for n in close]))
         return out
 
+    @catalog_files.healing
+    def records(self) -> list[tuple[str, str]]:
+        """``(run id, record JSON)`` of every run the catalog holds, by id."""
+        return list(self.db.execute("SELECT id, record FROM runs ORDER BY id"))
+
+    @catalog_files.healing
+    def mark_gc_seen(self, name: str) -> None:
+        """Note that this catalog already applied the gc entry ``gc/<name>``."""
+        self.db.execute("INSERT OR IGNORE INTO gc_seen VALUES (?)", (name,))
+
+    @catalog_files.healing
     def all_run_ids(self) -> list[str]:
         self.ensure_synced()
         return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY id")]
@@ -768,6 +852,17 @@ class Catalog:
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise FormatError("catalog schema mismatch; run 'mlledger reindex'")
 
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back after an error; a rollback that fails too (a damaged file) must not hide
+    the error that caused it."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("ROLLBACK")
+
+
+#: SQLite's words for a statement over one of its limits (expression depth, parser stack,
+#: variables, table references): a query too large, not a damaged catalog
+_TOO_LARGE = ("too large", "stack overflow", "too many")
 
 #: the columns each ``<table>_key_run`` index holds (a driven plan's sample reads only those)
 _KEY_RUN_COLUMNS = {

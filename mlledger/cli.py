@@ -77,10 +77,13 @@ entries that have them.
   by name.
 - ``verify``: ``{"ok", "checked", "corrupt": [digest], "missing": [digest],
   "dangling": [{"referrer", "digest"}], "problems": [text], "trail": [text],
-  "unchained": int}`` (``trail``: damage to the audit trail; ``unchained``: entries
-  from before it).
+  "unchained": int, "damaged": [{"key", "reason"}]}`` (``trail``: damage to the audit
+  trail; ``unchained``: entries from before it; ``damaged``: run entries that are not a
+  readable record).
 - ``gc``: ``{"dry_run", "runs": [id], "objects": [digest], "bytes",
-  "kept_runs", "kept_objects", "temp_files", "uploads"}``.
+  "kept_runs", "kept_objects", "temp_files", "uploads", "kept_because": {reason: runs}}``;
+  deleted plus kept is every run (every object); a kept run's reason is ``ref``,
+  ``running``, ``recent`` (``--keep-days``) or ``grace``.
 - ``init``: ``{"url", "hash", "created"}``; ``sync``: ``{"changed"}``;
   ``reindex``: ``{"runs"}``.
 """
@@ -992,7 +995,8 @@ def _lineage_text(ledger: Ledger, lin: Lineage) -> str:
     "--depth",
     type=click.IntRange(min=0),
     default=None,
-    help="At most this many hops (run to artifact is one hop). Default: no limit.",
+    help="At most this many runs deep, each with its direct inputs (--down: outputs): 1 is "
+    "the run (or the runs that made TARGET) and its inputs. Default: no limit.",
 )
 @click.option(
     "--format",
@@ -1314,10 +1318,12 @@ def verify(state: _State, as_json: bool) -> None:
                 "problems": list(report.problems),
                 "trail": list(report.trail),
                 "unchained": report.unchained,
+                "damaged": [{"key": k, "reason": r} for k, r in report.damaged],
             }
         )
     else:
         n = len(report.corrupt) + len(report.missing) + len(report.problems) + len(report.trail)
+        n += len(report.damaged)
         verdict = (
             click.style("ok", fg="green")
             if report.ok
@@ -1341,11 +1347,25 @@ def verify(state: _State, as_json: bool) -> None:
                 f"note      {report.unchained} entries from before the audit chain "
                 "(unsealed: not checked for edits)"
             )
+        for key, why in report.damaged:
+            state.echo(f"damaged   {key}  ({why}; its run is skipped)")
     if not report.ok:
         click.get_current_context().exit(1)
 
 
 # -------------------------------------------------------------------------- gc
+
+
+def _why_kept(because: dict[str, int]) -> str:
+    """`` (2 a ref needs, 4 within the grace period)``: why gc kept the runs it kept."""
+    words = {
+        "ref": "a ref needs",
+        "running": "running",
+        "recent": "within --keep-days",
+        "grace": "within --grace",
+    }
+    parts = [f"{n} {words.get(k, k)}" for k, n in because.items() if n]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 @cli.command()
@@ -1401,8 +1421,8 @@ def gc(
         temp += f", {counted(report.uploads, 'unfinished upload')}"
     state.echo(
         f"{verb} {counted(len(report.runs), 'run')} and {counted(len(report.objects), 'object')} "
-        f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')} and "
-        f"{counted(report.kept_objects, 'object')}"
+        f"({_human_size(report.bytes)}){temp}; kept {counted(report.kept_runs, 'run')}"
+        f"{_why_kept(report.kept_because)} and {counted(report.kept_objects, 'object')}"
     )
     if verbose:
         for r in report.runs:

@@ -11,6 +11,7 @@ __all__ = [
     "AccessError",
     "AmbiguousError",
     "ConflictError",
+    "DamagedEntryError",
     "DigestError",
     "ExistsError",
     "FormatError",
@@ -51,6 +52,20 @@ class AmbiguousError(LedgerError, LookupError):
 
 class IntegrityError(LedgerError, ValueError):
     """Stored bytes that do not hash to their name, or a damaged record."""
+
+
+class DamagedEntryError(IntegrityError):
+    """A run entry in the store that is not a run record mlledger can read (its run is
+    skipped by queries; ``mlledger verify`` lists it).  ``key`` names the entry."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(
+            f"the run entry {key} is damaged ({reason}); the run is skipped. "
+            "'mlledger verify' lists every damaged entry; restore it from a copy of the "
+            "store, or leave it: nothing else depends on it"
+        )
+        self.key = key
+        self.reason = reason
 
 
 class DigestError(LedgerError, ValueError):

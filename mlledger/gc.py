@@ -47,7 +47,14 @@ __all__ = ["GcReport", "collect"]
 
 @attrs.frozen
 class GcReport:
-    """What gc deleted (or, with ``dry_run``, would delete)."""
+    """What gc deleted (or, with ``dry_run``, would delete), and what it kept.
+
+    The counts add up: ``len(runs) + kept_runs`` is every run gc saw and
+    ``len(objects) + kept_objects`` every object.  ``kept_because`` says why
+    each kept run stays, one reason a run, the first that holds: ``ref`` (a
+    ref's target or its upstream lineage), ``running``, ``recent`` (started
+    within ``keep_days``), ``grace`` (younger than the grace period).
+    """
 
     dry_run: bool
     runs: tuple[str, ...]
@@ -58,6 +65,7 @@ class GcReport:
     temp_files: int = 0
     #: unfinished multipart uploads (S3) older than the grace period, aborted
     uploads: int = 0
+    kept_because: dict[str, int] = attrs.field(factory=dict, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +77,7 @@ class GcReport:
             "kept_objects": self.kept_objects,
             "temp_files": self.temp_files,
             "uploads": self.uploads,
+            "kept_because": dict(self.kept_because),
         }
 
 
@@ -117,13 +126,18 @@ def collect(
     cat.sync()
     now = time.time()
     records: dict[str, dict[str, Any]] = {
-        rid: canonical.loads(text) for rid, text in cat.db.execute("SELECT id, record FROM runs")
+        rid: canonical.loads(text) for rid, text in cat.records()
     }
     kept_runs: set[str] = set()
+    recent: set[str] = set()
+    running: set[str] = set()
     for rid, rec in records.items():
-        young = keep_days is None or now - id_time(rid).timestamp() <= keep_days * 86400
-        if young or rec.get("status") == "running":
-            kept_runs.add(rid)
+        if keep_days is None or now - id_time(rid).timestamp() <= keep_days * 86400:
+            recent.add(rid)
+        if rec.get("status") == "running":
+            running.add(rid)
+    kept_runs |= recent | running
+    by_ref: set[str] = set()
     kept: set[str] = set()
     # refs: every target in every history, with its upstream lineage
     for name in store.refs.names():
@@ -138,8 +152,9 @@ def collect(
                 runs, digests, _, _ = traverse(cat, runs=[got.id], direction="upstream")
             else:
                 runs, digests, _, _ = traverse(cat, digests=[got.digest], direction="upstream")
-            kept_runs |= runs
+            by_ref |= runs
             kept |= digests
+    kept_runs |= by_ref
     for rid in kept_runs:
         record = records.get(rid)
         if record is not None:
@@ -186,15 +201,23 @@ def collect(
         for p in temp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
+    because: dict[str, int] = {}
+    for rid in set(records) - set(doomed_runs):
+        why = next(
+            (w for w, s in (("ref", by_ref), ("running", running), ("recent", recent)) if rid in s),
+            "grace",
+        )
+        because[why] = because.get(why, 0) + 1
     return GcReport(
         dry_run=dry_run,
         runs=tuple(doomed_runs),
         objects=tuple(sorted(doomed)),
         bytes=freed,
-        kept_runs=len(kept_runs),
+        kept_runs=len(records) - len(doomed_runs),
         kept_objects=total - len(doomed),
         temp_files=len(temp),
         uploads=len(uploads),
+        kept_because=dict(sorted(because.items())),
     )
 
 
@@ -222,7 +245,7 @@ def _log_deleted_runs(ledger: Ledger, run_ids: list[str]) -> None:
         name = f"{new_run_id()}.json"
         if ledger.store.create_entry(f"gc/{name}", canonical.dumps(doc)):
             # this catalog forgot them already: no need to read the entry back
-            ledger.catalog.db.execute("INSERT OR IGNORE INTO gc_seen VALUES (?)", (name,))
+            ledger.catalog.mark_gc_seen(name)
             return
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import canonical
+from . import canonical, run_entries
 from .capture import code as _code
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS, environment, process_facts
@@ -40,6 +40,7 @@ from .errors import (
     UsageError,
 )
 from .ids import day_path, is_run_id, whole_key
+from .late import LateMarks
 from .records import Artifact, RefEntry, record_digests
 from .runs import Run, RunContext, _SelfType, current_run, make_tracked, process_start
 from .store import Store, cache_dir
@@ -108,6 +109,7 @@ class Ledger:
         #: digest -> when it was last known to exist in the store (re-checked after KNOWN_TTL,
         #: so an object a gc elsewhere deleted is written again before a new run refers to it)
         self._known: dict[str, float] = {}
+        self._late = LateMarks(self.store)
         #: the last environment record, as stored, and its digest
         self._env_blob: tuple[dict[str, Any], bytes, str] | None = None
         #: the last user-modules record, as stored, and its digest
@@ -544,6 +546,7 @@ class Ledger:
         except (StoreError, OSError) as e:
             self._spool_store(e, run).create_entry(key, data)
             return
+        self._late.wrote(key)  # into a day catalogs may have sealed: mark it
         if not created:
             raise StoreError(f"{key} already exists in {self.url}: run ids collided; this is a bug")
 
@@ -591,7 +594,7 @@ class Ledger:
         spool = self._spool or Store(d, algorithm=self.store.algorithm)
         self._spool = spool
         try:
-            moved = push(self.store, spool)
+            moved = push(self.store, spool, mark=self._mark_late)
         except (LedgerError, OSError):
             self._spool_pending = True  # the store still refuses: try again after the next run
             if not quiet:
@@ -602,6 +605,12 @@ class Ledger:
         self._spool_pending = any(spool.backend.list("runs")) or any(spool.iter_objects())
         return moved
 
+    def _mark_late(self, keys: list[str]) -> None:
+        """Entries pushed from the spool into days catalogs may have sealed: mark those days."""
+        days = {self._late.needs(k) for k in keys}
+        for day in sorted(d for d in days if d is not None):
+            self._late.mark(day)
+
     def push_spool(self) -> int:
         """Write runs kept in the local spool (while the store refused writes) to the store."""
         return self._push_spool(quiet=False)
@@ -611,23 +620,30 @@ class Ledger:
         """A run straight from the store, by full id."""
         base = day_path(run_id)
         start = self._read_entry(f"{base}/start.json")
-        end = self._read_entry(f"{base}/end.json")
-        if start is None and end is None:
-            end = self._read_entry(whole_key(run_id))  # a short run: one entry, no folder
+        end_key = f"{base}/end.json"
+        end = self._read_entry(end_key)
+        whole = start is None and end is None
+        if whole:
+            end_key = whole_key(run_id)  # a short run: one entry, no folder
+            end = self._read_entry(end_key)
         if start is None and end is None:
             raise NotFoundError(f"no run {run_id} in the store at {self.url}")
-        record = dict(canonical.loads(start)) if start is not None else {}
-        if end is not None:
-            record.update(canonical.loads(end))
-            if "started_at" not in record:
-                raise NotFoundError(f"run {run_id} is being written; try again in a moment")
-        else:
+        record = run_entries.merge(  # DamagedEntryError names a damaged entry
+            run_id,
+            None if start is None else (f"{base}/start.json", start),
+            None if end is None else (end_key, end),
+            whole=whole,
+        )
+        if record is None:
+            raise NotFoundError(f"run {run_id} is being written; try again in a moment")
+        if end is None:
             names = self.store.backend.list_dir(base)
             hbs = sorted(n for n in names if n.startswith("hb-"))
             if hbs:
                 hb = self._read_entry(f"{base}/{hbs[-1]}")
-                if hb is not None:
-                    record["heartbeat"] = canonical.loads(hb)["at"]
+                with contextlib.suppress(ValueError, TypeError, KeyError):  # damaged: no beat
+                    if hb is not None and isinstance(at := canonical.loads(hb)["at"], str):
+                        record["heartbeat"] = at
             record["metric_chunks"] = max(
                 (int(n[8:14]) for n in names if n.startswith("metrics-") and n[8:14].isdigit()),
                 default=0,
@@ -824,6 +840,8 @@ class Ledger:
         """Runs and artifacts around ``target``.
 
         ``upstream``: what produced it; ``downstream``: what was built from it; ``both``.
+        ``depth`` counts runs, each with its direct inputs (upstream) or outputs: 1 is
+        the run, or the runs that made (used) an artifact, with theirs; None: no limit.
         """
         from .lineage import Lineage, traverse
 
@@ -861,12 +879,13 @@ class Ledger:
         return LedgerRefs(self)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
-        """Rehash every object; check every object a run or ref references exists and is sound,
-        and every seal and link of the audit trail (``.trail``; ``.unchained`` counts entries
+        """Rehash every object; check every object a run or ref references exists and is
+        sound, that every run entry is a readable record (``damaged`` lists those not), and
+        every seal and link of the audit trail (``.trail``; ``.unchained`` counts entries
         from before the chain)."""
         import attrs
 
-        report = self.store.verify(callback=callback)
+        report = attrs.evolve(self.store.verify(callback=callback), damaged=self._damaged_entries())
         corrupt = set(report.corrupt)
         present_missing: list[tuple[str, str]] = []
         problems = list(report.problems)
@@ -894,11 +913,16 @@ class Ledger:
             unchained=unchained,
         )
 
+    def _damaged_entries(self) -> tuple[tuple[str, str], ...]:
+        """``(key, what is wrong)`` of every run entry in the store that is not a readable
+        record (read from the store: the catalog skips such runs)."""
+        return tuple(run_entries.scan(self.store))
+
     def _referenced_digests(self) -> Iterable[tuple[str, str]]:
         """``(run id, digest)`` for every object the runs in the store reference."""
         cat = self.catalog
         cat.sync()
-        for rid, rec_text in cat.db.execute("SELECT id, record FROM runs ORDER BY id"):
+        for rid, rec_text in cat.records():
             for digest in record_digests(canonical.loads(rec_text)):
                 yield rid, digest
 

@@ -1,15 +1,17 @@
 """Lineage: which data and code produced this, and what was built from it.
 
 Traversal is a breadth-first walk over the catalog's edges (run used
-artifact, run produced artifact, run is a child of run), one indexed query
-per hop, with a visited set, so it terminates on any graph.
+artifact, run produced artifact, run is a child of run), one level of runs
+at a time (a few indexed queries each), with a visited set, so it
+terminates on any graph.  ``depth`` counts levels of runs, each with its
+direct inputs (upstream) or outputs (downstream).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -151,7 +153,11 @@ def traverse(
 ) -> tuple[set[str], set[str], list[Edge], dict[tuple[str, str], str]]:
     """Walk from runs and/or artifacts; returns run ids, digests, edges and edge names.
 
-    ``depth`` counts hops between runs and artifacts (one run -> input is one hop).
+    ``depth`` counts runs: 1 is the target run with its direct inputs (upstream)
+    or outputs (downstream), or for an artifact target the runs that produced
+    (used) it with theirs; each more adds the runs one step further (the
+    producers of those inputs, a parent or child run) with theirs; 0 is the
+    target alone, None no limit.  So a run's own inputs are never cut off.
     ``both`` is what lies upstream plus what lies downstream: a walk that
     turned around midway would wander into siblings (other runs that used
     the same data), which are neither.
@@ -174,42 +180,41 @@ def traverse(
     seen_arts: set[str] = set(digests)
     edges: set[Edge] = set()
     names: dict[tuple[str, str], str] = {}
-    frontier_runs = set(seen_runs)
-    frontier_arts = set(seen_arts)
     # (edges of runs to follow, their label, edges of artifacts to follow, their label,
-    #  parent/child lookup, whether the child is the new node): one row per direction
-    steps: list[tuple[str, str, str, str, Callable[[list[str]], list[tuple[str, str]]], bool]] = []
-    if direction in ("upstream", "both"):
-        steps.append(("in", "used", "out", "produced", catalog.parents, False))
-    if direction in ("downstream", "both"):
-        steps.append(("out", "produced", "in", "used", catalog.children, True))
-    hop = 0
-    while (frontier_runs or frontier_arts) and (depth is None or hop < depth):
-        hop += 1
-        new_runs: set[str] = set()
-        new_arts: set[str] = set()
-        rl = sorted(frontier_runs)
-        al = sorted(frontier_arts)
-        for step in steps:
-            run_dir, run_label, art_dir, art_label, family, child_is_new = step
-            for rid, d, name in catalog.edges_of_runs(rl, run_dir):  # what these runs touched
-                edges.add(Edge(rid, run_label, d))
-                names[(rid, d)] = name
-                if d not in seen_arts:
-                    new_arts.add(d)
-            for rid, d, name in catalog.runs_touching(al, art_dir):  # runs on these artifacts
-                edges.add(Edge(rid, art_label, d))
-                names[(rid, d)] = name
-                if rid not in seen_runs:
-                    new_runs.add(rid)
-            for child, parent in family(rl):
-                edges.add(Edge(child, "child_of", parent))
-                new = child if child_is_new else parent
-                if new not in seen_runs:
-                    new_runs.add(new)
-        seen_runs |= new_runs
-        seen_arts |= new_arts
-        frontier_runs, frontier_arts = new_runs, new_arts
+    #  parent/child lookup, whether the child is the new node)
+    if direction == "upstream":
+        step = ("in", "used", "out", "produced", catalog.parents, False)
+    else:
+        step = ("out", "produced", "in", "used", catalog.children, True)
+    run_dir, run_label, art_dir, art_label, family, child_is_new = step
+    # one pass per level of runs: the artifacts of the level before lead to this
+    # level's runs (given runs are level 1, given artifacts level 0); this level's
+    # runs bring their own artifacts, and their parents or children are the next level
+    level_arts = set(seen_arts)
+    expand = set(seen_runs)
+    level = 0
+    while (level_arts or expand) and (depth is None or level < depth):
+        level += 1
+        for rid, d, name in catalog.runs_touching(sorted(level_arts), art_dir):
+            edges.add(Edge(rid, art_label, d))
+            names[(rid, d)] = name
+            if rid not in seen_runs:
+                expand.add(rid)
+        seen_runs |= expand
+        rl = sorted(expand)
+        level_arts = set()
+        for rid, d, name in catalog.edges_of_runs(rl, run_dir):  # what these runs touched
+            edges.add(Edge(rid, run_label, d))
+            names[(rid, d)] = name
+            if d not in seen_arts:
+                level_arts.add(d)
+        seen_arts |= level_arts
+        expand = set()
+        for child, parent in family(rl):
+            edges.add(Edge(child, "child_of", parent))
+            new = child if child_is_new else parent
+            if new not in seen_runs:
+                expand.add(new)
     kept = [
         e
         for e in edges

@@ -21,6 +21,8 @@ Every value becomes a SQL parameter: no input can change the SQL's shape.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any
 
@@ -67,6 +69,10 @@ _TOKEN_RE = re.compile(
 _KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "null", "is"}
 #: how deeply parentheses and ``not`` may nest (deeper input is refused, not a RecursionError)
 MAX_DEPTH = 100
+#: terms an and/or joins flat; longer chains nest as a balanced tree (SQLite's depth limit)
+_FLAT_TERMS = 64
+#: an in-list longer than this is one JSON parameter (``json_each``): no SQL variable limit
+_JSON_IN_MIN = 64
 #: integers SQLite stores exactly; larger ones compare as floats
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
@@ -128,6 +134,26 @@ def _tokenize(text: str) -> list[_Tok]:
     return toks
 
 
+def _balanced(parts: list[str], op: str) -> str:
+    """``parts`` joined by ``op`` as a balanced tree of parentheses.
+
+    SQLite builds ``a OR b OR c ...`` as a chain one level deeper per term and
+    refuses a chain over 1,000 deep ("Expression tree is too large"); a
+    balanced tree is log2(n) deep, so any number of terms compiles.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) <= _FLAT_TERMS:
+        return "(" + f" {op} ".join(parts) + ")"
+    mid = len(parts) // 2
+    return f"({_balanced(parts[:mid], op)} {op} {_balanced(parts[mid:], op)})"
+
+
+def _json_safe(v: Any) -> bool:
+    """A value JSON carries to SQLite unchanged (not inf or nan: JSON has no such numbers)."""
+    return not isinstance(v, float) or math.isfinite(v)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -162,7 +188,7 @@ class _Parser:
         while self.peek().kind == "or":
             self.take()
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+        return _balanced(parts, "OR")
 
     def and_expr(self) -> str:
         parts = [self.not_expr()]
@@ -171,7 +197,7 @@ class _Parser:
             parts.append(self.not_expr())
         if len(parts) == 1:
             return parts[0]
-        sql = "(" + " AND ".join(parts) + ")"
+        sql = _balanced(parts, "AND")
         self.and_parts[sql] = parts
         return sql
 
@@ -263,6 +289,11 @@ class _Parser:
     @staticmethod
     def _cmp(col: str, op: str, values: list[Any], args: list[Any]) -> str:
         if op in ("in", "not in"):
+            if len(values) > _JSON_IN_MIN and all(_json_safe(v) for v in values):
+                # one parameter, whatever the list's length: SQLite caps variables per
+                # statement (32,766 on most builds, 999 on old ones)
+                args.append(json.dumps(values))
+                return f"{col} {op.upper()} (SELECT value FROM json_each(?))"
             args.extend(values)
             return f"{col} {op.upper()} ({', '.join('?' * len(values))})"
         if op == "like":

@@ -17,6 +17,7 @@ it refers to.**
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import IntegrityError
@@ -57,11 +58,15 @@ def entry_order(key: str) -> tuple[int, str, int, str]:
     return (1, key, 0, "")
 
 
-def push(store: Store, spool: Store) -> int:
+def push(
+    store: Store, spool: Store, mark: Callable[[list[str]], None] | None = None
+) -> int:
     """Move everything in ``spool`` to ``store``: objects, then entries in order.
 
     Returns how many keys moved.  Raises on the first refusal (a LedgerError or
     OSError); what moved so far is a sound prefix, the rest stays in the spool.
+    ``mark`` is given the entry keys pushed, before they leave the spool (the late-run
+    markers of days catalogs may have sealed: a push cut short pushes and marks again).
     """
     moved = 0
     for digest in list(spool.iter_objects()):
@@ -74,10 +79,15 @@ def push(store: Store, spool: Store) -> int:
         spool.delete(digest)
         moved += 1
     keys = [*spool.backend.list("runs"), *spool.backend.list("refs")]
+    pushed: list[str] = []
     for key in sorted(keys, key=entry_order):
         # an entry pushed before a refusal is already in the store: that is a success
         store.create_entry(key, spool.read_entry(key))
-        spool.backend.delete(key)
+        pushed.append(key)
         moved += 1
+    if mark is not None:
+        mark(pushed)
+    for key in pushed:
+        spool.backend.delete(key)
     return moved
 

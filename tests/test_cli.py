@@ -818,8 +818,8 @@ def test_verify_clean(shared: Shared) -> None:
     assert data["ok"] is True
     assert data["checked"] > 5
     assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems",
-                         "trail", "unchained"}
-    assert (data["trail"], data["unchained"]) == ([], 0)
+                         "trail", "unchained", "damaged"}
+    assert (data["trail"], data["unchained"], data["damaged"]) == ([], 0, [])
 
 
 def test_verify_finds_corruption(store_copy: str, shared: Shared) -> None:

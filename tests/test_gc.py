@@ -94,6 +94,21 @@ def test_dry_run_deletes_nothing_and_reports_what_it_would(ledger: Ledger) -> No
     assert ledger.gc() == ledger.gc(dry_run=True)
 
 
+def test_kept_counts_add_up_and_say_why(ledger: Ledger) -> None:
+    """gc's kept counts plus its deleted ones are every run and object, each kept run
+    with one reason (keep_days=0: the ref's lineage, then the grace period)."""
+    two_pipelines(ledger)
+    total_objects = len(objects(ledger))
+    for grace, because in ((3600.0, {"grace": 4, "ref": 2}), (0.0, {"ref": 2})):
+        report = ledger.gc(keep_days=0, grace_seconds=grace)
+        assert len(report.runs) + report.kept_runs == 6
+        assert len(report.objects) + report.kept_objects == total_objects
+        assert report.kept_because == because
+        assert report.to_json()["kept_because"] == because
+    report = ledger.gc(keep_days=None)
+    assert (report.runs, report.kept_runs, report.kept_because) == ((), 6, {"ref": 2, "recent": 4})
+
+
 def test_gc_keeps_ref_targets_and_their_upstream_lineage(ledger: Ledger) -> None:
     """With keep_days=0 and no grace, unreferenced runs go; the ref'd model's lineage stays."""
     kept, loose = two_pipelines(ledger)

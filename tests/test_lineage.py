@@ -98,8 +98,8 @@ def test_both_is_upstream_plus_downstream_without_siblings(pipe: Pipeline) -> No
     assert sibling.id in shape(ledger.lineage(d["data"], direction="downstream"))[0]
 
 
-def test_depth_limits_the_hops(pipe: Pipeline) -> None:
-    """depth counts hops between runs and artifacts: 0 is the target alone."""
+def test_depth_counts_runs_with_their_direct_inputs(pipe: Pipeline) -> None:
+    """depth counts runs, each with its direct inputs: 0 is the target alone."""
     d, ids = digests(pipe), pipe.ids
     ledger = pipe.ledger
     assert shape(ledger.lineage(ids["evaluate"], depth=0)) == ({ids["evaluate"]}, set(), set())
@@ -113,7 +113,38 @@ def test_depth_limits_the_hops(pipe: Pipeline) -> None:
     assert deep == shape(ledger.lineage(ids["evaluate"]))
     runs, arts, _ = shape(ledger.lineage(d["data"], direction="downstream", depth=1))
     assert runs == {ids["train"], ids["evaluate"]}
-    assert arts == {d["data"]}
+    assert arts == {d["data"], d["model"], d["score"]}
+
+
+def test_depth_one_of_an_artifact_is_its_producer_with_the_producers_inputs(
+    pipe: Pipeline,
+) -> None:
+    """Upstream of a model at depth 1: the run that made it and that run's inputs."""
+    d, ids = digests(pipe), pipe.ids
+    runs, arts, edges = shape(pipe.ledger.lineage(d["model"], depth=1))
+    assert runs == {ids["train"]}
+    assert arts == {d["model"], d["data"]}
+    assert edges == {(ids["train"], "produced", d["model"]), (ids["train"], "used", d["data"])}
+    assert shape(pipe.ledger.lineage(d["model"], depth=0)) == (set(), {d["model"]}, set())
+    # a run and its output at the same depth show the same runs
+    assert shape(pipe.ledger.lineage(d["model"], depth=2))[0] == shape(
+        pipe.ledger.lineage(ids["train"], depth=2)
+    )[0]
+
+
+def test_depth_counts_a_parent_run_as_one_step(ledger: Ledger) -> None:
+    """A nested run's parent is one level further, shown with its own inputs at depth 2."""
+    with ledger.run("sweep") as parent:
+        parent.use({"grid": [1, 2]}, name="grid")
+        with ledger.run("trial") as child:
+            child.use({"lr": 0.1}, name="cfg")
+    runs, arts, edges = shape(ledger.lineage(child.id, depth=1))
+    assert runs == {child.id}
+    assert len(arts) == 1
+    runs, arts, edges = shape(ledger.lineage(child.id, depth=2))
+    assert runs == {child.id, parent.id}
+    assert len(arts) == 2
+    assert (child.id, "child_of", parent.id) in edges
 
 
 def test_nested_runs_are_linked_child_of(ledger: Ledger) -> None:
@@ -248,37 +279,37 @@ def test_bad_depth_is_a_usage_error(pipe: Pipeline, depth: Any) -> None:
 def expected_walk(
     runs: dict[str, tuple[set[str], set[str]]], start: str, direction: str, depth: int | None
 ) -> tuple[set[str], set[str], set[tuple[str, str, str]]]:
-    """Breadth-first over runs (inputs, outputs): what a lineage walk must find."""
+    """What a lineage walk must find: every run at most ``depth`` runs away (the target
+    run is the first; an artifact is as far as the run it belongs to), with its direct
+    inputs (upstream) or outputs (downstream)."""
     if direction == "both":
         up = expected_walk(runs, start, "upstream", depth)
         down = expected_walk(runs, start, "downstream", depth)
         return up[0] | down[0], up[1] | down[1], up[2] | down[2]
-    seen = {start}
-    edges: set[tuple[str, str, str]] = set()
-    queue = deque([(start, 0)])
+    mine = 0 if direction == "upstream" else 1  # a run's inputs or its outputs
+    theirs = 1 - mine  # the runs on an artifact: its producers or its users
+    # the fewest runs from the target to each node (0-1 breadth-first search)
+    far: dict[str, int] = {start: 1 if start in runs else 0}
+    queue = deque([start])
     while queue:
-        node, hop = queue.popleft()
-        if depth is not None and hop >= depth:
-            continue
-        found: list[tuple[str, tuple[str, str, str]]] = []
+        node = queue.popleft()
         if node in runs:
-            ins, outs = runs[node]
-            if direction == "upstream":
-                found = [(d, (node, "used", d)) for d in ins]
-            else:
-                found = [(d, (node, "produced", d)) for d in outs]
+            nxt = [(a, far[node]) for a in runs[node][mine]]
         else:
-            for rid, (ins, outs) in runs.items():
-                if direction == "upstream" and node in outs:
-                    found.append((rid, (rid, "produced", node)))
-                if direction == "downstream" and node in ins:
-                    found.append((rid, (rid, "used", node)))
-        for nxt, edge in found:
-            edges.add(edge)
-            if nxt not in seen:
-                seen.add(nxt)
-                queue.append((nxt, hop + 1))
-    return {n for n in seen if n in runs}, {n for n in seen if n not in runs}, edges
+            nxt = [(r, far[node] + 1) for r, io in runs.items() if node in io[theirs]]
+        for n, k in nxt:
+            if k < far.get(n, k + 1):
+                far[n] = k
+                (queue.appendleft if k == far[node] else queue.append)(n)
+    label = "used" if direction == "upstream" else "produced"
+    shown = {r for r in runs if r in far and (depth is None or far[r] <= depth)}
+    edges = {(r, label, a) for r in shown for a in runs[r][mine]}
+    arts = {a for _, _, a in edges} | ({start} if start not in runs else set())
+    other = "produced" if direction == "upstream" else "used"
+    # the runs on each artifact are looked up when that artifact is nearer than depth
+    looked = {a for a in arts if depth is None or far[a] < depth}
+    edges |= {(r, other, a) for r in shown for a in runs[r][theirs] if a in looked}
+    return shown | ({start} if start in runs else set()), arts, edges
 
 
 GRAPHS = st.lists(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import math
 import re
 import socket
@@ -802,3 +803,66 @@ def test_fields_named_lists_the_params_metrics_and_tags_a_query_uses() -> None:
         ("params", "a"), ("metrics", "loss"), ("tags", "t"), ("params", "cfg.lr")]
     assert fields_named("params.a = 1 or params.a = 2") == [("params", "a")]
     assert fields_named(None, None) == []
+
+
+# -- large expressions (issue 13, item 12) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("terms", [1001, 5000])
+@pytest.mark.parametrize("op", ["or", "and"])
+def test_thousands_of_terms_run(zoo: Zoo, terms: int, op: str) -> None:
+    """A where of thousands of or/and terms runs and matches what a short one does."""
+    if op == "or":  # only the last term matches a run: r2's lr = 0.01
+        misses = [f"params.lr = {1000 + i}" for i in range(terms - 1)]
+        text = " or ".join([*misses, "params.lr = 0.01"])
+        assert zoo.where(text) == ["r2"]
+    else:  # every term holds for every run that has an lr
+        text = " and ".join(f"params.lr != {1000 + i}" for i in range(terms))
+        assert zoo.where(text) == zoo.where("params.lr != 1000")
+
+
+@pytest.mark.parametrize("values", [100, 40_000])
+def test_in_lists_take_any_number_of_values(zoo: Zoo, values: int) -> None:
+    """in / not in with thousands of numbers or strings give the answer a short list gives,
+    under the 32,766-variable limit most SQLite builds have (older ones: 999)."""
+    zoo.ledger.catalog.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    nums = ", ".join(str(1000 + i) for i in range(values))
+    texts = ", ".join(f"'v{i}'" for i in range(values))
+    assert zoo.where(f"params.lr in ({nums}, 0.5, 1)") == zoo.where("params.lr in (0.5, 1)")
+    assert zoo.where(f"params.opt not in ({texts}, 'sgd')") == zoo.where("params.opt != 'sgd'")
+    assert zoo.where(f"metrics.acc in ({nums}, 0.9)") == ["r2"]
+    assert zoo.where(f"name in ({texts}, 'eval')") == ["r3"]
+    assert zoo.where(f"tags.team in ({texts}, 'cv')") == ["r4", "r1"]
+    assert zoo.where(f"params.lr in ({nums}, 0.5) or params.opt in ({texts}, 'sgd')") == [
+        "r4",
+        "r2",
+    ]
+
+
+def test_an_expression_over_sqlite_limits_is_a_query_error(zoo: Zoo) -> None:
+    """A where too large or too nested for SQLite raises a QueryError that says what to do."""
+    too_many = " or ".join(f"params.lr = {i}" for i in range(70_000))
+    deep = "(" * 90 + "params.lr = 1" + " or params.lr = 2)" * 90
+    for text in (too_many, deep):
+        with pytest.raises(QueryError) as err:
+            zoo.where(text)
+        assert "in (" in str(err.value)
+
+
+def test_mlledger_log_takes_a_where_of_thousands_of_terms(zoo: Zoo) -> None:
+    """mlledger log --where with 1,001 or-terms lists the matching run (was an internal error);
+    one too large for SQLite exits 2 with the QueryError's advice."""
+    from click.testing import CliRunner
+
+    from mlledger.cli import cli
+
+    url = zoo.ledger.url
+    text = " or ".join([*(f"params.lr = {1000 + i}" for i in range(1000)), "params.lr = 0.01"])
+    res = CliRunner().invoke(cli, ["--store", url, "log", "--json", "--where", text])
+    assert res.exit_code == 0, res.output
+    assert [r["id"] for r in json.loads(res.stdout)] == [zoo.ids["r2"]]
+    huge = " or ".join(f"params.lr = {i}" for i in range(70_000))
+    res = CliRunner().invoke(cli, ["--store", url, "log", "--where", huge])
+    assert res.exit_code == 2
+    assert "in (" in res.output
+    assert "internal error" not in res.output

@@ -127,10 +127,18 @@ class VerifyReport:
     trail: tuple[str, ...] = ()
     #: entries written before the audit chain (no seal): not damage, but unvouched for
     unchained: int = 0
+    damaged: tuple[tuple[str, str], ...] = ()  # (run entry key, what is wrong)
 
     @property
     def ok(self) -> bool:
-        return not (self.corrupt or self.missing or self.dangling or self.problems or self.trail)
+        return not (
+            self.corrupt
+            or self.missing
+            or self.dangling
+            or self.problems
+            or self.trail
+            or self.damaged
+        )
 
 
 def _os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
