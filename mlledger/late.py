@@ -42,7 +42,7 @@ from .ids import id_ms, new_run_id
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["MARK", "LateMarks", "marked_day"]
+__all__ = ["MARK", "LateMarks", "flush_all", "marked_day"]
 
 MARK = ".late-"
 #: a process marks a day at most this often (seconds)
@@ -161,7 +161,9 @@ _live: weakref.WeakSet[LateMarks] = weakref.WeakSet()
 
 
 @atexit.register
-def _flush_all() -> None:
+def flush_all() -> None:
+    """Write every marker still due, in every ledger of this process (at exit; a test
+    before it removes a store)."""
     for marks in list(_live):
         marks.flush()
 

@@ -123,6 +123,9 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> IsolatedDi
 
 def _clear_memory_root(root: str) -> None:
     """Remove everything at or under ``root`` from fsspec's global memory store."""
+    from mlledger import late
+
+    late.flush_all()  # markers still due would land after the root is gone
     mem = fsspec.filesystem("memory")
     prefix = root.rstrip("/") + "/"
     for key in [k for k in mem.store if k == root or k.startswith(prefix)]:

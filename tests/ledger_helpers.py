@@ -33,6 +33,9 @@ def open_ledger(spec: StoreSpec, **kwargs: Any) -> Ledger:
 
 def clear_memory_root(root: str) -> None:
     """Remove everything under ``root`` from fsspec's process-wide memory filesystem."""
+    from mlledger import late
+
+    late.flush_all()  # markers still due would land after the root is gone
     mem = fsspec.filesystem("memory")
     prefix = root.rstrip("/") + "/"
     for key in [k for k in mem.store if k == root or k.startswith(prefix)]:

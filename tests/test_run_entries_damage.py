@@ -151,9 +151,10 @@ def test_mlledger_log_skips_damaged_runs(ledger: Ledger) -> None:
     bad = damage(ledger, folders, wholes)
     other = Ledger(ledger.url, **ledger.store.storage_options)
     other.catalog.close()
-    res = CliRunner().invoke(
-        cli, ["--store", ledger.url, "log", "-n", "0", "--json"], catch_exceptions=False
-    )
+    with pytest.warns(LedgerWarning, match="damaged"):
+        res = CliRunner().invoke(
+            cli, ["--store", ledger.url, "log", "-n", "0", "--json"], catch_exceptions=False
+        )
     assert res.exit_code == 0
     ids = [r["id"] for r in json.loads(res.stdout)]
     assert ids == sorted(set(folders + wholes) - set(bad), reverse=True)
