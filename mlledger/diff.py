@@ -9,7 +9,7 @@ runs that differ in nothing else give an empty diff.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -186,7 +186,7 @@ def _cmp_values(
 SMALL_VALUE = 16 * 1024
 
 
-def _small_value(run: Run, section: str, name: str) -> Any:
+def _small_value(read: Callable[[str], bytes], run: Run, section: str, name: str) -> Any:
     """The content of a run's input or output ``name`` when it is a small JSON value
     (``return`` of ``{"acc": 0.9}``); _MISSING when absent, larger, another format or
     unreadable (then the digests are compared)."""
@@ -194,7 +194,7 @@ def _small_value(run: Run, section: str, name: str) -> Any:
     if art is None or art.kind != "value" or art.format != "json" or art.size > SMALL_VALUE:
         return _MISSING
     try:
-        return canonical.loads(run._ledger.store.get(art.digest))
+        return canonical.loads(read(art.digest))
     except Exception:
         return _MISSING
 
@@ -226,18 +226,20 @@ def _is_param_value(param: Any, kind: str, digest: str) -> bool:
         return False
 
 
-def _modules(run: Run) -> dict[str, str]:
+def _modules(read: Callable[[str], bytes], run: Run) -> dict[str, str]:
     d = run.code.get("modules")
     if not d:
         return {}
     try:
-        return dict(canonical.loads(run._ledger.store.get(d)))
+        return dict(canonical.loads(read(d)))
     except LedgerError:
         return {}
 
 
-def diff_runs(a: Run, b: Run) -> RunDiff:
-    """Compare two runs section by section."""
+def diff_runs(read: Callable[[str], bytes], a: Run, b: Run) -> RunDiff:
+    """Compare two runs section by section; ``read`` gives the bytes of a stored object
+    by digest (``Store.get``: small values and user-module records are compared by
+    content)."""
     out: list[Change] = []
     _cmp_values(a.params, b.params, out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
@@ -248,7 +250,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
             va, vb = da.get(k, _MISSING), db.get(k, _MISSING)
             if va == vb:
                 continue
-            old, new = _small_value(a, section, k), _small_value(b, section, k)
+            old, new = _small_value(read, a, section, k), _small_value(read, b, section, k)
             if old is not _MISSING and new is not _MISSING:
                 # a small JSON value (a returned dict of scores): what changed in it
                 before = len(out)
@@ -261,14 +263,15 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
     ca = {k: v for k, v in a.code.items() if k in code_keys}
     cb = {k: v for k, v in b.code.items() if k in code_keys}
     if a.code.get("modules") != b.code.get("modules"):
-        ca.update({f"module:{k}": v for k, v in _modules(a).items()})
-        cb.update({f"module:{k}": v for k, v in _modules(b).items()})
+        ca.update({f"module:{k}": v for k, v in _modules(read, a).items()})
+        cb.update({f"module:{k}": v for k, v in _modules(read, b).items()})
     _cmp_maps("code", ca, cb, out)
     git_keys = ("commit", "branch", "remote", "dirty", "diff")
     ga = {k: v for k, v in (a.git or {}).items() if k in git_keys}
     gb = {k: v for k, v in (b.git or {}).items() if k in git_keys}
     _cmp_maps("git", ga, gb, out)
-    if a._record.get("env") != b._record.get("env"):
+    rec_a, rec_b = a.record, b.record
+    if rec_a.get("env") != rec_b.get("env"):
         ea, eb = a.env, b.env
         _cmp_maps("packages", ea.get("packages", {}), eb.get("packages", {}), out)
         _cmp_maps("env_vars", ea.get("env_vars", {}), eb.get("env_vars", {}), out)
@@ -278,7 +281,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         plat_a = param_fields({**ea.get("platform", {}), **_hw(ea)})
         plat_b = param_fields({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
-    kinds = (a._record.get("kind"), b._record.get("kind"))
+    kinds = (rec_a.get("kind"), rec_b.get("kind"))
     if kinds == ("script", "script") and "argv" not in (set(a.params) | set(b.params)):
         # a whole script run with `mlledger run`: its command line is its params (recorded
         # as params.argv, compared above, by runs that have it).  Any other run's argv

@@ -24,23 +24,27 @@ import contextlib
 import datetime as _dt
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import canonical
+from ._settings import host_name, user_name
 from .errors import LedgerError
 from .ids import day_path, id_time, new_run_id, whole_key
 from .lineage import traverse
-from .pins import live_digests
-from .records import record_digests, to_iso, utcnow
+from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
 from .store.uploads import abandoned_uploads, abort_uploads
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
+    from .catalog import Catalog
+    from .store import Store
+
+#: every object a live run names: ``live(known=..., running=...)`` (``pins.live_digests``)
+LiveDigests = Callable[..., set[str]]
 
 __all__ = ["GcReport", "collect"]
 
@@ -81,9 +85,8 @@ class GcReport:
         }
 
 
-def _objects_with_mtime(ledger: Ledger) -> Iterator[tuple[str, float, int]]:
+def _objects_with_mtime(store: Store) -> Iterator[tuple[str, float, int]]:
     """``(digest, mtime, size)`` of every object."""
-    store = ledger.store
     backend = store.backend
     if isinstance(backend, LocalBackend):
         for d in store.iter_objects():
@@ -98,7 +101,9 @@ def _objects_with_mtime(ledger: Ledger) -> Iterator[tuple[str, float, int]]:
     except FileNotFoundError:
         return
     for path, info in found.items():
-        parts = fs._strip_protocol(path).split("/")
+        # the last three parts (algorithm, first two hex digits, the rest) whatever the
+        # protocol prefix of the path
+        parts = path.rstrip("/").split("/")
         d = f"{parts[-3]}:{parts[-2]}{parts[-1]}"
         yield d, _mtime(info), int(info.get("size") or 0)
 
@@ -119,10 +124,22 @@ def _mtime(info: dict[str, Any]) -> float:
 
 
 def collect(
-    ledger: Ledger, *, dry_run: bool, keep_days: float | None, grace_seconds: float
+    store: Store,
+    cat: Catalog,
+    *,
+    resolve: Callable[[str], Run | Artifact],
+    live: LiveDigests,
+    stored: MutableMapping[str, Any],
+    dry_run: bool,
+    keep_days: float | None,
+    grace_seconds: float,
 ) -> GcReport:
-    store = ledger.store
-    cat = ledger.catalog
+    """Delete (or with ``dry_run`` only count) what nothing keeps, in ``store``.
+
+    ``resolve`` turns a ref's target into a Run or an Artifact; ``live`` reads
+    what live runs use (``pins.live_digests``); ``stored`` maps the digests the
+    caller remembers as stored (each one deleted is dropped from it).
+    """
     cat.sync()
     now = time.time()
     records: dict[str, dict[str, Any]] = {
@@ -145,7 +162,7 @@ def collect(
             if entry.run:  # the run the entry names (its record is pinned by the entry)
                 kept_runs.add(entry.run)
             try:
-                got = ledger.resolve(entry.target)
+                got = resolve(entry.target)
             except LedgerError:
                 continue
             if isinstance(got, Run):
@@ -166,12 +183,12 @@ def collect(
                 kept.update(e.digest for e in store.read_tree(d).files if e.digest)
     sizes: dict[str, int] = {}
     total = 0
-    for d, mtime, size in _objects_with_mtime(ledger):
+    for d, mtime, size in _objects_with_mtime(store):
         total += 1
         if d in kept or now - mtime < grace_seconds:
             continue
         sizes[d] = size
-    doomed = _spare_live_runs(ledger, sizes, records)
+    doomed = _spare_live_runs(live, sizes, records)
     freed = sum(sizes[d] for d in doomed)
     doomed_runs = sorted(
         rid
@@ -180,7 +197,7 @@ def collect(
         and rec.get("status") != "running"
         and now - id_time(rid).timestamp() >= grace_seconds
     )
-    temp = _temp_files(ledger, now, grace_seconds)
+    temp = _temp_files(store, now, grace_seconds)
     uploads = abandoned_uploads(store.backend, older_than=grace_seconds, now=now)
     if not dry_run:
         abort_uploads(store.backend, uploads)
@@ -194,10 +211,10 @@ def collect(
                 store.backend.delete(k)
         if doomed_runs:
             cat.forget_runs(doomed_runs)
-            _log_deleted_runs(ledger, doomed_runs)
+            _log_deleted_runs(store, cat, doomed_runs)
         for d in doomed:
             store.delete(d)
-        _forget(ledger, set(doomed))
+        _forget(stored, set(doomed))
         for p in temp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
@@ -222,7 +239,7 @@ def collect(
 
 
 def _spare_live_runs(
-    ledger: Ledger, candidates: dict[str, int], records: dict[str, dict[str, Any]]
+    live: LiveDigests, candidates: dict[str, int], records: dict[str, dict[str, Any]]
 ) -> list[str]:
     """The candidates no live run uses, read from the store as late as possible.
 
@@ -234,34 +251,34 @@ def _spare_live_runs(
     if not candidates:
         return []
     running = [rid for rid, rec in records.items() if rec.get("status") == "running"]
-    used = live_digests(ledger, known=records, running=running)
+    used = live(known=records, running=running)
     return [d for d in candidates if d not in used]
 
 
-def _log_deleted_runs(ledger: Ledger, run_ids: list[str]) -> None:
+def _log_deleted_runs(store: Store, cat: Catalog, run_ids: list[str]) -> None:
     """Leave a ``gc/<id>.json`` entry naming the deleted runs, for other machines' catalogs."""
-    doc = {"runs": run_ids, "at": to_iso(utcnow()), "host": ledger._host, "user": ledger._user}
+    doc = {"runs": run_ids, "at": to_iso(utcnow()), "host": host_name(), "user": user_name()}
     for _ in range(100):  # ids only grow: another gc's name is never taken twice
         name = f"{new_run_id()}.json"
-        if ledger.store.create_entry(f"gc/{name}", canonical.dumps(doc)):
+        if store.create_entry(f"gc/{name}", canonical.dumps(doc)):
             # this catalog forgot them already: no need to read the entry back
-            ledger.catalog.mark_gc_seen(name)
+            cat.mark_gc_seen(name)
             return
 
 
-def _forget(ledger: Ledger, deleted: set[str]) -> None:
+def _forget(stored: MutableMapping[str, Any], deleted: Iterable[str]) -> None:
     """Drop deleted objects from what this ledger remembers as stored.
 
     The ledger skips writing an object it knows exists (its environment
     record above all); after gc deleted it, the next run must write it again.
     """
     for d in deleted:
-        ledger._known.pop(d, None)
+        stored.pop(d, None)
 
 
-def _temp_files(ledger: Ledger, now: float, grace_seconds: float) -> list[str]:
+def _temp_files(store: Store, now: float, grace_seconds: float) -> list[str]:
     """Leftover temp files of writers that died (local stores only)."""
-    backend = ledger.store.backend
+    backend = store.backend
     if not isinstance(backend, LocalBackend):
         return []
     out: list[str] = []

@@ -672,8 +672,14 @@ class Ledger:
         if self._catalog is None:
             from .catalog import Catalog
 
-            self._catalog = Catalog(self)
+            self._catalog = Catalog(self.store, self._load_run, self._run_of_record)
         return self._catalog
+
+    def _run_of_record(self, record: dict[str, Any]) -> Run:
+        """A run from its indexed record (the catalog's), a stale ``running`` resolved."""
+        run = Run(self, record)
+        run._resolve_status()
+        return run
 
     def load(self, target: str, *, allow_pickle: bool = False) -> Any:
         """A stored value back as a Python object (pickles only with ``allow_pickle=True``)."""
@@ -813,7 +819,7 @@ class Ledger:
         ids = self.catalog.query(
             name=name, status=status, where=where, order_by=order_by, limit=limit
         )
-        return RunList(self, ids)
+        return RunList(self.catalog.run, ids)
 
     def sync(self) -> int:
         """Bring the local catalog up to date with the store; returns how many runs changed."""
@@ -861,9 +867,9 @@ class Ledger:
         runs = [cat.run(r) for r in sorted(run_ids)]
         arts: list[Artifact] = []
         for d in sorted(digests):
-            row = cat._artifact_row(d)
+            row = cat.artifact_row(d)
             arts.append(row if row is not None else Artifact(d, 0, "file"))
-        return Lineage(root, direction, runs, arts, edges, names)
+        return Lineage(root, direction, runs, arts, edges, names, all_run_ids=cat.all_run_ids)
 
     def diff(self, a: str | Run, b: str | Run) -> RunDiff:
         """What changed from run ``a`` to run ``b``: params, metrics, inputs, outputs, code, env."""
@@ -871,7 +877,7 @@ class Ledger:
 
         ra = a if isinstance(a, Run) else self.get(a)
         rb = b if isinstance(b, Run) else self.get(b)
-        return diff_runs(ra, rb)
+        return diff_runs(self.store.get, ra, rb)
 
     @property
     def refs(self) -> LedgerRefs:
@@ -943,8 +949,18 @@ class Ledger:
         old.  Runs not kept are deleted too.
         """
         from .gc import collect
+        from .pins import live_digests
 
-        return collect(self, dry_run=dry_run, keep_days=keep_days, grace_seconds=grace_seconds)
+        return collect(
+            self.store,
+            self.catalog,
+            resolve=self.resolve,
+            live=lambda **seen: live_digests(self, **seen),
+            stored=self._known,
+            dry_run=dry_run,
+            keep_days=keep_days,
+            grace_seconds=grace_seconds,
+        )
 
 
 class LedgerRefs:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,6 +51,10 @@ class Lineage:
     artifacts: list[Artifact]
     edges: list[Edge]
     names: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    #: every run id the catalog knows (``Catalog.all_run_ids``), for unique id prefixes
+    all_run_ids: Callable[[], list[str]] | None = attrs.field(
+        default=None, repr=False, eq=False, kw_only=True
+    )
 
     def _labels(self) -> dict[str, str]:
         """A label per node: a run's name and shortest unique id prefix (12+ characters,
@@ -58,8 +62,9 @@ class Lineage:
         artifact's name and digest prefix."""
         ids = sorted(r.id for r in self.runs)
         known: list[str] = ids
-        with contextlib.suppress(Exception):  # the catalog, where the runs have one
-            known = self.runs[0]._ledger.catalog.all_run_ids()
+        if self.all_run_ids is not None:
+            with contextlib.suppress(Exception):  # the catalog, where the runs have one
+                known = self.all_run_ids()
         shorts = short_ids(ids, known)
         labels = {r.id: f"{r.name} {shorts[r.id]}" for r in self.runs}
         for a in self.artifacts:

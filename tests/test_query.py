@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import FAST, clear_memory_root, fast_ledger
 
-import mlledger.catalog as catalog_mod
+import mlledger.catalog.index as catalog_mod
 import mlledger.query as query_mod
 from mlledger import Ledger
 from mlledger.errors import QueryError, UsageError

@@ -1,4 +1,8 @@
-"""The catalog's files: damage found, a fresh generation started, old ones removed.
+"""The catalog's files: where it lives, damage found, a fresh generation started, old
+ones removed.
+
+A store's catalog lives in the user cache folder, one file per store URL
+(``catalog_path``).
 
 The catalog is a cache of the store, so a damaged catalog file (garbage, cut
 short, a page of zeros) is never repaired: the catalog moves to the next
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import sqlite3
 import threading
@@ -21,10 +26,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import IntegrityError, LedgerWarning
+from ..errors import IntegrityError, LedgerWarning
+from ..store import cache_dir
 
 __all__ = [
     "CatalogFiles",
+    "catalog_path",
     "damage_of",
     "generation_path",
     "healing",
@@ -41,6 +48,12 @@ _DAMAGE_WORDS = ("malformed", "not a database", "corrupt")
 _ATTEMPTS = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def catalog_path(url: str) -> str:
+    """The first file of the catalog of the store at ``url`` (in the user cache folder)."""
+    h = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+    return str(cache_dir() / "catalogs" / f"{h}.sqlite3")
 
 
 def _split(base: str) -> tuple[str, str]:
@@ -254,7 +267,7 @@ class CatalogFiles:
         remove_older(self._base, n)
 
     def _damaged(self, why: str) -> None:
-        """A query met a damaged file: move on to a fresh generation (see catalog_files)."""
+        """A query met a damaged file: move on to a fresh generation (see ``files``)."""
         self._next_generation(why)
 
     def close(self) -> None:

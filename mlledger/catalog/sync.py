@@ -1,0 +1,229 @@
+"""The catalog's incremental sync from the store.
+
+A sync lists only the day folders that can still change (today's,
+yesterday's and any with a run still going); a day that is over and whose
+runs all ended is sealed and not listed again, so syncing costs work
+proportional to what is new.  A run written into a sealed day later (a spool
+pushed days later, a back-dated import, a writer whose clock is behind) comes
+with a marker in the month folder every sync lists anyway; a new marker
+reopens its day for one sync (``late``).
+
+Runs that ``gc`` deleted on another machine are dropped too: each gc that
+deletes runs leaves a ``gc/<id>.json`` entry naming them, and a sync reads
+the entries it has not seen yet (one folder listing when there are none).
+
+The sync reads the store and writes the index; a run still going is read
+through ``load_run`` (its heartbeats and process say whether it still is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .. import canonical, run_entries
+from ..ids import day_path, is_run_id, run_id_of_entry, whole_key
+from ..late import marked_day
+
+if TYPE_CHECKING:
+    from ..runs import Run
+    from ..store import Store
+    from .index import Index
+
+__all__ = ["Sync"]
+
+#: days this close to now are never sealed (clock skew between writers)
+_OPEN_DAYS = 2
+
+
+class Sync:
+    """Brings an index up to date with a store."""
+
+    def __init__(self, index: Index, store: Store, load_run: Callable[[str], Run]) -> None:
+        self.index = index
+        self.store = store
+        #: a run by full id, read from the store (status resolved)
+        self.load_run = load_run
+        #: late markers this catalog acted on (see ``late``), as far as this object knows
+        self.seen_marks: set[str] = set()
+
+    def days(self, marks: dict[str, str] | None = None) -> Iterator[str]:
+        """Every day folder of the store; ``marks`` gets each late marker found on the way
+        (its name -> the day it marks: see ``late``), at no extra listing."""
+        backend = self.store.backend
+        for y in sorted(backend.list_dir("runs")):
+            if not (len(y) == 4 and y.isdigit()):
+                continue
+            for m in sorted(backend.list_dir(f"runs/{y}")):
+                if not (len(m) == 2 and m.isdigit()):
+                    continue
+                for d in sorted(backend.list_dir(f"runs/{y}/{m}")):
+                    if len(d) == 2 and d.isdigit():
+                        yield f"{y}/{m}/{d}"
+                    elif marks is not None and (day := marked_day(f"{y}/{m}", d)) is not None:
+                        marks[f"{y}/{m}/{d}"] = day
+
+    def run(self, *, rebuild: bool) -> int:
+        """List the unsealed days and index what is new or still changing.
+
+        With ``rebuild``, everything is read again inside one write
+        transaction that first empties the catalog: readers (WAL) keep
+        seeing the old catalog until the new one is complete.
+        """
+        index = self.index
+        if rebuild:
+            index.begin()
+        try:
+            if rebuild:
+                index.clear()
+                sealed: set[str] = set()
+            else:
+                sealed = index.sealed_days()
+            self.apply_gc_log(apply=not rebuild)
+            today = _dt.datetime.now(_dt.timezone.utc).date()
+            changed = 0
+            marks: dict[str, str] = {}
+            days = list(self.days(marks))
+            new_marks = self.new_marks(marks, rebuild=rebuild)
+            reopened = set(new_marks.values()) & sealed
+            sealed -= reopened  # a late run landed there: list it again
+            for day in days:
+                if day in sealed:
+                    continue
+                names = self.store.backend.list_dir(f"runs/{day}")
+                flat = {n[:-5] for n in names if n.endswith(".json") and is_run_id(n[:-5])}
+                ids = sorted({r for n in names if (r := run_id_of_entry(n)) is not None})
+                known = index.known_statuses(ids)
+                todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
+                changed += self.load(todo, known, in_transaction=rebuild, flat=flat)
+                y, m, d = (int(x) for x in day.split("/"))
+                if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS and index.all_ended(ids):
+                    index.seal_day(day)
+                elif day in reopened:  # a late run still going: keep listing the day
+                    index.reopen_day(day)
+            # seen only now that their days were listed again
+            index.add_late_seen(new_marks)
+            self.seen_marks |= set(new_marks)
+            if rebuild:
+                index.commit()
+        except BaseException:
+            if rebuild:
+                index.rollback()
+            raise
+        return changed
+
+    def new_marks(self, marks: dict[str, str], *, rebuild: bool) -> dict[str, str]:
+        """The late markers (name -> day) this catalog has not acted on yet (those it has
+        are remembered in memory too: a sync with nothing new runs no query for them)."""
+        if rebuild:
+            self.seen_marks.clear()
+            if marks:
+                self.index.clear_late_seen()
+            return marks
+        unknown = sorted(n for n in marks if n not in self.seen_marks)
+        if not unknown:
+            return {}
+        seen = self.index.late_seen(unknown)
+        self.seen_marks |= seen
+        return {n: marks[n] for n in unknown if n not in seen}
+
+    def apply_gc_log(self, *, apply: bool) -> None:
+        """Drop the runs that gc (anywhere) deleted since this catalog last looked."""
+        index = self.index
+        names = [n for n in self.store.backend.list_dir("gc") if n.endswith(".json")]
+        if not names:
+            return
+        seen = index.gc_seen()
+        new = sorted(n for n in names if n not in seen)
+        if not new:
+            return
+        gone: list[str] = []
+        if apply:
+            got = self.store.backend.read_many([f"gc/{n}" for n in new])
+            for n in new:
+                raw = got.get(f"gc/{n}")
+                if raw is None:
+                    continue
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    gone += [str(r) for r in canonical.loads(raw).get("runs", [])]
+        own = not index.in_transaction
+        if own:
+            index.begin()
+        try:
+            index.forget_runs(gone)
+            index.add_gc_seen(new)
+            if own:
+                index.commit()
+        except BaseException:
+            if own:
+                index.rollback()
+            raise
+
+    def load(
+        self,
+        ids: list[str],
+        known: dict[str, str],
+        *,
+        in_transaction: bool = False,
+        flat: set[str] | None = None,
+    ) -> int:
+        """Read and index the runs ``ids`` (batched reads on remote stores).
+
+        ``flat``: ids listed as one-entry files (short runs), read from that file only.
+        """
+        flat = flat or set()
+        if not ids:
+            return 0
+        backend = self.store.backend
+        changed = 0
+        for i in range(0, len(ids), 500):
+            batch = ids[i : i + 500]
+            # end entries first: a short run has only its end (holding the whole record),
+            # so start entries are fetched only for runs whose end lacks the start's fields
+            whole = backend.read_many([whole_key(rid) for rid in batch if rid in flat])
+            got = backend.read_many(
+                [f"{day_path(rid)}/end.json" for rid in batch if rid not in flat]
+            )
+            for rid in batch:
+                if rid in flat:  # a short run's one entry holds the whole record
+                    got[f"{day_path(rid)}/end.json"] = whole.get(whole_key(rid))
+            need = [
+                f"{day_path(rid)}/start.json"
+                for rid in batch
+                if (e := got.get(f"{day_path(rid)}/end.json")) is None or b'"started_at"' not in e
+            ]
+            got.update(backend.read_many(need))
+            records: list[dict[str, Any]] = []
+            damaged: list[tuple[str, int]] = []
+            for rid in batch:
+                base = day_path(rid)
+                start = got.get(f"{base}/start.json")
+                end = got.get(f"{base}/end.json")
+                end_key = whole_key(rid) if rid in flat else f"{base}/end.json"
+                try:
+                    rec = run_entries.merge(
+                        rid,
+                        None if start is None else (f"{base}/start.json", start),
+                        None if end is None else (end_key, end),
+                        whole=rid in flat,
+                    )
+                    if rec is None:
+                        continue  # a run being written right now: next sync
+                    if end is None:  # still going: heartbeats, pid check
+                        run = self.load_run(rid)
+                        if run.status == known.get(rid):
+                            continue
+                        rec = run.record
+                except run_entries.DamagedEntryError as e:
+                    run_entries.warn_damaged(e)
+                    damaged.append((rid, int(end is not None)))
+                    continue
+                records.append(rec)
+            if damaged:
+                self.index.mark_damaged(damaged)
+            if records:
+                self.index.add_records(records, in_transaction=in_transaction)
+                changed += len(records)
+        return changed
