@@ -26,8 +26,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._settings import cache_dir
 from ..errors import IntegrityError, LedgerWarning
-from ..store import cache_dir
 
 __all__ = [
     "CatalogFiles",
