@@ -51,8 +51,9 @@ class Lineage:
     artifacts: list[Artifact]
     edges: list[Edge]
     names: dict[tuple[str, str], str] = attrs.field(factory=dict)
-    #: every run id the catalog knows (``Catalog.all_run_ids``), for unique id prefixes
-    all_run_ids: Callable[[], list[str]] | None = attrs.field(
+    #: every run id the catalog knows (``Catalog.all_run_ids``), for unique id prefixes;
+    #: given as ``all_run_ids=``
+    _all_run_ids: Callable[[], list[str]] | None = attrs.field(
         default=None, repr=False, eq=False, kw_only=True
     )
 
@@ -62,9 +63,9 @@ class Lineage:
         artifact's name and digest prefix."""
         ids = sorted(r.id for r in self.runs)
         known: list[str] = ids
-        if self.all_run_ids is not None:
+        if self._all_run_ids is not None:
             with contextlib.suppress(Exception):  # the catalog, where the runs have one
-                known = self.all_run_ids()
+                known = self._all_run_ids()
         shorts = short_ids(ids, known)
         labels = {r.id: f"{r.name} {shorts[r.id]}" for r in self.runs}
         for a in self.artifacts:
