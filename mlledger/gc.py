@@ -25,7 +25,7 @@ import datetime as _dt
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -43,10 +43,14 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .store import Store
 
-#: every object a live run names: ``live(known=..., running=...)`` (``pins.live_digests``)
-LiveDigests = Callable[..., set[str]]
-
 __all__ = ["GcReport", "collect"]
+
+
+class LiveDigests(Protocol):
+    """Every object a live run names, read fresh from the store (``pins.live_digests``):
+    ``known`` are the run ids gc saw when it began, ``running`` those then running."""
+
+    def __call__(self, *, known: Iterable[str], running: Iterable[str]) -> set[str]: ...
 
 
 @attrs.frozen
