@@ -261,7 +261,7 @@ def bench_lineage(
 
 def open_day_dirs(root: Path, catalog: Any) -> list[Path]:
     """``runs/``, its year and month folders, and every day folder not sealed in the catalog."""
-    sealed = {r[0] for r in catalog.db.execute("SELECT day FROM days WHERE sealed = 1")}
+    sealed = catalog.sealed_days()
     out = [root / "runs"]
     for y in sorted(os.listdir(root / "runs")):
         out.append(root / "runs" / y)
@@ -311,7 +311,7 @@ def bench_sync_nothing(
             note="includes opening the store and an incremental sync",
         )
     )
-    sealed = ledger.catalog.db.execute("SELECT COUNT(*) FROM days WHERE sealed = 1").fetchone()[0]
+    sealed = len(ledger.catalog.sealed_days())
     marks = sum(1 for d in dirs for n in os.listdir(d) if ".late-" in n)
     notes = [
         f"row 8: {sealed} day folders sealed, {len(dirs)} folders listed per sync (runs/, "
@@ -320,6 +320,13 @@ def bench_sync_nothing(
         f"into past days, as an import does, so the month folders hold {marks} late markers"
     ]
     return rows, notes
+
+
+def cold_catalog(catalog_class: Any, ledger: Any, path: str) -> Any:
+    """A second, empty catalog of a ledger's store in ``path`` (it builds runs as the
+    ledger's own catalog does)."""
+    own = ledger.catalog
+    return catalog_class(ledger.store, own.load_run, own.make_run, path=path)
 
 
 def bench_cold_local(
@@ -335,7 +342,7 @@ def bench_cold_local(
             st.value.close()
             for suffix in ("", "-wal", "-shm"):
                 Path(st.value.path + suffix).unlink(missing_ok=True)
-        st.value = Catalog(ledger, path=str(tmp / f"cold-{next(fresh)}.sqlite3"))
+        st.value = cold_catalog(Catalog, ledger, str(tmp / f"cold-{next(fresh)}.sqlite3"))
 
     def read_all() -> int:
         total = 0
@@ -388,7 +395,7 @@ def bench_cold_s3(local_root: Path, n: int) -> tuple[list[Row], list[str]]:
             upload = time.perf_counter() - t0
             run_keys = [k for k in names if "/runs/" in k]
             ledger = mlledger.Ledger(f"s3://{prefix}", **opts)
-            cat = Catalog(ledger, path=str(tmp / "cold.sqlite3"))
+            cat = cold_catalog(Catalog, ledger, str(tmp / "cold.sqlite3"))
             t0 = time.perf_counter()
             synced = cat.sync()
             ours = time.perf_counter() - t0
