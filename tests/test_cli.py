@@ -19,8 +19,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mlledger import Ledger
-from mlledger import cli as cli_module
 from mlledger.cli import cli
+from mlledger.cli import options as cli_options
+from mlledger.cli import state as cli_state
 
 SCRIPT_DIR = os.path.dirname(sys.executable)
 MLLEDGER = shutil.which("mlledger", path=SCRIPT_DIR) or shutil.which("mlledger")
@@ -283,7 +284,7 @@ def test_storage_options_parse() -> None:
     """--option values decode as JSON when they parse, dotted keys nest, the rest are strings."""
     ctx = click.Context(cli)
     param = next(p for p in cli.params if p.name == "options")
-    got = cli_module._parse_storage_options(
+    got = cli_options.parse_storage_options(
         ctx, param, ("anon=true", "n=3", "client_kwargs.endpoint_url=http://h:1", "name=abc")
     )
     assert got == {"anon": True, "n": 3, "client_kwargs": {"endpoint_url": "http://h:1"},
@@ -690,7 +691,7 @@ def test_restore_tree_with_progress_bar(
     shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A folder restores whole; with stderr a terminal a progress bar is drawn there."""
-    monkeypatch.setattr(cli_module, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_state, "stderr_is_terminal", lambda: True)
     dest = tmp_path / "bundle"
     result = invoke("restore", shared.export, str(dest), url=shared.url)
     assert result.exit_code == 0, result.stderr
@@ -702,7 +703,7 @@ def test_restore_tree_with_progress_bar(
 
 def test_no_progress_bar_off_a_terminal() -> None:
     """Off a terminal there is no progress callback at all."""
-    assert cli_module._progress("restore", "B") is None
+    assert cli_state.progress("restore", "B") is None
 
 
 def test_restore_console(shared: Shared, tmp_path: Path) -> None:
