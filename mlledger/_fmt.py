@@ -7,9 +7,14 @@ import json
 import os
 from typing import Any
 
+# the count helper is here too; its definition still sits in _text (lineage.py imports it
+# from there)
+from ._text import counted
+
 __all__ = [
     "SHORT_DIGEST",
     "age",
+    "counted",
     "display_path",
     "human_seconds",
     "human_size",

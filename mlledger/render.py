@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._fmt import age, human_seconds, human_size, num, short_digest, short_value, when
-from ._text import counted
+from ._fmt import age, counted, human_seconds, human_size, num, short_digest, short_value, when
 from .errors import LedgerError
 from .ids import short_ids
 from .records import param_fields

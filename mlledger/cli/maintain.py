@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from .._fmt import human_size
-from .._text import counted
+from .._fmt import counted, human_size
 from ..errors import UsageError
 from .options import json_option
 from .state import (
