@@ -92,4 +92,7 @@ from __future__ import annotations
 
 from .main import cli, main
 
-__all__ = ["cli", "main"]
+# the error types a failed `mlledger run` records, under the names runs know them by
+from .run import OutputMissing, ProgramFailed
+
+__all__ = ["OutputMissing", "ProgramFailed", "cli", "main"]

@@ -32,12 +32,21 @@ if TYPE_CHECKING:
 __all__ = ["OutputMissing", "ProgramFailed", "run"]
 
 
+# A failed run records its error's type as "module.qualname": these two keep the names
+# runs have recorded since mlledger/cli.py ("mlledger.cli.ProgramFailed"); the package
+# re-exports them under those names.
+
+
 class ProgramFailed(Exception):
     """``mlledger run``: the program exited with a non-zero status or was killed."""
+
+    __module__ = "mlledger.cli"
 
 
 class OutputMissing(Exception):
     """``mlledger run``: a declared ``--output`` was not there when the program ended."""
+
+    __module__ = "mlledger.cli"
 
 
 Body = Callable[[], "tuple[int, BaseException | None]"]
