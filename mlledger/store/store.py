@@ -50,7 +50,7 @@ from ..hashing import (
     parse_digest,
 )
 from ..records import to_iso, utcnow
-from .backends import Backend, LocalBackend, _store_error, open_backend
+from .backends import Backend, LocalBackend, open_backend, store_error
 from .statcache import StatCache
 from .tree import MAGIC, Tree, TreeEntry, is_manifest
 
@@ -390,7 +390,7 @@ class Store:
                 try:
                     dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
                 except OSError as e:
-                    raise _store_error("write", tmp, e) from e
+                    raise store_error("write", tmp, e) from e
                 try:
                     while True:
                         n = os.readv(src, [buf])
@@ -402,7 +402,7 @@ class Store:
                             try:
                                 w = os.write(dst, chunk)
                             except OSError as e:
-                                raise _store_error("write", tmp, e) from e
+                                raise store_error("write", tmp, e) from e
                             chunk = chunk[w:]
                         if callback is not None:
                             callback.relative_update(n)
@@ -419,10 +419,10 @@ class Store:
             d = f"{self.algorithm}:{h.hexdigest()}"
             final = backend.local_path(self.key(d))
             try:
-                backend._ensure_dir(os.path.dirname(final))
+                backend.ensure_dir(os.path.dirname(final))
                 backend.link_into_place(tmp, final)
             except OSError as e:
-                raise _store_error("write", final, e) from e
+                raise store_error("write", final, e) from e
             return d
         finally:
             with contextlib.suppress(FileNotFoundError):
