@@ -9,6 +9,7 @@ for what cloud clients raise.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import functools
@@ -135,6 +136,21 @@ def _pipe_file_async(
     return cast(Coroutine[Any, Any, Any], fs._pipe_file(path, data, mode="create"))
 
 
+async def _run_bounded(coros: list[Coroutine[Any, Any, Any]], limit: int) -> list[Any]:
+    """Await ``coros`` with at most ``limit`` in flight; each one's result, or the exception
+    it raised, in their order (as fsspec's own batching does with ``return_exceptions``)."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(coro: Coroutine[Any, Any, Any]) -> Any:
+        async with slots:
+            try:
+                return await coro
+            except Exception as e:
+                return e
+
+    return list(await asyncio.gather(*(one(c) for c in coros)))
+
+
 class FsspecBackend(Backend):
     """A store on any fsspec filesystem (memory, S3, GCS, Azure, ...)."""
 
@@ -179,13 +195,11 @@ class FsspecBackend(Backend):
             return {}
         if not getattr(self.fs, "async_impl", False):
             return super().create_many(items)
-        from fsspec.asyn import _run_coros_in_chunks, sync
+        from fsspec.asyn import sync
 
         keys = list(items)
         coros = [_pipe_file_async(self.fs, self._path(k), items[k]) for k in keys]
-        results = sync(
-            self.fs.loop, _run_coros_in_chunks, coros, batch_size=BATCH, return_exceptions=True
-        )
+        results = sync(self.fs.loop, _run_bounded, coros, BATCH)
         out: dict[str, bool] = {}
         for k, r in zip(keys, results, strict=True):
             if isinstance(r, FileExistsError):
