@@ -74,7 +74,6 @@ class Stored:
     files: int = 1
 
 
-
 class Store:
     """A content-addressed store at a URL.
 
@@ -107,7 +106,6 @@ class Store:
     @property
     def is_local(self) -> bool:
         return isinstance(self.backend, LocalBackend)
-
 
     # -- keys ----------------------------------------------------------------
     def key(self, digest: str) -> str:
@@ -447,4 +445,3 @@ class Store:
 
     def read_entry(self, key: str) -> bytes:
         return self.backend.read(key)
-

@@ -70,9 +70,7 @@ def verify(store: Verifiable, *, callback: Callback | None = None) -> VerifyRepo
         callback.set_size(len(digests))
     for d in digests:
         try:
-            _verify_one(
-                store, d, present, corrupt=corrupt, dangling=dangling, problems=problems
-            )
+            _verify_one(store, d, present, corrupt=corrupt, dangling=dangling, problems=problems)
         finally:
             if callback is not None:
                 callback.relative_update(1)
@@ -83,6 +81,7 @@ def verify(store: Verifiable, *, callback: Callback | None = None) -> VerifyRepo
         dangling=tuple(sorted(dangling)),
         problems=tuple(problems),
     )
+
 
 def _verify_one(
     store: Verifiable,

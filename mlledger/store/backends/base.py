@@ -114,7 +114,6 @@ class Backend(abc.ABC):
         return None
 
 
-
 class NullBackend(Backend):
     """Takes every write and keeps nothing: a store through it only computes digests."""
 
@@ -181,4 +180,3 @@ def store_error(action: str, where: str, e: OSError) -> StoreError:
     elif isinstance(e, PermissionError):
         hint = "the store is not writable by this user: fix its permissions or use another store"
     return StoreError(f"cannot {action} {where!r}: {e.strerror or e}; {hint}")
-

@@ -123,9 +123,7 @@ def strip_protocol(fs: AbstractFileSystem, path: str) -> str:
     return str(strip(fs.unstrip_protocol(path)))
 
 
-def _pipe_file_async(
-    fs: AbstractFileSystem, path: str, data: bytes
-) -> Coroutine[Any, Any, Any]:
+def _pipe_file_async(fs: AbstractFileSystem, path: str, data: bytes) -> Coroutine[Any, Any, Any]:
     """The coroutine that creates ``path`` on an async filesystem (``mode="create"``).
 
     fsspec's async filesystems offer their coroutines only under underscore names
@@ -162,7 +160,8 @@ class FsspecBackend(Backend):
         self.protocol = protocol if isinstance(protocol, str) else protocol[0]
         self.is_memory = self.protocol == "memory"
 
-    def _path(self, key: str) -> str:
+    def fs_path(self, key: str) -> str:
+        """The path of ``key`` on the filesystem ``fs`` (for calls on ``fs`` itself)."""
         return f"{self.root}/{key}"
 
     def _create_one(self, path: str, data: bytes) -> bool:
@@ -183,11 +182,11 @@ class FsspecBackend(Backend):
     @_client_errors
     def create(self, key: str, data: bytes) -> bool:
         try:
-            return self._create_one(self._path(key), data)
+            return self._create_one(self.fs_path(key), data)
         except (FileNotFoundError, PermissionError, OSError) as e:
             if isinstance(e, FileExistsError):
                 return False
-            raise store_error("write", self._path(key), e) from e
+            raise store_error("write", self.fs_path(key), e) from e
 
     @_client_errors
     def create_many(self, items: dict[str, bytes]) -> dict[str, bool]:
@@ -198,14 +197,14 @@ class FsspecBackend(Backend):
         from fsspec.asyn import sync
 
         keys = list(items)
-        coros = [_pipe_file_async(self.fs, self._path(k), items[k]) for k in keys]
+        coros = [_pipe_file_async(self.fs, self.fs_path(k), items[k]) for k in keys]
         results = sync(self.fs.loop, _run_bounded, coros, BATCH)
         out: dict[str, bool] = {}
         for k, r in zip(keys, results, strict=True):
             if isinstance(r, FileExistsError):
                 out[k] = False
             elif isinstance(r, BaseException):
-                raise store_error("write", self._path(k), _as_oserror(r)) from r
+                raise store_error("write", self.fs_path(k), _as_oserror(r)) from r
             else:
                 out[k] = True
         return out
@@ -217,7 +216,7 @@ class FsspecBackend(Backend):
         chunks: Iterable[bytes | memoryview],
         check: Callable[[], None],
     ) -> bool:
-        path = self._path(key)
+        path = self.fs_path(key)
         if self.is_memory:
             data = b"".join(bytes(c) for c in chunks)
             check()
@@ -247,7 +246,7 @@ class FsspecBackend(Backend):
         if callback is not None:
             kwargs["callback"] = callback
         try:
-            self.fs.put_file(path, self._path(key), mode="create", **kwargs)
+            self.fs.put_file(path, self.fs_path(key), mode="create", **kwargs)
         except FileExistsError:
             return False
         return True
@@ -255,12 +254,12 @@ class FsspecBackend(Backend):
     @_client_errors
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self._path(key))
+            self.fs.rm_file(self.fs_path(key))
 
     @_client_errors
     def read(self, key: str) -> bytes:
         try:
-            data: bytes = self.fs.cat_file(self._path(key))
+            data: bytes = self.fs.cat_file(self.fs_path(key))
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
         return data
@@ -269,7 +268,7 @@ class FsspecBackend(Backend):
     def read_many(self, keys: builtins.list[str]) -> dict[str, bytes | None]:
         if not keys:
             return {}
-        paths = [self._path(k) for k in keys]
+        paths = [self.fs_path(k) for k in keys]
         got = self.fs.cat(paths, on_error="return")
         if not isinstance(got, dict):  # one path: fsspec returns the bytes
             got = {paths[0]: got}
@@ -289,7 +288,7 @@ class FsspecBackend(Backend):
     @_client_errors
     def open_read(self, key: str) -> IO[bytes]:
         try:
-            f: IO[bytes] = self.fs.open(self._path(key), "rb")
+            f: IO[bytes] = self.fs.open(self.fs_path(key), "rb")
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
         return f
@@ -303,18 +302,18 @@ class FsspecBackend(Backend):
         if callback is not None:
             kwargs["callback"] = callback
         try:
-            self.fs.get_file(self._path(key), path, **kwargs)
+            self.fs.get_file(self.fs_path(key), path, **kwargs)
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
     @_client_errors
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
+        return bool(self.fs.exists(self.fs_path(key)))
 
     @_client_errors
     def size(self, key: str) -> int:
         try:
-            return int(self.fs.size(self._path(key)))
+            return int(self.fs.size(self.fs_path(key)))
         except FileNotFoundError:
             raise NotFoundError(f"no key {key!r} in the store at {self.url}") from None
 
@@ -327,7 +326,7 @@ class FsspecBackend(Backend):
 
     @_client_errors
     def list(self, prefix: str) -> Iterator[str]:
-        base = self._path(prefix).rstrip("/")
+        base = self.fs_path(prefix).rstrip("/")
         self._fresh(base)
         try:
             found = self.fs.find(base)
@@ -339,7 +338,7 @@ class FsspecBackend(Backend):
 
     @_client_errors
     def list_dir(self, prefix: str) -> builtins.list[str]:
-        path = self._path(prefix).rstrip("/")
+        path = self.fs_path(prefix).rstrip("/")
         self._fresh(path)
         try:
             names = self.fs.ls(path, detail=False)
@@ -350,4 +349,3 @@ class FsspecBackend(Backend):
 
 def _as_oserror(e: BaseException) -> OSError:
     return e if isinstance(e, OSError) else OSError(str(e))
-
