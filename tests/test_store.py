@@ -1,4 +1,4 @@
-"""The content-addressed store: opening, objects, create-only entries, atomicity, verify, errors."""
+"""The content-addressed store: opening, objects, create-only entries, atomicity, errors."""
 
 from __future__ import annotations
 
