@@ -24,6 +24,7 @@ from .errors import LedgerError
 from .ids import day_path, run_id_of_entry, whole_key
 from .store.chain import SEAL, entry_digest, seal_ok
 from .store.history import History
+from .store.refs import Refs
 
 if TYPE_CHECKING:
     from .store import Store
@@ -41,8 +42,9 @@ def final_entry(store: Store, run_id: str) -> bytes | None:
 def check_trail(store: Store) -> tuple[list[str], int]:
     """``(problems, unchained)`` over every run, ref and policy entry of ``store``."""
     problems, unchained = _check_runs(store)
-    for name in store.refs.names():
-        p, u = store.refs.check(name)
+    refs = Refs(store)
+    for name in refs.names():
+        p, u = refs.check(name)
         problems += p
         unchained += u
         problems += _check_pinned_runs(store, name)
@@ -148,7 +150,7 @@ def _check_pinned_runs(store: Store, name: str) -> list[str]:
     """Each entry of ref ``name`` that holds a run's final-entry digest still matches it."""
     problems: list[str] = []
     try:
-        history = store.refs.history(name)
+        history = Refs(store).history(name)
     except LedgerError:  # an entry that does not parse: the chain check reports it
         return []
     finals: dict[str, bytes | None] = {}

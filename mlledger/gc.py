@@ -37,6 +37,7 @@ from .lineage import traverse
 from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
+from .store.refs import Refs
 from .store.uploads import abandoned_uploads, abort_uploads
 
 if TYPE_CHECKING:
@@ -161,8 +162,9 @@ def collect(
     by_ref: set[str] = set()
     kept: set[str] = set()
     # refs: every target in every history, with its upstream lineage
-    for name in store.refs.names():
-        for entry in store.refs.history(name):
+    refs = Refs(store)
+    for name in refs.names():
+        for entry in refs.history(name):
             if entry.run:  # the run the entry names (its record is pinned by the entry)
                 kept_runs.add(entry.run)
             try:

@@ -186,7 +186,7 @@ def _modified(store: Store, key: str) -> float | None:
         local = backend.local_path(key)
         if local is not None:
             return os.stat(local).st_mtime
-        info = backend.fs.info(backend._path(key))
+        info = backend.fs.info(backend.fs_path(key))
     except (OSError, AttributeError, ValueError):
         return None
     for name in ("LastModified", "mtime", "updated", "last_modified", "timeCreated", "created"):

@@ -43,8 +43,8 @@ from .ids import day_path, is_run_id, whole_key
 from .late import LateMarks
 from .records import Artifact, RefEntry, record_digests
 from .runs import Run, RunContext, _SelfType, current_run, make_tracked, process_start
-from .store import Store, cache_dir
-from .store.store import _os_error
+from .store import Refs, Store, cache_dir
+from .store.localfiles import os_error
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
@@ -494,7 +494,7 @@ class Ledger:
                 raise
             got = self._spool_store(e, run or current_run()).put(path)
         except OSError as e:
-            raise _os_error(path, e) from e
+            raise os_error(path, e) from e
         self._known[got.digest] = time.monotonic()
         return Artifact(
             got.digest,
@@ -715,7 +715,7 @@ class Ledger:
             raise UsageError(f"a target is a digest, a run id, RUN/NAME or @REF, not {target!r}")
         t = target.strip()
         if t.startswith("@"):
-            entry = self.store.refs.get(t[1:])
+            entry = Refs(self.store).get(t[1:])
             return self.resolve(entry.target)
         try:
             return self._resolve_text(t)
@@ -900,9 +900,10 @@ class Ledger:
                 problems.append(f"run {rid} references the corrupt object {digest}")
             elif not self.store.has(digest):
                 present_missing.append((rid, digest))
-        for name in self.store.refs.names():
+        refs = Refs(self.store)
+        for name in refs.names():
             try:
-                entry = self.store.refs.get(name)
+                entry = refs.get(name)
                 self.resolve(entry.target)
             except LedgerError as e:
                 problems.append(f"ref {name}: {e}")
@@ -968,7 +969,7 @@ class LedgerRefs:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._refs = ledger.store.refs
+        self._refs = Refs(ledger.store)
 
     def _canonical(self, target: Any) -> tuple[str, str | None]:
         """The full target and the run the user named with it: a run, ``RUN/NAME``'s run,

@@ -15,7 +15,7 @@ import fsspec
 import pytest
 from servers import StoreSpec, fs_root, make_fs
 
-from mlledger.store import Store
+from mlledger.store import Refs, Store
 
 #: a file this large goes through the stat cache and the streaming copy
 LARGE = 300 * 1024
@@ -194,5 +194,5 @@ def move_ref_in_process(url: str, name: str, worker: int, moves: int, barrier: A
     """Child process: open the store, wait for the others, move the ref ``moves`` times."""
     store = Store(url)
     barrier.wait()
-    seqs = [store.refs.set(name, f"worker-{worker}-move-{j}").seq for j in range(moves)]
+    seqs = [Refs(store).set(name, f"worker-{worker}-move-{j}").seq for j in range(moves)]
     queue.put((worker, seqs))

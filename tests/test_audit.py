@@ -12,7 +12,7 @@ from store_helpers import move_ref_in_process
 
 from mlledger import Ledger
 from mlledger.ids import day_path, whole_key
-from mlledger.store import Store
+from mlledger.store import Refs, Store
 from mlledger.store.history import History
 
 
@@ -170,7 +170,7 @@ def test_concurrent_movers_leave_an_unbroken_chain(tmp_path: Path) -> None:
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * 4
-    refs = Store(url).refs
+    refs = Refs(Store(url))
     assert [e.seq for e in refs.history("model/prod")] == list(range(1, 41))
     assert refs.check("model/prod") == ([], 0)
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import BUCKET
 
 from mlledger import Ledger
-from mlledger.store import Store
+from mlledger.store import Refs, Store
 
 
 def user_options(endpoint: str, **more: Any) -> dict[str, Any]:
@@ -33,7 +33,7 @@ CACHES = [pytest.param({}, id="default"), pytest.param({"use_listings_cache": Tr
 
 _CHILD = """
 import json, sys, time
-from mlledger.store import Store
+from mlledger.store import Refs, Store
 url, opts, name, worker, moves, start_at = sys.argv[1:7]
 store = Store(url, **json.loads(opts))
 while time.time() < float(start_at):
@@ -42,7 +42,7 @@ t0 = time.monotonic()
 seqs = []
 try:
     for j in range(int(moves)):
-        seqs.append(store.refs.set(name, f"worker-{worker}-move-{j}").seq)
+        seqs.append(Refs(store).set(name, f"worker-{worker}-move-{j}").seq)
     print(json.dumps({"ok": True, "seqs": seqs, "s": time.monotonic() - t0}))
 except Exception as e:
     print(json.dumps({"ok": False, "error": repr(e), "s": time.monotonic() - t0}))
@@ -80,15 +80,15 @@ def test_ref_set_after_another_process_moved_it(s3_endpoint: str, cache: dict[st
     """A process that read a ref, then sets it after another process moved it, succeeds at once."""
     url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
     store = Store(url, **user_options(s3_endpoint, **cache))
-    store.refs.set("model/prod", "first")
-    assert store.refs.get("model/prod").seq == 1  # this process has now listed the ref
+    Refs(store).set("model/prod", "first")
+    assert Refs(store).get("model/prod").seq == 1  # this process has now listed the ref
     other = _movers(url, s3_endpoint, "model/prod", workers=1, moves=2, timeout=60)
     assert other[0]["ok"], other
     t0 = time.monotonic()
-    entry = store.refs.set("model/prod", "mine")
+    entry = Refs(store).set("model/prod", "mine")
     assert time.monotonic() - t0 < 10
     assert entry.seq == 4
-    assert [e.seq for e in store.refs.history("model/prod")] == [1, 2, 3, 4]
+    assert [e.seq for e in Refs(store).history("model/prod")] == [1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -100,10 +100,10 @@ def test_four_concurrent_movers_on_s3_all_succeed(s3_endpoint: str) -> None:
     got = _movers(url, s3_endpoint, "model/prod", workers=4, moves=moves, timeout=120)
     elapsed = time.monotonic() - t0
     assert all(r["ok"] for r in got), got
-    history = Store(url, **user_options(s3_endpoint)).refs.history("model/prod")
+    history = Refs(Store(url, **user_options(s3_endpoint))).history("model/prod")
     assert [e.seq for e in history] == list(range(1, 4 * moves + 1))
     assert sorted(s for r in got for s in r["seqs"]) == list(range(1, 4 * moves + 1))
-    assert Store(url, **user_options(s3_endpoint)).refs.check("model/prod") == ([], 0)
+    assert Refs(Store(url, **user_options(s3_endpoint))).check("model/prod") == ([], 0)
     print(f"4 movers x {moves} moves on S3: {elapsed:.1f} s")
 
 

@@ -50,7 +50,7 @@ def rewrite(ledger: Ledger, digest: str, data: bytes) -> None:
         os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
         Path(path).write_bytes(data)
         return
-    backend.fs.pipe_file(backend._path(key), data)  # type: ignore[attr-defined]
+    backend.fs.pipe_file(backend.fs_path(key), data)  # type: ignore[attr-defined]
 
 
 def pipeline_digests(p: Pipeline) -> dict[str, str]:

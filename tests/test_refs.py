@@ -21,7 +21,7 @@ from mlledger.errors import (
     UsageError,
 )
 from mlledger.records import RefEntry
-from mlledger.store import Store, check_ref_name
+from mlledger.store import Refs, Store, check_ref_name
 
 
 def targets(history: list[RefEntry]) -> list[str]:
@@ -32,7 +32,7 @@ def test_set_then_get_returns_the_entry(store_spec: StoreSpec) -> None:
     """set() appends entry #1 with who/when/message; get() returns it."""
     store = open_store(store_spec)
     before = dt.datetime.now(dt.timezone.utc)
-    entry = store.refs.set("model/prod", "xxh128:" + "a" * 32, message="first deploy",
+    entry = Refs(store).set("model/prod", "xxh128:" + "a" * 32, message="first deploy",
                            run="01JRUN")
     assert (entry.name, entry.seq, entry.target) == ("model/prod", 1, "xxh128:" + "a" * 32)
     assert (entry.message, entry.action, entry.restores, entry.run) == (
@@ -40,15 +40,15 @@ def test_set_then_get_returns_the_entry(store_spec: StoreSpec) -> None:
     assert entry.user == getpass.getuser()
     assert entry.host == socket.gethostname()
     assert before - dt.timedelta(seconds=5) <= entry.at <= dt.datetime.now(dt.timezone.utc)
-    assert store.refs.get("model/prod") == entry
-    assert open_store(store_spec).refs.get("model/prod") == entry
-    assert store.refs.names() == ["model/prod"]
+    assert Refs(store).get("model/prod") == entry
+    assert Refs(open_store(store_spec)).get("model/prod") == entry
+    assert Refs(store).names() == ["model/prod"]
 
 
 def test_unset_ref_is_not_found(store_spec: StoreSpec) -> None:
     """get/history/rollback of a ref never set raise NotFoundError saying how to set it."""
     store = open_store(store_spec)
-    for call in (store.refs.get, store.refs.history, store.refs.rollback):
+    for call in (Refs(store).get, Refs(store).history, Refs(store).rollback):
         with pytest.raises(NotFoundError) as info:
             call("model/prod")
         assert isinstance(info.value, KeyError)
@@ -58,7 +58,7 @@ def test_unset_ref_is_not_found(store_spec: StoreSpec) -> None:
 
 def test_history_only_grows_and_rollback_walks_back(store_spec: StoreSpec) -> None:
     """Each move appends; rollback appends an entry pointing back; twice walks further back."""
-    refs = open_store(store_spec).refs
+    refs = Refs(open_store(store_spec))
     seen: list[RefEntry] = []
 
     def check_grew(entry: RefEntry) -> None:
@@ -96,7 +96,7 @@ def test_history_only_grows_and_rollback_walks_back(store_spec: StoreSpec) -> No
 
 def test_rollback_after_a_new_set_goes_to_the_previous_target(tmp_path: Path) -> None:
     """After rollback and a new set, rolling back returns to the target before that set."""
-    refs = Store(tmp_path / "store").refs
+    refs = Refs(Store(tmp_path / "store"))
     for t in ("A", "B"):
         refs.set("m", t)
     refs.rollback("m")  # -> A
@@ -106,7 +106,7 @@ def test_rollback_after_a_new_set_goes_to_the_previous_target(tmp_path: Path) ->
 
 def test_rollback_at_the_first_position_is_refused(store_spec: StoreSpec) -> None:
     """A ref set once has nothing to roll back to: NotFoundError with a clear message."""
-    refs = open_store(store_spec).refs
+    refs = Refs(open_store(store_spec))
     refs.set("only/once", "A")
     with pytest.raises(NotFoundError) as info:
         refs.rollback("only/once")
@@ -118,11 +118,11 @@ def test_rollback_at_the_first_position_is_refused(store_spec: StoreSpec) -> Non
 def test_rollback_refuses_when_the_ref_moved_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollback computed from a history that another writer has since extended is a conflict."""
     with memory_store() as store:
-        refs = store.refs
+        refs = Refs(store)
         refs.set("m", "A")
         refs.set("m", "B")
         stale = refs.history("m")
-        Store(store.url).refs.set("m", "C")  # another writer moves it
+        Refs(Store(store.url)).set("m", "C")  # another writer moves it
         monkeypatch.setattr(refs, "history", lambda name: stale)
         with pytest.raises(ConflictError, match="moved") as info:
             refs.rollback("m")
@@ -133,7 +133,7 @@ def test_rollback_refuses_when_the_ref_moved_meanwhile(monkeypatch: pytest.Monke
 
 def test_refs_nested_under_each_other_stay_apart(store_spec: StoreSpec) -> None:
     """'model' and 'model/prod' are two refs with their own histories."""
-    refs = open_store(store_spec).refs
+    refs = Refs(open_store(store_spec))
     refs.set("model", "A")
     refs.set("model/prod", "B")
     refs.set("model", "C")
@@ -150,8 +150,8 @@ BAD_NAMES = ["", "/abs", "a/../b", "..", ".", "a//b", "a/", ".hidden", "a/.x", "
 def test_invalid_ref_names_are_refused(name: str) -> None:
     """A ref name outside segment[/segment] of letters, digits, '._-' raises UsageError."""
     with memory_store() as store:
-        calls = [lambda: store.refs.set(name, "A"), lambda: store.refs.get(name),
-                 lambda: store.refs.history(name), lambda: store.refs.rollback(name)]
+        calls = [lambda: Refs(store).set(name, "A"), lambda: Refs(store).get(name),
+                 lambda: Refs(store).history(name), lambda: Refs(store).rollback(name)]
         for call in calls:
             with pytest.raises(UsageError) as info:
                 call()
@@ -159,7 +159,7 @@ def test_invalid_ref_names_are_refused(name: str) -> None:
             assert isinstance(info.value, LedgerError)
             assert "invalid ref name" in str(info.value)
             assert "such as 'model/prod'" in str(info.value)
-        assert store.refs.names() == []
+        assert Refs(store).names() == []
 
 
 @pytest.mark.parametrize("name", ["model/prod", "a", "v1.2", "team_x/model-1/prod", "_x", "9"])
@@ -171,7 +171,7 @@ def test_valid_ref_names_are_accepted(name: str) -> None:
 def test_empty_target_is_refused() -> None:
     """A ref must point at something: an empty target raises UsageError."""
     with memory_store() as store, pytest.raises(UsageError, match="ref target"):
-        store.refs.set("m", "")
+        Refs(store).set("m", "")
 
 
 def test_concurrent_processes_lose_no_move(tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_concurrent_processes_lose_no_move(tmp_path: Path) -> None:
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
-    history = Store(url).refs.history("model/prod")
+    history = Refs(Store(url)).history("model/prod")
     assert [e.seq for e in history] == list(range(1, workers * moves + 1))
     assert sorted(targets(history)) == sorted(
         f"worker-{w}-move-{j}" for w in range(workers) for j in range(moves))
@@ -214,7 +214,7 @@ def test_concurrent_threads_lose_no_move(store_spec: StoreSpec) -> None:
         try:
             barrier.wait()
             for j in range(moves):
-                clients[w % 2].refs.set("model/prod", f"worker-{w}-move-{j}")
+                Refs(clients[w % 2]).set("model/prod", f"worker-{w}-move-{j}")
         except BaseException as e:  # re-raised below, in the test's thread
             errors.append(e)
 
@@ -224,7 +224,7 @@ def test_concurrent_threads_lose_no_move(store_spec: StoreSpec) -> None:
     for t in threads:
         t.join()
     assert not errors
-    history = open_store(store_spec).refs.history("model/prod")
+    history = Refs(open_store(store_spec)).history("model/prod")
     assert [e.seq for e in history] == list(range(1, workers * moves + 1))
     assert sorted(targets(history)) == sorted(
         f"worker-{w}-move-{j}" for w in range(workers) for j in range(moves))
@@ -232,7 +232,7 @@ def test_concurrent_threads_lose_no_move(store_spec: StoreSpec) -> None:
 
 def test_damaged_ref_entry_is_an_integrity_error(store_spec: StoreSpec) -> None:
     """A ref entry that does not parse raises IntegrityError from get and history, naming it."""
-    refs = open_store(store_spec).refs
+    refs = Refs(open_store(store_spec))
     refs.set("m", "A")
     raw_write(store_spec, "refs/m/0000000002.json", b"{not json")
     for call in (refs.get, refs.history):
@@ -249,20 +249,20 @@ def test_overlong_ref_name_is_a_usage_error(tmp_path: Path) -> None:
     """A ref name too long for any store's keys is refused before it reaches the store."""
     store = Store(str(tmp_path / "store"))
     for name in ("a" * 5000, "/".join(["b" * 200] * 30)):
-        for call in (lambda n: store.refs.set(n, "x"), store.refs.get, store.refs.history):
+        for call in (lambda n: Refs(store).set(n, "x"), Refs(store).get, Refs(store).history):
             with pytest.raises(UsageError) as info:
                 call(name)
             assert "too long" in str(info.value)
-    store.refs.set("a" * 100 + "/" + "b" * 100, "x")  # a long name that fits is kept
+    Refs(store).set("a" * 100 + "/" + "b" * 100, "x")  # a long name that fits is kept
 
 
 _READ_ONLY_SET = """
 import sys
 from mlledger.errors import StoreError
-from mlledger.store import Store
+from mlledger.store import Refs, Store
 store = Store(sys.argv[1], create=False)
 try:
-    store.refs.set("model/prod", "x")
+    Refs(store).set("model/prod", "x")
 except StoreError as e:
     print("StoreError", e)
 """
@@ -276,7 +276,7 @@ def test_ref_set_on_a_read_only_store_is_a_store_error(tmp_path: Path) -> None:
     import sys
 
     root = tmp_path / "store"
-    Store(str(root)).refs.set("other/ref", "x")
+    Refs(Store(str(root))).set("other/ref", "x")
     cmd = [sys.executable, "-c", _READ_ONLY_SET, str(root)]
     if os.geteuid() == 0:  # root writes through permissions: a read-only mount, in its own
         unshare = shutil.which("unshare")  # mount namespace (gone when the process ends)

@@ -38,7 +38,7 @@ def overwrite(ledger: Ledger, key: str, data: bytes) -> None:
         os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
         Path(path).write_bytes(data)
         return
-    backend.fs.pipe_file(backend._path(key), data)  # type: ignore[attr-defined]
+    backend.fs.pipe_file(backend.fs_path(key), data)  # type: ignore[attr-defined]
 
 
 def read(ledger: Ledger, key: str) -> bytes:

@@ -1,9 +1,8 @@
-"""The content-addressed store: opening, objects, create-only entries, atomicity, verify, errors."""
+"""The content-addressed store: opening, objects, create-only entries, atomicity, errors."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import multiprocessing
 import os
@@ -29,7 +28,6 @@ from store_helpers import (
     count_objects,
     create_in_process,
     deny_reading,
-    flip_byte,
     make_sample_tree,
     memory_store,
     open_store,
@@ -45,18 +43,14 @@ from mlledger.errors import (
     DigestError,
     ExistsError,
     FormatError,
-    IntegrityError,
     LedgerError,
-    MissingExtraError,
     NotAFileError,
     NotAFolderError,
     NotFoundError,
-    StoreError,
     SymlinkLoopError,
-    UsageError,
 )
 from mlledger.hashing import digest_bytes, digest_file
-from mlledger.store import FORMAT, Store, default_url
+from mlledger.store import FORMAT, Refs, Store, default_url
 from mlledger.store.tree import MAGIC
 
 FAST = ["memory", "local"]
@@ -227,10 +221,10 @@ def test_sha256_store_works_end_to_end(store_spec: StoreSpec, tmp_path: Path) ->
     t = store.put(src)
     assert t.digest.startswith("sha256:")
     assert snapshot(store.restore(t.digest, tmp_path / "out")) == snapshot(src)
-    assert store.refs.set("model/prod", t.digest).target == t.digest
+    assert Refs(store).set("model/prod", t.digest).target == t.digest
     reopened = open_store(store_spec)
     assert reopened.algorithm == "sha256"
-    assert reopened.refs.get("model/prod").target == t.digest
+    assert Refs(reopened).get("model/prod").target == t.digest
     report = reopened.verify()
     assert report.ok
     assert report.checked == count_objects(reopened) >= 9
@@ -258,108 +252,6 @@ def test_default_url_is_in_the_user_data_dir(isolated_dirs: IsolatedDirs,
     assert (expected / "mlledger.json").is_file()
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "elsewhere"))
     assert default_url() == str(tmp_path / "elsewhere" / "mlledger" / "store")
-
-
-def test_unknown_protocol_is_a_store_error() -> None:
-    """A URL with a protocol fsspec does not know raises StoreError naming the usable ones."""
-    with pytest.raises(StoreError) as info:
-        Store("nosuchproto://bucket/store")
-    assert isinstance(info.value, OSError)
-    assert "unknown protocol 'nosuchproto'" in str(info.value)
-    assert "s3://" in str(info.value)
-
-
-@pytest.mark.parametrize(("protocol", "module", "extra"),
-                         [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")])
-def test_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch, protocol: str,
-                                             module: str, extra: str) -> None:
-    """A store URL whose fsspec implementation cannot be imported names the extra to install."""
-    registry = importlib.import_module("fsspec.registry")
-    monkeypatch.setitem(sys.modules, module, None)  # "import s3fs" now fails
-    monkeypatch.delitem(registry._registry, protocol, raising=False)  # forget the loaded class
-    with pytest.raises(MissingExtraError) as info:
-        Store(f"{protocol}://{BUCKET}/store")
-    assert isinstance(info.value, ImportError)
-    assert f'pip install "mlledger[{extra}]"' in str(info.value)
-
-
-def test_missing_bucket_is_a_store_error(s3_endpoint: str, gcs_endpoint: str) -> None:
-    """A store URL naming a bucket that does not exist raises StoreError saying to create it."""
-    for url, options in (("s3://no-such-bucket/store", s3_options(s3_endpoint)),
-                         ("gs://no-such-bucket/store", gcs_options(gcs_endpoint))):
-        with pytest.raises(StoreError) as info:
-            Store(url, **options)
-        assert isinstance(info.value, OSError)
-        assert "no-such-bucket" in str(info.value)
-        assert "does not exist: create it, or check the store URL" in str(info.value)
-
-
-def test_missing_credentials_are_an_access_error_naming_the_store(
-    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No S3 credentials anywhere: AccessError (a PermissionError) naming the store and
-    what to check, not the client library's own exception; the CLI exits 2 with it."""
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    options = {k: v for k, v in s3_options(s3_endpoint).items() if k not in ("key", "secret")}
-    url = f"s3://{BUCKET}/no-credentials"
-    with pytest.raises(AccessError) as info:
-        Store(url, **options)
-    assert isinstance(info.value, PermissionError)
-    assert f"cannot reach the store at {url}: NoCredentialsError" in str(info.value)
-    assert "check the credentials" in str(info.value)
-    from click.testing import CliRunner
-
-    from mlledger.cli import cli
-
-    result = CliRunner().invoke(
-        cli, ["--store", url, "--option", f"endpoint_url={s3_endpoint}", "log"]
-    )
-    assert result.exit_code == 2, result.output
-    assert "cannot reach the store" in result.stderr
-    assert "bug in mlledger" not in result.stderr
-
-
-def test_cloud_client_errors_become_errors_that_name_the_store() -> None:
-    """botocore's own exceptions, as s3fs lets them through: refused or missing
-    credentials -> AccessError, an endpoint that does not answer -> StoreError naming
-    endpoint_url, a malformed bucket -> UsageError, other client errors -> StoreError;
-    anything not from a cloud client is left alone."""
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        ParamValidationError,
-    )
-
-    from mlledger.store.backends import remote_error
-
-    url = "s3://bucket/store"
-    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
-    other = ClientError({"Error": {"Code": "SlowDown", "Message": "later"}}, "GetObject")
-    cases = [
-        (NoCredentialsError(), AccessError, "check the credentials"),
-        (denied, AccessError, "check the credentials"),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StoreError, "endpoint_url"),
-        (ParamValidationError(report="Invalid bucket name"), UsageError, "not valid"),
-        (other, StoreError, "failed: ClientError"),
-    ]
-    for error, kind, words in cases:
-        got = remote_error(url, error)
-        assert type(got) is kind, error
-        assert url in str(got)
-        assert words in str(got)
-    assert remote_error(url, ValueError("ours")) is None
-
-
-def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
-    """A local store root that is a file raises StoreError asking for a folder."""
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(StoreError, match="is a file, not a folder"):
-        Store(tmp_path / "file")
 
 
 # -- objects -----------------------------------------------------------------------------
@@ -747,122 +639,6 @@ def test_writer_killed_mid_copy_leaves_no_object(tmp_path: Path) -> None:
     finally:  # free the disk: pytest keeps the last few tmp_path folders
         shutil.rmtree(url, ignore_errors=True)
         big.unlink()
-
-
-# -- verify and integrity ----------------------------------------------------------------
-
-
-def test_verify_passes_a_healthy_store(store_spec: StoreSpec, tmp_path: Path) -> None:
-    """verify() on an intact store checks every object and reports ok."""
-    store = open_store(store_spec)
-    store.put_bytes(b"blob")
-    store.put_tree(make_sample_tree(tmp_path / "src"))
-    report = store.verify()
-    assert report.ok
-    assert report.checked == count_objects(store) == 9
-    assert (report.corrupt, report.missing, report.dangling, report.problems) == ((),) * 4
-
-
-def test_verify_finds_a_flipped_byte(store_spec: StoreSpec, tmp_path: Path) -> None:
-    """A stored object with one bit flipped is reported corrupt; reads raise IntegrityError."""
-    store = open_store(store_spec)
-    data = b"precious bytes " * 100
-    d = store.put_bytes(data)
-    other = store.put_bytes(b"untouched")
-    flip_byte(store_spec, store, d, at=700)
-    report = store.verify()
-    assert not report.ok
-    assert report.corrupt == (d,)
-    assert other not in report.corrupt
-    with pytest.raises(IntegrityError) as info:
-        store.get(d)
-    assert isinstance(info.value, ValueError)
-    assert "corrupt" in str(info.value)
-    assert "mlledger verify" in str(info.value)
-    with store.open(d) as reader:
-        chunks = iter(lambda: reader.read(256), b"")
-        with pytest.raises(IntegrityError, match="corrupt"):
-            list(chunks)
-    with store.open(d) as reader, pytest.raises(IntegrityError):
-        reader.read()
-    with store.open(d) as reader, pytest.raises(IntegrityError):
-        reader.read(len(data))  # exactly the object's size: checked without reading on to EOF
-    dest_dir = tmp_path / "restore-here"
-    dest_dir.mkdir()
-    with pytest.raises(IntegrityError, match="nothing was written"):
-        store.restore(d, dest_dir / "out.bin")
-    assert list(dest_dir.iterdir()) == []
-    (dest_dir / "keep.bin").write_bytes(b"keep me")
-    with pytest.raises(IntegrityError):
-        store.restore(d, dest_dir / "keep.bin", overwrite=True)
-    assert (dest_dir / "keep.bin").read_bytes() == b"keep me", "a failed overwrite changes nothing"
-    assert os.listdir(dest_dir) == ["keep.bin"]
-
-
-def test_verify_finds_a_truncated_object(store_spec: StoreSpec) -> None:
-    """An object cut short is reported corrupt."""
-    store = open_store(store_spec)
-    d = store.put_bytes(os.urandom(5000))
-    raw_write(store_spec, store.key(d), raw_read(store_spec, store.key(d))[:2500])
-    report = store.verify()
-    assert report.corrupt == (d,)
-    assert not report.ok
-    with pytest.raises(IntegrityError):
-        store.get(d)
-
-
-def test_corrupt_file_inside_a_tree_stops_its_restore(store_spec: StoreSpec,
-                                                      tmp_path: Path) -> None:
-    """Restoring a tree with a corrupt file raises IntegrityError and leaves nothing behind."""
-    store = open_store(store_spec)
-    src = make_sample_tree(tmp_path / "src")
-    t = store.put_tree(src).digest
-    large = digest_file(src / "data" / "nested" / "deep" / "large.bin")[0]
-    flip_byte(store_spec, store, large, at=LARGE - 1)
-    assert store.verify().corrupt == (large,)
-    dest_dir = tmp_path / "restore-here"
-    dest_dir.mkdir()
-    with pytest.raises(IntegrityError, match=large):
-        store.restore(t, dest_dir / "out")
-    with pytest.raises(IntegrityError):
-        store.restore(t, dest_dir / "out", overwrite=True)
-    assert list(dest_dir.iterdir()) == []
-
-
-def test_verify_finds_a_tree_whose_file_was_deleted(store_spec: StoreSpec,
-                                                    tmp_path: Path) -> None:
-    """A tree listing an object that is gone is reported dangling; restoring it names the object."""
-    store = open_store(store_spec)
-    src = make_sample_tree(tmp_path / "src")
-    t = store.put_tree(src).digest
-    gone = digest_bytes(b"hello\n")  # a.txt
-    store.delete(gone)
-    assert not store.has(gone)
-    report = store.verify()
-    assert not report.ok
-    assert report.dangling == ((t, gone),)
-    assert report.missing == (gone,)
-    assert report.corrupt == ()
-    dest_dir = tmp_path / "restore-here"
-    dest_dir.mkdir()
-    with pytest.raises(NotFoundError) as info:
-        store.restore(t, dest_dir / "out")
-    assert gone in str(info.value)
-    assert "not in the store" in str(info.value)
-    assert list(dest_dir.iterdir()) == []
-
-
-def test_verify_reports_an_unsafe_manifest(store_spec: StoreSpec) -> None:
-    """A tree manifest that would escape its destination is reported as a problem."""
-    store = open_store(store_spec)
-    blob = store.put_bytes(b"x")
-    bad = store.put_bytes(MAGIC + canonical.dumps(
-        {"entries": [{"path": "../evil", "digest": blob, "size": 1}]}))
-    report = store.verify()
-    assert not report.ok
-    assert len(report.problems) == 1
-    assert bad in report.problems[0]
-    assert "escape the destination" in report.problems[0]
 
 
 # -- bad input ---------------------------------------------------------------------------

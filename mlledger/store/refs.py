@@ -9,15 +9,14 @@ target.  Rollback appends an entry pointing back: history is never rewritten.
 
 from __future__ import annotations
 
-import getpass
 import re
-import socket
 from typing import TYPE_CHECKING, Any
 
-from .. import canonical
+from .. import _settings, canonical
 from ..errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from ..records import RefEntry, utcnow
 from .history import MAX_ATTEMPTS, History, check_entries
+from .layout import REFS, ref_prefix
 
 if TYPE_CHECKING:
     from .store import Store
@@ -52,11 +51,7 @@ def check_ref_name(name: str) -> str:
 
 
 def _who() -> tuple[str, str]:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in this environment
-        user = "unknown"
-    return user, socket.gethostname()
+    return _settings.user_name(), _settings.host_name()
 
 
 class Refs:
@@ -66,7 +61,7 @@ class Refs:
         self.store = store
 
     def _history(self, name: str) -> History:
-        return History(self.store, f"refs/{name}")
+        return History(self.store, ref_prefix(name))
 
     def _seqs(self, name: str) -> list[int]:
         return self._history(name).seqs()
@@ -93,10 +88,10 @@ class Refs:
     def names(self) -> list[str]:
         """Every ref name in the store, sorted."""
         found: set[str] = set()
-        for key in self.store.backend.list("refs"):
+        for key in self.store.backend.list(REFS):
             head, _, last = key.rpartition("/")
-            if _ENTRY_RE.fullmatch(last) and head.startswith("refs/"):
-                found.add(head[len("refs/") :])
+            if _ENTRY_RE.fullmatch(last) and head.startswith(f"{REFS}/"):
+                found.add(head[len(REFS) + 1 :])
         return sorted(found)
 
     def get(self, name: str) -> RefEntry:

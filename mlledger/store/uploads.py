@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from .backends import Backend, FsspecBackend
+from .backends import Backend, FsspecBackend, strip_protocol
 
 __all__ = ["abandoned_uploads", "abort_uploads"]
 
@@ -81,6 +81,6 @@ def _newest_part(backend: FsspecBackend, bucket: str, upload: dict[str, Any]) ->
 
 
 def _bucket_prefix(backend: FsspecBackend) -> tuple[str, str]:
-    root = backend.fs._strip_protocol(backend.root).strip("/")
+    root = strip_protocol(backend.fs, backend.root).strip("/")
     bucket, _, key = root.partition("/")
     return bucket, f"{key}/" if key else ""

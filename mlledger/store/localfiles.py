@@ -1,0 +1,90 @@
+"""Local files as the store meets them: the error an ``OSError`` on a path becomes, a
+file's identity while it is copied, and the ONE loop that copies a file while hashing it
+(storing into a local store, restoring out of one)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import (
+    AccessError,
+    LedgerError,
+    NotAFileError,
+    NotFoundError,
+    StoreError,
+    SymlinkLoopError,
+)
+from ..hashing import CHUNK, new_hasher
+
+if TYPE_CHECKING:
+    from fsspec.callbacks import Callback
+
+__all__ = ["changed", "copy_hashed", "os_error", "stat_key"]
+
+
+def os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
+    """The mlledger error for the ``OSError`` raised when trying to ``what`` the local
+    ``path``: what is wrong with it, and what to do."""
+    p = os.fspath(path)
+    if isinstance(e, FileNotFoundError):
+        return NotFoundError(f"no such file or folder: {p!r}; check the path")
+    if isinstance(e, PermissionError):
+        return AccessError(
+            f"permission denied to {what} {p!r}; fix its permissions or run as a user "
+            f"who may {what} it"
+        )
+    if e.errno == errno.ELOOP:
+        return SymlinkLoopError(f"{p!r} is a symbolic link loop; fix or remove the link")
+    if isinstance(e, IsADirectoryError):
+        return NotAFileError(f"{p!r} is a folder, not a file; store it with put() or put_tree()")
+    return StoreError(f"cannot {what} {p!r}: {e.strerror or e}")
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is written: its inode, size and times."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def changed(p: str, st: os.stat_result) -> bool:
+    """Whether the file at ``p`` is no longer the one ``st`` describes (or is gone)."""
+    try:
+        return stat_key(os.stat(p)) != stat_key(st)
+    except OSError:
+        return True
+
+
+def copy_hashed(
+    src: int,
+    dst: int,
+    algorithm: str,
+    callback: Callback | None = None,
+    write_error: Callable[[OSError], LedgerError] | None = None,
+) -> str:
+    """Copy the open file ``src`` to its end into ``dst`` while hashing it; the hex digest.
+
+    One pass over the bytes: each chunk is read into one reused buffer
+    (``os.readv``, no new bytes object a chunk), hashed, and written whole
+    before the next.  A failed write raises ``write_error(e)`` when given (the
+    store's refusal, such as a full disk, is not the source's fault), else the
+    ``OSError`` itself.
+    """
+    h = new_hasher(algorithm)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := os.readv(src, [buf]):
+        chunk = view[:n]
+        h.update(chunk)
+        while chunk:
+            try:
+                w = os.write(dst, chunk)
+            except OSError as e:
+                if write_error is None:
+                    raise
+                raise write_error(e) from e
+            chunk = chunk[w:]
+        if callback is not None:
+            callback.relative_update(n)
+    return h.hexdigest()
