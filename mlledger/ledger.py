@@ -42,7 +42,7 @@ from .errors import (
 from .ids import day_path, is_run_id, whole_key
 from .late import LateMarks
 from .records import Artifact, RefEntry, record_digests
-from .runs import Run, RunContext, _SelfType, current_run, make_tracked, process_start
+from .runs import Run, RunContext, SelfType, current_run, make_tracked, process_start
 from .store import Store, cache_dir
 from .store.store import _os_error
 
@@ -299,7 +299,7 @@ class Ledger:
                 if isinstance(v, str):  # masked wherever it shows up later (an exception)
                     run._secret_values.add(v)
                 return REDACTED
-            if isinstance(v, _SelfType):
+            if isinstance(v, SelfType):
                 return {"type": v.name}
             if v is None or (isinstance(v, (bool, int, float)) and type(v) in (bool, int, float)):
                 return jsonable_scalar(v)

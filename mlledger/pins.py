@@ -64,7 +64,7 @@ def pin(run: Run, digests: Iterable[str] | None = None) -> None:
     Before the start entry is written there is nothing to do (the start will name them);
     a pin that cannot be written is a warning in the run, never an error.
     """
-    if run._detached or not run._active:
+    if run._detached or not run.active:
         return
     with run._start_lock:
         if not run._start_written:

@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
-from . import canonical
-from .capture import files as _files
-from .capture.redact import (
+from .. import canonical
+from .._settings import disabled
+from ..capture import files as _files
+from ..capture.redact import (
     REDACTED,
     environ_secrets,
     is_secret_name,
@@ -38,21 +39,22 @@ from .capture.redact import (
     scrub,
     secret_attributes,
 )
-from .capture.values import encode_redacted, why_not_stored
-from .encodable import make_run_storable, safe_text
-from .errors import LedgerError, LedgerWarning, NotFoundError, UsageError
-from .hashing import digest_bytes
-from .ids import day_path, new_run_id, whole_key
-from .pins import pin, run_digests
-from .records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
-from .store.backends import Backend
-from .store.chain import entry_digest, seal_bytes
+from ..capture.values import encode_redacted, why_not_stored
+from ..encodable import make_run_storable, safe_text
+from ..errors import LedgerError, LedgerWarning, NotFoundError, UsageError
+from ..hashing import digest_bytes
+from ..ids import day_path, new_run_id, whole_key
+from ..pins import pin, run_digests
+from ..records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
+from ..store.backends import Backend
+from ..store.chain import entry_digest, seal_bytes
+from .active import CURRENT
 
 if TYPE_CHECKING:
     import datetime as _dt
 
-    from .ledger import Ledger
-    from .store import Store
+    from ..ledger import Ledger
+    from ..store import Store
 
 __all__ = ["METRIC_CHUNK", "Run", "RunContext", "current_run", "make_tracked"]
 
@@ -69,12 +71,13 @@ HEARTBEAT_TIMEOUT = 5 * HEARTBEAT_SECONDS
 #: a metric's buffered steps, values and times
 _Column = tuple[list[int], list[float], list[float]]
 
-_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("mlledger_run", default=None)
+
 
 
 def current_run() -> Run | None:
     """The run active in this thread or task, or None."""
-    return _current.get()
+    got: Run | None = CURRENT.get()
+    return got
 
 
 def _proc_start() -> int | None:
@@ -123,8 +126,10 @@ class Run:
     def __init__(self, ledger: Ledger, record: dict[str, Any], *, active: bool = False) -> None:
         self._ledger = ledger
         self._record = record
-        self._active = active
-        self._parent: Run | None = None
+        #: the run takes calls (log, use, save) until it ends
+        self.active = active
+        #: the run this one runs in (the active run when it started), or None
+        self.parent: Run | None = None
         self._rows: list[tuple[Any, float, dict[str, Any]]] = []
         self._stats: dict[str, list[Any]] = {
             k: [v["last"], v["min"], v["max"], v.get("step"), v["count"]]
@@ -302,7 +307,7 @@ class Run:
 
         Without ``step`` the step is the previous one plus one.
         """
-        if not self._active:
+        if not self.active:
             raise UsageError(f"run {self.id} has ended; log metrics inside the run")
         t = time.time()
         rows = self._rows
@@ -492,7 +497,7 @@ class Run:
                 t0 = doc["t0"]
                 times = (t0 + ms / 1000 for ms in col["ms"])
                 out.extend(zip(col["step"], col["value"], times, strict=False))
-        if self._active:
+        if self.active:
             self._fold()
             c = self._cols.get(key)
             if c:
@@ -502,7 +507,7 @@ class Run:
     # -- params and artifacts ------------------------------------------------------
     def log_params(self, **params: Any) -> None:
         """Add or change params of the active run."""
-        if not self._active:
+        if not self.active:
             raise UsageError(f"run {self.id} has ended; log params inside the run")
         p = self._record.setdefault("params", {})
         for k, v in params.items():
@@ -520,7 +525,7 @@ class Run:
     def _artifact(
         self, obj: Any, name: str | None, into: dict[str, Artifact], verb: str
     ) -> Artifact:
-        if not self._active:
+        if not self.active:
             raise UsageError(f"run {self.id} has ended; call run.{verb}() inside the run")
         ledger = self._ledger
         is_path = isinstance(obj, Path) or (
@@ -559,7 +564,7 @@ class Run:
     def _resolve_status(self) -> None:
         """Turn a stale ``running`` into ``incomplete`` (the process died)."""
         rec = self._record
-        if rec.get("status", "running") != "running" or self._active:
+        if rec.get("status", "running") != "running" or self.active:
             return
         import socket
 
@@ -760,7 +765,7 @@ class _Scheduler:
             with contextlib.suppress(Exception):
                 run._ensure_started()
         for run in beating:
-            if not run._active:
+            if not run.active:
                 continue
             with contextlib.suppress(Exception):
                 run._ensure_started()
@@ -788,7 +793,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: the package folder (mlledger/): frames of its own code at the head of a traceback are skipped
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _user_tb(tb: Any) -> Any:
@@ -850,7 +856,7 @@ class RunContext:
                     f"ledger.run({what}=...) takes a dict, not a {type(value).__qualname__}: "
                     f"{what}={{'name': value}}"
                 )
-        if not self.checked and _is_disabled():
+        if not self.checked and disabled():
             return self._enter_detached(None)
         self.ledger._check_policy(self.message)
         try:
@@ -912,7 +918,7 @@ class RunContext:
         run._detached = True
         run._record["tags"] = dict(self.tags or {})
         run._record["params"] = dict(self.params or {})
-        self._token = _current.set(run)
+        self._token = CURRENT.set(run)
         return run
 
     def _abandon(self) -> None:
@@ -925,12 +931,12 @@ class RunContext:
             self.run = None
         if self._token is not None:
             with contextlib.suppress(ValueError):
-                _current.reset(self._token)
+                CURRENT.reset(self._token)
             self._token = None
 
     def _new_run(self, name: str) -> Run:
         """The active run this context stands for: a fresh id, under the current run."""
-        parent = _current.get()
+        parent = CURRENT.get()
         record: dict[str, Any] = {
             "format": 1,
             "id": new_run_id(),
@@ -944,7 +950,7 @@ class RunContext:
             "params": {},
         }
         run = Run(self.ledger, record, active=True)
-        run._parent = parent
+        run.parent = parent
         self.run = run
         return run
 
@@ -998,7 +1004,7 @@ class RunContext:
             except Exception as e:
                 run._warn(f"file capture not started: {e}")
         _heartbeat.add(run, delay if delay and delay > 0 else None)
-        self._token = _current.set(run)
+        self._token = CURRENT.set(run)
         return run
 
     # -- end ---------------------------------------------------------------------------
@@ -1010,13 +1016,13 @@ class RunContext:
             return
         try:
             if run._detached:
-                run._active = False
+                run.active = False
                 run._record["status"] = _status(exc_type, exc)
                 run._record["ended_at"] = now_iso()
             else:
                 self._finish(run, exc_type, exc, tb)
         except Exception as e:  # never replace the user's result or exception
-            run._active = False
+            run.active = False
             warnings.warn(
                 f"mlledger: run {run.id} ({run.name!r}) could not be recorded in the store at "
                 f"{self.ledger.url} nor in the local spool: {e!r}",
@@ -1026,7 +1032,7 @@ class RunContext:
         finally:
             if self._token is not None:
                 with contextlib.suppress(ValueError):
-                    _current.reset(self._token)
+                    CURRENT.reset(self._token)
                 self._token = None
 
     def _param_secrets(self) -> list[str]:
@@ -1085,7 +1091,7 @@ class RunContext:
                 resources["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
         except Exception as e:
             run._warn(f"resources not fully recorded: {e}")
-        run._active = False
+        run.active = False
         try:
             # the last chunk rides in end.json: one write fewer for every short run
             tail = run._take_chunk()
@@ -1184,11 +1190,6 @@ def _safe_str(exc: BaseException) -> str:
 # @tracked
 
 
-def _is_disabled() -> bool:
-    v = os.environ.get("MLLEDGER_DISABLE")
-    return v is not None and v.strip().lower() not in ("", "0", "false", "no")
-
-
 @overload
 def make_tracked(ledger_getter: Callable[[], Ledger], fn: F, **opts: Any) -> F: ...
 @overload
@@ -1245,7 +1246,7 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
 
         @functools.wraps(fn)
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
-            if _is_disabled():
+            if disabled():
                 return await fn(*args, **kwargs)
             ctx = _safe_start(start, args, kwargs)
             if ctx is None:
@@ -1260,7 +1261,7 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _is_disabled():
+        if disabled():
             return fn(*args, **kwargs)
         ctx = _safe_start(start, args, kwargs)
         if ctx is None:
@@ -1331,13 +1332,13 @@ class _Binder:
                     if kk not in ignore:
                         params[kk] = vv
             elif k == self.self_name:
-                params[k] = _SelfType(v)
+                params[k] = SelfType(v)
             else:
                 params[k] = v
         return params
 
 
-class _SelfType:
+class SelfType:
     """Stands for ``self``/``cls`` in params: recorded by type only."""
 
     __slots__ = ("name",)
@@ -1356,7 +1357,7 @@ def _safe_start(
     try:
         return start(args, kwargs)
     except LedgerError as e:
-        from .errors import PolicyError
+        from ..errors import PolicyError
 
         if isinstance(e, PolicyError):
             raise
