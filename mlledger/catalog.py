@@ -574,8 +574,8 @@ class Catalog(catalog_files.CatalogFiles):
         row = self.db.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             return self.ledger._load_run(run_id)
-        run = Run(self.ledger, canonical.loads(row[0]))
-        run._resolve_status()
+        run = Run(self.ledger.writer, canonical.loads(row[0]))
+        run.resolve_status()
         return run
 
     @catalog_files.healing

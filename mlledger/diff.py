@@ -194,7 +194,7 @@ def _small_value(run: Run, section: str, name: str) -> Any:
     if art is None or art.kind != "value" or art.format != "json" or art.size > SMALL_VALUE:
         return _MISSING
     try:
-        return canonical.loads(run._ledger.store.get(art.digest))
+        return canonical.loads(run.writer.store.get(art.digest))
     except Exception:
         return _MISSING
 
@@ -231,7 +231,7 @@ def _modules(run: Run) -> dict[str, str]:
     if not d:
         return {}
     try:
-        return dict(canonical.loads(run._ledger.store.get(d)))
+        return dict(canonical.loads(run.writer.store.get(d)))
     except LedgerError:
         return {}
 

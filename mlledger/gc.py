@@ -33,9 +33,9 @@ from . import canonical
 from .errors import LedgerError
 from .ids import day_path, id_time, new_run_id, whole_key
 from .lineage import traverse
-from .pins import live_digests
 from .records import record_digests, to_iso, utcnow
 from .runs import Run
+from .runs.pins import live_digests
 from .store.backends import LocalBackend
 from .store.uploads import abandoned_uploads, abort_uploads
 

@@ -59,7 +59,7 @@ class Lineage:
         ids = sorted(r.id for r in self.runs)
         known: list[str] = ids
         with contextlib.suppress(Exception):  # the catalog, where the runs have one
-            known = self.runs[0]._ledger.catalog.all_run_ids()
+            known = self.runs[0].writer.index.all_run_ids()
         shorts = short_ids(ids, known)
         labels = {r.id: f"{r.name} {shorts[r.id]}" for r in self.runs}
         for a in self.artifacts:

@@ -572,7 +572,7 @@ class _Extension:
 
     def _outputs(self, cr: _CellRun) -> None:
         run = cr.run
-        ledger = cr.ctx.ledger
+        writer = cr.ctx.writer
         hidden = self.shell.user_ns_hidden
         for name, value in list(self.shell.user_ns.items()):
             try:
@@ -581,8 +581,8 @@ class _Extension:
                     art = run._inputs.get(name)
                     if name in cr.read and art is not None and art.kind == "value":
                         enc = encode_redacted(value)
-                        if enc is not None and ledger.store.digest(enc.data) != art.digest:
-                            run._outputs[name] = ledger._store_encoded(enc, run)
+                        if enc is not None and writer.store.digest(enc.data) != art.digest:
+                            run._outputs[name] = writer.store_encoded(enc, run)
                     continue
                 if not _is_data(name, value, hidden):
                     continue
@@ -596,7 +596,7 @@ class _Extension:
                         f"({why_not_stored(value)}); not recorded"
                     )
                     continue
-                run._outputs[name] = ledger._store_encoded(enc, run)
+                run._outputs[name] = writer.store_encoded(enc, run)
             except Exception as e:
                 run._warn(f"output {name} not recorded: {e!r}")
 

@@ -26,6 +26,7 @@ from run_helpers import entry_run_id, open_ledger, python_env, reopen, run_keys
 from servers import StoreSpec
 
 import mlledger
+import mlledger.runs.binder
 import mlledger.runs.run
 from mlledger import (
     Artifact,
@@ -870,7 +871,7 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
             "process": {"pid": 1},
         },
     )
-    run._resolve_status()
+    run.resolve_status()
     assert run.status == "incomplete"
     assert run.status_reason is not None
     assert "no sign of life from elsewhere" in run.status_reason
@@ -884,7 +885,7 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
             "process": {"pid": 1},
         },
     )
-    fresh._resolve_status()
+    fresh.resolve_status()
     assert fresh.status == "running"
     assert fresh.status_reason is None
 
@@ -1518,7 +1519,7 @@ def test_tracked_binding_matches_signature_bind(
     same order, for every call form; a bad call is a TypeError either way."""
     import inspect
 
-    binder = mlledger.runs.run._Binder(inspect.signature(fn), frozenset())
+    binder = mlledger.runs.binder.Binder(inspect.signature(fn), frozenset())
     try:
         got: Any = list(binder.params(args, kwargs).items())
     except TypeError:
@@ -1530,7 +1531,7 @@ def test_tracked_binding_fast_path_is_taken_for_plain_signatures() -> None:
     """Plain parameters take the hand-made path; *args, keyword-only and self do not."""
     import inspect
 
-    assert mlledger.runs.run._Binder(inspect.signature(_plain), frozenset()).fast
+    assert mlledger.runs.binder.Binder(inspect.signature(_plain), frozenset()).fast
     for fn in (_varargs, _posonly, _kwonly):
-        assert not mlledger.runs.run._Binder(inspect.signature(fn), frozenset()).fast
-    assert not mlledger.runs.run._Binder(inspect.signature(_plain), frozenset({"c"})).fast
+        assert not mlledger.runs.binder.Binder(inspect.signature(fn), frozenset()).fast
+    assert not mlledger.runs.binder.Binder(inspect.signature(_plain), frozenset({"c"})).fast

@@ -8,15 +8,9 @@ they are split out.
 from __future__ import annotations
 
 from .._settings import disabled as _is_disabled  # the notebook's import (shim: to go)
-from .run import (
-    METRIC_CHUNK,
-    Run,
-    RunContext,
-    SelfType,
-    current_run,
-    make_tracked,
-    process_start,
-)
+from .binder import SelfType
+from .process import process_start
+from .run import METRIC_CHUNK, Run, RunContext, current_run, make_tracked
 
 __all__ = [
     "METRIC_CHUNK",

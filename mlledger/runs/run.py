@@ -26,10 +26,11 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from .. import canonical
 from .._settings import disabled
+from ..capture import code as _code
 from ..capture import files as _files
 from ..capture.redact import (
     REDACTED,
@@ -40,20 +41,23 @@ from ..capture.redact import (
     secret_attributes,
 )
 from ..capture.values import encode_redacted, why_not_stored
-from ..encodable import make_run_storable, safe_text
 from ..errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from ..hashing import digest_bytes
 from ..ids import day_path, new_run_id, whole_key
-from ..pins import pin, run_digests
 from ..records import Artifact, MetricStats, RunError, from_iso, now_iso, record_digests, utcnow
 from ..store.backends import Backend
 from ..store.chain import entry_digest, seal_bytes
 from .active import CURRENT
+from .binder import Binder
+from .encodable import make_run_storable, safe_text
+from .pins import pin, run_digests
+from .process import pid_alive
+from .state import RunState
+from .writer import RunWriter
 
 if TYPE_CHECKING:
     import datetime as _dt
 
-    from ..ledger import Ledger
     from ..store import Store
 
 __all__ = ["METRIC_CHUNK", "Run", "RunContext", "current_run", "make_tracked"]
@@ -80,41 +84,6 @@ def current_run() -> Run | None:
     return got
 
 
-def _proc_start() -> int | None:
-    try:
-        with open(f"/proc/{os.getpid()}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-#: this process's start time in clock ticks (with the pid, it tells a live process from a
-#: later one that reuses the pid); read once per process, again in a forked child
-_proc_start_cache: list[int | None] = []
-
-
-def process_start() -> int | None:
-    if not _proc_start_cache:
-        _proc_start_cache.append(_proc_start())
-    return _proc_start_cache[0]
-
-
-def _pid_alive(pid: int, start: int | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if start is None:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19]) == start
-    except (OSError, ValueError, IndexError):
-        return True
-
-
 class Run:
     """One run: what it read, what it ran with, what it produced.
 
@@ -123,173 +92,148 @@ class Run:
     ended, or loaded with :meth:`Ledger.get`, it is read-only.
     """
 
-    def __init__(self, ledger: Ledger, record: dict[str, Any], *, active: bool = False) -> None:
-        self._ledger = ledger
-        self._record = record
+    def __init__(self, writer: RunWriter, record: dict[str, Any], *, active: bool = False) -> None:
+        #: what writes this run's entries and reads them back (the ledger's RunWriter)
+        self.writer = writer
+        #: the run's record, artifacts, warnings and entry bookkeeping (the internal side)
+        self.state = RunState(record)
         #: the run takes calls (log, use, save) until it ends
         self.active = active
         #: the run this one runs in (the active run when it started), or None
         self.parent: Run | None = None
         self._rows: list[tuple[Any, float, dict[str, Any]]] = []
-        self._stats: dict[str, list[Any]] = {
-            k: [v["last"], v["min"], v["max"], v.get("step"), v["count"]]
-            for k, v in record.get("metrics", {}).items()
-        }
         self._chunks = int(record.get("metric_chunks", 0))
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
         self._chunk_rows = METRIC_CHUNK
         self._cols: dict[str, tuple[list[int], list[float], list[float]]] = {}
         self._start_doc: dict[str, Any] | None = None
         self._start_due = math.inf  # when the deferred start entry falls due (monotonic)
-        self._start_written = False
-        self._start_lock = threading.Lock()
-        #: name -> digest of each entry this run wrote before its end (start, metric chunks):
-        #: the end entry names them all, so none can change or go unnoticed (the audit chain)
-        self._entry_digests: dict[str, str] = {}
-        self._spooled = False  # a write of this run went to the local spool (warned once)
-        #: objects already named in a store entry of this run (its start or a pin entry),
-        #: so gc elsewhere keeps them while the run is live (see pins.py)
-        self._pinned: set[str] = set()
-        #: values of this run's secret-named params: masked in every text it records
-        self._secret_values: set[str] = set()
-        self._pin_seq = 0
-        #: (param, path, stat signature or None) of path-like params, checked at the end
-        self._path_args: list[tuple[str, str, tuple[int, int, int, bool] | None]] = []
         self._folded: dict[str, int] = {}
         self._step = -1
-        self._inputs: dict[str, Artifact] = {
-            k: Artifact.from_json(v) for k, v in record.get("inputs", {}).items()
-        }
-        self._outputs: dict[str, Artifact] = {
-            k: Artifact.from_json(v) for k, v in record.get("outputs", {}).items()
-        }
-        self._warnings: list[str] = list(record.get("warnings", []))
         self._env: dict[str, Any] | None = None
         self._lock = threading.Lock()
-        #: a run that records nothing (tracking disabled, or the store refused its start)
-        self._detached = False
 
     # -- read-only views -------------------------------------------------------
     @property
     def id(self) -> str:
-        return str(self._record["id"])
+        return str(self.state.record["id"])
 
     @property
     def name(self) -> str:
-        return str(self._record["name"])
+        return str(self.state.record["name"])
 
     @property
     def status(self) -> str:
-        return str(self._record.get("status", "running"))
+        return str(self.state.record.get("status", "running"))
 
     @property
     def status_reason(self) -> str | None:
         """Why a run reads as ``incomplete`` (its process is gone, or silent too long)."""
-        reason = self._record.get("status_reason")
+        reason = self.state.record.get("status_reason")
         return str(reason) if reason else None
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self._record.get("params", {}))
+        return dict(self.state.record.get("params", {}))
 
     @property
     def tags(self) -> dict[str, str]:
-        return dict(self._record.get("tags", {}))
+        return dict(self.state.record.get("tags", {}))
 
     @property
     def message(self) -> str | None:
-        return self._record.get("message")
+        return self.state.record.get("message")
 
     @property
     def metrics(self) -> dict[str, float]:
         """Each metric's last value."""
         self._fold()
-        return {k: v[0] for k, v in sorted(self._stats.items())}
+        return {k: v[0] for k, v in sorted(self.state.stats.items())}
 
     @property
     def metric_stats(self) -> dict[str, MetricStats]:
         """Each metric's last, min, max, last step and count."""
         self._fold()
-        return {k: MetricStats(*v) for k, v in sorted(self._stats.items())}
+        return {k: MetricStats(*v) for k, v in sorted(self.state.stats.items())}
 
     @property
     def inputs(self) -> dict[str, Artifact]:
-        return dict(self._inputs)
+        return dict(self.state.inputs)
 
     @property
     def outputs(self) -> dict[str, Artifact]:
-        return dict(self._outputs)
+        return dict(self.state.outputs)
 
     @property
     def code(self) -> dict[str, Any]:
-        return dict(self._record.get("code", {}))
+        return dict(self.state.record.get("code", {}))
 
     @property
     def git(self) -> dict[str, Any] | None:
-        g = self._record.get("git")
+        g = self.state.record.get("git")
         return dict(g) if g else None
 
     @property
     def env(self) -> dict[str, Any]:
         """The environment record (Python, platform, host, packages, env vars) and process facts."""
         if self._env is None:
-            digest = self._record.get("env")
+            digest = self.state.record.get("env")
             env: dict[str, Any] = {}
             if digest:
                 try:
-                    env = dict(canonical.loads(self._ledger.store.get(digest)))
+                    env = dict(canonical.loads(self.writer.store.get(digest)))
                 except LedgerError as e:
                     env = {"error": str(e)}
-            env["process"] = self._record.get("process", {})
+            env["process"] = self.state.record.get("process", {})
             self._env = env
         return self._env
 
     @property
     def started_at(self) -> _dt.datetime:
-        return from_iso(self._record["started_at"])
+        return from_iso(self.state.record["started_at"])
 
     @property
     def ended_at(self) -> _dt.datetime | None:
-        e = self._record.get("ended_at")
+        e = self.state.record.get("ended_at")
         return from_iso(e) if e else None
 
     @property
     def error(self) -> RunError | None:
-        e = self._record.get("error")
+        e = self.state.record.get("error")
         return RunError(e["type"], e["message"], e["traceback"]) if e else None
 
     @property
     def parent_id(self) -> str | None:
-        return self._record.get("parent_id")
+        return self.state.record.get("parent_id")
 
     @property
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        return list(self.state.warnings)
 
     @property
     def resources(self) -> dict[str, Any]:
-        return dict(self._record.get("resources", {}))
+        return dict(self.state.record.get("resources", {}))
 
     @property
     def user(self) -> str:
-        return str(self._record.get("user", ""))
+        return str(self.state.record.get("user", ""))
 
     @property
     def host(self) -> str:
-        return str(self._record.get("host", ""))
+        return str(self.state.record.get("host", ""))
 
     @property
     def record(self) -> dict[str, Any]:
         """The whole record as JSON-ready data (what ``mlledger show --json`` prints)."""
-        out = dict(self._record)
-        out["inputs"] = {k: a.to_json() for k, a in self._inputs.items()}
-        out["outputs"] = {k: a.to_json() for k, a in self._outputs.items()}
+        out = dict(self.state.record)
+        out["inputs"] = {k: a.to_json() for k, a in self.state.inputs.items()}
+        out["outputs"] = {k: a.to_json() for k, a in self.state.outputs.items()}
         self._fold()
         out["metrics"] = {
             k: {"last": v[0], "min": v[1], "max": v[2], "step": v[3], "count": v[4]}
-            for k, v in sorted(self._stats.items())
+            for k, v in sorted(self.state.stats.items())
         }
-        out["warnings"] = list(self._warnings)
+        out["warnings"] = list(self.state.warnings)
         return out
 
     def __repr__(self) -> str:
@@ -322,7 +266,7 @@ class Run:
         if not rows:
             return
         self._fold_rows(rows)
-        stats = self._stats
+        stats = self.state.stats
         folded = self._folded
         for k, (steps, vals, _times) in self._cols.items():
             done = folded.get(k, 0)
@@ -381,14 +325,14 @@ class Run:
                 col[2].append(t)
         self._step = step
         for w in bad:
-            self._warn(w)
+            self.state.warn(w)
 
     def _escaped_column(self, key: str, bad: list[str]) -> _Column:
         """The column of a metric whose name has no UTF-8 form, under its escaped name."""
         name = safe_text(key)
         col = self._cols.get(name)
         if col is None:
-            if name not in self._stats:
+            if name not in self.state.stats:
                 bad.append(f"metric name '{name}' is not valid Unicode; escaped")
             col = self._cols[name] = ([], [], [])
         return col
@@ -416,12 +360,12 @@ class Run:
         thread at that instant), the start stays pending and the end entry
         will hold the whole record.
         """
-        if self._start_written or self._start_doc is None or self._detached:
+        if self.state.start_written or self._start_doc is None or self.state.detached:
             return
-        with self._start_lock:
-            if self._start_written:
+        with self.state.start_lock:
+            if self.state.start_written:
                 return
-            uses = run_digests(self)
+            uses = run_digests(self.state)
 
             def build() -> dict[str, Any]:
                 doc = self._start_doc
@@ -431,12 +375,12 @@ class Run:
                 extra = uses - set(record_digests(doc))
                 return {**doc, "uses": sorted(extra)} if extra else doc
 
-            algorithm = self._ledger.store.algorithm
+            algorithm = self.writer.store.algorithm
             data = seal_bytes(self._encode(build), algorithm)
-            self._ledger._write_entry(f"{day_path(self.id)}/start.json", data, self)
-            self._entry_digests["start.json"] = entry_digest(data, algorithm)
-            self._pinned = uses
-            self._start_written = True
+            self.writer.write_entry(f"{day_path(self.id)}/start.json", data, self)
+            self.state.entry_digests["start.json"] = entry_digest(data, algorithm)
+            self.state.pinned = uses
+            self.state.start_written = True
 
     def _encode(self, build: Callable[[], dict[str, Any]]) -> bytes:
         """Canonical JSON of the entry ``build`` makes; if a field cannot be encoded (a lone
@@ -450,16 +394,16 @@ class Run:
 
     def _make_storable(self) -> None:
         """Replace every field of this run that canonical JSON cannot encode (failure path)."""
-        make_run_storable(self)
+        make_run_storable(self.state)
         if self._start_doc is not None:
-            self._start_doc = _start_doc(self._record, self)
+            self._start_doc = _start_doc(self.state.record, self)
 
     def _pin(self, digests: Iterable[str] | None = None) -> None:
         """Pin what this run uses against gc elsewhere (see pins.pin)."""
         pin(self, digests)
 
     def _flush_metrics(self) -> None:
-        if self._detached:  # keep the summaries, drop the rows: nothing is written
+        if self.state.detached:  # keep the summaries, drop the rows: nothing is written
             self._take_chunk()
             return
         chunk = self._take_chunk()
@@ -472,23 +416,23 @@ class Run:
             self._write_chunk(name, json.dumps(chunk).encode())
         except Exception as e:  # run.log() must never break the training loop
             msg = f"metric chunk {self._chunks} not written (neither store nor spool took it): {e}"
-            self._warn(msg)
+            self.state.warn(msg)
             warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
 
     def _write_chunk(self, name: str, data: bytes) -> None:
         """Write a metrics chunk entry and remember its digest for the end entry."""
-        self._ledger._write_entry(f"{day_path(self.id)}/{name}", data, self)
-        self._entry_digests[name] = entry_digest(data, self._ledger.store.algorithm)
+        self.writer.write_entry(f"{day_path(self.id)}/{name}", data, self)
+        self.state.entry_digests[name] = entry_digest(data, self.writer.store.algorithm)
 
     def metric_history(self, key: str) -> list[tuple[int, float, float]]:
         """Every ``(step, value, time)`` logged for metric ``key``, in order."""
         out: list[tuple[int, float, float]] = []
         docs: list[dict[str, Any]] = []
         for i in range(1, self._chunks + 1):
-            raw = self._ledger._read_entry(f"{day_path(self.id)}/metrics-{i:06d}.json")
+            raw = self.writer.read_entry(f"{day_path(self.id)}/metrics-{i:06d}.json")
             if raw is not None:
                 docs.append(json.loads(raw))
-        tail = self._record.get("metrics_tail")
+        tail = self.state.record.get("metrics_tail")
         if tail:
             docs.append(tail)
         for doc in docs:
@@ -509,25 +453,25 @@ class Run:
         """Add or change params of the active run."""
         if not self.active:
             raise UsageError(f"run {self.id} has ended; log params inside the run")
-        p = self._record.setdefault("params", {})
+        p = self.state.record.setdefault("params", {})
         for k, v in params.items():
-            p[k] = v if self._detached else self._ledger._param_value(k, v, self, inputs=False)
+            p[k] = v if self.state.detached else self.writer.param_value(k, v, self, inputs=False)
         self._pin()
 
     def use(self, obj: Any, name: str | None = None) -> Artifact:
         """Record ``obj`` (a path or a value) as an input, stored at once."""
-        return self._artifact(obj, name, self._inputs, "use")
+        return self._artifact(obj, name, self.state.inputs, "use")
 
     def save(self, obj: Any, name: str | None = None) -> Artifact:
         """Record ``obj`` (a path or a value) as an output, stored at once."""
-        return self._artifact(obj, name, self._outputs, "save")
+        return self._artifact(obj, name, self.state.outputs, "save")
 
     def _artifact(
         self, obj: Any, name: str | None, into: dict[str, Artifact], verb: str
     ) -> Artifact:
         if not self.active:
             raise UsageError(f"run {self.id} has ended; call run.{verb}() inside the run")
-        ledger = self._ledger
+        writer = self.writer
         is_path = isinstance(obj, Path) or (
             # a string naming nothing is a value when it has a name (as the error below says)
             isinstance(obj, str) and (name is None or os.path.lexists(obj))
@@ -539,12 +483,12 @@ class Run:
                     f"run.{verb}({p!r}): no such file or folder; to record a string as a "
                     f"value, pass name=: run.{verb}(value, name='...')"
                 )
-            art = _dry_put_path(p, ledger) if self._detached else ledger._put_path(p)
+            art = _dry_put_path(p, writer) if self.state.detached else writer.put_path(p)
             key = name or _display(p)
         else:
             if name is None:
                 raise UsageError(f"run.{verb}(value) needs name=... to record a value")
-            got = _dry_put_value(obj, ledger) if self._detached else ledger._put_value(obj)
+            got = _dry_put_value(obj, writer) if self.state.detached else writer.put_value(obj)
             if got is None:
                 raise UsageError(
                     f"run.{verb}(..., name={name!r}): a {type(obj).__qualname__} cannot be "
@@ -556,21 +500,37 @@ class Run:
         self._pin((art.digest,))  # before the caller goes on: gc elsewhere must see it
         return art
 
+    # -- shims for notebook.py (another room), until it uses run.state and run.writer
     def _warn(self, message: str) -> None:
-        # a warning quotes values (a repr, an exception): scrubbed like any text that leaves
-        self._warnings.append(scrub(message, self._secret_values))
+        self.state.warn(message)
+
+    @property
+    def _record(self) -> dict[str, Any]:
+        return self.state.record
+
+    @property
+    def _inputs(self) -> dict[str, Artifact]:
+        return self.state.inputs
+
+    @property
+    def _outputs(self) -> dict[str, Artifact]:
+        return self.state.outputs
+
+    @property
+    def _detached(self) -> bool:
+        return self.state.detached
 
     # -- status -------------------------------------------------------------------
-    def _resolve_status(self) -> None:
+    def resolve_status(self) -> None:
         """Turn a stale ``running`` into ``incomplete`` (the process died)."""
-        rec = self._record
+        rec = self.state.record
         if rec.get("status", "running") != "running" or self.active:
             return
         import socket
 
         proc = rec.get("process", {})
         if rec.get("host") == socket.gethostname() and proc.get("pid"):
-            if not _pid_alive(int(proc["pid"]), proc.get("proc_start")):
+            if not pid_alive(int(proc["pid"]), proc.get("proc_start")):
                 rec["status"] = "incomplete"
                 rec["status_reason"] = (
                     f"its process (pid {proc['pid']} on {rec.get('host')}) is gone and the run "
@@ -646,10 +606,10 @@ def _dry_store(store: Store) -> Store:
     return dry
 
 
-def _dry_put_path(path: str, ledger: Ledger) -> Artifact:
-    """The Artifact ``ledger._put_path(path)`` would give, without storing anything."""
+def _dry_put_path(path: str, writer: RunWriter) -> Artifact:
+    """The Artifact ``writer.put_path(path)`` would give, without storing anything."""
     try:
-        got = _dry_store(ledger.store).put(path)
+        got = _dry_store(writer.store).put(path)
     except OSError as e:
         if isinstance(e, LedgerError):
             raise
@@ -663,13 +623,13 @@ def _dry_put_path(path: str, ledger: Ledger) -> Artifact:
     )
 
 
-def _dry_put_value(value: Any, ledger: Ledger) -> Artifact | None:
-    """The Artifact ``ledger._put_value(value)`` would give, without storing anything."""
+def _dry_put_value(value: Any, writer: RunWriter) -> Artifact | None:
+    """The Artifact ``writer.put_value(value)`` would give, without storing anything."""
     enc = encode_redacted(value)
     if enc is None:
         return None
     return Artifact(
-        digest_bytes(enc.data, ledger.store.algorithm), len(enc.data), "value", format=enc.format
+        digest_bytes(enc.data, writer.store.algorithm), len(enc.data), "value", format=enc.format
     )
 
 
@@ -771,7 +731,7 @@ class _Scheduler:
                 run._ensure_started()
                 run._pin()
                 key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                run._ledger._write_entry(
+                run.writer.write_entry(
                     key, canonical.dumps({"at": now_iso()}), run, ordered=False
                 )
 
@@ -783,10 +743,10 @@ def _after_fork_in_child() -> None:
     """A forked child starts with no scheduler: the parent's thread is not in it, its
     condition may hold the parent's waiter (a later notify would go to nobody) or be locked
     for good, and the parent's runs are not the child's to write starts or heartbeats for.
+    (process.py reads the child's start time again.)
     """
     global _heartbeat
     _heartbeat = _Scheduler()
-    _proc_start_cache.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -807,6 +767,41 @@ def _user_tb(tb: Any) -> Any:
     return tb
 
 
+class RunMaker(Protocol):
+    """What makes runs (the Ledger): its writer and its run settings, read at each start."""
+
+    url: str
+    writer: RunWriter
+    start_delay: float
+    capture_files: bool
+    capture_include: tuple[str, ...]
+    capture_exclude: tuple[str, ...]
+
+
+def tracked_context(
+    maker: RunMaker,
+    fn: Callable[..., Any],
+    params: dict[str, Any],
+    *,
+    name: str | None,
+    opts: dict[str, Any],
+) -> RunContext:
+    """The run context of one call of the tracked function ``fn``."""
+    code, warns = _code.function_code(fn, maker.writer.store.algorithm)
+    return RunContext(
+        maker,
+        name or code.get("qualname"),
+        params=params,
+        message=opts.get("message"),
+        tags=opts.get("tags"),
+        capture_files=opts.get("capture_files"),
+        code=dict(code),
+        code_warnings=list(warns),
+        kind="call",
+        checked=True,
+    )
+
+
 class RunContext:
     """``with ledger.run(...) as run:``: starts a run on enter, ends it on exit.
 
@@ -815,7 +810,7 @@ class RunContext:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: RunMaker,
         name: str | None,
         *,
         params: dict[str, Any] | None = None,
@@ -829,6 +824,7 @@ class RunContext:
         checked: bool = False,
     ) -> None:
         self.ledger = ledger
+        self.writer = ledger.writer
         #: the caller already found tracking enabled (a tracked call checks MLLEDGER_DISABLE)
         self.checked = checked
         self.name = name
@@ -858,7 +854,7 @@ class RunContext:
                 )
         if not self.checked and disabled():
             return self._enter_detached(None)
-        self.ledger._check_policy(self.message)
+        self.writer.check_policy(self.message)
         try:
             with _files.quiet():  # hashing path arguments is no enclosing run's input
                 return self._start()
@@ -915,9 +911,9 @@ class RunContext:
                 stacklevel=3,
             )
         run = self._new_run(name)
-        run._detached = True
-        run._record["tags"] = dict(self.tags or {})
-        run._record["params"] = dict(self.params or {})
+        run.state.detached = True
+        run.state.record["tags"] = dict(self.tags or {})
+        run.state.record["params"] = dict(self.params or {})
         self._token = CURRENT.set(run)
         return run
 
@@ -949,7 +945,7 @@ class RunContext:
             "tags": {},
             "params": {},
         }
-        run = Run(self.ledger, record, active=True)
+        run = Run(self.writer, record, active=True)
         run.parent = parent
         self.run = run
         return run
@@ -959,20 +955,20 @@ class RunContext:
         self._t0 = time.perf_counter()
         self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
         run = self._new_run(self.name or (self.code or {}).get("qualname") or "run")
-        record = run._record
+        record = run.state.record
         for w in self.code_warnings:
-            run._warn(w)
+            run.state.warn(w)
         try:
             record["tags"] = {
                 str(k): (REDACTED if is_secret_name(str(k)) else redact_text(str(v)))
                 for k, v in (self.tags or {}).items()
             }
         except Exception as e:
-            run._warn(f"tags not recorded: {e}")
+            run.state.warn(f"tags not recorded: {e}")
         params = self.params
         if params:
             out = record["params"]
-            slow = ledger._param_value
+            slow = self.writer.param_value
             for k, v in params.items():
                 # numbers, bools and None under a plain name are kept as they are (the
                 # common case, without the general path's checks); the rest go through it
@@ -981,9 +977,9 @@ class RunContext:
                 else:
                     out[k] = slow(k, v, run)
         if self.pre_inputs:
-            run._inputs.update(self.pre_inputs)
+            run.state.inputs.update(self.pre_inputs)
         cwd = os.getcwd()
-        ledger._fill_start(run, self.code, cwd)
+        self.writer.fill_start(run, self.code, cwd)
         run._start_doc = _start_doc(record, run)  # encoded only if it is ever written
         delay = ledger.start_delay
         if not delay or delay <= 0:
@@ -994,15 +990,15 @@ class RunContext:
                 watch = _files.FileWatch(
                     run,
                     cwd=cwd,
-                    ignore=ledger._ignored_paths(),
+                    ignore=self.writer.ignored_paths(),
                     include=ledger.capture_include,
                     exclude=ledger.capture_exclude,
                 )
-                watch.hash_before_write = ledger._put_path
+                watch.hash_before_write = self.writer.put_path
                 _files.watch_begin(watch)
                 self._watch = watch
             except Exception as e:
-                run._warn(f"file capture not started: {e}")
+                run.state.warn(f"file capture not started: {e}")
         _heartbeat.add(run, delay if delay and delay > 0 else None)
         self._token = CURRENT.set(run)
         return run
@@ -1015,10 +1011,10 @@ class RunContext:
         if run is None:
             return
         try:
-            if run._detached:
+            if run.state.detached:
                 run.active = False
-                run._record["status"] = _status(exc_type, exc)
-                run._record["ended_at"] = now_iso()
+                run.state.record["status"] = _status(exc_type, exc)
+                run.state.record["ended_at"] = now_iso()
             else:
                 self._finish(run, exc_type, exc, tb)
         except Exception as e:  # never replace the user's result or exception
@@ -1047,14 +1043,13 @@ class RunContext:
     def _finish(
         self, run: Run, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        ledger = self.ledger
-        record = run._record
+        record = run.state.record
         _heartbeat.remove(run)
         status = _status(exc_type, exc)
         if exc is not None and status != "finished":
             # what an exception says (its message, the source lines of its traceback) may
             # quote a secret: the run's secret params and the environment's are masked
-            known = [*run._secret_values, *environ_secrets(), *self._param_secrets()]
+            known = [*run.state.secret_values, *environ_secrets(), *self._param_secrets()]
             tb_text = "".join(traceback.format_exception(exc_type, exc, _user_tb(tb)))
             record["error"] = {
                 "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
@@ -1070,15 +1065,15 @@ class RunContext:
             try:
                 if watch.reads or watch.writes:
                     with _files.suspend():
-                        ledger._collect_files(run, watch)
+                        self.writer.collect_files(run, watch)
             except Exception as e:
-                run._warn(f"files opened during the run not recorded: {e!r}")
-        if run._path_args and watch is not None:
+                run.state.warn(f"files opened during the run not recorded: {e!r}")
+        if run.state.path_args and watch is not None:
             try:
                 with _files.suspend():
-                    ledger._collect_path_outputs(run, watch)
+                    self.writer.collect_path_outputs(run, watch)
             except Exception as e:
-                run._warn(f"files named by path arguments not recorded: {e!r}")
+                run.state.warn(f"files named by path arguments not recorded: {e!r}")
         resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}
         try:
             ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -1090,7 +1085,7 @@ class RunContext:
             if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
                 resources["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
         except Exception as e:
-            run._warn(f"resources not fully recorded: {e}")
+            run.state.warn(f"resources not fully recorded: {e}")
         run.active = False
         try:
             # the last chunk rides in end.json: one write fewer for every short run
@@ -1102,26 +1097,27 @@ class RunContext:
                     run._chunks += 1
                     run._write_chunk(f"metrics-{run._chunks:06d}.json", json.dumps(tail).encode())
         except Exception as e:
-            run._warn(f"metrics not written: {e}")
+            run.state.warn(f"metrics not written: {e}")
         record["status"] = status
         record["ended_at"] = now_iso()
         record["resources"] = resources
         record["metric_chunks"] = run._chunks
-        with run._start_lock:
-            whole = not run._start_written
-            run._start_written = True  # the deferred start is no longer needed
+        with run.state.start_lock:
+            whole = not run.state.start_written
+            run.state.start_written = True  # the deferred start is no longer needed
         keys = _START_KEYS + _END_KEYS if whole else _END_KEYS
 
         def build() -> dict[str, Any]:
             end = run.record
             end_doc = {k: end[k] for k in keys if k in end}
-            if run._entry_digests:
-                end_doc["entries"] = dict(run._entry_digests)
+            if run.state.entry_digests:
+                end_doc["entries"] = dict(run.state.entry_digests)
             return end_doc
 
         key = whole_key(run.id) if whole else f"{day_path(run.id)}/end.json"
-        ledger._write_entry(key, seal_bytes(run._encode(build), ledger.store.algorithm), run)
-        ledger._after_run(run)
+        writer = self.writer
+        writer.write_entry(key, seal_bytes(run._encode(build), writer.store.algorithm), run)
+        writer.after_run(run)
 
 
 #: param types recorded as they are (a float that is NaN or infinite is written as its repr)
@@ -1165,7 +1161,7 @@ _END_KEYS = (
 
 def _start_doc(record: dict[str, Any], run: Run) -> dict[str, Any]:
     doc = {k: record[k] for k in _START_KEYS if k in record}
-    doc["inputs"] = {k: a.to_json() for k, a in run._inputs.items()}
+    doc["inputs"] = {k: a.to_json() for k, a in run.state.inputs.items()}
     return doc
 
 
@@ -1191,14 +1187,14 @@ def _safe_str(exc: BaseException) -> str:
 
 
 @overload
-def make_tracked(ledger_getter: Callable[[], Ledger], fn: F, **opts: Any) -> F: ...
+def make_tracked(ledger_getter: Callable[[], RunMaker], fn: F, **opts: Any) -> F: ...
 @overload
 def make_tracked(
-    ledger_getter: Callable[[], Ledger], fn: None = None, **opts: Any
+    ledger_getter: Callable[[], RunMaker], fn: None = None, **opts: Any
 ) -> Callable[[F], F]: ...
 
 
-def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: Any) -> Any:
+def make_tracked(ledger_getter: Callable[[], RunMaker], fn: Any = None, **opts: Any) -> Any:
     """The machinery behind ``@ledger.tracked`` and ``@mlledger.tracked``."""
     allowed = {"name", "ignore", "capture_files", "message", "tags"}
     unknown = set(opts) - allowed
@@ -1229,7 +1225,7 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
         sig: inspect.Signature | None = inspect.signature(fn)
     except (TypeError, ValueError):
         sig = None
-    binder = _Binder(sig, ignore) if sig is not None else None
+    binder = Binder(sig, ignore) if sig is not None else None
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunContext | None:
         params: dict[str, Any] = {}
@@ -1240,7 +1236,7 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
                 return None  # a bad call: the plain call raises the function's own TypeError
         ledger = ledger_getter()
         with _files.quiet():  # reading fn's source is not the enclosing run's input
-            return ledger._tracked_context(fn, params, name=name, opts=opts)
+            return tracked_context(ledger, fn, params, name=name, opts=opts)
 
     if inspect.iscoroutinefunction(fn):
 
@@ -1253,7 +1249,7 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
                 return await fn(*args, **kwargs)
             with ctx as run:
                 result = await fn(*args, **kwargs)
-                ctx.ledger._record_return(run, result)
+                ctx.writer.record_return(run, result)
                 return result
 
         awrapper.__mlledger_tracked__ = True  # type: ignore[attr-defined]
@@ -1268,84 +1264,11 @@ def make_tracked(ledger_getter: Callable[[], Ledger], fn: Any = None, **opts: An
             return fn(*args, **kwargs)
         with ctx as run:
             result = fn(*args, **kwargs)
-            ctx.ledger._record_return(run, result)
+            ctx.writer.record_return(run, result)
             return result
 
     wrapper.__mlledger_tracked__ = True  # type: ignore[attr-defined]
     return wrapper
-
-
-class _Binder:
-    """A tracked function's arguments as params: bound with defaults applied (``f(1)`` and
-    ``f(a=1)`` record the same), ``**kwargs`` spread out, ``self``/``cls`` by type only.
-
-    A signature of plain parameters (the usual training function) is bound by hand,
-    several times faster than ``Signature.bind``; anything else, and every call the fast
-    path cannot place, goes through ``Signature.bind``, which also raises a bad call's
-    ``TypeError``.
-    """
-
-    def __init__(self, sig: inspect.Signature, ignore: frozenset[str]) -> None:
-        self.sig = sig
-        self.ignore = ignore
-        ps = list(sig.parameters.values())
-        self.names = tuple(p.name for p in ps)
-        self.kinds = {p.name: p.kind for p in ps}
-        self.self_name = ps[0].name if ps and ps[0].name in ("self", "cls") else None
-        plain = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in ps)
-        self.fast = plain and self.self_name is None and not (ignore & set(self.names))
-        self.defaults = {p.name: p.default for p in ps if p.default is not inspect.Parameter.empty}
-
-    def params(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        names = self.names
-        if self.fast and len(args) <= len(names):
-            out = dict(zip(names, args, strict=False))  # fewer args than names: the rest below
-            ok = True
-            for k, v in kwargs.items():
-                if k in out or k not in self.kinds:
-                    ok = False  # given twice, or unknown: Signature.bind raises the TypeError
-                    break
-                out[k] = v
-            if ok and len(out) < len(names):
-                defaults = self.defaults
-                for k in names[len(args) :]:
-                    if k not in out:
-                        if k not in defaults:
-                            ok = False  # a required argument is missing: bind raises
-                            break
-                        out[k] = defaults[k]
-            if ok:
-                # in signature order, as Signature.bind gives them
-                return {k: out[k] for k in names} if kwargs else out
-        return self._slow(args, kwargs)
-
-    def _slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        bound = self.sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        ignore = self.ignore
-        params: dict[str, Any] = {}
-        for k, v in bound.arguments.items():
-            if k in ignore:
-                continue
-            if self.kinds[k] is inspect.Parameter.VAR_KEYWORD and isinstance(v, dict):
-                for kk, vv in v.items():
-                    if kk not in ignore:
-                        params[kk] = vv
-            elif k == self.self_name:
-                params[k] = SelfType(v)
-            else:
-                params[k] = v
-        return params
-
-
-class SelfType:
-    """Stands for ``self``/``cls`` in params: recorded by type only."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, value: Any) -> None:
-        t = value if isinstance(value, type) else type(value)
-        self.name = f"{t.__module__}.{t.__qualname__}"
 
 
 def _safe_start(

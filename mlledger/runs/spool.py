@@ -20,11 +20,11 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .errors import IntegrityError
-from .ids import run_id_of_entry
+from ..errors import IntegrityError
+from ..ids import run_id_of_entry
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 __all__ = ["entry_order", "push", "spool_dir"]
 
