@@ -27,6 +27,7 @@ from servers import StoreSpec
 
 import mlledger
 import mlledger.runs.binder
+import mlledger.runs.heartbeat
 import mlledger.runs.run
 from mlledger import (
     Artifact,
@@ -1401,7 +1402,7 @@ def test_a_loop_of_short_runs_does_not_wake_the_scheduler_each_run(
 ) -> None:
     """Short runs in a loop never need their deferred start: the scheduler thread sleeps on
     instead of being woken (a thread switch) for every run."""
-    from mlledger.runs.run import _heartbeat
+    from mlledger.runs.heartbeat import _heartbeat
 
     ledger.start_delay = 30.0
     with ledger.run("first"):
@@ -1440,7 +1441,7 @@ def test_a_forked_child_has_a_scheduler_of_its_own(ledger: Ledger) -> None:
         if pid == 0:  # pragma: no cover - the child
             report = {}
             try:
-                report["inherited"] = len(mlledger.runs.run._heartbeat.runs)
+                report["inherited"] = len(mlledger.runs.heartbeat._heartbeat.runs)
                 with ledger.run("child-quick"):
                     pass
                 time.sleep(0.3)  # the child's scheduler goes to sleep

@@ -1,16 +1,21 @@
 """Runs: a run's life, from ``ledger.run()`` or a tracked call to its end entry.
 
 The package knows the Store, never the Ledger.  Its rooms: ``active`` (the
-active-run variable), ``run`` (the ``Run`` and its context), and the rest as
-they are split out.
+active-run variable capture reads), ``state`` (what a run's writer fills),
+``writer`` (``RunWriter``: everything a run writes or reads back), ``run`` (the
+``Run``), ``context`` (``RunContext``), ``heartbeat`` (deferred starts and
+heartbeats), ``tracked`` and ``binder`` (``@tracked``), ``pins``, ``spool``,
+``encodable``, ``dry`` and ``process``.
 """
 
 from __future__ import annotations
 
 from .._settings import disabled as _is_disabled  # the notebook's import (shim: to go)
 from .binder import SelfType
+from .context import RunContext
 from .process import process_start
-from .run import METRIC_CHUNK, Run, RunContext, current_run, make_tracked
+from .run import METRIC_CHUNK, Run, current_run
+from .tracked import make_tracked
 
 __all__ = [
     "METRIC_CHUNK",

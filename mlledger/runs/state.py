@@ -8,19 +8,57 @@ because the writer (``runs/writer.py``) and the run's context are its users.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 from ..capture.redact import scrub
 from ..records import Artifact
 
-__all__ = ["RunState"]
+__all__ = ["END_KEYS", "START_KEYS", "RunState", "start_doc"]
+
+#: the record fields a start entry holds, and an end entry
+START_KEYS = (
+    "format",
+    "id",
+    "name",
+    "kind",
+    "started_at",
+    "parent_id",
+    "message",
+    "tags",
+    "params",
+    "code",
+    "git",
+    "env",
+    "process",
+    "host",
+    "user",
+    "inputs",
+)
+END_KEYS = (
+    "id",
+    "status",
+    "ended_at",
+    "params",
+    "inputs",
+    "outputs",
+    "metrics",
+    "metric_chunks",
+    "metrics_tail",
+    "resources",
+    "error",
+    "warnings",
+    "code",
+    "returned",
+)
 
 
 class RunState:
     """The mutable side of one run (see the module docstring)."""
 
     __slots__ = (
+        "chunks",
         "detached",
         "entry_digests",
         "inputs",
@@ -31,6 +69,8 @@ class RunState:
         "record",
         "secret_values",
         "spooled",
+        "start_doc",
+        "start_due",
         "start_lock",
         "start_written",
         "stats",
@@ -44,6 +84,11 @@ class RunState:
             k: [v["last"], v["min"], v["max"], v.get("step"), v["count"]]
             for k, v in record.get("metrics", {}).items()
         }
+        #: metric chunk entries written so far
+        self.chunks = int(record.get("metric_chunks", 0))
+        #: the start entry's fields, while it is not written (encoded only if it ever is)
+        self.start_doc: dict[str, Any] | None = None
+        self.start_due = math.inf  # when the deferred start entry falls due (monotonic)
         self.start_written = False
         self.start_lock = threading.Lock()
         #: name -> digest of each entry this run wrote before its end (start, metric chunks):
@@ -72,3 +117,11 @@ class RunState:
         """Add a warning to the run."""
         # a warning quotes values (a repr, an exception): scrubbed like any text that leaves
         self.warnings.append(scrub(message, self.secret_values))
+
+
+def start_doc(state: RunState) -> dict[str, Any]:
+    """The start entry of a run: its start fields, with its inputs as they are now."""
+    record = state.record
+    doc = {k: record[k] for k in START_KEYS if k in record}
+    doc["inputs"] = {k: a.to_json() for k, a in state.inputs.items()}
+    return doc
