@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -13,10 +12,12 @@ from . import canonical, run_entries
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS
 from .capture.values import load_value
-from .errors import AmbiguousError, LedgerError, NotFoundError, UsageError
-from .ids import day_path, is_run_id, whole_key
-from .records import Artifact, RefEntry, record_digests
+from .errors import LedgerError, NotFoundError, UsageError
+from .ids import is_run_id
+from .records import Artifact, record_digests
+from .resolve import LedgerRefs, resolve, resolve_value
 from .runs import Run, RunContext, make_tracked
+from .runs.load import load_run
 from .runs.writer import RunWriter
 from .store import Store
 
@@ -33,7 +34,6 @@ __all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 class Ledger:
@@ -107,7 +107,7 @@ class Ledger:
                 f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
             )
         with _files.quiet():  # hashing the calling file is no enclosing run's input
-            code, warns = self.writer.caller_code()
+            code, warns = self.writer.code.caller_code()
         return RunContext(
             self,
             name,
@@ -152,41 +152,8 @@ class Ledger:
 
     # ------------------------------------------------------------- reading
     def _load_run(self, run_id: str) -> Run:
-        """A run straight from the store, by full id."""
-        base = day_path(run_id)
-        start = self.writer.read_entry(f"{base}/start.json")
-        end_key = f"{base}/end.json"
-        end = self.writer.read_entry(end_key)
-        whole = start is None and end is None
-        if whole:
-            end_key = whole_key(run_id)  # a short run: one entry, no folder
-            end = self.writer.read_entry(end_key)
-        if start is None and end is None:
-            raise NotFoundError(f"no run {run_id} in the store at {self.url}")
-        record = run_entries.merge(  # DamagedEntryError names a damaged entry
-            run_id,
-            None if start is None else (f"{base}/start.json", start),
-            None if end is None else (end_key, end),
-            whole=whole,
-        )
-        if record is None:
-            raise NotFoundError(f"run {run_id} is being written; try again in a moment")
-        if end is None:
-            names = self.store.backend.list_dir(base)
-            hbs = sorted(n for n in names if n.startswith("hb-"))
-            if hbs:
-                hb = self.writer.read_entry(f"{base}/{hbs[-1]}")
-                with contextlib.suppress(ValueError, TypeError, KeyError):  # damaged: no beat
-                    if hb is not None and isinstance(at := canonical.loads(hb)["at"], str):
-                        record["heartbeat"] = at
-            record["metric_chunks"] = max(
-                (int(n[8:14]) for n in names if n.startswith("metrics-") and n[8:14].isdigit()),
-                default=0,
-            )
-            record.setdefault("status", "running")
-        run = Run(self.writer, record)
-        run.resolve_status()
-        return run
+        # shim for catalog.py (another room): it should call runs.load.load_run(writer, id)
+        return load_run(self.writer, run_id)
 
     def get(self, run_id: str) -> Run:
         """A run by id (or unique id prefix, once the catalog knows it)."""
@@ -195,11 +162,11 @@ class Ledger:
         if not isinstance(run_id, str) or not run_id:
             raise NotFoundError(f"a run id is a non-empty string, not {run_id!r}")
         if is_run_id(run_id.upper()):
-            return self._load_run(run_id.upper())
+            return load_run(self.writer, run_id.upper())
         return self._get_by_prefix(run_id)
 
     def _get_by_prefix(self, prefix: str) -> Run:
-        return self._load_run(self.catalog.resolve_run(prefix))
+        return load_run(self.writer, self.catalog.resolve_run(prefix))
 
     @property
     def catalog(self) -> Catalog:
@@ -213,19 +180,8 @@ class Ledger:
 
     def load(self, target: str, *, allow_pickle: bool = False) -> Any:
         """A stored value back as a Python object (pickles only with ``allow_pickle=True``)."""
-        digest, fmt = self._resolve_value(target)
+        digest, fmt = resolve_value(self, target)
         return load_value(self.store.get(digest), fmt, allow_pickle=allow_pickle)
-
-    def _resolve_value(self, target: str) -> tuple[str, str | None]:
-        art = self.resolve(target)
-        if isinstance(art, Run):
-            out = art.outputs.get("return")
-            if out is None:
-                raise NotFoundError(
-                    f"run {art.id} has no return value; name an output: {art.id}/NAME"
-                )
-            return out.digest, out.format
-        return art.digest, art.format
 
     def resolve(self, target: str) -> Artifact | Run:
         """Resolve a target to an artifact or a run.
@@ -235,77 +191,7 @@ class Ledger:
         ``@REF`` for a ref's current target, or a file or folder on disk that
         none of those readings finds (the artifact holding exactly its bytes).
         """
-        if isinstance(target, Run):
-            return target
-        if isinstance(target, Artifact):
-            return target
-        if isinstance(target, os.PathLike):
-            return self._artifact_on_disk(os.fspath(target))
-        if not isinstance(target, str) or not target.strip():
-            raise UsageError(f"a target is a digest, a run id, RUN/NAME or @REF, not {target!r}")
-        t = target.strip()
-        if t.startswith("@"):
-            entry = self.store.refs.get(t[1:])
-            return self.resolve(entry.target)
-        try:
-            return self._resolve_text(t)
-        except NotFoundError:
-            if not os.path.exists(os.path.expanduser(t)):
-                raise
-        return self._artifact_on_disk(t)
-
-    def _artifact_on_disk(self, path: str) -> Artifact:
-        """The artifact whose bytes a local file or folder holds now."""
-        full = os.path.expanduser(path)
-        if not os.path.exists(full):
-            raise NotFoundError(
-                f"no file or folder {path!r}; give a digest, run id, RUN/NAME or @REF"
-            )
-        digest = self.store.digest_path(full)
-        try:
-            return self.catalog.artifact(digest)
-        except NotFoundError:
-            raise NotFoundError(
-                f"{path!r} holds bytes ({digest}) that no run used or produced and that are "
-                "not in the store: it changed since, or it was never recorded"
-            ) from None
-
-    def _resolve_text(self, t: str) -> Artifact | Run:
-        """A target string that is not a ref: RUN/NAME, a digest, or a run or hex prefix."""
-        if "/" in t and ":" not in t.split("/", 1)[0]:
-            rid, _, name = t.partition("/")
-            run = self.get(rid)
-            art = run.outputs.get(name) or run.inputs.get(name)
-            if art is None:
-                names = ", ".join(sorted(run.outputs)) or "none"
-                raise NotFoundError(f"run {run.id} has no output {name!r}; its outputs: {names}")
-            return art
-        cat = self.catalog
-        if ":" in t:
-            return cat.artifact(t)
-        # a prefix may read as a run id and as a digest: try each reading it allows (an
-        # ambiguous one raises at once; one that finds nothing is left out)
-        lookups: list[Callable[[], Artifact | Run]] = []
-        if all(c.upper() in _CROCKFORD for c in t):
-            lookups.append(lambda: self.get(t))
-        if len(t) >= 6 and all(c in "0123456789abcdefABCDEF" for c in t):
-            lookups.append(lambda: cat.artifact(t))
-        found: list[Artifact | Run] = []
-        for look in lookups:
-            with contextlib.suppress(NotFoundError):
-                found.append(look())
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise AmbiguousError(
-                f"{t!r} matches both a run and an artifact; give more characters or the "
-                "digest's algo: prefix",
-                [str(getattr(f, "id", getattr(f, "digest", ""))) for f in found],
-            )
-        raise NotFoundError(
-            f"no run or artifact matches {t!r}: give a digest (or a hex prefix of at least 6), "
-            "a run id (or prefix), RUN/NAME or @REF"
-        )
+        return resolve(self, target)
 
     def restore(
         self,
@@ -481,76 +367,6 @@ class Ledger:
         from .gc import collect
 
         return collect(self, dry_run=dry_run, keep_days=keep_days, grace_seconds=grace_seconds)
-
-
-class LedgerRefs:
-    """``ledger.refs``: the store's refs, with targets resolved through the ledger."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-        self._refs = ledger.store.refs
-
-    def _canonical(self, target: Any) -> tuple[str, str | None]:
-        """The full target and the run the user named with it: a run, ``RUN/NAME``'s run,
-        the run an ``@REF`` entry names; for bytes alone (a digest, a file on disk) the run
-        that made them when exactly one did, else None (never a guess among equal bytes)."""
-        got = self._ledger.resolve(target)
-        if isinstance(got, Run):
-            return got.id, got.id
-        named = self._named_run(target)
-        if named is not None:
-            return got.digest, named
-        producers = self._ledger.catalog.artifact(got.digest).producers if got.kind else ()
-        return got.digest, (producers[0] if len(producers) == 1 else None)
-
-    def _named_run(self, target: Any) -> str | None:
-        """The run a target string names besides its bytes: ``RUN`` of ``RUN/NAME`` (as
-        resolve reads it), or the run of the entry an ``@REF`` points at."""
-        if not isinstance(target, str):
-            return None
-        t = target.strip()
-        if t.startswith("@"):
-            entry = self._refs.get(t[1:])
-            return entry.run or self._named_run(entry.target)
-        if "/" in t and ":" not in t.split("/", 1)[0]:
-            with contextlib.suppress(NotFoundError):
-                return self._ledger.get(t.partition("/")[0]).id
-        return None
-
-    def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
-        """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry."""
-        t, run = self._canonical(target)
-        return self._refs.set(name, t, message, run=run, run_entry=self._run_entry(run))
-
-    def _run_entry(self, run: str | None) -> str | None:
-        """The digest of ``run``'s final entry (the ref entry pins the run's record), or None
-        while it has not ended."""
-        if run is None:
-            return None
-        from .audit import final_entry
-        from .store.chain import entry_digest
-
-        data = final_entry(self._ledger.store, run)
-        return None if data is None else entry_digest(data, self._ledger.store.algorithm)
-
-    def get(self, name: str) -> RefEntry:
-        """The current entry of ``name`` (``.target``); NotFoundError if unset."""
-        return self._refs.get(name)
-
-    def history(self, name: str) -> list[RefEntry]:
-        """Every move of ``name``, oldest first."""
-        return self._refs.history(name)
-
-    def rollback(self, name: str, to: Any = None, message: str | None = None) -> RefEntry:
-        """Move ``name`` back to its previous target, or to ``to`` (a target or an entry number)."""
-        run = None
-        if to is not None and not isinstance(to, int):
-            to, run = self._canonical(to)
-        return self._refs.rollback(name, to, message, run=run, run_entry=self._run_entry(run))
-
-    def names(self) -> list[str]:
-        """Every ref name in the store."""
-        return self._refs.names()
 
 
 _default: tuple[str, Ledger] | None = None

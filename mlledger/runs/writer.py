@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import canonical
-from .._fmt import display_path
 from .._settings import cache_dir, host_name, user_name
 from ..capture import code as _code
 from ..capture import files as _files
@@ -41,6 +40,7 @@ from ..store import Store
 from ..store.store import _os_error
 from .active import CURRENT
 from .binder import SelfType
+from .caller import CallerCode
 from .encodable import dumps_storable
 from .process import process_start
 from .state import RunState
@@ -95,7 +95,8 @@ class RunWriter:
         #: the spool holds writes the store refused: ordered entries follow them there
         self.spool_pending = False
         self._ignored: tuple[str, ...] | None = None
-        self._file_cache: dict[tuple[str, str], tuple[float, str, str | None]] = {}
+        #: the code identity of a ``with ledger.run()`` block's caller
+        self.code = CallerCode(store)
         self.host = host_name()
         self.user = user_name()
 
@@ -115,49 +116,6 @@ class RunWriter:
             out.append(self.store.backend.root)  # type: ignore[attr-defined]
         self._ignored = tuple(out)
         return self._ignored
-
-    def caller_code(self) -> tuple[dict[str, Any] | None, list[str]]:
-        """Code identity of a ``with ledger.run()`` block: the calling file and function."""
-        try:
-            # the caller of this method's caller (Ledger.run), as sys._getframe(2) gives it
-            here = inspect.currentframe()
-            frame = here.f_back.f_back  # type: ignore[union-attr]
-            while frame is not None and frame.f_code.co_filename.startswith(_PKG):
-                frame = frame.f_back
-            if frame is None:
-                return None, []
-            fc = frame.f_code
-            filename = fc.co_filename
-            display, digest = self.file_facts(filename)
-            record: dict[str, Any] = {
-                "kind": "block",
-                "qualname": getattr(fc, "co_qualname", fc.co_name),
-                "module": frame.f_globals.get("__name__", "__main__"),
-                "line": frame.f_lineno,
-                "file": display,
-            }
-            if digest is not None:
-                record["module_digest"] = digest
-            return record, []
-        except Exception as e:
-            return None, [f"code identity not recorded: {e}"]
-
-    def file_facts(self, filename: str) -> tuple[str, str | None]:
-        """``(display path, digest)`` of a calling file, cached for a second: a tight
-        loop of ``with ledger.run()`` blocks stats and hashes its file once a second."""
-        now = time.monotonic()
-        key = (filename, os.getcwd())
-        got = self._file_cache.get(key)
-        if got is not None and now - got[0] < 1.0:
-            return got[1], got[2]
-        digest = (
-            _code.file_digest(filename, self.store.algorithm) if os.path.isfile(filename) else None
-        )
-        display = display_path(filename)
-        if len(self._file_cache) > 256:
-            self._file_cache.clear()
-        self._file_cache[key] = (now, display, digest)
-        return display, digest
 
     def fill_start(self, run: WrittenRun, code: dict[str, Any] | None, cwd: str) -> None:
         """Environment, code, git and process facts of a starting run."""
@@ -534,10 +492,6 @@ class RunWriter:
         days = {self._late.needs(k) for k in keys}
         for day in sorted(d for d in days if d is not None):
             self._late.mark(day)
-
-
-#: this package's folder: frames of its own code are skipped when looking for the caller
-_PKG = os.path.dirname(os.path.dirname(__file__)) + os.sep
 
 
 def _file_sig(path: str) -> tuple[int, int, int, bool] | None:
