@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import canonical, run_entries
+from ._settings import default_url
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS
 from .capture.values import load_value
@@ -390,8 +391,6 @@ def default_ledger() -> Ledger:
     global _default
     if _explicit_default is not None:
         return _explicit_default
-    from .store.store import default_url
-
     url = default_url()
     got = _default
     if got is None or got[0] != url:

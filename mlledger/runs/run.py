@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import canonical
 from .._fmt import display_path
+from .._settings import host_name
 from ..capture.values import why_not_stored
 from ..errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from ..ids import day_path
@@ -501,10 +502,8 @@ class Run:
         rec = self.state.record
         if rec.get("status", "running") != "running" or self.active:
             return
-        import socket
-
         proc = rec.get("process", {})
-        if rec.get("host") == socket.gethostname() and proc.get("pid"):
+        if rec.get("host") == host_name() and proc.get("pid"):
             if not pid_alive(int(proc["pid"]), proc.get("proc_start")):
                 rec["status"] = "incomplete"
                 rec["status_reason"] = (
