@@ -268,7 +268,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
     ga = {k: v for k, v in (a.git or {}).items() if k in git_keys}
     gb = {k: v for k, v in (b.git or {}).items() if k in git_keys}
     _cmp_maps("git", ga, gb, out)
-    if a._record.get("env") != b._record.get("env"):
+    if a.state.record.get("env") != b.state.record.get("env"):
         ea, eb = a.env, b.env
         _cmp_maps("packages", ea.get("packages", {}), eb.get("packages", {}), out)
         _cmp_maps("env_vars", ea.get("env_vars", {}), eb.get("env_vars", {}), out)
@@ -278,7 +278,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         plat_a = param_fields({**ea.get("platform", {}), **_hw(ea)})
         plat_b = param_fields({**eb.get("platform", {}), **_hw(eb)})
         _cmp_maps("platform", plat_a, plat_b, out)
-    kinds = (a._record.get("kind"), b._record.get("kind"))
+    kinds = (a.state.record.get("kind"), b.state.record.get("kind"))
     if kinds == ("script", "script") and "argv" not in (set(a.params) | set(b.params)):
         # a whole script run with `mlledger run`: its command line is its params (recorded
         # as params.argv, compared above, by runs that have it).  Any other run's argv

@@ -240,7 +240,8 @@ def _spare_live_runs(
 
 def _log_deleted_runs(ledger: Ledger, run_ids: list[str]) -> None:
     """Leave a ``gc/<id>.json`` entry naming the deleted runs, for other machines' catalogs."""
-    doc = {"runs": run_ids, "at": to_iso(utcnow()), "host": ledger._host, "user": ledger._user}
+    writer = ledger.writer
+    doc = {"runs": run_ids, "at": to_iso(utcnow()), "host": writer.host, "user": writer.user}
     for _ in range(100):  # ids only grow: another gc's name is never taken twice
         name = f"{new_run_id()}.json"
         if ledger.store.create_entry(f"gc/{name}", canonical.dumps(doc)):
@@ -256,7 +257,7 @@ def _forget(ledger: Ledger, deleted: set[str]) -> None:
     record above all); after gc deleted it, the next run must write it again.
     """
     for d in deleted:
-        ledger._known.pop(d, None)
+        ledger.writer.known.pop(d, None)
 
 
 def _temp_files(ledger: Ledger, now: float, grace_seconds: float) -> list[str]:

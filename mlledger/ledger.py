@@ -83,10 +83,6 @@ class Ledger:
             inline_limit=inline_limit,
         )
         self._catalog: Catalog | None = None
-        # the names gc.py reads (shims: it should read them from self.writer)
-        self._known = self.writer.known
-        self._host = self.writer.host
-        self._user = self.writer.user
         self.writer.push_spool(quiet=True)
 
     def __repr__(self) -> str:

@@ -493,7 +493,7 @@ class _Extension:
 
         Raises PolicyError when the store refuses runs like this one.
         """
-        from .runs import _is_disabled
+        from ._settings import disabled as _is_disabled
 
         shell = self.shell
         count = _cell_number(shell, outer)
@@ -545,10 +545,10 @@ class _Extension:
         except Exception as e:  # capture never breaks the user's code: run it untracked
             warnings.warn(f"mlledger: cell not tracked: {e!r}", LedgerWarning, stacklevel=2)
             return None
-        passive = passive or bool(getattr(run, "_detached", False))
+        passive = passive or run.state.detached
         # a param recorded inline is the very list or dict the cell may change in
         # place: keep what it was when the cell started
-        recorded = run._record.get("params", {})
+        recorded = run.state.record.get("params", {})
         for k, v in list(recorded.items()):
             if isinstance(v, (list, dict)):
                 with contextlib.suppress(Exception):
@@ -578,27 +578,27 @@ class _Extension:
             try:
                 old = cr.before.get(name, _MISSING)
                 if old is value:  # same object: an input changed in place?
-                    art = run._inputs.get(name)
+                    art = run.state.inputs.get(name)
                     if name in cr.read and art is not None and art.kind == "value":
                         enc = encode_redacted(value)
                         if enc is not None and writer.store.digest(enc.data) != art.digest:
-                            run._outputs[name] = writer.store_encoded(enc, run)
+                            run.state.outputs[name] = writer.store_encoded(enc, run)
                     continue
                 if not _is_data(name, value, hidden):
                     continue
                 if is_secret_name(name):
-                    run._warn(f"output {name}: not stored, its name looks secret")
+                    run.state.warn(f"output {name}: not stored, its name looks secret")
                     continue
                 enc = encode_redacted(value)
                 if enc is None:
-                    run._warn(
+                    run.state.warn(
                         f"output {name}: a {type(value).__qualname__} cannot be stored "
                         f"({why_not_stored(value)}); not recorded"
                     )
                     continue
-                run._outputs[name] = writer.store_encoded(enc, run)
+                run.state.outputs[name] = writer.store_encoded(enc, run)
             except Exception as e:
-                run._warn(f"output {name} not recorded: {e!r}")
+                run.state.warn(f"output {name} not recorded: {e!r}")
 
     # -- %%track ------------------------------------------------------------------------
     def track(self, line: str, cell: str) -> None:

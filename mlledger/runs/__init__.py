@@ -10,7 +10,6 @@ heartbeats), ``tracked`` and ``binder`` (``@tracked``), ``pins``, ``spool``,
 
 from __future__ import annotations
 
-from .._settings import disabled as _is_disabled  # the notebook's import (shim: to go)
 from .binder import SelfType
 from .context import RunContext
 from .process import process_start
@@ -22,7 +21,6 @@ __all__ = [
     "Run",
     "RunContext",
     "SelfType",
-    "_is_disabled",
     "current_run",
     "make_tracked",
     "process_start",

@@ -11,7 +11,6 @@ it reads back as ``incomplete``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -30,8 +29,9 @@ from ..records import Artifact, MetricStats, RunError, from_iso, record_digests,
 from ..store.chain import entry_digest, seal_bytes
 from .active import CURRENT
 from .dry import dry_put_path, dry_put_value
-from .encodable import make_run_storable, safe_text
+from .encodable import make_run_storable
 from .heartbeat import HEARTBEAT_SECONDS, HEARTBEAT_TIMEOUT
+from .metrics import Column, chunk_doc, fold_rows, fold_stats
 from .pins import pin, run_digests
 from .process import pid_alive
 from .state import RunState, start_doc
@@ -50,8 +50,6 @@ METRIC_CHUNK = 1000
 #: seconds between metric flushes in a run that keeps logging
 METRIC_FLUSH_SECONDS = 10.0
 
-#: a metric's buffered steps, values and times
-_Column = tuple[list[int], list[float], list[float]]
 
 
 
@@ -82,7 +80,7 @@ class Run:
         self._rows: list[tuple[Any, float, dict[str, Any]]] = []
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
         self._chunk_rows = METRIC_CHUNK
-        self._cols: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        self._cols: dict[str, Column] = {}
         self._folded: dict[str, int] = {}
         self._step = -1
         self._env: dict[str, Any] | None = None
@@ -240,77 +238,10 @@ class Run:
             rows, self._rows = self._rows, []
         if not rows:
             return
-        self._fold_rows(rows)
-        stats = self.state.stats
-        folded = self._folded
-        for k, (steps, vals, _times) in self._cols.items():
-            done = folded.get(k, 0)
-            if done == len(vals):
-                continue
-            folded[k] = len(vals)
-            new = vals[done:] if done else vals
-            if math.isnan(new[0]):  # a NaN first would win every comparison min/max makes
-                real = [v for v in new if not math.isnan(v)]
-                lo, hi = (min(real), max(real)) if real else (new[0], new[0])
-            else:
-                lo, hi = min(new), max(new)
-            st = stats.get(k)
-            if st is None:
-                stats[k] = [new[-1], lo, hi, steps[-1], len(new)]
-            else:
-                st[0] = new[-1]
-                if lo < st[1] or st[1] != st[1]:
-                    st[1] = lo
-                if hi > st[2] or st[2] != st[2]:
-                    st[2] = hi
-                st[3] = steps[-1]
-                st[4] += len(new)
-
-    def _fold_rows(self, rows: list[tuple[Any, float, dict[str, Any]]]) -> None:
-        """Row by row: any mix of metrics and steps; bad steps and values become warnings."""
-        cols = self._cols
-        step = self._step
-        bad: list[str] = []
-        for s, t, values in rows:
-            if s is None:
-                step += 1
-            elif type(s) is int:
-                step = s
-            else:
-                try:
-                    step = int(s)
-                except (TypeError, ValueError, OverflowError):
-                    bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
-                    step += 1
-            for k, raw in values.items():
-                v = raw
-                if type(v) is not float:
-                    try:
-                        v = float(raw)
-                    except (TypeError, ValueError, OverflowError):
-                        bad.append(f"metric {k}={raw!r} is not a number; not recorded")
-                        continue
-                col = cols.get(k)
-                if col is None and not k.isascii() and safe_text(k) is not k:
-                    col = self._escaped_column(k, bad)
-                if col is None:
-                    col = cols[k] = ([], [], [])
-                col[0].append(step)
-                col[1].append(v)
-                col[2].append(t)
-        self._step = step
+        self._step, bad = fold_rows(rows, self._cols, self._step, self.state.stats)
         for w in bad:
             self.state.warn(w)
-
-    def _escaped_column(self, key: str, bad: list[str]) -> _Column:
-        """The column of a metric whose name has no UTF-8 form, under its escaped name."""
-        name = safe_text(key)
-        col = self._cols.get(name)
-        if col is None:
-            if name not in self.state.stats:
-                bad.append(f"metric name '{name}' is not valid Unicode; escaped")
-            col = self._cols[name] = ([], [], [])
-        return col
+        fold_stats(self._cols, self._folded, self.state.stats)
 
     def take_chunk(self) -> dict[str, Any] | None:
         """The folded, unwritten metric values as one chunk document, or None."""
@@ -320,13 +251,7 @@ class Run:
         if not cols:
             return None
         self._cols, self._folded = {}, {}
-        # times as integer milliseconds after t0: a third of the bytes and of the encoding time
-        t0 = min([c[2][0] for c in cols.values()])
-        doc = {
-            k: {"step": c[0], "value": c[1], "ms": [int((t - t0) * 1000) for t in c[2]]}
-            for k, c in cols.items()
-        }
-        return {"t0": t0, "metrics": doc}
+        return chunk_doc(cols)
 
     def ensure_started(self) -> None:
         """Write the start entry now if it is still pending (deferred starts, see _Scheduler).
@@ -475,26 +400,6 @@ class Run:
         into[key] = art
         self.pin_uses((art.digest,))  # before the caller goes on: gc elsewhere must see it
         return art
-
-    # -- shims for notebook.py (another room), until it uses run.state and run.writer
-    def _warn(self, message: str) -> None:
-        self.state.warn(message)
-
-    @property
-    def _record(self) -> dict[str, Any]:
-        return self.state.record
-
-    @property
-    def _inputs(self) -> dict[str, Artifact]:
-        return self.state.inputs
-
-    @property
-    def _outputs(self) -> dict[str, Artifact]:
-        return self.state.outputs
-
-    @property
-    def _detached(self) -> bool:
-        return self.state.detached
 
     # -- status -------------------------------------------------------------------
     def resolve_status(self) -> None:

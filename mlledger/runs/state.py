@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from ..capture.redact import scrub
 from ..records import Artifact
 
-__all__ = ["END_KEYS", "START_KEYS", "RunState", "start_doc"]
+__all__ = ["END_KEYS", "START_KEYS", "RunState", "WrittenRun", "start_doc"]
 
 #: the record fields a start entry holds, and an end entry
 START_KEYS = (
@@ -125,3 +125,15 @@ def start_doc(state: RunState) -> dict[str, Any]:
     doc = {k: record[k] for k in START_KEYS if k in record}
     doc["inputs"] = {k: a.to_json() for k, a in state.inputs.items()}
     return doc
+
+
+class WrittenRun(Protocol):
+    """What the writer reads of a run: its id, its state, its whole record."""
+
+    state: RunState
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def record(self) -> dict[str, Any]: ...

@@ -13,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-import stat
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .. import canonical
 from .._settings import cache_dir, host_name, user_name
@@ -42,26 +41,15 @@ from .active import CURRENT
 from .binder import SelfType
 from .caller import CallerCode
 from .encodable import dumps_storable
+from .outputs import collect_files, collect_path_outputs, display_relative, file_sig
 from .process import process_start
-from .state import RunState
+from .state import WrittenRun
 
 __all__ = ["KNOWN_TTL", "RunWriter", "WrittenRun"]
 
 _MAX_PATH_ARG = 4096
 #: seconds an object is trusted to exist after this process wrote or saw it
 KNOWN_TTL = 60.0
-
-
-class WrittenRun(Protocol):
-    """What the writer reads of a run: its id, its state, its whole record."""
-
-    state: RunState
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def record(self) -> dict[str, Any]: ...
 
 
 class RunWriter:
@@ -179,7 +167,7 @@ class RunWriter:
                 return jsonable_scalar(plain)
             if isinstance(v, (str, Path)):
                 s = os.fspath(v)
-                sig = _file_sig(s) if inputs and _looks_like_path(s) else None
+                sig = file_sig(s) if inputs and _looks_like_path(s) else None
                 if sig is not None or (inputs and _looks_like_path(s) and _file_like(s)):
                     # a file the run creates or changes under this name is an output, also
                     # when C code wrote it (torch.save, to_parquet), which the hook misses
@@ -287,77 +275,11 @@ class RunWriter:
 
     def collect_files(self, run: WrittenRun, watch: Any) -> None:
         """Hash and store the files a run opened: written ones are outputs, read ones inputs."""
-        # a path argument naming a file the run only wrote (an output path that
-        # happened to exist from an earlier run) was not read: it is no input
-        for name, art in list(run.state.inputs.items()):
-            if art.path and art.kind == "file":
-                real = os.path.realpath(art.path)
-                if real in watch.writes and real not in watch.reads:
-                    del run.state.inputs[name]
-        known_in = {os.path.realpath(a.path) for a in run.state.inputs.values() if a.path}
-        # outputs: a file written is recorded under its path even when it is also the
-        # return value (``RUN/model.pt`` and ``RUN/return`` both name it); only a file
-        # saved explicitly (run.save) under the same path is not recorded twice
-        known_out = {
-            os.path.realpath(a.path)
-            for n, a in run.state.outputs.items()
-            if a.path and n != "return"
-        }
-        for path in watch.writes:
-            name = _display(path, watch.cwd)
-            if path in watch.read_digests and path not in known_in:
-                run.state.inputs.setdefault(name, watch.read_digests[path])
-            if path not in known_out and name not in run.state.outputs:
-                self.record_file(run, run.state.outputs, name, path, role="output", verb="written")
-        for path in watch.reads:
-            name = _display(path, watch.cwd)
-            if path not in watch.writes and path not in known_in and name not in run.state.inputs:
-                self.record_file(run, run.state.inputs, name, path, role="input", verb="read")
+        collect_files(self, run, watch)
 
     def collect_path_outputs(self, run: WrittenRun, watch: Any) -> None:
-        """Files named by path arguments that the run created or changed: outputs (the
-        hook misses files written by C code).  A file the run overwrote without reading
-        it is no input: its old content was never used."""
-        known = {
-            os.path.realpath(a.path)
-            for n, a in run.state.outputs.items()
-            if a.path and n != "return"
-        }
-        for param, path, before in run.state.path_args:
-            after = _file_sig(path)
-            if after is None or after == before or after[3]:  # missing, unchanged, a folder
-                continue
-            real = os.path.realpath(path)
-            if not watch.wants(real):  # capture_exclude, the interpreter, temp folders...
-                continue
-            shown = _display(real, watch.cwd)
-            old = run.state.inputs.get(param)
-            if old is not None and old.kind == "file" and real not in watch.reads:
-                del run.state.inputs[param]
-            if real in known or shown in run.state.outputs:
-                continue
-            known.add(real)
-            self.record_file(run, run.state.outputs, shown, real, role="output", verb="written")
-
-    def record_file(
-        self,
-        run: WrittenRun,
-        into: dict[str, Artifact],
-        name: str,
-        path: str,
-        *,
-        role: str,
-        verb: str,
-    ) -> None:
-        """Store one file the run opened; a vanished or unreadable file is a warning."""
-        if not os.path.isfile(path):
-            if not os.path.exists(path):
-                run.state.warn(f"{name} was {verb} during the run but deleted before it was hashed")
-            return
-        try:
-            into[name] = self.put_path(path)
-        except LedgerError as e:
-            run.state.warn(f"{role} {name} not stored: {e}")
+        """Files named by path arguments that the run created or changed: outputs."""
+        collect_path_outputs(self, run, watch)
 
     def after_run(self, run: WrittenRun) -> None:
         if self.index is not None:
@@ -382,7 +304,7 @@ class RunWriter:
             got.digest,
             got.size,
             got.kind,
-            path=_display(path, os.getcwd()),
+            path=display_relative(path, os.getcwd()),
             files=got.files if got.kind == "tree" else None,
         )
 
@@ -494,15 +416,6 @@ class RunWriter:
             self._late.mark(day)
 
 
-def _file_sig(path: str) -> tuple[int, int, int, bool] | None:
-    """``(mtime_ns, size, inode, is a folder)`` of what ``path`` names, or None."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino, stat.S_ISDIR(st.st_mode))
-
-
 def _file_like(s: str) -> bool:
     """Whether a string naming nothing yet may name a file to come (``model.pt``,
     ``out/run1``): a dot or a separator; ``adam`` or ``resnet18`` are only checked when they
@@ -512,14 +425,6 @@ def _file_like(s: str) -> bool:
 
 def _looks_like_path(s: str) -> bool:
     return 0 < len(s) < _MAX_PATH_ARG and "\n" not in s and "\0" not in s
-
-
-def _display(path: str, cwd: str) -> str:
-    try:
-        rel = os.path.relpath(path, cwd)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def _safe_repr(value: Any, run: WrittenRun, name: str) -> str:
