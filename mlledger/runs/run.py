@@ -401,6 +401,11 @@ class Run:
         self.pin_uses((art.digest,))  # before the caller goes on: gc elsewhere must see it
         return art
 
+    @property
+    def _record(self) -> dict[str, Any]:
+        """The record itself, not a copy (tests read stored digests from it)."""
+        return self.state.record
+
     # -- status -------------------------------------------------------------------
     def resolve_status(self) -> None:
         """Turn a stale ``running`` into ``incomplete`` (the process died)."""
