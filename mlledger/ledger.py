@@ -36,7 +36,6 @@ __all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-
 class Ledger:
     """A ledger of runs in a store.
 
@@ -124,7 +123,7 @@ class Ledger:
         """
         return make_tracked(lambda: self, fn, **options)
 
-    # ------------------------------------------------------------ internals
+    # ------------------------------------------------- spool and settings
     def push_spool(self) -> int:
         """Write runs kept in the local spool (while the store refused writes) to the store."""
         return self.writer.push_spool(quiet=False)

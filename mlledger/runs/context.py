@@ -49,8 +49,10 @@ _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 def _user_tb(tb: Any) -> Any:
     """The traceback from the user's first frame: ``@tracked``'s own wrapper frames at its
     head are not the user's (the exception itself is left as it is)."""
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(
-        _OWN_DIR
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and tb.tb_frame.f_code.co_filename.startswith(_OWN_DIR)
     ):
         tb = tb.tb_next
     return tb
@@ -408,6 +410,7 @@ class RunContext:
         writer = self.writer
         writer.write_entry(key, seal_bytes(run.encode_entry(build), writer.store.algorithm), run)
         writer.after_run(run)
+
 
 #: param types recorded as they are (a float that is NaN or infinite is written as its repr)
 _PLAIN = frozenset({int, float, bool, type(None)})

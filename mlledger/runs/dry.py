@@ -23,6 +23,7 @@ __all__ = ["NullBackend", "dry_put_path", "dry_put_value"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 class NullBackend(Backend):
     """Takes every write and keeps nothing: a store through it only computes digests."""
 

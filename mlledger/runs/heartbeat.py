@@ -139,9 +139,7 @@ class _Scheduler:
                 run.ensure_started()
                 run.pin_uses()
                 key = f"{day_path(run.id)}/hb-{n:08d}.json"
-                run.writer.write_entry(
-                    key, canonical.dumps({"at": now_iso()}), run, ordered=False
-                )
+                run.writer.write_entry(key, canonical.dumps({"at": now_iso()}), run, ordered=False)
 
 
 _heartbeat = _Scheduler()

@@ -51,9 +51,6 @@ METRIC_CHUNK = 1000
 METRIC_FLUSH_SECONDS = 10.0
 
 
-
-
-
 def current_run() -> Run | None:
     """The run active in this thread or task, or None."""
     got: Run | None = CURRENT.get()

@@ -18,6 +18,7 @@ __all__ = ["make_tracked"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 @overload
 @overload
 def make_tracked(ledger_getter: Callable[[], RunMaker], fn: F, **opts: Any) -> F: ...
