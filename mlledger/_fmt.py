@@ -7,10 +7,6 @@ import json
 import os
 from typing import Any
 
-# the count helper is here too; its definition still sits in _text (lineage.py imports it
-# from there)
-from ._text import counted
-
 __all__ = [
     "SHORT_DIGEST",
     "age",
@@ -24,6 +20,11 @@ __all__ = [
     "short_value",
     "when",
 ]
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 run"``, ``"2 runs"``, ``"0 runs"``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 #: hex characters of a digest shown in listings (a pasteable ``algo:prefix``)
 SHORT_DIGEST = 12

@@ -134,6 +134,11 @@ class LateMarks:
             self.mark(day)
         _live.add(self)
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: free locks and no timer (the parent's timer thread is gone)."""
+        self._lock = threading.Lock()
+        self._timer = None
+
     def flush(self) -> None:
         """Mark every day written into since its last marker (the timer; at exit)."""
         with self._lock:
@@ -171,8 +176,7 @@ def flush_all() -> None:
 def _after_fork_in_child() -> None:
     """A forked child starts with free locks and no timer (the parent's thread is gone)."""
     for marks in list(_live):
-        marks._lock = threading.Lock()
-        marks._timer = None
+        marks.reset_after_fork()
 
 
 if hasattr(os, "register_at_fork"):

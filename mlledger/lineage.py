@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._text import counted
+from ._fmt import counted
 from .errors import UsageError
 from .ids import short_ids
 from .records import Artifact

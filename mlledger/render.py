@@ -134,6 +134,9 @@ def _code_lines(ledger: Ledger, code: dict[str, Any]) -> list[str]:
         "module",
         "file",
         "line",
+        "notebook",  # a notebook cell's: its notebook, cell id and In [N]
+        "cell_id",
+        "execution_count",
         "executable",
         "source_digest",
         "closure_digest",

@@ -549,7 +549,7 @@ def test_a_crash_while_collecting_files_is_a_warning(
     def explode(run: Any, watch: Any) -> None:
         raise RuntimeError("collector exploded")
 
-    monkeypatch.setattr(ledger, "_collect_files", explode)
+    monkeypatch.setattr(ledger.writer, "collect_files", explode)
 
     @ledger.tracked
     def job() -> int:

@@ -481,7 +481,7 @@ def test_failing_capture_of_one_param_does_not_fail_the_call(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If encoding one argument blows up, that param gets a warning and the call still runs."""
-    import mlledger.ledger as ledger_mod
+    import mlledger.runs.writer as ledger_mod
 
     real = ledger_mod.encode_redacted
 

@@ -26,7 +26,9 @@ from run_helpers import entry_run_id, open_ledger, python_env, reopen, run_keys
 from servers import StoreSpec
 
 import mlledger
-import mlledger.runs
+import mlledger.runs.binder
+import mlledger.runs.heartbeat
+import mlledger.runs.run
 from mlledger import (
     Artifact,
     Ledger,
@@ -641,7 +643,7 @@ def test_disabled_run_still_checks_its_arguments(
 def test_disabled_run_keeps_memory_bounded(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A disabled run logging many metrics keeps summaries, not every row."""
     monkeypatch.setenv("MLLEDGER_DISABLE", "1")
-    monkeypatch.setattr(mlledger.runs, "METRIC_CHUNK", 10)
+    monkeypatch.setattr(mlledger.runs.run, "METRIC_CHUNK", 10)
     with ledger.run("off") as run:
         for i in range(100):
             run.log(step=i, loss=float(i))
@@ -778,7 +780,7 @@ def test_metrics_are_written_in_chunks_during_the_run(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Metric rows are buffered and written as chunks while the run goes on."""
-    monkeypatch.setattr(mlledger.runs, "METRIC_CHUNK", 4)
+    monkeypatch.setattr(mlledger.runs.run, "METRIC_CHUNK", 4)
     with ledger.run("r") as run:
         for i in range(3):
             run.log(step=i, loss=float(i))
@@ -800,7 +802,7 @@ def test_unfinished_run_history_survives_a_missing_chunk(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run read while unfinished shows every chunk that exists, even after a missing one."""
-    monkeypatch.setattr(mlledger.runs, "METRIC_CHUNK", 2)
+    monkeypatch.setattr(mlledger.runs.run, "METRIC_CHUNK", 2)
     with ledger.run("r") as run:
         for i in range(6):
             run.log(step=i, loss=float(i))
@@ -822,8 +824,8 @@ def test_non_numeric_metric_is_a_warning(ledger: Ledger) -> None:
 def test_a_crash_loses_at_most_the_last_metric_chunk(ledger: Ledger, tmp_path: Path) -> None:
     """A process killed mid-run keeps every metric chunk written before; it reads as incomplete."""
     script = (
-        "import sys, time, mlledger, mlledger.runs\n"
-        "mlledger.runs.METRIC_CHUNK = 3\n"
+        "import sys, time, mlledger, mlledger.runs.run\n"
+        "mlledger.runs.run.METRIC_CHUNK = 3\n"
         "led = mlledger.Ledger(sys.argv[1])\n"
         "with led.run('doomed') as run:\n"
         "    for i in range(8):\n"
@@ -870,7 +872,7 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
             "process": {"pid": 1},
         },
     )
-    run._resolve_status()
+    run.resolve_status()
     assert run.status == "incomplete"
     assert run.status_reason is not None
     assert "no sign of life from elsewhere" in run.status_reason
@@ -884,7 +886,7 @@ def test_stale_run_from_another_host_is_incomplete(ledger: Ledger) -> None:
             "process": {"pid": 1},
         },
     )
-    fresh._resolve_status()
+    fresh.resolve_status()
     assert fresh.status == "running"
     assert fresh.status_reason is None
 
@@ -1312,7 +1314,7 @@ def test_run_log_never_raises_when_metrics_cannot_be_written(
     ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """run.log() in a training loop keeps going when neither store nor spool takes a chunk."""
-    monkeypatch.setattr(mlledger.runs, "METRIC_CHUNK", 2)
+    monkeypatch.setattr(mlledger.runs.run, "METRIC_CHUNK", 2)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     real_create = ledger.store.backend.create
@@ -1400,7 +1402,7 @@ def test_a_loop_of_short_runs_does_not_wake_the_scheduler_each_run(
 ) -> None:
     """Short runs in a loop never need their deferred start: the scheduler thread sleeps on
     instead of being woken (a thread switch) for every run."""
-    from mlledger.runs import _heartbeat
+    from mlledger.runs.heartbeat import _heartbeat
 
     ledger.start_delay = 30.0
     with ledger.run("first"):
@@ -1439,7 +1441,7 @@ def test_a_forked_child_has_a_scheduler_of_its_own(ledger: Ledger) -> None:
         if pid == 0:  # pragma: no cover - the child
             report = {}
             try:
-                report["inherited"] = len(mlledger.runs._heartbeat.runs)
+                report["inherited"] = len(mlledger.runs.heartbeat._heartbeat.runs)
                 with ledger.run("child-quick"):
                     pass
                 time.sleep(0.3)  # the child's scheduler goes to sleep
@@ -1518,7 +1520,7 @@ def test_tracked_binding_matches_signature_bind(
     same order, for every call form; a bad call is a TypeError either way."""
     import inspect
 
-    binder = mlledger.runs._Binder(inspect.signature(fn), frozenset())
+    binder = mlledger.runs.binder.Binder(inspect.signature(fn), frozenset())
     try:
         got: Any = list(binder.params(args, kwargs).items())
     except TypeError:
@@ -1530,7 +1532,7 @@ def test_tracked_binding_fast_path_is_taken_for_plain_signatures() -> None:
     """Plain parameters take the hand-made path; *args, keyword-only and self do not."""
     import inspect
 
-    assert mlledger.runs._Binder(inspect.signature(_plain), frozenset()).fast
+    assert mlledger.runs.binder.Binder(inspect.signature(_plain), frozenset()).fast
     for fn in (_varargs, _posonly, _kwonly):
-        assert not mlledger.runs._Binder(inspect.signature(fn), frozenset()).fast
-    assert not mlledger.runs._Binder(inspect.signature(_plain), frozenset({"c"})).fast
+        assert not mlledger.runs.binder.Binder(inspect.signature(fn), frozenset()).fast
+    assert not mlledger.runs.binder.Binder(inspect.signature(_plain), frozenset({"c"})).fast

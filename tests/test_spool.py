@@ -14,7 +14,7 @@ from run_helpers import run_keys
 
 from mlledger import Ledger
 from mlledger.errors import LedgerError, LedgerWarning
-from mlledger.spool import entry_order
+from mlledger.runs.spool import entry_order
 
 MB = 1024 * 1024
 

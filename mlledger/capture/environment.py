@@ -8,15 +8,14 @@ variables are captured from an allow-list, secrets redacted.
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import platform
 import re
-import socket
 import sys
 import threading
 from typing import Any
 
+from .._settings import host_name, user_name
 from .redact import REDACTED, is_secret_name, redact_argv, strip_url_credentials
 
 __all__ = ["DEFAULT_ENV_VARS", "environment", "installed_packages", "process_facts"]
@@ -102,13 +101,6 @@ def _gpus() -> list[dict[str, Any]]:
         return []
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
 def _machine() -> dict[str, Any]:
     """Everything but the environment variables: the expensive part, computed once."""
     got = _cache.get(())
@@ -127,8 +119,8 @@ def _machine() -> dict[str, Any]:
                 "libc": "-".join(platform.libc_ver()).strip("-"),
             },
             "host": {
-                "hostname": socket.gethostname(),
-                "user": _user(),
+                "hostname": host_name(),
+                "user": user_name(),
                 "cpu": _cpu_name(),
                 "cpu_count": os.cpu_count(),
                 "memory": _memory_bytes(),

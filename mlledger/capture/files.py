@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import inspect
 import os
 import site
 import sys
@@ -142,25 +143,25 @@ _threads: dict[int, threading.Thread] | None = getattr(threading, "_active", Non
 
 
 def _owner_watch() -> FileWatch | None:
-    from ..runs import _current
+    from ..runs.active import current_run
 
-    run = _current.get()
+    run = current_run()
     if run is None:
         # a thread has no context of its own: the run current where it was started
         # (looked up without current_thread(), which makes a dummy for a raw _thread)
         thread = _threads.get(threading.get_ident()) if _threads is not None else None
         ref = _thread_runs.get(thread) if thread is not None else None
         started_in = ref() if ref is not None else None
-        if started_in is not None and started_in._active:
+        if started_in is not None and started_in.active:
             run = started_in
     while run is not None:
         for w in _active:
             if w.owner is run:
                 return w
-        run = run._parent
+        run = run.parent
     # a thread started elsewhere (a pool made before the run): when one run is active
     # in the process, its files are that run's
-    tops = [w for w in _active if getattr(w.owner, "_parent", None) is None]
+    tops = [w for w in _active if getattr(w.owner, "parent", None) is None]
     return tops[0] if len(tops) == 1 else None
 
 
@@ -181,9 +182,9 @@ def _patch_thread_start() -> None:
     def start(self: threading.Thread) -> None:
         if _active:
             with contextlib.suppress(Exception):  # noting it must never break start()
-                from ..runs import _current
+                from ..runs.active import current_run
 
-                run = _current.get()
+                run = current_run()
                 # a pool's worker serves whichever run submits next: it is not the
                 # starting run's (the one-run-active rule still covers a pool then)
                 if run is not None and not _is_pool_worker(self):
@@ -211,7 +212,9 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     path, mode, flags = args
     if isinstance(path, int) or path is None:
         return
-    if sys._getframe(1).f_code.co_filename.startswith("<frozen importlib"):
+    caller = inspect.currentframe()
+    caller = caller.f_back if caller is not None else None
+    if caller is not None and caller.f_code.co_filename.startswith("<frozen importlib"):
         return  # the import system loading code: code identity records that, not inputs
     _guard.busy = True
     try:

@@ -286,7 +286,8 @@ def _sorted_items(items: Any) -> list[Any]:
     return sorted(items, key=_pickle_sets_sorted)
 
 
-class _SortedSetPickler(pickle._Pickler):
+# the pure-Python pickler: the C one never asks reducer_override about exact sets
+class _SortedSetPickler(pickle._Pickler):  # noqa: SLF001 - no public class offers this
     """Python's own pickler, with sets and frozensets (subclasses too) written sorted."""
 
     def reducer_override(self, obj: Any) -> Any:

@@ -33,7 +33,7 @@ from .args import (
 from .names import MISSING, is_data, names_read, only_magics
 
 if TYPE_CHECKING:
-    from ..capture.values import Encoded
+    pass
 
 __all__ = ["Extension"]
 
@@ -160,10 +160,10 @@ class Extension:
         except Exception as e:  # capture never breaks the user's code: run it untracked
             warnings.warn(f"mlledger: cell not tracked: {e!r}", LedgerWarning, stacklevel=2)
             return None
-        passive = passive or _is_detached(run)
+        passive = passive or run.state.detached
         # a param recorded inline is the very list or dict the cell may change in
         # place: keep what it was when the cell started
-        recorded = _recorded_params(run)
+        recorded: dict[str, Any] = run.state.record.get("params", {})  # the live mapping
         for k, v in list(recorded.items()):
             if isinstance(v, (list, dict)):
                 with contextlib.suppress(Exception):
@@ -187,7 +187,7 @@ class Extension:
 
     def _outputs(self, cr: _CellRun) -> None:
         run = cr.run
-        ledger = cr.ctx.ledger
+        writer = cr.ctx.ledger.writer
         hidden = self.shell.user_ns_hidden
         inputs = run.inputs
         for name, value in list(self.shell.user_ns.items()):
@@ -197,25 +197,24 @@ class Extension:
                     art = inputs.get(name)
                     if name in cr.read and art is not None and art.kind == "value":
                         enc = encode_redacted(value)
-                        if enc is not None and ledger.store.digest(enc.data) != art.digest:
-                            _record_output(ledger, run, name, enc)
+                        if enc is not None and writer.store.digest(enc.data) != art.digest:
+                            run.state.outputs[name] = writer.store_encoded(enc, run)
                     continue
                 if not is_data(name, value, hidden):
                     continue
                 if is_secret_name(name):
-                    _warn(run, f"output {name}: not stored, its name looks secret")
+                    run.state.warn(f"output {name}: not stored, its name looks secret")
                     continue
                 enc = encode_redacted(value)
                 if enc is None:
-                    _warn(
-                        run,
+                    run.state.warn(
                         f"output {name}: a {type(value).__qualname__} cannot be stored "
                         f"({why_not_stored(value)}); not recorded",
                     )
                     continue
-                _record_output(ledger, run, name, enc)
+                run.state.outputs[name] = writer.store_encoded(enc, run)
             except Exception as e:
-                _warn(run, f"output {name} not recorded: {e!r}")
+                run.state.warn(f"output {name} not recorded: {e!r}")
 
     # -- %%track ------------------------------------------------------------------------
     def track(self, line: str, cell: str) -> None:
@@ -469,29 +468,3 @@ def _log_text(ledger: Ledger, n: int = 20) -> str:
         return f"no runs in {ledger.url}"
     lines = [f"runs in {ledger.url} (newest first)", *render.run_lines(ledger, runs)]
     return click.unstyle("\n".join(lines))
-
-
-# ---------------------------------------------------------------------------
-# the run's internals a cell needs: the one place the notebook reaches into a Run
-# (each to become a public method of Run / RunWriter)
-
-
-def _is_detached(run: Run) -> bool:
-    """The run records nothing (tracking is off, or the run could not start)."""
-    return bool(getattr(run, "_detached", False))
-
-
-def _recorded_params(run: Run) -> dict[str, Any]:
-    """The params the run will write: the live mapping, not a copy."""
-    params: dict[str, Any] = run._record.get("params", {})
-    return params
-
-
-def _record_output(ledger: Ledger, run: Run, name: str, enc: Encoded) -> None:
-    """Store the encoded value ``enc`` and record it as the run's output ``name``."""
-    run._outputs[name] = ledger._store_encoded(enc, run)
-
-
-def _warn(run: Run, message: str) -> None:
-    """A warning on the run (scrubbed of secrets as every warning is)."""
-    run._warn(message)

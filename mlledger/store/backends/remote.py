@@ -131,7 +131,7 @@ def _pipe_file_async(fs: AbstractFileSystem, path: str, data: bytes) -> Coroutin
     public ``pipe`` stops at the first existing key, where a batch of creates needs
     the outcome of each.  This is the one place mlledger reaches for one.
     """
-    return cast(Coroutine[Any, Any, Any], fs._pipe_file(path, data, mode="create"))
+    return cast(Coroutine[Any, Any, Any], fs._pipe_file(path, data, mode="create"))  # noqa: SLF001
 
 
 async def _run_bounded(coros: list[Coroutine[Any, Any, Any]], limit: int) -> list[Any]:

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from . import canonical
-from .errors import LedgerError
-from .ids import day_path
-from .records import record_digests
+from .. import canonical
+from ..errors import LedgerError
+from ..ids import day_path
+from ..records import record_digests
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
-    from .runs import Run
+    from ..store import Store
+    from .state import RunState
+    from .writer import RunWriter
 
 __all__ = ["PIN_PREFIX", "live_digests", "pin", "pin_key", "run_digests"]
 
@@ -48,41 +49,65 @@ def pin_key(run_id: str, n: int) -> str:
     return f"{day_path(run_id)}/{PIN_PREFIX}{n:06d}.json"
 
 
-def run_digests(run: Run) -> set[str]:
-    """Every object ``run`` refers to right now: inputs, outputs, stored params, env, code."""
-    out = {a.digest for a in list(run._inputs.values())}
-    out.update(a.digest for a in list(run._outputs.values()))
-    rec = run._record
+class PinnedRun(Protocol):
+    """What pinning reads of a run: its id, whether it is active, its state and writer."""
+
+    active: bool
+    state: RunState
+    writer: RunWriter
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def record(self) -> dict[str, Any]: ...
+
+
+class Reader(Protocol):
+    """What :func:`live_digests` reads: the store, and the catalog of its runs."""
+
+    store: Store
+
+    @property
+    def catalog(self) -> Any: ...
+
+
+def run_digests(state: RunState) -> set[str]:
+    """Every object a run refers to right now: inputs, outputs, stored params, env, code."""
+    out = {a.digest for a in list(state.inputs.values())}
+    out.update(a.digest for a in list(state.outputs.values()))
+    rec = state.record
     out.update(record_digests({k: rec[k] for k in _FIELDS if k in rec}))
     return out
 
 
-def pin(run: Run, digests: Iterable[str] | None = None) -> None:
+def pin(run: PinnedRun, digests: Iterable[str] | None = None) -> None:
     """Name in a pin entry of ``run`` the objects it refers to (``digests``, or all it
     refers to) that no entry of it names yet.
 
     Before the start entry is written there is nothing to do (the start will name them);
     a pin that cannot be written is a warning in the run, never an error.
     """
-    if run._detached or not run._active:
+    state = run.state
+    if state.detached or not run.active:
         return
-    with run._start_lock:
-        if not run._start_written:
+    with state.start_lock:
+        if not state.start_written:
             return
-        new = set(run_digests(run) if digests is None else digests) - run._pinned
+        new = set(run_digests(state) if digests is None else digests) - state.pinned
         if not new:
             return
-        run._pin_seq += 1
+        state.pin_seq += 1
         try:
             data = canonical.dumps({"uses": sorted(new)})
-            run._ledger._write_entry(pin_key(run.id, run._pin_seq), data, run, ordered=False)
+            run.writer.write_entry(pin_key(run.id, state.pin_seq), data, run, ordered=False)
         except Exception as e:
-            run._warn(f"objects in use not pinned against gc: {e!r}")
+            state.warn(f"objects in use not pinned against gc: {e!r}")
             return
-        run._pinned |= new
+        state.pinned |= new
 
 
-def live_digests(ledger: Ledger, *, known: Iterable[str], running: Iterable[str]) -> set[str]:
+def live_digests(ledger: Reader, *, known: Iterable[str], running: Iterable[str]) -> set[str]:
     """Every object a live run names, read fresh from the store.
 
     ``known`` are the run ids gc saw when it began and ``running`` those of
@@ -97,7 +122,7 @@ def live_digests(ledger: Ledger, *, known: Iterable[str], running: Iterable[str]
     was_running = set(running)
     out: set[str] = set()
     live: list[str] = []
-    for rid, status, text in cat.db.execute("SELECT id, status, record FROM runs"):
+    for rid, status, text in cat.statuses_and_records():
         if status == "running":
             live.append(rid)
         elif rid in seen and rid not in was_running:

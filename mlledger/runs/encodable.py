@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import canonical
-from .records import Artifact
+from .. import canonical
+from ..records import Artifact
 
 if TYPE_CHECKING:
-    from .runs import Run
+    from .state import RunState
 
 __all__ = ["dumps_storable", "make_run_storable", "safe_text", "storable"]
 
@@ -114,21 +114,21 @@ def dumps_storable(value: Any, where: str) -> tuple[bytes, list[str]]:
         return canonical.dumps(storable(value, where, problems)), problems
 
 
-def make_run_storable(run: Run) -> None:
+def make_run_storable(state: RunState) -> None:
     """Replace, in place, every field of an active run that canonical JSON cannot encode:
     its record, its input and output names and paths, its metric names, its warnings;
     each replacement becomes a warning of the run."""
     problems: list[str] = []
-    rec = run._record
+    rec = state.record
     for k in list(rec):
         rec[k] = storable(rec[k], k, problems, stand_in=k == "params")
-    for field, arts in (("inputs", run._inputs), ("outputs", run._outputs)):
+    for field, arts in (("inputs", state.inputs), ("outputs", state.outputs)):
         fixed = storable({n: a.to_json() for n, a in arts.items()}, field, problems)
         arts.clear()
         arts.update((n, Artifact.from_json(v)) for n, v in fixed.items())
-    for k in [k for k in run._stats if safe_text(k) is not k]:
+    for k in [k for k in state.stats if safe_text(k) is not k]:
         problems.append(f"metrics: the name '{safe_text(k)}' is not valid Unicode")
-        run._stats[safe_text(k)] = run._stats.pop(k)
-    run._warnings[:] = [safe_text(w) for w in run._warnings]
+        state.stats[safe_text(k)] = state.stats.pop(k)
+    state.warnings[:] = [safe_text(w) for w in state.warnings]
     for p in problems:
-        run._warn(p)
+        state.warn(p)

@@ -20,11 +20,11 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .errors import IntegrityError
-from .ids import run_id_of_entry
+from ..errors import IntegrityError
+from ..ids import run_id_of_entry
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 __all__ = ["entry_order", "push", "spool_dir"]
 
@@ -58,9 +58,7 @@ def entry_order(key: str) -> tuple[int, str, int, str]:
     return (1, key, 0, "")
 
 
-def push(
-    store: Store, spool: Store, mark: Callable[[list[str]], None] | None = None
-) -> int:
+def push(store: Store, spool: Store, mark: Callable[[list[str]], None] | None = None) -> int:
     """Move everything in ``spool`` to ``store``: objects, then entries in order.
 
     Returns how many keys moved.  Raises on the first refusal (a LedgerError or
@@ -90,4 +88,3 @@ def push(
     for key in pushed:
         spool.backend.delete(key)
     return moved
-
