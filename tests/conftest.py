@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pytest
-import servers
+from helpers import servers
+from helpers.servers import StoreSpec
 from hypothesis import HealthCheck, settings
-from servers import StoreSpec
 
-pytest_plugins = ["notebook_helpers"]  # the kernel_env fixture for notebook tests
+pytest_plugins = ["helpers.notebooks"]  # the kernel_env fixture for notebook tests
 
 if TYPE_CHECKING:
     from mlledger import Ledger
@@ -188,7 +188,7 @@ def fast_store_ledger(
     """An empty ledger on a memory or local store, working in a temp folder (the ledger of
     the catalog, diff, gc, lineage and targets modules: the catalog is the same SQLite on
     every store, so the slow ones add nothing there)."""
-    from ledger_helpers import fast_ledger
+    from helpers.ledgers import fast_ledger
 
     monkeypatch.chdir(tmp_path)
     with fast_ledger(request.param, tmp_path) as got:

@@ -8,7 +8,7 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from store_helpers import move_ref_in_process
+from helpers.stores import move_ref_in_process
 
 from mlledger import Ledger
 from mlledger.ids import day_path, whole_key

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import entry_run_id, import_fresh, reopen, run_python, write_git_repo
+from helpers.runs import entry_run_id, import_fresh, reopen, run_python, write_git_repo
 
 from mlledger import Ledger
 from mlledger.capture import code as code_mod

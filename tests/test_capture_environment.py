@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from run_helpers import reopen
+from helpers.runs import reopen
 
 from mlledger import Ledger
 from mlledger.capture import environment as env_mod

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import entry_run_id, open_ledger, reopen
-from servers import StoreSpec
+from helpers.runs import entry_run_id, open_ledger, reopen
+from helpers.servers import StoreSpec
 
 import mlledger
 from mlledger import AccessError, Ledger

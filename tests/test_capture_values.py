@@ -11,9 +11,9 @@ from typing import Any, NamedTuple
 
 import attrs
 import pytest
+from helpers.runs import run_python
 from hypothesis import given
 from hypothesis import strategies as st
-from run_helpers import run_python
 
 from mlledger import PolicyError, UsageError
 from mlledger.capture.redact import REDACTED

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_helpers import (
+from helpers.ledgers import (
     clock_at,
     open_ledger,
     run_pipeline,
@@ -20,7 +20,7 @@ from ledger_helpers import (
     shared_prefix,
     unique_prefix,
 )
-from servers import StoreSpec
+from helpers.servers import StoreSpec
 
 from mlledger import Ledger, canonical
 from mlledger.catalog import SCHEMA_VERSION, RunList, catalog_path

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import fsspec
 import pytest
-from cli_helpers import (
+from helpers.cli import (
     Shared,
     build_shared,
     console,

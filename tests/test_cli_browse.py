@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import (
+from helpers.cli import (
     Shared,
     build_shared,
     console,

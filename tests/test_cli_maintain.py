@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import (
+from helpers.cli import (
     MLLEDGER,
     Shared,
     build_shared,

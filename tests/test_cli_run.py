@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import (
+from helpers.cli import (
     console,
     invoke,
     make_workdir,

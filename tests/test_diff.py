@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_helpers import fast_ledger, run_pipeline
-from run_helpers import import_fresh
+from helpers.ledgers import fast_ledger, run_pipeline
+from helpers.runs import import_fresh
 
 import mlledger
 from mlledger import Ledger

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import python_env, reopen
+from helpers.runs import python_env, reopen
 
 from mlledger import Ledger, Run
 from mlledger.ids import is_run_id

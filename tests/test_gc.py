@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from ledger_helpers import (
+from helpers.ledgers import (
     Pipeline,
     clock_at,
     open_ledger,
     run_pipeline,
     second_machine,
 )
-from servers import StoreSpec
+from helpers.servers import StoreSpec
 
 from mlledger import Ledger
 from mlledger.errors import NotFoundError
@@ -387,7 +387,7 @@ def test_gc_in_another_process_keeps_old_objects_a_live_run_uses(tmp_path: Path)
     import subprocess
     import sys
 
-    from run_helpers import python_env, reopen
+    from helpers.runs import python_env, reopen
 
     work = tmp_path / "work"
     work.mkdir()
@@ -464,7 +464,7 @@ def test_gc_with_no_grace_in_another_process_keeps_all_a_live_run_refers_to(
     import subprocess
     import sys
 
-    from run_helpers import python_env
+    from helpers.runs import python_env
 
     work = tmp_path / "work"
     work.mkdir()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import BUCKET, s3_options
-from ledger_helpers import clock_at
+from helpers.ledgers import clock_at
 
 from mlledger import Ledger
 from mlledger.ids import day_path

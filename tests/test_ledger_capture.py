@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 
 import attrs
 import pytest
+from helpers.runs import entry_run_id, open_ledger, reopen
+from helpers.servers import StoreSpec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from run_helpers import entry_run_id, open_ledger, reopen
-from servers import StoreSpec
 
 import mlledger
 from mlledger import AccessError, Ledger, PolicyError, Run

@@ -8,9 +8,9 @@ from collections import deque
 from typing import Any
 
 import pytest
+from helpers.ledgers import Pipeline, clear_memory_root, run_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import Pipeline, clear_memory_root, run_pipeline
 
 from mlledger import Ledger
 from mlledger.errors import NotFoundError, UsageError

@@ -24,7 +24,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 pytest.importorskip("numpy")
 
-from notebook_helpers import KERNEL, Executed, by_name, execute, kernel_environment  # noqa: E402
+from helpers.notebooks import KERNEL, Executed, by_name, execute, kernel_environment  # noqa: E402
 
 import mlledger  # noqa: E402
 

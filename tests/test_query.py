@@ -17,9 +17,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from helpers.ledgers import FAST, clear_memory_root, fast_ledger
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import FAST, clear_memory_root, fast_ledger
 
 import mlledger.catalog.index as catalog_mod
 import mlledger.query as query_mod

@@ -136,7 +136,7 @@ def test_notebook_block_runs_in_a_kernel(tmp_path: Path, kernel_env: dict[str, s
     """The README's notebook block, one cell a paragraph, runs in a real kernel and records
     the %%track cell with its message, tag and output, and the cells after %track_all on."""
     pytest.importorskip("pandas")
-    from notebook_helpers import by_name, execute
+    from helpers.notebooks import by_name, execute
 
     (block,) = _blocks("Notebooks", "python")
     cells = [c.strip() for c in block.split("\n\n") if c.strip()]

@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from servers import StoreSpec
-from store_helpers import memory_store, move_ref_in_process, open_store, raw_write
+from helpers.servers import StoreSpec
+from helpers.stores import memory_store, move_ref_in_process, open_store, raw_write
 
 from mlledger.errors import (
     ConflictError,

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ledger_helpers import (
+from helpers.ledgers import (
     clock_at,
     open_ledger,
     run_pipeline,
     shared_prefix,
     unique_prefix,
 )
-from servers import StoreSpec
+from helpers.servers import StoreSpec
 
 import mlledger
 from mlledger import Artifact, Ledger

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ledger_helpers import clock_at
+from helpers.ledgers import clock_at
 
 from mlledger import Ledger
 from mlledger.cli import cli

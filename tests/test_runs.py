@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.ledgers import fast_ledger
+from helpers.runs import entry_run_id, open_ledger, python_env, reopen, run_keys
+from helpers.servers import StoreSpec
 from hypothesis import given
 from hypothesis import strategies as st
-from ledger_helpers import fast_ledger
-from run_helpers import entry_run_id, open_ledger, python_env, reopen, run_keys
-from servers import StoreSpec
 
 import mlledger
 import mlledger.runs.binder

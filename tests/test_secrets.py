@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from run_helpers import python_env
+from helpers.runs import python_env
 
 from mlledger.capture.redact import (
     REDACTED,
@@ -199,7 +199,7 @@ class Model:
 def test_an_object_holding_a_password_is_its_type_and_a_redacted_repr(tmp_path: Path) -> None:
     """A picklable object with a secret-named attribute is not pickled: its param is its
     type and a repr with the secret redacted, and a warning names the attribute."""
-    from run_helpers import reopen
+    from helpers.runs import reopen
 
     from mlledger import Ledger
 
@@ -217,7 +217,7 @@ def test_an_object_holding_a_password_is_its_type_and_a_redacted_repr(tmp_path: 
 def test_a_failed_runs_error_masks_secrets_nested_in_its_params(tmp_path: Path) -> None:
     """A value under a secret name inside a config param is masked in the failed run's
     exception message and traceback; the exception itself reaches the caller unchanged."""
-    from run_helpers import reopen
+    from helpers.runs import reopen
 
     from mlledger import Ledger
 

@@ -8,7 +8,7 @@ import threading
 
 import fsspec
 import pytest
-from servers import StoreSpec, fake_gcs_server, fs_root, make_fs, moto_server
+from helpers.servers import StoreSpec, fake_gcs_server, fs_root, make_fs, moto_server
 
 RACERS = 12
 ROUNDS = 5

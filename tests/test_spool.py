@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from run_helpers import run_keys
+from helpers.runs import run_keys
 
 from mlledger import Ledger
 from mlledger.errors import LedgerError, LedgerWarning

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import IsolatedDirs
-from servers import StoreSpec
-from store_helpers import LARGE, OpenCounter, memory_store, open_store
+from helpers.servers import StoreSpec
+from helpers.stores import LARGE, OpenCounter, memory_store, open_store
 
 import mlledger.store.statcache as statcache_module
 from mlledger.hashing import digest_bytes, digest_file

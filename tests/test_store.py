@@ -20,10 +20,8 @@ from typing import Any
 
 import pytest
 from conftest import BUCKET, IsolatedDirs, gcs_options, s3_options
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from servers import StoreSpec
-from store_helpers import (
+from helpers.servers import StoreSpec
+from helpers.stores import (
     LARGE,
     count_objects,
     create_in_process,
@@ -35,6 +33,8 @@ from store_helpers import (
     raw_write,
     snapshot,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlledger import canonical
 from mlledger.errors import (

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from servers import StoreSpec
-from store_helpers import (
+from helpers.servers import StoreSpec
+from helpers.stores import (
     LARGE,
     count_objects,
     make_sample_tree,
@@ -21,6 +19,8 @@ from store_helpers import (
     open_store,
     snapshot,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlledger import canonical
 from mlledger.errors import (

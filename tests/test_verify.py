@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from servers import StoreSpec
-from store_helpers import (
+from helpers.servers import StoreSpec
+from helpers.stores import (
     LARGE,
     count_objects,
     flip_byte,

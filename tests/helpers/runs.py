@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from servers import StoreSpec
-
+from helpers.servers import StoreSpec
 from mlledger import Ledger
 from mlledger.ids import day_path
 

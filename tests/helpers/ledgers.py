@@ -16,9 +16,9 @@ from typing import Any
 
 import fsspec
 import pytest
-from servers import StoreSpec
 
 import mlledger
+from helpers.servers import StoreSpec
 from mlledger import Ledger, Run
 from mlledger import ids as _ids
 

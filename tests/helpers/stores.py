@@ -13,8 +13,8 @@ from typing import Any
 
 import fsspec
 import pytest
-from servers import StoreSpec, fs_root, make_fs
 
+from helpers.servers import StoreSpec, fs_root, make_fs
 from mlledger.store import Refs, Store
 
 #: a file this large goes through the stat cache and the streaming copy
