@@ -298,9 +298,7 @@ class CatalogFiles:
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
                 conn.executescript(self.schema)
-                conn.execute(
-                    "INSERT INTO meta VALUES ('schema', ?)", (str(self.schema_version),)
-                )
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(self.schema_version),))
                 conn.execute("INSERT INTO meta VALUES ('url', ?)", (self.store.url,))
                 # last, so the file holds everything and its header says WAL
                 conn.execute("PRAGMA journal_mode=WAL")
