@@ -20,6 +20,8 @@ import contextlib
 import functools
 import hashlib
 import os
+import pathlib
+import secrets
 import sqlite3
 import threading
 import warnings
@@ -95,13 +97,28 @@ def newest(base: str) -> tuple[int, str]:
 
 
 def remove_older(base: str, keep: int) -> None:
-    """Remove the files of generations older than ``keep`` (best effort: another process
-    may still read one through its open file, which stays readable to it)."""
+    """Remove the files of generations older than ``keep`` (best effort).
+
+    The main file goes first, so no process can open that generation any more
+    (``_connect`` never creates a file); a process that opened it just before and
+    meets its write-ahead log or shared memory gone sees the file gone and moves on.
+    A process still reading one through open files keeps reading it.
+    """
+    folder = os.path.dirname(base)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
     for n in _generations(base):
         if n < keep:
-            for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(generation_path(base, n))
+    for n in range(keep):
+        main = os.path.basename(generation_path(base, n))
+        for suffix in ("-wal", "-shm"):
+            if main + suffix in names:
                 with contextlib.suppress(OSError):
-                    os.unlink(generation_path(base, n) + suffix)
+                    os.unlink(os.path.join(folder, main + suffix))
 
 
 def damage_of(path: str) -> str | None:
@@ -147,6 +164,26 @@ def is_damage(e: BaseException) -> bool:
     return any(w in str(e).lower() for w in _DAMAGE_WORDS)
 
 
+class _Gone(Exception):
+    """The catalog file was removed (another process moved on) while it was opened."""
+
+
+def _same_file(path: str, before: os.stat_result) -> bool:
+    """True when ``path`` still names the file ``before`` was taken of."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
+
+
+#: catalog files this process holds connections to (path -> how many): such a file is
+#: not opened outside SQLite, as closing that would release this process's SQLite locks
+#: on it (POSIX locks belong to the process), letting another process delete its
+#: write-ahead log and shared memory under these connections ("disk I/O error")
+_live: dict[str, int] = {}
+_live_lock = threading.Lock()
+
 _warned: set[str] = set()
 
 
@@ -187,7 +224,7 @@ class CatalogFiles:
     def db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.path != self.path:  # moved on to a new file
-            conn.close()
+            self.close()
             conn = None
         if conn is None:
             n, newer = newest(self._base)
@@ -196,56 +233,131 @@ class CatalogFiles:
             conn = self._open()
             self._local.conn = conn
             self._local.path = self.path
+            with _live_lock:
+                _live[self.path] = _live.get(self.path, 0) + 1
         return conn
 
     def _open(self) -> sqlite3.Connection:
         """Connect to the newest generation; a damaged or foreign-schema file is left
         behind for a fresh generation (the next sync fills it from the store)."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        for _ in range(3):
-            why = damage_of(self.path)
+        moves = 0
+        tries = 0
+        while tries < 3:
+            n, newer = newest(self._base)
+            if n > self._generation:  # another process moved on since this one looked
+                self._generation, self.path = n, newer
+            if not os.path.exists(self.path):
+                self._create(self.path)
+            # never while this process has the file open: closing the file read for that
+            # would drop this process's SQLite locks on it (POSIX locks are per process)
+            why = None if _live.get(self.path) else damage_of(self.path)
             if why is not None:
+                tries += 1
                 self._next_generation(why)
                 continue
             try:
                 conn = self._connect()
+            except _Gone:
+                # removed by a process that moved on while this one opened it: follow it
+                # (bounded: each move is another process's new generation)
+                moves += 1
+                if moves > 100:
+                    raise IntegrityError(
+                        f"the local catalog in {os.path.dirname(self.path)} keeps moving: "
+                        "check that no process loops on it, then run 'mlledger reindex'"
+                    ) from None
+                continue
             except sqlite3.DatabaseError as e:
-                n, newer = newest(self._base)
-                if n > self._generation:  # another process moved on (and removed this file)
-                    self._generation, self.path = n, newer
-                    continue
                 if not is_damage(e):
                     raise
+                tries += 1
                 self._next_generation(str(e))
                 continue
             if conn is not None:
                 return conn
+            tries += 1
             self._next_generation(None)  # written by another schema: only a cache
         raise IntegrityError(
             f"cannot open a sound local catalog in {os.path.dirname(self.path)}: check that "
             "disk, remove that folder and run 'mlledger reindex'"
         )
 
+    def _create(self, path: str) -> None:
+        """Create the catalog file ``path`` create-only, complete: schema in place and
+        already in WAL mode.
+
+        It is built under a name of this process's own and linked to ``path`` (which
+        fails if another process made it first: then that one is used).  So no process
+        ever opens a half-made file, and none has to switch a file to WAL mode, a step
+        SQLite refuses at once ("database is locked", no busy timeout) when two
+        processes try it on one new file.
+        """
+        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.executescript(self.schema)
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(self.schema_version),))
+                conn.execute("INSERT INTO meta VALUES ('url', ?)", (self.store.url,))
+                # last, so the file holds everything and its header says WAL
+                conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp + suffix)
+
     def _connect(self) -> sqlite3.Connection | None:
         """A connection to ``self.path`` with the schema in place; None if the file holds
-        another schema version."""
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        another schema version.
+
+        Only an existing file is opened (the file of an older generation that another
+        process just removed is not made again); raises ``_Gone`` when the file is
+        removed while this connection opens it, as its write-ahead log and shared memory
+        may then be new ones that do not belong to the file it opened.
+        """
+        path = os.path.abspath(self.path)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            before = os.stat(path)
+        except FileNotFoundError:
+            raise _Gone from None
+        uri = pathlib.Path(path).as_uri() + "?mode=rw"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError:
+            if not _same_file(path, before):
+                raise _Gone from None
+            raise
+        try:
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")  # a no-op read: files are made in WAL
+            conn.execute("PRAGMA synchronous=NORMAL")
             version = None
             with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 version = int(row[0]) if row else None
+            if not _same_file(path, before):
+                raise _Gone
             if version is not None and version != self.schema_version:
                 conn.close()
                 return None
-            conn.executescript(self.schema)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(self.schema_version),)
-            )
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
+            if version is None:  # a file made by an older mlledger: complete its schema
+                conn.executescript(self.schema)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(self.schema_version),)
+                )
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('url', ?)", (self.store.url,))
+        except sqlite3.Error:
+            conn.close()
+            if not _same_file(path, before):
+                raise _Gone from None
+            raise
         except BaseException:
             conn.close()
             raise
@@ -253,7 +365,11 @@ class CatalogFiles:
 
     def _next_generation(self, why: str | None) -> None:
         """Move to a catalog file no process has used yet, or to a newer one another process
-        started; warn once (``why``: what was damaged; None for a schema change)."""
+        started; warn once (``why``: what was damaged; None for a schema change).
+
+        The new file is made before older ones are removed, so a process looking for the
+        newest generation always finds one (never an empty folder, where it would start
+        over at the first file)."""
         old = self.path
         self.close()
         n, newer = newest(self._base)
@@ -264,6 +380,8 @@ class CatalogFiles:
         self._moved()
         if why is not None:
             warn_rebuilt(old, self.store.url, why)
+        if not os.path.exists(newer):
+            self._create(newer)
         remove_older(self._base, n)
 
     def _damaged(self, why: str) -> None:
@@ -275,6 +393,10 @@ class CatalogFiles:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with _live_lock:
+                left = _live.pop(self._local.path, 1) - 1
+                if left > 0:
+                    _live[self._local.path] = left
 
 
 def healing(method: F) -> F:
