@@ -353,7 +353,7 @@ def s3_missing() -> str | None:
         sys.path.insert(0, tests)
     try:
         import s3fs  # noqa: F401
-        import servers  # noqa: F401
+        from helpers import servers  # noqa: F401
     except ImportError as e:
         return f"{e} (pip install 'moto[server]' s3fs)"
     return None
@@ -361,13 +361,13 @@ def s3_missing() -> str | None:
 
 @contextlib.contextmanager
 def moto_s3(bucket: str = "mlledger-bench") -> Iterator[tuple[Any, dict[str, Any]]]:
-    """A moto S3 server on 127.0.0.1 (the test suite's ``servers.py``), for as long as the
-    block runs: ``(s3fs filesystem, storage options)``, with ``bucket`` made.  Check
+    """A moto S3 server on 127.0.0.1 (the test suite's ``helpers/servers.py``), for as long
+    as the block runs: ``(s3fs filesystem, storage options)``, with ``bucket`` made.  Check
     :func:`s3_missing` first."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     s3_missing()  # puts tests/ on sys.path
     import s3fs
-    import servers
+    from helpers import servers
 
     server = servers.moto_server()
     url = server.start()
