@@ -9,8 +9,10 @@ from __future__ import annotations
 import abc
 import builtins
 import errno
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from ...errors import NotFoundError, StoreError
 from ...hashing import CHUNK
@@ -180,3 +182,41 @@ def store_error(action: str, where: str, e: OSError) -> StoreError:
     elif isinstance(e, PermissionError):
         hint = "the store is not writable by this user: fix its permissions or use another store"
     return StoreError(f"cannot {action} {where!r}: {e.strerror or e}; {hint}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def translating(translate: Callable[[Any, Exception], Exception | None]) -> Callable[[_F], _F]:
+    """A backend method decorator: an exception ``translate(self, e)`` maps to another is
+    raised as that one (from ``e``), any other as it is; a generator method's too, while
+    it is iterated.  Each backend says what its clients' errors become."""
+
+    def wrap(fn: _F) -> _F:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen(self: Any, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from fn(self, *args, **kwargs)
+                except Exception as e:
+                    err = translate(self, e)
+                    if err is None:
+                        raise
+                    raise err from e
+
+            return cast(_F, gen)
+
+        @functools.wraps(fn)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as e:
+                err = translate(self, e)
+                if err is None:
+                    raise
+                raise err from e
+
+        return cast(_F, call)
+
+    return wrap

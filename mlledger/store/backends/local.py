@@ -11,15 +11,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
-import functools
-import inspect
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar
 
 from ...errors import LedgerError, NotFoundError, StoreError
-from .base import Backend, store_error
+from .base import Backend, store_error, translating
 
 __all__ = ["LocalBackend"]
 
@@ -55,32 +53,12 @@ def _local_errors(action: str) -> Callable[[_F], _F]:
     store and what to do (a read-only disk, a name too long, permissions): callers of a
     backend see mlledger's errors only.  Mlledger's own errors pass through."""
 
-    def wrap(fn: _F) -> _F:
-        if inspect.isgeneratorfunction(fn):
+    def translate(self: LocalBackend, e: Exception) -> Exception | None:
+        if not isinstance(e, OSError) or isinstance(e, LedgerError):
+            return None
+        return store_error(action, self.url, e)
 
-            @functools.wraps(fn)
-            def gen(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
-                try:
-                    yield from fn(self, *args, **kwargs)
-                except OSError as e:
-                    if isinstance(e, LedgerError):
-                        raise
-                    raise store_error(action, self.url, e) from e
-
-            return cast(_F, gen)
-
-        @functools.wraps(fn)
-        def call(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except OSError as e:
-                if isinstance(e, LedgerError):
-                    raise
-                raise store_error(action, self.url, e) from e
-
-        return cast(_F, call)
-
-    return wrap
+    return translating(translate)
 
 
 class LocalBackend(Backend):

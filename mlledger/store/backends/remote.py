@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import functools
-import inspect
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from ...errors import AccessError, LedgerError, NotFoundError, StoreError, UsageError
-from .base import Backend, store_error
+from .base import Backend, store_error, translating
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -81,34 +79,8 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
     return StoreError(f"the store at {url} failed: {what}")
 
 
-def _client_errors(fn: _F) -> _F:
-    """A FsspecBackend method whose cloud-client exceptions become :func:`remote_error`'s
-    (a generator method's too, raised while it is iterated)."""
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen(self: FsspecBackend, *args: Any, **kwargs: Any) -> Any:
-            try:
-                yield from fn(self, *args, **kwargs)
-            except Exception as e:
-                err = remote_error(self.url, e)
-                if err is None:
-                    raise
-                raise err from e
-
-        return cast(_F, gen)
-
-    @functools.wraps(fn)
-    def call(self: FsspecBackend, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(self, *args, **kwargs)
-        except Exception as e:
-            err = remote_error(self.url, e)
-            if err is None:
-                raise
-            raise err from e
-
-    return cast(_F, call)
+#: a FsspecBackend method whose cloud-client exceptions become :func:`remote_error`'s
+_client_errors = translating(lambda self, e: remote_error(self.url, e))
 
 
 def strip_protocol(fs: AbstractFileSystem, path: str) -> str:
