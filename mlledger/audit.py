@@ -29,7 +29,7 @@ from .store.refs import Refs
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["check_trail", "final_entry"]
+__all__ = ["check_trail", "final_entry", "read_run_entries"]
 
 
 def final_entry(store: Store, run_id: str) -> bytes | None:
@@ -39,9 +39,30 @@ def final_entry(store: Store, run_id: str) -> bytes | None:
     return got.get(whole_key(run_id)) or got.get(f"{day_path(run_id)}/end.json")
 
 
-def check_trail(store: Store) -> tuple[list[str], int]:
-    """``(problems, unchained)`` over every run, ref and policy entry of ``store``."""
-    problems, unchained = _check_runs(store)
+def read_run_entries(store: Store) -> dict[str, bytes | None]:
+    """Every run entry a check reads (whole runs, start, end and metric entries), listed and
+    read once: ``verify`` gives the same bytes to :func:`check_trail` and to
+    ``run_entries.scan``."""
+    keys: list[str] = []
+    for key in store.backend.list("runs"):
+        parts = key.split("/")
+        if len(parts) == 5 and parts[4].endswith(".json") and run_id_of_entry(parts[4]):
+            keys.append(key)
+        elif len(parts) == 6 and run_id_of_entry(parts[4]):
+            name = parts[5]
+            if name in ("start.json", "end.json") or name.startswith("metrics-"):
+                keys.append(key)
+    return store.backend.read_many(keys)
+
+
+def check_trail(
+    store: Store, entries: dict[str, bytes | None] | None = None
+) -> tuple[list[str], int]:
+    """``(problems, unchained)`` over every run, ref and policy entry of ``store``
+    (``entries``: the run entries as :func:`read_run_entries` gives them, if read already)."""
+    problems, unchained = _check_runs(
+        store, read_run_entries(store) if entries is None else entries
+    )
     refs = Refs(store)
     for name in refs.names():
         p, u = refs.check(name)
@@ -64,21 +85,17 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _check_runs(store: Store) -> tuple[list[str], int]:
+def _check_runs(store: Store, raw: dict[str, bytes | None]) -> tuple[list[str], int]:
     """Seals of run entries, and each end entry's digests of the entries before it."""
     algorithm = store.algorithm
     folders: dict[str, dict[str, str]] = {}  # run id -> entry name -> key
     wholes: dict[str, str] = {}
-    for key in store.backend.list("runs"):
+    for key in raw:
         parts = key.split("/")
-        if len(parts) == 5 and (rid := run_id_of_entry(parts[4])) and parts[4].endswith(".json"):
-            wholes[rid] = key
-        elif len(parts) == 6 and run_id_of_entry(parts[4]):
-            name = parts[5]
-            if name in ("start.json", "end.json") or name.startswith("metrics-"):
-                folders.setdefault(parts[4], {})[name] = key
-    keys = [*wholes.values(), *(k for f in folders.values() for k in f.values())]
-    raw = store.backend.read_many(keys)
+        if len(parts) == 5:
+            wholes[str(run_id_of_entry(parts[4]))] = key
+        else:
+            folders.setdefault(parts[4], {})[parts[5]] = key
     problems: list[str] = []
     unchained = 0
     for rid, key in sorted(wholes.items()):

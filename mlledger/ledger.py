@@ -309,7 +309,11 @@ class Ledger:
         from before the chain)."""
         import attrs
 
-        report = attrs.evolve(self.store.verify(callback=callback), damaged=self._damaged_entries())
+        from .audit import check_trail, read_run_entries
+
+        entries = read_run_entries(self.store)  # listed and read once for both checks
+        damaged = tuple(run_entries.scan(self.store, read=entries))
+        report = attrs.evolve(self.store.verify(callback=callback), damaged=damaged)
         corrupt = set(report.corrupt)
         present_missing: list[tuple[str, str]] = []
         problems = list(report.problems)
@@ -326,9 +330,7 @@ class Ledger:
             except LedgerError as e:
                 problems.append(f"ref {name}: {e}")
         missing = sorted(set(report.missing) | {d for _, d in present_missing})
-        from .audit import check_trail
-
-        trail, unchained = check_trail(self.store)
+        trail, unchained = check_trail(self.store, entries)
         return attrs.evolve(
             report,
             missing=tuple(missing),
@@ -337,11 +339,6 @@ class Ledger:
             trail=tuple(trail),
             unchained=unchained,
         )
-
-    def _damaged_entries(self) -> tuple[tuple[str, str], ...]:
-        """``(key, what is wrong)`` of every run entry in the store that is not a readable
-        record (read from the store: the catalog skips such runs)."""
-        return tuple(run_entries.scan(self.store))
 
     def _referenced_digests(self) -> Iterable[tuple[str, str]]:
         """``(run id, digest)`` for every object the runs in the store reference."""

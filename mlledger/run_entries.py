@@ -11,7 +11,7 @@ that very run raises :class:`DamagedEntryError`, and ``verify`` lists it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import canonical
@@ -120,11 +120,18 @@ def warn_damaged(err: DamagedEntryError) -> None:
     warnings.warn(f"mlledger: {err}", LedgerWarning, stacklevel=3)
 
 
-def scan(store: Store, keys: Iterable[str] | None = None) -> list[tuple[str, str]]:
-    """``(key, what is wrong)`` for every damaged run entry in the store (for verify)."""
+def scan(
+    store: Store,
+    keys: Iterable[str] | None = None,
+    read: Mapping[str, bytes | None] | None = None,
+) -> list[tuple[str, str]]:
+    """``(key, what is wrong)`` for every damaged run entry in the store (for verify);
+    ``read``: entries read already (their keys are the ones checked)."""
     from .ids import run_id_of_entry
 
-    if keys is None:
+    if read is not None:
+        keys = read
+    elif keys is None:
         keys = store.backend.list("runs")
     entries: dict[str, str] = {}
     for key in keys:
@@ -141,8 +148,9 @@ def scan(store: Store, keys: Iterable[str] | None = None) -> list[tuple[str, str
     out: list[tuple[str, str]] = []
     keys_l = sorted(entries)
     for i in range(0, len(keys_l), 500):
-        got = store.backend.read_many(keys_l[i : i + 500])
-        for key in keys_l[i : i + 500]:
+        chunk = keys_l[i : i + 500]
+        got = read if read is not None else store.backend.read_many(chunk)
+        for key in chunk:
             raw = got.get(key)
             if raw is None:
                 continue  # removed meanwhile (gc)
