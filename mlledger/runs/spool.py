@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._settings import data_dir
 from ..errors import IntegrityError
 from ..ids import run_id_of_entry
 
@@ -34,10 +35,8 @@ _RANK = {"start.json": 0, "end.json": 2}
 
 def spool_dir(url: str) -> str:
     """The spool folder of the store at ``url`` (in the user data dir, one per store)."""
-    import platformdirs
-
     h = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return str(platformdirs.user_data_path("mlledger") / "spool" / h)
+    return str(data_dir() / "spool" / h)
 
 
 def entry_order(key: str) -> tuple[int, str, int, str]:
