@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import canonical
 from .._fmt import display_path
+from .._settings import host_name
 from ..capture.values import why_not_stored
 from ..errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from ..ids import day_path
