@@ -80,7 +80,7 @@ def check_trail(
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         doc = canonical.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # garbage, or JSON nested past the parser's depth
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -104,7 +104,8 @@ def _check_runs(store: Store, raw: dict[str, bytes | None]) -> tuple[list[str], 
         unchained += u
         doc = _parse(raw.get(key) or b"")
         if doc and SEAL in doc:
-            problems += _check_named(rid, doc, {}, raw, algorithm)
+            # a short run's metric chunks beyond the tail sit in a folder of its own id
+            problems += _check_named(rid, doc, folders.get(rid, {}), raw, algorithm)
     for rid, entries in sorted(folders.items()):
         for _name, key in sorted(entries.items()):
             p, u = _check_entry(key, raw.get(key), algorithm)
@@ -144,6 +145,8 @@ def _check_named(
     problems: list[str] = []
     named = end.get("entries") or {}
     base = day_path(rid)
+    if not isinstance(named, dict):
+        return [f"run {rid}: its end entry's 'entries' is not an object: it was damaged"]
     for name, digest in sorted(named.items()):
         key = present.get(name)
         data = raw.get(key) if key else None

@@ -199,3 +199,36 @@ def test_ref_log_says_when_entries_are_missing(ledger: Ledger) -> None:
     assert [line.split()[0] for line in got.stdout.splitlines()] == ["#3", "#1"]
     assert "#2" in got.stderr
     assert "mlledger verify" in got.stderr
+
+
+def test_a_short_run_with_a_metrics_chunk_verifies(tmp_path: Path) -> None:
+    """A short run (one entry) that wrote a metrics chunk beside it is sound, not damage."""
+    ledger = Ledger(str(tmp_path / "store"), capture_files=False, start_delay=60.0)
+    with ledger.run("short-long") as run:
+        for i in range(500):  # more than end.json's tail, less than a chunk: one chunk file
+            run.log(step=i, loss=1.0 / (i + 1))
+    assert (_root(ledger) / day_path(run.id)).is_dir()
+    report = ledger.verify()
+    assert report.trail == ()
+    assert report.ok
+
+
+def test_a_damaged_entry_is_reported_not_raised(ledger: Ledger) -> None:
+    """Deeply nested JSON, or an end entry whose 'entries' is not an object, is damage that
+    verify lists; verify does not raise."""
+    long_id, short_id = _two_runs(ledger)
+    nested = _root(ledger) / whole_key(short_id)
+    nested.chmod(0o644)
+    nested.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    end = _root(ledger) / day_path(long_id) / "end.json"
+    doc = json.loads(end.read_bytes())
+    doc["entries"] = ["start.json"]
+    doc.pop("seal", None)
+    end.chmod(0o644)
+    from mlledger.store.chain import seal
+
+    end.write_bytes(seal(doc, ledger.store.algorithm))
+    report = ledger.verify()
+    assert not report.ok
+    assert any(short_id in p for p in report.trail)
+    assert any(long_id in p and "'entries'" in p for p in report.trail)

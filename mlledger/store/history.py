@@ -120,7 +120,7 @@ def check_entries(
             doc = canonical.loads(raw)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             problems.append(f"{label} does not parse ({e}): it was damaged")
             prev_raw = raw
             continue
