@@ -188,3 +188,17 @@ def test_readers_in_other_processes_answer_right_while_the_catalog_is_rebuilt(
         n, bad = (int(x) for x in out.split())
         assert n > 0
         assert bad == 0, (n, bad, err)
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_ledger_already_synced_answers_right_after_damage(
+    filled: tuple[Ledger, list[str]], damage: str
+) -> None:
+    """The first query of a Ledger whose catalog was synced before the file was damaged
+    answers from the rebuilt catalog, not from an empty one."""
+    ledger, ids = filled
+    DAMAGE[damage](ledger.catalog.path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LedgerWarning)
+        assert ledger.runs(where="params.lr >= 0.2").ids == ids[: RUNS - 200]
+        assert ledger.runs().ids == ids

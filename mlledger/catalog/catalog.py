@@ -49,12 +49,23 @@ class Catalog(Index):
         self.load_run = load_run
         self.make_run = make_run
         self._synced = False
+        self._refilling = False
         self._sync = Sync(self, store, load_run)
 
     def _moved(self) -> None:
         """The catalog moved to a fresh file: sync it from the store before answering."""
         self._synced = False
         self._sync.seen_marks = set()
+
+    def _refill(self) -> bool:
+        if self._refilling:  # the sync that refills is itself healing: no loop
+            return False
+        self._refilling = True
+        try:
+            self.ensure_synced()
+        finally:
+            self._refilling = False
+        return True
 
     # -- sync ---------------------------------------------------------------------------
     @files.healing
@@ -105,9 +116,10 @@ class Catalog(Index):
         p = prefix.upper()
         if is_run_id(p):
             return p
+        fresh = not self._synced
         self.ensure_synced()
         rows = self.run_ids_from(p)
-        if not rows:
+        if not rows and not fresh:  # a run made since this catalog last synced
             self.sync()
             rows = self.run_ids_from(p)
         if not rows:

@@ -388,6 +388,11 @@ class CatalogFiles:
         """A query met a damaged file: move on to a fresh generation (see ``files``)."""
         self._next_generation(why)
 
+    def _refill(self) -> bool:
+        """After a move to a fresh file: fill it before a query answers from it; False when
+        there is nothing to fill here (the Catalog syncs from the store)."""
+        return False
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -400,18 +405,24 @@ class CatalogFiles:
 
 
 def healing(method: F) -> F:
-    """Run a Catalog method; when it meets a damaged catalog file, move to a fresh
-    generation (the next sync fills it from the store) and run it once more."""
+    """Run a Catalog method; when it meets a damaged catalog file, or the catalog moved to
+    a fresh generation while it ran (damage found on open, a schema change), fill the new
+    file from the store and run it once more: never answer from an empty file."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         for _ in range(_ATTEMPTS - 1):
+            before = self._generation
             try:
-                return method(self, *args, **kwargs)
+                result = method(self, *args, **kwargs)
             except sqlite3.DatabaseError as e:
                 if not is_damage(e):
                     raise
                 self._damaged(str(e))
+                self._refill()
+                continue
+            if self._generation == before or not self._refill():
+                return result
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as e:
