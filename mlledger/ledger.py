@@ -16,7 +16,7 @@ from .capture.values import load_value
 from .errors import LedgerError, NotFoundError, UsageError
 from .ids import is_run_id
 from .records import Artifact, record_digests
-from .resolve import LedgerRefs, resolve, resolve_value
+from .resolve import LedgerRefs, resolve, resolve_value, single_output
 from .runs import Run, RunContext, make_tracked
 from .runs.load import load_run
 from .runs.writer import RunWriter
@@ -209,14 +209,7 @@ class Ledger:
         """
         got = self.resolve(target)
         if isinstance(got, Run):
-            outs = got.outputs
-            distinct = {a.digest: a for a in outs.values()}
-            if len(distinct) != 1:  # a written file that is also the return value is one
-                names = ", ".join(sorted(outs)) or "none"
-                raise NotFoundError(
-                    f"run {got.id} has {len(outs)} outputs ({names}); name one: {got.id}/NAME"
-                )
-            got = next(iter(distinct.values()))
+            got = single_output(got)
         return self.store.restore(got.digest, dest, overwrite=overwrite, callback=callback)
 
     # ----------------------------------------------------------- queries

@@ -27,6 +27,7 @@ __all__ = [
     "resolve",
     "resolve_text",
     "resolve_value",
+    "single_output",
 ]
 
 _CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
@@ -49,6 +50,22 @@ class Source(Protocol):
     def get(self, run_id: str) -> Run: ...
 
     def resolve(self, target: str) -> Artifact | Run: ...
+
+
+def single_output(run: Run, target: str | None = None) -> Artifact:
+    """The one artifact a run stands for where a file or folder is wanted (restore): its
+    only output; outputs holding the same bytes (a written file that is also the return
+    value) count as one."""
+    outs = run.outputs
+    distinct = {a.digest: a for a in outs.values()}
+    if len(distinct) != 1:
+        names = ", ".join(sorted(outs)) or "none"
+        said = f"{target!r} is the run {run.id}, with" if target else f"run {run.id} has"
+        raise NotFoundError(  # no single artifact under that name (as Ledger.restore says)
+            f"{said} {len(outs)} outputs ({names}); name one as {run.id}/NAME, "
+            f"or see 'mlledger show {run.id}'"
+        )
+    return next(iter(distinct.values()))
 
 
 def resolve_value(source: Source, target: str) -> tuple[str, str | None]:

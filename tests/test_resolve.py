@@ -443,3 +443,20 @@ def test_ref_set_to_run_slash_name_records_that_run(ledger: Ledger, tmp_path: Pa
     digest = ledger.get(first).outputs["model.pkl"].digest
     assert ledger.refs.set("model/bytes", digest).run is None  # bytes alone name no run
     assert [e.run for e in ledger.refs.history("model/prod")] == [first, middle, first]
+
+
+def test_a_run_whose_outputs_hold_the_same_bytes_restores_in_python_and_the_cli(
+    tmp_path: Path,
+) -> None:
+    """A file that is also the return value is one artifact: Ledger.restore and the CLI's
+    target resolution (mlledger restore RUN) agree and give it."""
+    from mlledger import Ledger
+    from mlledger.cli.state import resolve_artifact
+
+    ledger = Ledger(str(tmp_path / "store"), capture_files=False)
+    with ledger.run("twice") as run:
+        run.save({"w": 1}, name="x")
+        run.save({"w": 1}, name="y")
+    got = resolve_artifact(ledger, run.id)
+    assert got.digest == run.outputs["x"].digest == run.outputs["y"].digest
+    assert ledger.restore(run.id, tmp_path / "back").read_bytes() == ledger.store.get(got.digest)

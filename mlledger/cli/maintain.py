@@ -9,6 +9,7 @@ import click
 
 from .._fmt import counted, human_size
 from ..errors import UsageError
+from ..store import store_exists
 from .options import json_option
 from .state import (
     State,
@@ -17,7 +18,6 @@ from .state import (
     pass_state,
     progress,
     resolve_artifact,
-    store_exists,
 )
 
 __all__ = ["gc", "init", "reindex", "restore", "sync", "verify"]

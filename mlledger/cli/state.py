@@ -12,6 +12,8 @@ import click
 
 from .._settings import default_url
 from ..errors import NotFoundError, UsageError
+from ..resolve import single_output
+from ..store import store_exists
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
@@ -32,11 +34,8 @@ __all__ = [
     "resolve_artifact",
     "stderr_is_terminal",
     "stdout_is_terminal",
-    "store_exists",
 ]
 
-#: the store's config key: the CLI's one copy of a store layout name (see store_exists)
-_CONFIG_KEY = "mlledger.json"
 
 
 class State:
@@ -68,23 +67,9 @@ class State:
         click.echo(text, err=err, nl=nl, color=self.color)
 
 
-def store_exists(url: str, options: dict[str, Any]) -> bool:
-    """Whether there is a store at ``url`` (its config is there), found without creating
-    anything.
-
-    The CLI's one look at the store's layout (the name of the config key): the place to
-    ask the store's own public check instead, once it has one.
-    """
-    if _is_local(url):
-        return os.path.isfile(os.path.join(_local_root(url), _CONFIG_KEY))
-    from ..store.backends import open_backend
-
-    return open_backend(url, options).exists(_CONFIG_KEY)
-
-
 def require_store(url: str, options: dict[str, Any]) -> None:
     """Refuse a URL with no store at it (opening a Store would create one)."""
-    if store_exists(url, options):
+    if store_exists(url, options):  # the store's own check: nothing is created
         return
     hint = (
         "create one with 'mlledger init', or point --store (or $MLLEDGER_URL) at an existing store"
@@ -169,13 +154,4 @@ def resolve_artifact(ledger: Ledger, target: str) -> Artifact:
     from ..runs import Run
 
     got = ledger.resolve(target)
-    if isinstance(got, Run):
-        outs = got.outputs
-        if len(outs) != 1:
-            names = ", ".join(sorted(outs)) or "none"
-            raise UsageError(
-                f"{target!r} is the run {got.id}, with {len(outs)} outputs ({names}); "
-                f"name one as {got.id}/NAME, or see 'mlledger show {got.id}'"
-            )
-        return next(iter(outs.values()))
-    return got
+    return single_output(got, target) if isinstance(got, Run) else got
