@@ -118,3 +118,23 @@ def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="is a file, not a folder"):
         Store(tmp_path / "file")
+
+
+def test_a_filesystems_permission_error_is_an_access_error() -> None:
+    """A PermissionError a cloud filesystem raises itself (s3fs: AccessDenied) reaches the
+    caller as AccessError naming the store, like a client library's refusal."""
+    from mlledger.errors import AccessError
+    from mlledger.store.backends.remote import FsspecBackend
+
+    class Denied(FsspecBackend):
+        def __init__(self) -> None:
+            self.url = "s3://bucket/ml"
+
+    from mlledger.store.backends.remote import _client_errors
+
+    def read(self: FsspecBackend, key: str) -> bytes:
+        raise PermissionError("Access Denied")
+
+    Denied.read = _client_errors(read)  # type: ignore[method-assign]
+    with pytest.raises(AccessError, match="s3://bucket/ml"):
+        Denied().read("x")

@@ -25,7 +25,7 @@ from typing import Any
 from .. import canonical
 from ..hashing import new_hasher
 
-__all__ = ["SEAL", "entry_digest", "is_sealed", "seal", "seal_bytes", "seal_ok"]
+__all__ = ["SEAL", "entry_digest", "seal", "seal_bytes", "seal_ok"]
 
 SEAL = "seal"
 
@@ -52,10 +52,6 @@ def seal_bytes(body: bytes, algorithm: str) -> bytes:
 def seal(doc: dict[str, Any], algorithm: str) -> bytes:
     """The bytes of ``doc`` sealed (``doc`` holds no seal)."""
     return seal_bytes(canonical.dumps(doc), algorithm)
-
-
-def is_sealed(doc: dict[str, Any]) -> bool:
-    return SEAL in doc
 
 
 def seal_ok(doc: dict[str, Any], algorithm: str) -> bool:

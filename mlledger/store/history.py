@@ -24,9 +24,10 @@ from .chain import SEAL, entry_digest, seal, seal_ok
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["MAX_ATTEMPTS", "PREV", "History"]
+__all__ = ["ENTRY_RE", "MAX_ATTEMPTS", "PREV", "History"]
 
-_ENTRY_RE = re.compile(r"([0-9]{10})\.json")
+#: the name of one entry of a history: its sequence number
+ENTRY_RE = re.compile(r"([0-9]{10})\.json")
 MAX_ATTEMPTS = 10_000
 PREV = "prev"
 
@@ -44,7 +45,7 @@ class History:
     def seqs(self) -> list[int]:
         """The sequence numbers present, ascending (a fresh listing)."""
         names = self.store.backend.list_dir(self.prefix)
-        return sorted(int(m.group(1)) for n in names if (m := _ENTRY_RE.fullmatch(n)))
+        return sorted(int(m.group(1)) for n in names if (m := ENTRY_RE.fullmatch(n)))
 
     def read(self, seq: int) -> bytes:
         return self.store.read_entry(self.key(seq))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _settings, canonical
 from ..errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from ..records import RefEntry, utcnow
-from .history import MAX_ATTEMPTS, History, check_entries
+from .history import ENTRY_RE, MAX_ATTEMPTS, History, check_entries
 from .layout import REFS, ref_prefix
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ __all__ = ["MAX_ATTEMPTS", "Refs", "check_ref_name"]
 
 # used with fullmatch only: "$" would also accept a trailing newline
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
-_ENTRY_RE = re.compile(r"([0-9]{10})\.json")
 #: the longest ref name: its key fits a local file name and a cloud key with room to spare
 MAX_NAME = 255
 
@@ -90,7 +89,7 @@ class Refs:
         found: set[str] = set()
         for key in self.store.backend.list(REFS):
             head, _, last = key.rpartition("/")
-            if _ENTRY_RE.fullmatch(last) and head.startswith(f"{REFS}/"):
+            if ENTRY_RE.fullmatch(last) and head.startswith(f"{REFS}/"):
                 found.add(head[len(REFS) + 1 :])
         return sorted(found)
 

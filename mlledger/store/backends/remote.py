@@ -14,7 +14,7 @@ import builtins
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from ...errors import AccessError, LedgerError, NotFoundError, StoreError, UsageError
 from .base import Backend, store_error, translating
@@ -28,7 +28,6 @@ __all__ = ["BATCH", "FsspecBackend", "remote_error", "strip_protocol"]
 #: how many requests a batched call keeps in flight on an async filesystem
 BATCH = 64
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 _memory_lock = threading.Lock()
 
@@ -80,7 +79,18 @@ def remote_error(url: str, e: BaseException) -> LedgerError | None:
 
 
 #: a FsspecBackend method whose cloud-client exceptions become :func:`remote_error`'s
-_client_errors = translating(lambda self, e: remote_error(self.url, e))
+_client_errors = translating(lambda self, e: remote_error(self.url, e) or _refused(self.url, e))
+
+
+def _refused(url: str, e: Exception) -> Exception | None:
+    """The filesystem's own ``PermissionError`` (s3fs turns AccessDenied, ExpiredToken ...
+    into one) as the same AccessError the client libraries' refusals become."""
+    if isinstance(e, PermissionError) and not isinstance(e, LedgerError):
+        return AccessError(
+            f"the store at {url} refused access: {e}; check the credentials (environment "
+            "variables, config files or --option key=value storage options) and the URL"
+        )
+    return None
 
 
 def strip_protocol(fs: AbstractFileSystem, path: str) -> str:
@@ -155,9 +165,9 @@ class FsspecBackend(Backend):
     def create(self, key: str, data: bytes) -> bool:
         try:
             return self._create_one(self.fs_path(key), data)
-        except (FileNotFoundError, PermissionError, OSError) as e:
-            if isinstance(e, FileExistsError):
-                return False
+        except FileExistsError:
+            return False
+        except OSError as e:
             raise store_error("write", self.fs_path(key), e) from e
 
     @_client_errors
