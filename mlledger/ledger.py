@@ -15,6 +15,7 @@ from .capture.environment import DEFAULT_ENV_VARS
 from .capture.values import load_value
 from .errors import LedgerError, NotFoundError, UsageError
 from .ids import is_run_id
+from .policy import Policy
 from .records import Artifact, record_digests
 from .resolve import LedgerRefs, resolve, resolve_value, single_output
 from .runs import Run, RunContext, make_tracked
@@ -289,6 +290,11 @@ class Ledger:
         ra = a if isinstance(a, Run) else self.get(a)
         rb = b if isinstance(b, Run) else self.get(b)
         return diff_runs(self.store.get, ra, rb)
+
+    @property
+    def policy(self) -> Policy:
+        """The team's rules, versioned in the store: ``get``, ``set``, ``history``."""
+        return self.writer.policy
 
     @property
     def refs(self) -> LedgerRefs:

@@ -25,18 +25,43 @@ LINE_LIMIT = 550  # "about 500 lines": a module over this holds more than one co
 LAYERS: list[tuple[str, ...]] = [
     # leaves: values, names and settings; the active-run variable capture reads
     (
-        "mlledger._version", "mlledger._settings", "mlledger._fmt",
-        "mlledger.errors", "mlledger.canonical", "mlledger.ids", "mlledger.records",
+        "mlledger._version",
+        "mlledger._settings",
+        "mlledger._fmt",
+        "mlledger.errors",
+        "mlledger.canonical",
+        "mlledger.ids",
+        "mlledger.records",
         "mlledger.runs.active",
     ),
-    ("mlledger.hashing", "mlledger.query"),
+    # a rule, a sink and the rates are checked where the policy is set
+    (
+        "mlledger.hashing",
+        "mlledger.query",
+        "mlledger.rules",
+        "mlledger.cost",
+        "mlledger.alerts.sinks",
+    ),
     # bytes by digest; knows nothing above it (the late-run markers, the run entries'
     # parser and the audit trail checker read and write store keys only)
-    ("mlledger.store", "mlledger.late", "mlledger.run_entries", "mlledger.audit"),
+    (
+        "mlledger.store",
+        "mlledger.late",
+        "mlledger.run_entries",
+        "mlledger.audit",
+        "mlledger.policy",
+    ),
     ("mlledger.capture",),  # facts about a run
     # a run's life; knows the Store, never the Ledger
     ("mlledger.runs",),
-    ("mlledger.catalog", "mlledger.resolve", "mlledger.lineage", "mlledger.diff", "mlledger.gc"),
+    (
+        "mlledger.catalog",
+        "mlledger.resolve",
+        "mlledger.lineage",
+        "mlledger.diff",
+        "mlledger.gc",
+        "mlledger.alerts",
+    ),
     ("mlledger.ledger",),  # the facade users hold
     ("mlledger._api", "mlledger.render"),
     ("mlledger.cli", "mlledger.notebook"),  # front ends
@@ -90,9 +115,7 @@ def _imports(module: str) -> Iterator[tuple[str, int]]:
 
 
 def _graph() -> dict[str, set[str]]:
-    return {
-        m: {t for t, _ in _imports(m) if t in MODULES and t != m} for m in MODULES
-    }
+    return {m: {t for t, _ in _imports(m) if t in MODULES and t != m} for m in MODULES}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

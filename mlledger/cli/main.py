@@ -16,6 +16,7 @@ from ..errors import IntegrityError, LedgerError
 from .browse import artifact, diff, lineage, log, show
 from .maintain import gc, init, reindex, restore, sync, verify
 from .options import parse_storage_options
+from .policy import policy
 from .refs import ref
 from .run import run
 from .state import State
@@ -181,6 +182,7 @@ def cli(
 for _command in (artifact, diff, lineage, log, show, gc, init, reindex, restore, sync, verify):
     cli.add_command(_command)
 cli.add_command(ref)
+cli.add_command(policy)
 cli.add_command(run)
 
 

@@ -35,22 +35,40 @@ __all__ = ["gc", "init", "reindex", "restore", "sync", "verify"]
     help="Digest algorithm of a new store (default xxh128; sha256 for adversarial settings). "
     "Fixed once the store exists.",
 )
+@click.option(
+    "--require-message",
+    is_flag=True,
+    help="Set the policy that every run needs a message (an entry of the policy's history).",
+)
 @json_option()
 @pass_state
-def init(state: State, algorithm: str | None, as_json: bool) -> None:
+def init(state: State, algorithm: str | None, require_message: bool, as_json: bool) -> None:
     """Create the store, or say where it already is."""
+    from ..policy import Policy
     from ..store.store import Store
 
     url = state.store_url()
     existed = store_exists(url, state.options)
     store = Store(url, algorithm=algorithm, **state.options)
+    policy = Policy(store)
+    if require_message and not policy.get().get("require_message"):
+        policy.set(require_message=True, message="mlledger init --require-message")
     if as_json:
-        echo_json({"url": store.url, "hash": store.algorithm, "created": not existed})
+        echo_json(
+            {
+                "url": store.url,
+                "hash": store.algorithm,
+                "created": not existed,
+                "policy": policy.get(),
+            }
+        )
         return
     if existed:
         state.echo(f"mlledger store already at {store.url} ({store.algorithm})")
     else:
         state.echo(f"created an mlledger store at {store.url} ({store.algorithm})")
+    if require_message:
+        state.echo("every run needs a message (policy require_message)")
 
 
 # --------------------------------------------------------------------- restore

@@ -143,9 +143,16 @@ class RunContext:
                     f"ledger.run({what}=...) takes a dict, not a {type(value).__qualname__}: "
                     f"{what}={{'name': value}}"
                 )
+        parent = CURRENT.get()
+        if parent is not None:  # a nested or tracked run carries on its parent's why and tags
+            if self.message is None:
+                self.message = parent.state.record.get("message")
+            inherited = parent.state.record.get("tags") or {}
+            if inherited:
+                self.tags = {**inherited, **(self.tags or {})}
         if not self.checked and disabled():
             return self._enter_detached(None)
-        self.writer.check_policy(self.message)
+        self.writer.check_policy(self.message, self.tags)
         try:
             with _files.quiet():  # hashing path arguments is no enclosing run's input
                 return self._start()

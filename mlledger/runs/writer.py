@@ -32,8 +32,9 @@ from ..capture.values import (
     plain_number,
     why_not_stored,
 )
-from ..errors import LedgerError, LedgerWarning, NotFoundError, PolicyError, StoreError
+from ..errors import LedgerError, LedgerWarning, NotFoundError, StoreError
 from ..late import LateMarks
+from ..policy import Policy
 from ..records import Artifact
 from ..store import Store
 from ..store.localfiles import os_error
@@ -87,14 +88,12 @@ class RunWriter:
         self.code = CallerCode(store)
         self.host = host_name()
         self.user = user_name()
+        #: the store's policy (``ledger.policy``), read again at most every few seconds
+        self.policy = Policy(store)
 
-    def check_policy(self, message: str | None) -> None:
-        policy = self.store.config.get("policy") or {}
-        if policy.get("require_message") and not (message and message.strip()):
-            raise PolicyError(
-                f"the store at {self.url} requires a message on every run: "
-                "pass message='why this run' (or -m on the command line)"
-            )
+    def check_policy(self, message: str | None, tags: dict[str, Any] | None = None) -> None:
+        """Refuse (PolicyError) a run the store's policy does not allow."""
+        self.policy.check_run(message, tags)
 
     def ignored_paths(self) -> tuple[str, ...]:
         if self._ignored is not None:

@@ -1,0 +1,1 @@
+"""Alerts: where they go (:mod:`~mlledger.alerts.sinks`)."""
