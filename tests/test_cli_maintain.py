@@ -45,7 +45,7 @@ def test_init_creates_then_reports_existing(tmp_path: Path) -> None:
     url = str(tmp_path / "new-store")
     first = invoke("init", "--json", url=url)
     assert first.exit_code == 0, first.stderr
-    assert json.loads(first.stdout) == {"url": url, "hash": "xxh128", "created": True}
+    assert json.loads(first.stdout) == {"url": url, "hash": "xxh128", "created": True, "policy": {}}
     second = invoke("init", url=url)
     assert second.exit_code == 0
     assert "already" in second.stdout
@@ -88,8 +88,13 @@ def test_restore_file_and_refuse_clobber(shared: Shared, tmp_path: Path) -> None
     assert dest.read_bytes() == b"changed"
     forced = invoke("restore", "--force", "--json", shared.model1, str(dest), url=shared.url)
     assert forced.exit_code == 0, forced.stderr
-    assert json.loads(forced.stdout) == {"target": shared.model1, "digest": shared.model1,
-                                         "kind": "file", "size": 11, "path": str(dest)}
+    assert json.loads(forced.stdout) == {
+        "target": shared.model1,
+        "digest": shared.model1,
+        "kind": "file",
+        "size": 11,
+        "path": str(dest),
+    }
     assert dest.read_bytes() == b"weights 0.1"
 
 
@@ -153,8 +158,17 @@ def test_verify_clean(shared: Shared) -> None:
     data = json.loads(invoke("verify", "--json", url=shared.url).stdout)
     assert data["ok"] is True
     assert data["checked"] > 5
-    assert set(data) == {"ok", "checked", "corrupt", "missing", "dangling", "problems",
-                         "trail", "unchained", "damaged"}
+    assert set(data) == {
+        "ok",
+        "checked",
+        "corrupt",
+        "missing",
+        "dangling",
+        "problems",
+        "trail",
+        "unchained",
+        "damaged",
+    }
     assert (data["trail"], data["unchained"], data["damaged"]) == ([], 0, [])
 
 
@@ -169,8 +183,9 @@ def test_verify_finds_corruption(store_copy: str, shared: Shared) -> None:
     assert data["corrupt"] == [shared.model1]
 
 
-def test_restore_of_corrupt_object_fails_check(store_copy: str, shared: Shared,
-                                               tmp_path: Path) -> None:
+def test_restore_of_corrupt_object_fails_check(
+    store_copy: str, shared: Shared, tmp_path: Path
+) -> None:
     """Restoring a corrupt object writes nothing and exits 1 (a failed check), one line."""
     _corrupt(store_copy, shared.model1)
     dest = tmp_path / "m.bin"
@@ -195,8 +210,12 @@ def test_restore_to_stdout_of_a_large_corrupt_object_writes_nothing(tmp_path: Pa
     data[-1] ^= 0xFF  # damage at the very end: the first 3 MiB still read fine
     os.chmod(path, 0o644)
     path.write_bytes(bytes(data))
-    out = subprocess.run([MLLEDGER or "mlledger", "--store", url, "restore", digest, "-"],
-                         capture_output=True, timeout=60, check=False)
+    out = subprocess.run(
+        [MLLEDGER or "mlledger", "--store", url, "restore", digest, "-"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 1
     assert out.stdout == b""
     assert b"corrupt" in out.stderr
