@@ -111,7 +111,8 @@ def check_rule(rule: Any, i: int = 0) -> dict[str, Any]:
         try:
             compile_where(runs)
         except QueryError as e:
-            raise UsageError(f"{where}: 'runs' does not parse: {e}") from e
+            first = str(e).splitlines()[0] if str(e) else "a syntax error"
+            raise UsageError(f"{where}: 'runs' does not parse: {first}") from e
         out["runs"] = runs
     for key in LIMITS:
         if key not in rule or rule[key] is None:
