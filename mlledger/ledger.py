@@ -321,6 +321,9 @@ class Ledger:
         from .checks import normalize_rules, rules_for, run_checks, write_report
 
         target = self._run_of(run)
+        cat = self.catalog
+        if cat.record_of(target.id) is None:  # a run from elsewhere: the rules' where clauses
+            cat.sync()  # and median baselines see it and its peers
         if rules is None:
             policy = self.policy.get()
             if not policy.get("checks"):
