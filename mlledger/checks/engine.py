@@ -23,6 +23,7 @@ from .fields import field_value, recent_mean
 from .result import CheckReport, CheckResult
 
 if TYPE_CHECKING:
+    from ..policy import Policy
     from ..records import Artifact
     from ..runs import Run
     from ..store import Store
@@ -40,12 +41,15 @@ class _Index(Protocol):
 
 
 class CheckSource(Protocol):
-    """What checking reads (the Ledger): its store, runs by id and by query."""
+    """What checking reads (the Ledger): its store, policy, catalog, runs by id and query."""
 
     store: Store
 
     @property
     def catalog(self) -> Any: ...
+
+    @property
+    def policy(self) -> Policy: ...
 
     def get(self, run_id: str) -> Run: ...
 
