@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlledger import Ledger, LedgerWarning, NotFoundError, UsageError
 from mlledger.checks import (
@@ -325,3 +327,33 @@ def test_a_rule_selects_exactly_the_runs_its_where_clause_finds(
     found = {r.id for r in ledger.runs(where=clause)}
     for run in ledger.runs():
         assert ledger.catalog.run_matches(run.id, clause) is (run.id in found), run.params
+
+
+_numbers = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=True))
+
+
+@given(
+    results=st.lists(
+        st.builds(
+            CheckResult,
+            rule=st.text(min_size=1),
+            field=st.sampled_from(["metrics.acc", "params.lr", "cost", "resources.wall_s"]),
+            value=_numbers,
+            baseline=_numbers,
+            change=_numbers,
+            ok=st.booleans(),
+            message=st.text(),
+            baseline_run=st.one_of(st.none(), st.text(min_size=1)),
+            spec=st.one_of(st.none(), st.sampled_from(["@model/prod", "median:10"])),
+        ),
+        max_size=5,
+    )
+)
+def test_any_report_round_trips_through_canonical_json(results: list[CheckResult]) -> None:
+    """Every report survives the store's JSON form (canonical bytes) unchanged."""
+    from mlledger import canonical
+
+    report = CheckReport("01J0000000000000000000000A", tuple(results), user="u")
+    back = CheckReport.from_json(canonical.loads(canonical.dumps(report.to_json())))
+    assert back == report
+    assert back.ok is all(r.ok for r in results)
