@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers.ledgers import open_ledger
+from helpers.servers import StoreSpec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -357,3 +359,19 @@ def test_any_report_round_trips_through_canonical_json(results: list[CheckResult
     back = CheckReport.from_json(canonical.loads(canonical.dumps(report.to_json())))
     assert back == report
     assert back.ok is all(r.ok for r in results)
+
+
+def test_checks_are_recorded_and_read_on_every_store(
+    store_spec: StoreSpec, workdir: Path
+) -> None:
+    """On memory, local disk, S3 and GCS: each of ledger.check's reports is written
+    once and read back by a second ledger, oldest first."""
+    ledger = open_ledger(store_spec)
+    base = _train(ledger, 0.9)
+    ledger.refs.set("model/prod", base)
+    judged = _train(ledger, 0.85)
+    first = ledger.check(judged, rules=[PROD])
+    second = ledger.check(judged, rules=["metrics.accuracy min=0.5"])
+    other = open_ledger(store_spec)
+    assert checks_of(other.store, judged) == [first, second]
+    assert [r.ok for r in checks_of(other.store, judged)] == [False, True]
