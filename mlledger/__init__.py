@@ -37,6 +37,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ._api import current_run, run, tracked
+    from .changelog import Changelog, ChangelogEntry
     from .ledger import Ledger, default_ledger, set_default_ledger
     from .records import Artifact, MetricStats, RefEntry, RunError
     from .runs import Run, RunContext
@@ -49,6 +50,8 @@ _LAZY = {
     "current_run": "_api",
     "run": "_api",
     "tracked": "_api",
+    "Changelog": "changelog",
+    "ChangelogEntry": "changelog",
     "Ledger": "ledger",
     "default_ledger": "ledger",
     "set_default_ledger": "ledger",
@@ -64,6 +67,8 @@ __all__ = [
     "AccessError",
     "AmbiguousError",
     "Artifact",
+    "Changelog",
+    "ChangelogEntry",
     "ConflictError",
     "DamagedEntryError",
     "DigestError",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from .catalog import Catalog, RunList
+    from .changelog import Changelog
     from .diff import RunDiff
     from .gc import GcReport
     from .lineage import Lineage
@@ -290,6 +291,14 @@ class Ledger:
         ra = a if isinstance(a, Run) else self.get(a)
         rb = b if isinstance(b, Run) else self.get(b)
         return diff_runs(self.store.get, ra, rb)
+
+    def changelog(self, ref: str, *, limit: int | None = None) -> Changelog:
+        """Each move of ``ref``, newest first (the newest ``limit``): who, when, the message,
+        the target and its run, and against the move before: the causes (params, data, code,
+        packages, environment), the effect on every metric both runs have, and the cost."""
+        from .changelog import build_changelog
+
+        return build_changelog(self, ref, limit=limit)
 
     @property
     def policy(self) -> Policy:
