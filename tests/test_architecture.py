@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.gc",
         "mlledger.alerts",
         "mlledger.changelog",  # a ref's moves with their diffs (reads refs, catalog, diff)
+        "mlledger.checks",
     ),
     ("mlledger.ledger",),  # the facade users hold
     ("mlledger._api", "mlledger.render"),

@@ -9,16 +9,14 @@ every metric both runs have, with cost and check results.
 
 from __future__ import annotations
 
-from .build import ChecksOf, build_changelog
-from .entry import CAUSES, ChangelogEntry, CheckLine, MetricEffect
+from .build import build_changelog
+from .entry import CAUSES, ChangelogEntry, MetricEffect
 from .log import Changelog
 
 __all__ = [
     "CAUSES",
     "Changelog",
     "ChangelogEntry",
-    "CheckLine",
-    "ChecksOf",
     "MetricEffect",
     "build_changelog",
 ]

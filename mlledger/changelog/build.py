@@ -7,15 +7,16 @@ read once, each environment object and each stored object the diff needs
 once by digest, however many moves name them.  Damage is shown, never
 raised: an entry that does not parse, a gap in the history, a run whose
 record cannot be read, a target gone from the store each become a problem
-line of their entry.
+line of their entry.  Checks are the newest report recorded for the target's run
+(``checks_of``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import canonical
+from ..checks import CheckReport, checks_of
 from ..diff import diff_runs
 from ..errors import LedgerError, UsageError
 from ..ids import is_run_id
@@ -27,17 +28,14 @@ from ..store.chain import SEAL, seal_ok
 from ..store.history import History
 from ..store.layout import ref_prefix
 from ..store.refs import check_ref_name
-from .entry import CAUSE_OF_SECTION, ChangelogEntry, CheckLine, MetricEffect
+from .entry import CAUSE_OF_SECTION, ChangelogEntry, MetricEffect
 from .log import Changelog
 
 if TYPE_CHECKING:
     from ..diff import Change
     from ..store import Store
 
-__all__ = ["ChecksOf", "RunIndex", "Source", "build_changelog"]
-
-#: what gives the check results recorded for a run (None: checks are not shown)
-ChecksOf = Callable[[str], Sequence[CheckLine]]
+__all__ = ["RunIndex", "Source", "build_changelog"]
 
 #: what reading a record that cannot be read raises, besides LedgerError (malformed data)
 _UNREADABLE = (LedgerError, ValueError, KeyError, TypeError)
@@ -168,11 +166,10 @@ def build_changelog(
     name: str,
     *,
     limit: int | None = None,
-    checks: ChecksOf | None = None,
 ) -> Changelog:
     """The changelog of ref ``name`` (``@name`` too): its newest ``limit`` moves (all when
     None), newest first, each against the move before it.  NotFoundError naming close
-    refs when ``name`` was never set; ``checks`` gives a run's recorded check results."""
+    refs when ``name`` was never set."""
     if isinstance(name, str) and name.startswith("@"):
         name = name[1:]
     check_ref_name(name)
@@ -212,7 +209,7 @@ def build_changelog(
             continue
         before_seq = max((s for s in readable if s < seq), default=None)
         before = None if before_seq is None else parsed[before_seq][0]
-        entries.append(_describe(reader, entry, before, problems, checks))
+        entries.append(_describe(reader, entry, before, problems))
     return Changelog(ref=name, entries=tuple(entries), moves=last)
 
 
@@ -232,7 +229,6 @@ def _describe(
     entry: RefEntry,
     before: RefEntry | None,
     problems: list[str],
-    checks: ChecksOf | None,
 ) -> ChangelogEntry:
     """One readable move: its target's run, and causes and effects against ``before``."""
     run_id, art, problem = reader.target(entry)
@@ -263,12 +259,14 @@ def _describe(
                     causes = tuple(c for c in d if c.section in CAUSE_OF_SECTION)
         else:
             effects = [MetricEffect(k, None, v) for k, v in new.items()]
-    lines: tuple[CheckLine, ...] = ()
-    if checks is not None and run is not None:
+    report: CheckReport | None = None
+    if run is not None:
         try:
-            lines = tuple(checks(run.id))
+            reports = checks_of(reader.store, run.id)
         except _UNREADABLE as e:
             problems.append(f"the checks of run {run.id} cannot be read: {e}")
+        else:
+            report = reports[-1] if reports else None
     cost, currency = _cost(run)
     return ChangelogEntry(
         seq=entry.seq,
@@ -292,7 +290,7 @@ def _describe(
         cost=cost,
         currency=currency,
         before_cost=_cost(before_run)[0],
-        checks=lines,
+        checks=report,
         problems=tuple(problems),
     )
 

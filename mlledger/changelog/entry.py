@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from ..checks import CheckReport
 from ..diff import Change
 from ..records import Artifact, from_iso, to_iso
 
@@ -16,7 +17,6 @@ __all__ = [
     "CAUSES",
     "CAUSE_OF_SECTION",
     "ChangelogEntry",
-    "CheckLine",
     "MetricEffect",
 ]
 
@@ -90,35 +90,6 @@ class MetricEffect:
         return cls(data["key"], data.get("old"), data.get("new"))  # type: ignore[arg-type]
 
 
-@attrs.frozen
-class CheckLine:
-    """One check result recorded for the target's run: the rule, its field, the value,
-    the baseline, the change and whether it passed (``message`` says it in words)."""
-
-    rule: str
-    field: str | None
-    value: float | None
-    baseline: float | None
-    change: float | None
-    ok: bool
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return _finite_map(attrs.asdict(self))
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CheckLine:
-        return cls(
-            rule=str(data.get("rule", "")),
-            field=data.get("field"),
-            value=data.get("value"),
-            baseline=data.get("baseline"),
-            change=data.get("change"),
-            ok=bool(data.get("ok")),
-            message=str(data.get("message", "")),
-        )
-
-
 def _change_json(c: Change) -> dict[str, Any]:
     return _finite_map(
         {
@@ -142,7 +113,9 @@ class ChangelogEntry:
     target's run (the target itself, or the run that produced the target artifact when
     the ref or the catalog names one); ``before_*`` the move compared against (None on a
     first move).  ``causes`` are the diff's changes in params, data, code, packages and
-    environment; ``metrics`` every metric both runs have (all of the run's on a first move).
+    environment; ``metrics`` every metric both runs have (all of the run's on a first move);
+    ``cost`` and ``currency`` the run's ``resources.cost`` (``before_cost`` the run before's);
+    ``checks`` the newest check report recorded for the run (None when never checked).
     """
 
     seq: int
@@ -166,7 +139,7 @@ class ChangelogEntry:
     cost: float | None = None
     currency: str | None = None
     before_cost: float | None = None
-    checks: tuple[CheckLine, ...] = ()
+    checks: CheckReport | None = None
     problems: tuple[str, ...] = ()
 
     @property
@@ -217,7 +190,7 @@ class ChangelogEntry:
             "causes": [_change_json(c) for c in self.causes],
             "metrics": [m.to_json() for m in self.metrics],
             "cost": _finite(cost),
-            "checks": [c.to_json() for c in self.checks],
+            "checks": None if self.checks is None else self.checks.to_json(),
             "problems": list(self.problems),
         }
 
@@ -252,6 +225,6 @@ class ChangelogEntry:
             cost=cost.get("value"),
             currency=cost.get("currency"),
             before_cost=cost.get("before"),
-            checks=tuple(CheckLine.from_json(c) for c in data.get("checks") or ()),
+            checks=None if not data.get("checks") else CheckReport.from_json(data["checks"]),
             problems=tuple(data.get("problems") or ()),
         )

@@ -19,7 +19,9 @@
         "metrics": [{"key": "accuracy", "old": 0.91, "new": 0.93,
                      "change": 0.02, "percent": 2.2}, ...],
         "cost": {"value": 1.2, "currency": "USD", "before": 1.1},       # or null
-        "checks": [...],
+        "checks": {"run_id": ..., "at": ..., "ok": false, "results": [  # the newest
+                    {"rule": ..., "field": ..., "value": ..., "baseline": ...,  # report, or
+                     "change": ..., "ok": ..., "message": ...}]},              # null
         "problems": ["..."]},           # damage found while reading; [] when none
        ...]}
 
@@ -27,7 +29,8 @@
 ``environment``); ``section`` is the diff's section it came from.  ``old`` is null
 for a metric on a first move (nothing before it); ``change`` and ``percent`` are null
 when a side is missing, and ``percent`` when the old value is 0.  A number that is
-not finite (NaN, infinity) is written as null: the text stays standard JSON.
+not finite (NaN, infinity) is written as null (in a check result: as text, as
+:class:`~mlledger.checks.CheckResult` writes it): the text stays standard JSON.
 """
 
 from __future__ import annotations

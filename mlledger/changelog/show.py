@@ -20,6 +20,7 @@ from .entry import CAUSES, ChangelogEntry, MetricEffect
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ..checks import CheckReport
     from ..diff import Change
 
 __all__ = ["changelog_markdown", "changelog_text"]
@@ -146,11 +147,24 @@ def changelog_text(
             out.append("    causes  none recorded: the runs differ only in time or outputs")
         if e.metrics:
             out += _metrics_text(e, style)
-        for chk in e.checks:
-            mark = style("pass", fg="green") if chk.ok else style("FAIL", fg="red", bold=True)
-            out.append(f"    check   {mark}  {chk.rule}: {chk.message}")
+        if e.checks is not None:
+            out += _checks_text(e.checks, style)
         out += [style(f"    ! {p}", fg="red") for p in e.problems]
     return "\n".join(out) + "\n"
+
+
+def _checks_text(report: CheckReport, style: Any) -> list[str]:
+    verdict = (
+        style("all pass", fg="green")
+        if report.ok
+        else style(f"{len(report.failed)} failed", fg="red", bold=True)
+    )
+    out = [f"{style('    checks', bold=True)}  {verdict}, checked {when(report.at)}"]
+    width = max((len(r.rule) for r in report.results), default=0)
+    for r in report.results:
+        mark = style("pass", fg="green") if r.ok else style("FAIL", fg="red", bold=True)
+        out.append(f"      {mark}  {r.rule:<{width}}  {r.message}")
+    return out
 
 
 def _metrics_text(e: ChangelogEntry, style: Any) -> list[str]:
@@ -211,11 +225,12 @@ def changelog_markdown(ref: str, moves: int, entries: Sequence[ChangelogEntry]) 
             for group in (*CAUSES, *(g for g in groups if g not in CAUSES)):
                 for c in groups.get(group, ()):
                     out.append(f"- {group}: {_md_change(c)}")
-        if e.checks:
-            out += ["", "**Checks**", ""]
-            for chk in e.checks:
-                mark = "pass" if chk.ok else "**FAIL**"
-                out.append(f"- {mark} {_code(chk.rule)}: {_md(chk.message)}")
+        if e.checks is not None:
+            verdict = "all pass" if e.checks.ok else f"{len(e.checks.failed)} failed"
+            out += ["", f"**Checks**: {verdict}, checked {when(e.checks.at)}", ""]
+            for r in e.checks.results:
+                mark = "pass" if r.ok else "**FAIL**"
+                out.append(f"- {mark} {_code(r.rule)}: {_md(r.message)}")
         if e.problems:
             out += ["", *[f"- **problem**: {_md(p)}" for p in e.problems]]
     return "\n".join(out) + "\n"
