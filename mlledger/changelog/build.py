@@ -74,6 +74,7 @@ class _Reader:
         self.envs: dict[str, dict[str, Any]] = {}
         self.objects: dict[str, bytes] = {}
         self.targets: dict[tuple[str, str | None], _Target] = {}
+        self.reports: dict[str, CheckReport | None] = {}
 
     def run(self, run_id: str) -> Run | str:
         """The run (from the catalog when it holds it), or why it cannot be read."""
@@ -92,6 +93,13 @@ class _Reader:
         if data is None:
             data = self.objects[digest] = self.store.get(digest)
         return data
+
+    def checks(self, run_id: str) -> CheckReport | None:
+        """The newest check report recorded for a run (one listing per run)."""
+        if run_id not in self.reports:
+            reports = checks_of(self.store, run_id)
+            self.reports[run_id] = reports[-1] if reports else None
+        return self.reports[run_id]
 
     def env(self, run: Run) -> dict[str, Any]:
         """A run's environment record, each environment object read and parsed once."""
@@ -262,11 +270,9 @@ def _describe(
     report: CheckReport | None = None
     if run is not None:
         try:
-            reports = checks_of(reader.store, run.id)
+            report = reader.checks(run.id)
         except _UNREADABLE as e:
             problems.append(f"the checks of run {run.id} cannot be read: {e}")
-        else:
-            report = reports[-1] if reports else None
     cost, currency = _cost(run)
     return ChangelogEntry(
         seq=entry.seq,

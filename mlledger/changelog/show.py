@@ -42,6 +42,8 @@ def _value(v: Any) -> str:
 def _signed(v: float | None, suffix: str = "") -> str:
     if v is None or not math.isfinite(v):
         return "-"
+    if v == 0:
+        return f"0{suffix}"
     return f"{v:+.1f}{suffix}" if suffix else f"{v:+.4g}"
 
 
