@@ -312,7 +312,9 @@ class Ledger:
     def changelog(self, ref: str, *, limit: int | None = None) -> Changelog:
         """Each move of ``ref``, newest first (the newest ``limit``): who, when, the message,
         the target and its run, and against the move before: the causes (params, data, code,
-        packages, environment), the effect on every metric both runs have, and the cost."""
+        packages, environment), the effect on every metric both runs have, the cost and the
+        newest check report.  NotFoundError naming close refs for a ref never set; damage
+        (an entry that does not parse, a run that cannot be read) is shown, not raised."""
         from .changelog import build_changelog
 
         return build_changelog(self, ref, limit=limit)

@@ -36,6 +36,7 @@ not finite (NaN, infinity) is written as null (in a check result: as text, as
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -59,7 +60,7 @@ class Changelog:
     entries: tuple[ChangelogEntry, ...]
     moves: int
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[ChangelogEntry]:
         return iter(self.entries)
 
     def __len__(self) -> int:
