@@ -525,3 +525,30 @@ def test_cli_bad_input_exits_2_with_one_line(moved: Moved) -> None:
     bad = invoke("changelog", "model/prod", "--limit", "0", url=moved.url)
     assert bad.exit_code == 2
     assert "--limit" in bad.stderr
+
+
+def test_limit_reads_further_back_past_a_damaged_before(moved: Moved, tmp_path: Path) -> None:
+    """With a limit, a damaged entry just before the oldest shown move does not leave it
+    without a comparison: the nearest readable one further back is read."""
+    store = damaged_copy(moved, tmp_path)
+    (store / "refs/model/prod/0000000006.json").write_bytes(b"[]")
+    log = Ledger(store).changelog("model/prod", limit=2)
+    assert [e.seq for e in log.entries] == [8, 7]
+    assert log.entries[-1].before_seq == 5
+    assert log.entries[-1].causes == ()  # #5 and #7 are the same run
+
+
+def test_changelog_on_memory_and_local_stores(fast_store_ledger: Ledger) -> None:
+    """The changelog reads any store: moves between two ledger.run() blocks on memory and
+    local disk give their param change and metric effect."""
+    ledger = fast_store_ledger
+    ids = []
+    for lr, acc in ((0.1, 0.8), (0.2, 0.9)):
+        with ledger.run("fit", params={"lr": lr}) as run:
+            run.log(accuracy=acc)
+        ids.append(run.id)
+        ledger.refs.set("m", run.id, message=f"lr {lr}")
+    new, old = ledger.changelog("m").entries
+    assert new.causes == (Change("params", "lr", 0.1, 0.2),)
+    assert [(m.key, m.old, m.new) for m in new.metrics] == [("accuracy", 0.8, 0.9)]
+    assert (old.run_id, old.before_seq) == (ids[0], None)
