@@ -13,6 +13,7 @@ line of their entry.  Checks are the newest report recorded for the target's run
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import canonical
@@ -215,8 +216,8 @@ def build_changelog(
         if entry is None:
             entries.append(ChangelogEntry(seq, action, problems=tuple(problems)))
             continue
-        before_seq = max((s for s in readable if s < seq), default=None)
-        before = None if before_seq is None else parsed[before_seq][0]
+        at = bisect.bisect_left(readable, seq)  # the nearest readable move before this one
+        before = parsed[readable[at - 1]][0] if at else None
         entries.append(_describe(reader, entry, before, problems))
     return Changelog(ref=name, entries=tuple(entries), moves=last)
 

@@ -79,6 +79,8 @@ def _target_lines(e: ChangelogEntry) -> list[tuple[str, str]]:
         rows.append(("before", "nothing: the first move"))
     elif e.before_run is None:
         rows.append(("before", f"#{e.before_seq}, whose target has no known run: no comparison"))
+    elif e.run_id is None:
+        rows.append(("before", f"#{e.before_seq}, run {e.before_run}: no comparison"))
     elif e.before_run == e.run_id:
         rows.append(("before", f"#{e.before_seq}, the same run: nothing changed"))
     else:
