@@ -301,3 +301,27 @@ def test_window_and_last_judge_the_mean_of_recent_points(ledger: Ledger) -> None
     report = ledger.check(run.id, rules=["metrics.latency max=30 last=2"])
     assert not report.ok
     assert "mean of 2 points" in report.results[0].message
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        "name = 'train'",
+        "name = 'train' and params.lr > 0.15",
+        "params.lr < 0.15 or tags.team = 'cv'",
+        "not (metrics.accuracy.max >= 0.85)",
+        "metrics.accuracy > 0.8 and not params.opt in ('sgd')",
+        "tags.team like 'c%'",
+    ],
+)
+def test_a_rule_selects_exactly_the_runs_its_where_clause_finds(
+    ledger: Ledger, clause: str
+) -> None:
+    """Judging one run's membership (run_matches) agrees with the query for every run."""
+    for i, (name, opt) in enumerate((("train", "sgd"), ("eval", "adam"), ("train", "adam"))):
+        tags = {"team": "cv"} if i != 1 else {}
+        with ledger.run(name, params={"lr": 0.1 * (i + 1), "opt": opt}, tags=tags) as run:
+            run.log(accuracy=0.75 + 0.05 * i)
+    found = {r.id for r in ledger.runs(where=clause)}
+    for run in ledger.runs():
+        assert ledger.catalog.run_matches(run.id, clause) is (run.id in found), run.params

@@ -87,7 +87,7 @@ def selects(source: CheckSource, rule: dict[str, Any], run: Run) -> bool:
     clause = rule.get("runs")
     if not clause:
         return True
-    return bool(source.runs(where=f"({clause}) and id = '{run.id}'", limit=1))
+    return bool(source.catalog.run_matches(run.id, clause))
 
 
 def rules_for(source: CheckSource, policy: dict[str, Any], run: Run) -> list[dict[str, Any]]:
