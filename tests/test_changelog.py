@@ -316,6 +316,21 @@ def test_checks_recorded_for_the_target_run_are_shown(moved: Moved, tmp_path: Pa
     assert Changelog.from_json(log.to_json()) == log
 
 
+def test_a_forced_move_of_a_protected_ref_says_so(moved: Moved, tmp_path: Path) -> None:
+    """A move that overrode a protected ref's failing check is marked forced in every format."""
+    ledger = Ledger(damaged_copy(moved, tmp_path))
+    rule = {"name": "acc-floor", "field": "metrics.accuracy", "min": 0.99}
+    ledger.policy.set(protect=["model/*"], checks=[rule], message="prod needs 0.99")
+    ledger.refs.set("model/prod", moved.runs["a"], message="hotfix", force=True)
+    newest, before = ledger.changelog("model/prod", limit=2).entries
+    assert newest.forced
+    assert not before.forced
+    log = ledger.changelog("model/prod", limit=1)
+    assert "#9  set (forced past the policy)" in log.to_text()
+    assert "### #9 set (forced past the policy)" in log.to_markdown()
+    assert json.loads(log.to_json())["entries"][0]["forced"] is True
+
+
 # ------------------------------------------------------------------ the formats
 
 
@@ -327,7 +342,7 @@ def test_json_round_trips_with_stable_keys(changelog: Changelog) -> None:
     doc = json.loads(text)
     assert set(doc) == {"ref", "moves", "entries"}
     keys = {
-        "seq", "action", "restores", "at", "user", "host", "who", "message", "target",
+        "seq", "action", "restores", "forced", "at", "user", "host", "who", "message", "target",
         "run", "artifact", "before", "causes", "metrics", "cost", "checks", "problems",
     }  # fmt: skip
     assert all(set(e) == keys for e in doc["entries"])

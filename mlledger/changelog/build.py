@@ -279,6 +279,7 @@ def _describe(
         seq=entry.seq,
         action=entry.action,
         restores=entry.restores,
+        forced=entry.force,
         at=entry.at,
         user=entry.user,
         host=entry.host,

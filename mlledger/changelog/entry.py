@@ -108,6 +108,7 @@ class ChangelogEntry:
     """One move of a ref, with what changed against the move before it.
 
     ``action`` is ``set`` or ``rollback`` (``restores``: the entry it brings back), or
+    ``forced`` when the move overrode a protected ref's policy, or
     ``damaged`` (the entry does not parse) or ``missing`` (a gap in the history): then
     ``problems`` says what is wrong and the other fields are empty.  ``run_id`` is the
     target's run (the target itself, or the run that produced the target artifact when
@@ -121,6 +122,7 @@ class ChangelogEntry:
     seq: int
     action: str
     restores: int | None = None
+    forced: bool = False
     at: _dt.datetime | None = None
     user: str | None = None
     host: str | None = None
@@ -178,6 +180,7 @@ class ChangelogEntry:
             "seq": self.seq,
             "action": self.action,
             "restores": self.restores,
+            "forced": self.forced,
             "at": None if self.at is None else to_iso(self.at),
             "user": self.user,
             "host": self.host,
@@ -204,6 +207,7 @@ class ChangelogEntry:
             seq=int(data["seq"]),
             action=str(data["action"]),
             restores=data.get("restores"),
+            forced=bool(data.get("forced", False)),
             at=None if data.get("at") is None else from_iso(data["at"]),
             user=data.get("user"),
             host=data.get("host"),

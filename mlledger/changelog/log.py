@@ -8,6 +8,7 @@
        {"seq": 7,
         "action": "rollback",           # set | rollback | damaged | missing
         "restores": 5,                  # the entry a rollback brings back, else null
+        "forced": false,                # true: the move overrode a protected ref's policy
         "at": "2026-12-06T05:40:12.000000Z", "user": "ana", "host": "gpu-1",
         "who": "ana@gpu-1", "message": "v6 overfits",
         "target": "01JD...",            # as the entry names it: a run id or a digest

@@ -48,9 +48,10 @@ def _signed(v: float | None, suffix: str = "") -> str:
 
 
 def _action(e: ChangelogEntry) -> str:
+    what = e.action
     if e.action == "rollback" and e.restores is not None:
-        return f"rollback to #{e.restores}"
-    return e.action
+        what = f"rollback to #{e.restores}"
+    return f"{what} (forced past the policy)" if e.forced else what
 
 
 def _cost(value: float | None, currency: str | None) -> str:
