@@ -154,7 +154,10 @@ def _same(a: Any, b: Any) -> bool:
 
 def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
     for k in sorted(set(a) | set(b)):
-        _cmp_one(section, k, a.get(k, _MISSING), b.get(k, _MISSING), out)
+        va, vb = a.get(k, _MISSING), b.get(k, _MISSING)
+        if type(va) is type(vb) and va == vb:  # most keys (hundreds of packages): unchanged
+            continue
+        _cmp_one(section, k, va, vb, out)
 
 
 def _cmp_one(section: str, k: str, va: Any, vb: Any, out: list[Change]) -> None:
@@ -281,8 +284,9 @@ def diff_runs(
     rec_a, rec_b = a.record, b.record
     if rec_a.get("env") != rec_b.get("env"):
         ea, eb = env_of(a), env_of(b)
-        _cmp_maps("packages", ea.get("packages", {}), eb.get("packages", {}), out)
-        _cmp_maps("env_vars", ea.get("env_vars", {}), eb.get("env_vars", {}), out)
+        for sec in ("packages", "env_vars"):  # maps of strings: equal as wholes in most diffs
+            if ea.get(sec, {}) != eb.get(sec, {}):
+                _cmp_maps(sec, ea.get(sec, {}), eb.get(sec, {}), out)
         _cmp_maps(
             "python", param_fields(ea.get("python", {})), param_fields(eb.get("python", {})), out
         )
