@@ -107,10 +107,11 @@ def _change_json(c: Change) -> dict[str, Any]:
 class ChangelogEntry:
     """One move of a ref, with what changed against the move before it.
 
-    ``action`` is ``set`` or ``rollback`` (``restores``: the entry it brings back), or
-    ``forced`` when the move overrode a protected ref's policy, or
-    ``damaged`` (the entry does not parse) or ``missing`` (a gap in the history): then
-    ``problems`` says what is wrong and the other fields are empty.  ``run_id`` is the
+    ``action`` is ``set`` or ``rollback`` (``restores``: the entry it brings back;
+    ``forced``: the move overrode a protected ref's policy), or ``damaged`` (the entry
+    does not parse) or ``missing`` (a gap in the history): then ``problems`` says what is
+    wrong and the other fields are empty; a readable entry's ``problems`` are damage
+    found around it (a broken seal, a run that cannot be read).  ``run_id`` is the
     target's run (the target itself, or the run that produced the target artifact when
     the ref or the catalog names one); ``before_*`` the move compared against (None on a
     first move).  ``causes`` are the diff's changes in params, data, code, packages and
