@@ -8,6 +8,7 @@ Layout under the root URL::
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
     gc/<name>.json                 what each gc removed
+    cache/<function>/<call>/<seq>.json   which finished run answers a memoized call
     tmp/                           local stores only: unfinished writes
 
 And under mlledger's cache folder (``_settings.cache_dir()``), which any
@@ -20,6 +21,7 @@ from ..errors import LedgerError
 from ..hashing import parse_digest
 
 __all__ = [
+    "CACHE",
     "CATALOGS",
     "CONFIG_KEY",
     "GC",
@@ -29,6 +31,7 @@ __all__ = [
     "RUNS",
     "STATCACHE",
     "TMP",
+    "cache_prefix",
     "digest_of_key",
     "object_key",
     "objects_prefix",
@@ -49,6 +52,8 @@ POLICY = "policy"
 GC = "gc"
 #: unfinished writes of a local store
 TMP = "tmp"
+#: the memo index: one append-only history per (function, call key)
+CACHE = "cache"
 
 #: the stat cache file, under the cache folder
 STATCACHE = "statcache.sqlite3"
@@ -82,3 +87,8 @@ def digest_of_key(key: str) -> str | None:
 def ref_prefix(name: str) -> str:
     """The folder holding the history of the ref ``name``."""
     return f"{REFS}/{name}"
+
+
+def cache_prefix(function: str, call: str) -> str:
+    """The folder holding the memo entries of one call (``function`` key, ``call`` key)."""
+    return f"{CACHE}/{function}/{call}"
