@@ -645,3 +645,21 @@ def test_module_level_tracked_takes_cache(ledger: Ledger, monkeypatch: pytest.Mo
 
     assert cube(2) == cube(2) == 8
     assert body.calls == 1
+
+
+def test_readme_memoization_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's Memoization example runs as written: the second call is a hit."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Memoization") :]
+    section = section[: section.index("\n## ")]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    monkeypatch.setattr(mlledger.ledger, "_explicit_default", None)
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    exec(compile(block, "README.md", "exec"), namespace)  # our own docs
+    hit = namespace["hit"]
+    assert hit.status == "cached"
+    assert mlledger.Ledger(str(tmp_path / "store")).get(hit.cached_from).status == "finished"
