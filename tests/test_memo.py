@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.servers import StoreSpec
 
 import mlledger
 from mlledger import Ledger
@@ -273,8 +274,9 @@ def test_pickled_value_needs_cache_pickle(ledger: Ledger) -> None:
     safe = ledger.tracked(cache=True)(make)
     trusting = ledger.tracked(cache="pickle")(make)
     assert safe(3) == Point(3)
-    with pytest.warns(LedgerWarning, match="cache='pickle'"):
+    with pytest.warns(LedgerWarning, match="cache='pickle'") as seen:
         assert safe(3) == Point(3)
+    assert seen[0].filename == __file__  # the warning points at the user's call
     assert body.calls == 2
     assert trusting(3) == Point(3)
     assert body.calls == 2
@@ -663,3 +665,43 @@ def test_readme_memoization_block_runs(tmp_path: Path, monkeypatch: pytest.Monke
     hit = namespace["hit"]
     assert hit.status == "cached"
     assert mlledger.Ledger(str(tmp_path / "store")).get(hit.cached_from).status == "finished"
+
+
+@pytest.mark.slow
+def test_hit_and_racing_writers_on_every_store(store_spec: StoreSpec, workdir: Path) -> None:
+    """On memory, local disk, S3 and GCS: a second ledger object (another machine) hits
+    the first one's run with one read, and eight writers of one memo entry at once
+    leave exactly one entry."""
+    from helpers.runs import open_ledger
+
+    first, second = open_ledger(store_spec), open_ledger(store_spec)
+
+    def twice(xs: list[int]) -> list[int]:
+        RAN.append("ran")
+        return [2 * x for x in xs]
+
+    body = Counter()
+    assert first.tracked(cache=True)(twice)([1, 2]) == [2, 4]
+    assert second.tracked(cache=True)(twice)([1, 2]) == [2, 4]
+    assert body.calls == 1
+    assert [r.status for r in open_ledger(store_spec).runs()] == ["cached", "finished"]
+    (key,) = memo_entries(first)
+    _, function, call, _ = key.split("/")
+    entry = CacheIndex(first.store, function, call).read(1)
+    assert entry is not None
+    doc = {k: v for k, v in entry.items() if k != "seal"}
+    fresh = CacheIndex(first.store, function, "0" * 32)
+    created: list[int | None] = []
+    barrier = threading.Barrier(8)
+
+    def write() -> None:
+        barrier.wait()
+        created.append(fresh.add(doc, lambda e: e["run"] == doc["run"]))
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(created, key=str) == [1] + [None] * 7
+    assert fresh.later() == []

@@ -485,6 +485,14 @@ def _json_exact(v: Any, depth: int = 0) -> bool:
     return False
 
 
+#: the package folder (mlledger/): a warning points at the first frame outside it
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
 def _warn(message: str) -> None:
+    """A :class:`LedgerWarning` pointing at the user's call (never raised into it)."""
+    frame, level = inspect.currentframe(), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN_DIR):
+        frame, level = frame.f_back, level + 1
     with contextlib.suppress(Exception):  # warnings as errors: still no break of the call
-        warnings.warn(f"mlledger: {message}", LedgerWarning, stacklevel=5)
+        warnings.warn(f"mlledger: {message}", LedgerWarning, stacklevel=level)
