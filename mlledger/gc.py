@@ -200,7 +200,9 @@ def collect(
     )
     # memo entries of the runs that stay keep their values (a memo's own pickle of a
     # returned tuple is named by nothing else); those of deleted runs go with them
-    kept |= sweep(store, doomed_runs, dry_run=dry_run)
+    kept |= sweep(
+        store, doomed=doomed_runs, known=records, older_than=grace_seconds, dry_run=dry_run
+    )
     sizes: dict[str, int] = {}
     total = 0
     for d, mtime, size in _objects_with_mtime(store):

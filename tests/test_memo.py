@@ -476,6 +476,32 @@ def test_gc_of_the_run_drops_its_entry(ledger: Ledger) -> None:
     assert ledger.verify().ok
 
 
+def test_run_deleted_elsewhere_is_a_miss_with_a_warning(ledger: Ledger) -> None:
+    """A memo entry whose run was deleted some other way (not by this gc) is a miss with
+    a warning, never a cached run naming a run that is gone; gc then drops that entry."""
+    body = Counter()
+
+    @ledger.tracked(cache=True)
+    def halve(x: int) -> float:
+        RAN.append("ran")
+        return x / 2
+
+    halve(8)
+    run_id = ledger.runs()[0].id
+    for key in [k for k in ledger.store.backend.list("runs") if run_id in k]:
+        ledger.store.backend.delete(key)
+    with pytest.warns(LedgerWarning, match=f"run {run_id} it names is no longer in the store"):
+        assert halve(8) == 4.0
+    assert body.calls == 2
+    assert len(memo_entries(ledger)) == 2
+    assert all(r.cached_from is None for r in ledger.runs())
+    ledger.reindex()  # the catalog forgets the deleted run, as every other machine's would
+    ledger.gc(dry_run=False, grace_seconds=0)
+    assert [k.rsplit("/", 1)[1] for k in memo_entries(ledger)] == ["0000000002.json"]
+    assert halve(8) == 4.0
+    assert body.calls == 2
+
+
 def test_gc_keeps_what_a_memo_entry_needs(ledger: Ledger) -> None:
     """gc keeps the memo's own pickle of a returned tuple while the run is kept."""
     body = Counter()

@@ -42,8 +42,9 @@ from ..capture.redact import REDACTED, is_secret_name, redact_text, scrub, secre
 from ..capture.values import encode_redacted, jsonable_scalar, load_value, plain_number
 from ..errors import DamagedEntryError, LedgerError, LedgerWarning, PolicyError, UsageError
 from ..hashing import digest_bytes
-from ..ids import new_run_id, whole_key
+from ..ids import day_path, new_run_id, whole_key
 from ..records import now_iso
+from ..store import Store
 from ..store.cacheindex import CacheIndex, function_key
 from ..store.chain import seal_bytes
 from .active import CURRENT
@@ -267,14 +268,17 @@ class Memo:
         except DamagedEntryError as e:
             first = None
             problems.append(f"its memo entry 1 is damaged ({e.reason})")
+        later: list[int] | None = None
         if first is None and not problems:
-            return None  # never recorded: a plain miss, one read
+            later = index.later()  # entry 1 may have gone with its run (gc), not the rest
+            if not later:
+                return None  # never recorded: a plain miss
         writer.check_policy(*self._why(CURRENT.get()))  # a hit is a run: the policy applies
         if first is not None:
             got = self._answer(ledger, probe, first, problems)
             if got is not None:
                 return got
-        for seq in index.later():
+        for seq in index.later() if later is None else later:
             try:
                 entry = index.read(seq)
             except DamagedEntryError as e:
@@ -300,6 +304,9 @@ class Memo:
             except (LedgerError, OSError, KeyError, TypeError):
                 return None  # gone or unreadable: the call decides what that means
         run_id = entry["run"]
+        if not self._run_exists(store, run_id):
+            problems.append(f"run {run_id} it names is no longer in the store")
+            return None
         for name, art in entry["outputs"].items():
             if not ledger.writer.has_object(art["digest"]):
                 problems.append(
@@ -338,6 +345,15 @@ class Memo:
         except Exception as e:
             _warn(f"the cached call of {self.qualname} could not be recorded ({e!r})")
         return _Hit(value)
+
+    @staticmethod
+    def _run_exists(store: Store, run_id: str) -> bool:
+        """Whether the run's final entry is in the store (a short run's one entry, or the
+        end entry of a longer one): a cached run must name a run that is there."""
+        backend = store.backend
+        return bool(
+            backend.exists(whole_key(run_id)) or backend.exists(f"{day_path(run_id)}/end.json")
+        )
 
     def _why(self, parent: Run | None) -> tuple[str | None, dict[str, Any] | None]:
         """The message and tags of a run of this call (a parent's carried on, as a tracked
@@ -419,7 +435,7 @@ class Memo:
 
             def same(e: dict[str, Any]) -> bool:
                 """An entry that already answers this call (and can)."""
-                if e.get("files") != files:
+                if e.get("files") != files or not self._run_exists(store, e["run"]):
                     return False
                 digests = [a["digest"] for a in e["outputs"].values()]
                 if e["return"].get("kind") == "value":

@@ -8,7 +8,8 @@ append-only history of entries, each created once and sealed
 Entry 1 is read first: most calls have one entry, so a hit is one read.  A call
 gets a later entry when no earlier one could answer it (its stored value was
 deleted, or the files it read have other bytes now); a reader that finds entry
-1 unusable lists the folder and tries the others, newest first.  Two processes
+1 unusable, or gone with its run, lists the folder and tries the others, newest
+first.  Two processes
 that finish the same call at once both try to create the same number: one
 wins, the other reads the winner and stops when it answers the same call.
 
@@ -19,6 +20,7 @@ wins, the other reads the winner and stops when it answers the same call.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from .. import canonical
 from ..errors import DamagedEntryError, NotFoundError
 from ..hashing import digest_bytes
 from ..ids import is_run_id
+from ..records import from_iso
 from . import layout
 from .chain import SEAL, seal, seal_ok
 from .history import ENTRY_RE, History
@@ -114,12 +117,22 @@ def _check(key: str, raw: bytes, algorithm: str) -> dict[str, Any]:
     return doc
 
 
-def sweep(store: Store, doomed_runs: Iterable[str], *, dry_run: bool = False) -> set[str]:
-    """For gc: delete the memo entries that name one of ``doomed_runs`` (unless
-    ``dry_run``), and return every object the other entries name (the values they
-    return and the outputs they restore), which gc keeps.  A later entry of a call
-    whose entry went still answers it; an entry damaged or unreadable is left as it is."""
-    doomed = set(doomed_runs)
+def sweep(
+    store: Store,
+    *,
+    doomed: Iterable[str],
+    known: Iterable[str],
+    older_than: float,
+    dry_run: bool = False,
+) -> set[str]:
+    """For gc: delete the memo entries that name a ``doomed`` run, or a run gc does not
+    know (deleted some other way) in an entry written more than ``older_than`` seconds
+    ago (a younger one may name a run that ended after gc looked); unless ``dry_run``.
+    Returns every object the remaining entries name (the values they return, the
+    outputs they restore), which gc keeps.  A later entry of a call whose entry went
+    still answers it; a damaged entry is left as it is and keeps nothing."""
+    gone, alive = set(doomed), set(known) - set(doomed)
+    now = time.time()
     keys = [k for k in store.backend.list(layout.CACHE) if ENTRY_RE.fullmatch(k.rsplit("/", 1)[-1])]
     kept: set[str] = set()
     for i in range(0, len(keys), 500):
@@ -131,12 +144,21 @@ def sweep(store: Store, doomed_runs: Iterable[str], *, dry_run: bool = False) ->
                 doc = _check(key, raw, store.algorithm)
             except DamagedEntryError:
                 continue  # it answers no call: nothing to keep for it
-            if doc["run"] in doomed:
+            run = doc["run"]
+            if run in gone or (run not in alive and now - _written(doc) >= older_than):
                 if not dry_run:
                     store.backend.delete(key)
                 continue
             kept.update(_named(doc))
     return kept
+
+
+def _written(doc: dict[str, Any]) -> float:
+    """When an entry was written (its ``at``); now when it does not say."""
+    try:
+        return from_iso(doc["at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return time.time()
 
 
 def _named(doc: dict[str, Any]) -> Iterator[str]:
