@@ -131,6 +131,22 @@ def test_param_change_is_a_miss(ledger: Ledger) -> None:
     assert body.calls == 3
 
 
+def test_same_call_however_it_is_written(ledger: Ledger) -> None:
+    """Positional or keyword, a default given or left out, a dict's keys in any order:
+    the same call; a param named in ignore=[...] is left out of the key."""
+    body = Counter()
+
+    @ledger.tracked(cache=True, ignore=["verbose"])
+    def fit(cfg: dict[str, int], lr: float = 0.1, verbose: bool = False) -> float:
+        RAN.append("ran")
+        return cfg["depth"] * lr
+
+    assert fit({"depth": 3, "width": 8}) == pytest.approx(0.3)
+    assert fit(cfg={"width": 8, "depth": 3}, lr=0.1) == pytest.approx(0.3)
+    assert fit({"depth": 3, "width": 8}, 0.1, verbose=True) == pytest.approx(0.3)
+    assert body.calls == 1
+
+
 def test_array_argument_hit_and_change_in_place(ledger: Ledger) -> None:
     """A numpy argument is keyed by its bytes: the same array hits (its input digest is
     the one stored), the array changed in place is a miss."""
