@@ -14,7 +14,8 @@ A **hit** loads the recorded return value (verified), restores the run's output
 files that are missing, and writes one small run entry (``status="cached"``,
 ``cached_from=<run id>``, the original's params, inputs and outputs).  A **miss**
 runs the call as a tracked run and, once it finished, appends a memo entry
-(``store/cacheindex.py``).  A memo entry that cannot answer (its value was
+(``store/cacheindex.py``; what an entry holds and what a hit writes:
+``memoentry.py``).  A memo entry that cannot answer (its value was
 deleted, an entry damaged) is a miss with a :class:`LedgerWarning`; nothing about
 the cache ever raises into the user's code, but a policy that refuses the run.
 """
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
-import pickle
 import time
 import warnings
 from collections.abc import Callable
@@ -38,28 +37,23 @@ from ..capture import arrays
 from ..capture import files as _files
 from ..capture.code import code_identity, function_code, user_modules
 from ..capture.environment import environment
-from ..capture.redact import REDACTED, is_secret_name, redact_text, scrub, secret_attributes
+from ..capture.redact import REDACTED, is_secret_name, redact_text
 from ..capture.values import encode_redacted, jsonable_scalar, load_value, plain_number
 from ..errors import DamagedEntryError, LedgerError, LedgerWarning, PolicyError, UsageError
 from ..hashing import digest_bytes
-from ..ids import day_path, new_run_id, whole_key
 from ..records import now_iso
-from ..store import Store
 from ..store.cacheindex import CacheIndex, function_key
-from ..store.chain import seal_bytes
 from .active import CURRENT
 from .binder import Binder, SelfType
 from .context import RunContext, RunMaker
+from .memoentry import can_answer, entry_doc, return_form, run_exists, write_cached_run
 from .run import Run
-from .state import END_KEYS, START_KEYS
 from .writer import RunWriter
 
 __all__ = ["Memo", "cache_mode"]
 
 #: a string param longer than this is keyed by its digest
 _LONG_STR = 4096
-#: the fields of a cached run's one entry
-_ENTRY_KEYS = tuple(dict.fromkeys((*START_KEYS, *END_KEYS, "cached_from")))
 
 
 def cache_mode(value: Any) -> bool | str:
@@ -304,7 +298,7 @@ class Memo:
             except (LedgerError, OSError, KeyError, TypeError):
                 return None  # gone or unreadable: the call decides what that means
         run_id = entry["run"]
-        if not self._run_exists(store, run_id):
+        if not run_exists(store, run_id):
             problems.append(f"run {run_id} it names is no longer in the store")
             return None
         for name, art in entry["outputs"].items():
@@ -346,15 +340,6 @@ class Memo:
             _warn(f"the cached call of {self.qualname} could not be recorded ({e!r})")
         return _Hit(value)
 
-    @staticmethod
-    def _run_exists(store: Store, run_id: str) -> bool:
-        """Whether the run's final entry is in the store (a short run's one entry, or the
-        end entry of a longer one): a cached run must name a run that is there."""
-        backend = store.backend
-        return bool(
-            backend.exists(whole_key(run_id)) or backend.exists(f"{day_path(run_id)}/end.json")
-        )
-
     def _why(self, parent: Run | None) -> tuple[str | None, dict[str, Any] | None]:
         """The message and tags of a run of this call (a parent's carried on, as a tracked
         call's are)."""
@@ -370,40 +355,19 @@ class Memo:
 
     def _record_hit(self, ledger: RunMaker, probe: _Probe, entry: dict[str, Any]) -> None:
         """Write the cached run's one entry: the original's params, inputs and outputs."""
-        writer = ledger.writer
         parent = CURRENT.get()
         message, tags = self._why(parent)
-        record: dict[str, Any] = {
-            "format": 1,
-            "id": new_run_id(),
-            "name": self.opts.get("name") or probe.code.get("qualname") or self.qualname,
-            "kind": "call",
-            "status": "cached",
-            "cached_from": entry["run"],
-            "started_at": probe.started,
-            "parent_id": parent.id if parent is not None else None,
-            "message": scrub(message) if isinstance(message, str) else message,
-            "tags": {
-                str(k): (REDACTED if is_secret_name(str(k)) else redact_text(str(v)))
-                for k, v in (tags or {}).items()
-            },
-            "params": dict(entry["params"]),
-            "inputs": dict(entry["inputs"]),
-            "outputs": dict(entry["outputs"]),
-            "metric_chunks": 0,
-        }
-        run = Run(writer, record)
-        writer.fill_start(run, probe.code, os.getcwd())
-        run.state.record["ended_at"] = now_iso()
-        run.state.record["resources"] = {"wall_s": round(time.perf_counter() - probe.t0, 6)}
-
-        def build() -> dict[str, Any]:
-            full = run.record
-            return {k: full[k] for k in _ENTRY_KEYS if k in full}
-
-        data = seal_bytes(run.encode_entry(build), writer.store.algorithm)
-        writer.write_entry(whole_key(run.id), data, run)
-        writer.after_run(run)
+        write_cached_run(
+            ledger.writer,
+            entry,
+            name=self.opts.get("name") or probe.code.get("qualname") or self.qualname,
+            code=probe.code,
+            parent=parent,
+            message=message,
+            tags=tags,
+            started=probe.started,
+            took=time.perf_counter() - probe.t0,
+        )
 
     # -- after a miss ----------------------------------------------------------------
     def _remember(self, writer: RunWriter, run: Run, probe: _Probe, result: Any) -> None:
@@ -411,94 +375,16 @@ class Memo:
         try:
             if run.status != "finished" or run.state.detached:
                 return
-            ret = self._return_form(writer, run, result)
+            ret, why = return_form(writer, run, result)
             if ret is None:
+                _warn(f"{self.qualname} is not memoized: {why}")
                 return
-            rec = run.record
-            files = {
-                name: art
-                for name, art in rec["inputs"].items()
-                if art.get("kind") in ("file", "tree") and art.get("path")
-            }
-            doc = {
-                "format": 1,
-                "run": run.id,
-                "function": self.qualname,
-                "at": now_iso(),
-                "params": rec["params"],
-                "inputs": rec["inputs"],
-                "outputs": rec["outputs"],
-                "files": files,
-                "return": ret,
-            }
-            store = writer.store
-
-            def same(e: dict[str, Any]) -> bool:
-                """An entry that already answers this call (and can)."""
-                if e.get("files") != files or not self._run_exists(store, e["run"]):
-                    return False
-                digests = [a["digest"] for a in e["outputs"].values()]
-                if e["return"].get("kind") == "value":
-                    digests.append(e["return"]["digest"])
-                return all(writer.has_object(d) for d in digests)
-
-            CacheIndex(store, probe.function, probe.call).add(doc, same)
+            doc = entry_doc(run, self.qualname, ret)
+            files = doc["files"]
+            index = CacheIndex(writer.store, probe.function, probe.call)
+            index.add(doc, lambda e: e.get("files") == files and can_answer(writer, e))
         except Exception as e:
             _warn(f"the call of {self.qualname} (run {run.id}) is not memoized: {e!r}")
-
-    def _return_form(self, writer: RunWriter, run: Run, result: Any) -> dict[str, Any] | None:
-        """How a hit gives back ``result``: None (with a warning) when it cannot."""
-        if result is None:
-            return {"kind": "none"}
-        art = run.state.outputs.get("return")
-        if art is not None and art.kind in ("file", "tree") and isinstance(result, (str, Path)):
-            kind = "Path" if isinstance(result, Path) else "str"
-            return {"kind": "path", "path": os.fspath(result), "type": kind}
-        if art is None or art.kind != "value":
-            _warn(f"{self.qualname} is not memoized: its return value could not be stored")
-            return None
-        if _exact(art.format, result, art.digest, writer.store.algorithm):
-            return {"kind": "value", "digest": art.digest, "format": art.format}
-        # a tuple, a dataclass, a subclass: its stored form would come back as another type,
-        # so the memo keeps the object's pickle (loaded only with cache="pickle")
-        if secret_attributes(result):
-            _warn(f"{self.qualname} is not memoized: its return value holds secret-named fields")
-            return None
-        data = pickle.dumps(result, protocol=5)
-        digest = writer.put_blob(data, run)
-        return {"kind": "value", "digest": digest, "format": "pickle"}
-
-
-def _exact(fmt: str | None, result: Any, digest: str, algorithm: str) -> bool:
-    """Whether the stored form of ``result`` loads back as an equal value of the same
-    types (JSON without tuples or objects, an exact ndarray, a frame, a tensor)."""
-    if fmt == "json":
-        try:
-            data = canonical.dumps(result)
-        except (TypeError, ValueError):
-            return False
-        # redacted when stored (a secret-named key): the stored value is not the value
-        return digest_bytes(data, algorithm) == digest and _json_exact(result)
-    if fmt == "npy":
-        import numpy as np
-
-        return type(result) is np.ndarray
-    return fmt in ("parquet", "torch")
-
-
-def _json_exact(v: Any, depth: int = 0) -> bool:
-    if depth > 50:
-        return False
-    t = type(v)
-    if t in (str, int, bool) or v is None:
-        return True
-    if t is float:
-        return math.isfinite(v)  # NaN and infinities are stored as text
-    if t is list:
-        return all(_json_exact(x, depth + 1) for x in v)
-    if t is dict:
-        return all(type(k) is str and _json_exact(x, depth + 1) for k, x in v.items())
-    return False
 
 
 #: the package folder (mlledger/): a warning points at the first frame outside it
