@@ -13,10 +13,12 @@ import socket
 from pathlib import Path
 
 __all__ = [
+    "CACHE",
     "DEBUG",
     "DISABLE",
     "URL",
     "cache_dir",
+    "cache_enabled",
     "data_dir",
     "debug",
     "default_url",
@@ -31,6 +33,8 @@ URL = "MLLEDGER_URL"
 DISABLE = "MLLEDGER_DISABLE"
 #: the CLI prints tracebacks (as --debug)
 DEBUG = "MLLEDGER_DEBUG"
+#: set to 0, false or no: a memoized call (``tracked(cache=True)``) never reuses a result
+CACHE = "MLLEDGER_CACHE"
 
 _FALSE = ("", "0", "false", "no")
 
@@ -43,6 +47,13 @@ def _flag(name: str) -> bool:
 def disabled() -> bool:
     """``MLLEDGER_DISABLE`` is set to a true value: track nothing."""
     return _flag(DISABLE)
+
+
+def cache_enabled() -> bool:
+    """Memoized calls may reuse recorded results: ``MLLEDGER_CACHE`` is unset, empty, or
+    anything but 0, false or no."""
+    value = os.environ.get(CACHE)
+    return value is None or value.strip().lower() not in ("0", "false", "no")
 
 
 def debug() -> bool:

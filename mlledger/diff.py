@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import canonical
+from .capture.code import code_identity
 from .errors import LedgerError
 from .hashing import digest_bytes
 from .records import is_config, is_stand_in, param_fields
@@ -270,12 +271,9 @@ def diff_runs(
                     out.append(Change(section, k, old, new, kind="changed"))
             else:
                 _cmp_one(section, k, va, vb, out)
-    code_keys = ("qualname", "source_digest", "closure_digest", "module_digest", "file", "kind")
-    ca = {k: v for k, v in a.code.items() if k in code_keys}
-    cb = {k: v for k, v in b.code.items() if k in code_keys}
-    if a.code.get("modules") != b.code.get("modules"):
-        ca.update({f"module:{k}": v for k, v in _modules(read, a).items()})
-        cb.update({f"module:{k}": v for k, v in _modules(read, b).items()})
+    same_modules = a.code.get("modules") == b.code.get("modules")  # then not read at all
+    ca = code_identity(a.code, {} if same_modules else _modules(read, a), where=True)
+    cb = code_identity(b.code, {} if same_modules else _modules(read, b), where=True)
     _cmp_maps("code", ca, cb, out)
     git_keys = ("commit", "branch", "remote", "dirty", "diff")
     ga = {k: v for k, v in (a.git or {}).items() if k in git_keys}

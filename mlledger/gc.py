@@ -14,6 +14,9 @@ Kept:
 Leftovers of killed writers older than the grace period go too: local temp
 files and unfinished S3 multipart uploads.
 
+Memo entries (``cache/``, see ``store/cacheindex.py``) of deleted runs are deleted
+with them; the objects the other entries name are kept.
+
 A gc that deletes runs then writes ``gc/<id>.json`` (created once) naming
 them, so every other machine's catalog drops them at its next sync.
 """
@@ -37,6 +40,7 @@ from .lineage import traverse
 from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
+from .store.cacheindex import sweep
 from .store.layout import checks_prefix
 from .store.refs import Refs
 from .store.uploads import abandoned_uploads, abort_uploads
@@ -188,6 +192,18 @@ def collect(
         with contextlib.suppress(LedgerError, OSError):
             if store.has(d) and store.kind(d) == "tree":
                 kept.update(e.digest for e in store.read_tree(d).files if e.digest)
+    doomed_runs = sorted(
+        rid
+        for rid, rec in records.items()
+        if rid not in kept_runs
+        and rec.get("status") != "running"
+        and now - id_time(rid).timestamp() >= grace_seconds
+    )
+    # memo entries of the runs that stay keep their values (a memo's own pickle of a
+    # returned tuple is named by nothing else); those of deleted runs go with them
+    kept |= sweep(
+        store, doomed=doomed_runs, known=records, older_than=grace_seconds, dry_run=dry_run
+    )
     sizes: dict[str, int] = {}
     total = 0
     for d, mtime, size in _objects_with_mtime(store):
@@ -197,13 +213,6 @@ def collect(
         sizes[d] = size
     doomed = _spare_live_runs(live, sizes, records)
     freed = sum(sizes[d] for d in doomed)
-    doomed_runs = sorted(
-        rid
-        for rid, rec in records.items()
-        if rid not in kept_runs
-        and rec.get("status") != "running"
-        and now - id_time(rid).timestamp() >= grace_seconds
-    )
     temp = _temp_files(store, now, grace_seconds)
     uploads = abandoned_uploads(store.backend, older_than=grace_seconds, now=now)
     if not dry_run:

@@ -139,6 +139,8 @@ class Ledger:
         """Decorator: every call of the function is a run.
 
         ``@ledger.tracked`` or ``@ledger.tracked(name=..., ignore=[...], capture_files=True)``.
+        ``cache=True`` memoizes it: a call already made returns its recorded value
+        without running (``cache="pickle"`` also loads values stored as pickle).
         """
         return make_tracked(lambda: self, fn, **options)
 

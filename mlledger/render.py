@@ -49,6 +49,7 @@ STATUS_COLORS = {
     "interrupted": "yellow",
     "incomplete": "magenta",
     "running": "cyan",
+    "cached": "blue",
 }
 
 
@@ -263,6 +264,8 @@ def run_text(ledger: Ledger, run: Run, *, packages: bool = False) -> str:
         out.append(f"by         {run.user}@{run.host}")
     if run.parent_id:
         out.append(f"parent     {run.parent_id}")
+    if run.cached_from:
+        out.append(f"cached     from {run.cached_from} (the call did not run)")
     if run.message:
         out.append(f"message    {run.message}")
     if run.tags:

@@ -22,14 +22,21 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..hashing import digest_bytes
 from .redact import strip_url_credentials
 from .values import encode_value
 
-__all__ = ["function_code", "git_state", "source_code", "user_modules"]
+__all__ = [
+    "IDENTITY_KEYS",
+    "code_identity",
+    "function_code",
+    "git_state",
+    "source_code",
+    "user_modules",
+]
 
 _fn_cache: dict[Any, tuple[dict[str, Any], list[str]]] = {}
 _file_digests: dict[tuple[str, str], tuple[tuple[int, int], str]] = {}
@@ -186,6 +193,26 @@ def function_code(fn: Callable[..., Any], algorithm: str) -> tuple[dict[str, Any
         _fn_cache.clear()
     _fn_cache[key] = result
     return result
+
+
+#: the fields of a code record that say which code ran (``file`` says only where it sat)
+IDENTITY_KEYS = ("kind", "qualname", "source_digest", "closure_digest", "module_digest")
+
+
+def code_identity(
+    code: Mapping[str, Any], modules: Mapping[str, str], *, where: bool = False
+) -> dict[str, Any]:
+    """What code ran, as one flat mapping: the function's or cell's identity fields and
+    ``module:<name>`` -> digest of each of the user's own modules loaded then.
+
+    The one notion of code identity: a diff compares it (``where=True`` adds the
+    ``file`` the code sat in, which a diff shows), a memoized call keys on it (without
+    ``file``: the same code run from another folder is the same code).
+    """
+    keys = (*IDENTITY_KEYS, "file") if where else IDENTITY_KEYS
+    out = {k: code[k] for k in keys if k in code}
+    out.update({f"module:{k}": v for k, v in modules.items()})
+    return out
 
 
 def source_code(source: str, kind: str, name: str, algorithm: str) -> dict[str, Any]:

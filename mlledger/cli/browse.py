@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["artifact", "diff", "lineage", "log", "show"]
 
-STATUSES = ("running", "finished", "failed", "interrupted", "incomplete")
+STATUSES = ("running", "finished", "cached", "failed", "interrupted", "incomplete")
 
 
 # ------------------------------------------------------------------------- log

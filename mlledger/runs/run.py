@@ -103,6 +103,13 @@ class Run:
         return str(self.state.record.get("status", "running"))
 
     @property
+    def cached_from(self) -> str | None:
+        """For a memoized call answered from the ledger (``status == "cached"``), the id
+        of the run that did the work; None for every other run."""
+        got = self.state.record.get("cached_from")
+        return str(got) if got else None
+
+    @property
     def status_reason(self) -> str | None:
         """Why a run reads as ``incomplete`` (its process is gone, or silent too long)."""
         reason = self.state.record.get("status_reason")

@@ -13,6 +13,7 @@ from ..capture import files as _files
 from ..errors import LedgerError, LedgerWarning
 from .binder import Binder
 from .context import RunContext, RunMaker, tracked_context
+from .memo import Memo, cache_mode
 
 __all__ = ["make_tracked"]
 
@@ -30,7 +31,7 @@ def make_tracked(
 
 def make_tracked(ledger_getter: Callable[[], RunMaker], fn: Any = None, **opts: Any) -> Any:
     """The machinery behind ``@ledger.tracked`` and ``@mlledger.tracked``."""
-    allowed = {"name", "ignore", "capture_files", "message", "tags"}
+    allowed = {"name", "ignore", "capture_files", "message", "tags", "cache"}
     unknown = set(opts) - allowed
     if unknown:
         raise TypeError(
@@ -60,6 +61,8 @@ def make_tracked(ledger_getter: Callable[[], RunMaker], fn: Any = None, **opts: 
     except (TypeError, ValueError):
         sig = None
     binder = Binder(sig, ignore) if sig is not None else None
+    cache = cache_mode(opts.get("cache"))
+    memo = Memo(fn, binder, cache, opts) if cache else None
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunContext | None:
         params: dict[str, Any] = {}
@@ -78,6 +81,10 @@ def make_tracked(ledger_getter: Callable[[], RunMaker], fn: Any = None, **opts: 
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
             if disabled():
                 return await fn(*args, **kwargs)
+            if memo is not None:
+                return await memo.acall(
+                    ledger_getter, lambda: _safe_start(start, args, kwargs), args, kwargs
+                )
             ctx = _safe_start(start, args, kwargs)
             if ctx is None:
                 return await fn(*args, **kwargs)
@@ -93,6 +100,8 @@ def make_tracked(ledger_getter: Callable[[], RunMaker], fn: Any = None, **opts: 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if disabled():
             return fn(*args, **kwargs)
+        if memo is not None:
+            return memo.call(ledger_getter, lambda: _safe_start(start, args, kwargs), args, kwargs)
         ctx = _safe_start(start, args, kwargs)
         if ctx is None:
             return fn(*args, **kwargs)

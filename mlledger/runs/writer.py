@@ -22,6 +22,7 @@ from .. import canonical
 from .._settings import cache_dir, host_name, user_name
 from ..capture import code as _code
 from ..capture import files as _files
+from ..capture.arrays import array_digest, recall
 from ..capture.environment import environment, process_facts
 from ..capture.redact import REDACTED, is_secret_name, redact_text, redacted_repr
 from ..capture.values import (
@@ -49,6 +50,8 @@ from .state import WrittenRun
 __all__ = ["KNOWN_TTL", "RunWriter", "WrittenRun"]
 
 _MAX_PATH_ARG = 4096
+#: an array param this large is looked for in the store before it is encoded
+_LOOK_MIN = 1 << 20
 #: seconds an object is trusted to exist after this process wrote or saw it
 KNOWN_TTL = 60.0
 
@@ -188,6 +191,13 @@ class RunWriter:
                         run.state.inputs[k] = art
                     return {"type": "str", "len": len(s), "digest": art.digest}
                 return redact_text(s)  # a database URL keeps no password
+            # an array already stored (passed again, or hashed for a memoized call's key)
+            # is not encoded again: one pass over its buffer, no copy
+            fast = recall(v) or array_digest(v, self.store.algorithm)
+            if fast is not None and self.has_object(fast[0], look=fast[1] >= _LOOK_MIN):
+                if inputs:
+                    run.state.inputs[k] = Artifact(fast[0], fast[1], "value", format="npy")
+                return {**describe(v), "digest": fast[0]}
             enc = encode_redacted(v)
             if enc is None:
                 run.state.warn(
@@ -195,7 +205,8 @@ class RunWriter:
                     "recorded as type and redacted repr"
                 )
                 return {"type": describe(v)["type"], "repr": _safe_repr(v, run, k)}
-            art = self.store_encoded(enc, run)
+            known = fast[0] if fast is not None and fast[1] == len(enc.data) else None
+            art = self.store_encoded(enc, run, known if enc.format == "npy" else None)
             if inputs:
                 run.state.inputs[k] = art
             if enc.format == "json" and len(enc.data) <= self.inline_limit:
@@ -314,9 +325,27 @@ class RunWriter:
             return None
         return self.store_encoded(enc, run)
 
-    def store_encoded(self, enc: Encoded, run: WrittenRun | None) -> Artifact:
-        d = self.put_blob(enc.data, run)
+    def store_encoded(
+        self, enc: Encoded, run: WrittenRun | None, digest: str | None = None
+    ) -> Artifact:
+        d = self.put_blob(enc.data, run, digest)
         return Artifact(d, len(enc.data), "value", format=enc.format)
+
+    def has_object(self, digest: str, *, look: bool = True) -> bool:
+        """Whether the store holds ``digest``: known from a recent write or sighting, else
+        (with ``look``) asked of the store; a store that cannot answer says no."""
+        now = time.monotonic()
+        if now - self.known.get(digest, -KNOWN_TTL) < KNOWN_TTL:
+            return True
+        if not look:
+            return False
+        try:
+            found = self.store.has(digest)
+        except (LedgerError, OSError):
+            return False
+        if found:
+            self.known[digest] = now
+        return found
 
     def put_blob(self, data: bytes, run: WrittenRun | None, digest: str | None = None) -> str:
         """Store ``data`` (its ``digest`` when the caller knows it) unless written lately."""

@@ -9,6 +9,7 @@ Layout under the root URL::
     policy/<seq>.json              each change of the store's policy
     checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
+    cache/<function>/<call>/<seq>.json   which finished run answers a memoized call
     tmp/                           local stores only: unfinished writes
 
 And under mlledger's cache folder (``_settings.cache_dir()``), which any
@@ -22,6 +23,7 @@ from ..hashing import parse_digest
 from ..ids import day_path
 
 __all__ = [
+    "CACHE",
     "CATALOGS",
     "CHECKS",
     "CONFIG_KEY",
@@ -32,6 +34,7 @@ __all__ = [
     "RUNS",
     "STATCACHE",
     "TMP",
+    "cache_prefix",
     "check_key",
     "checks_prefix",
     "digest_of_key",
@@ -56,6 +59,8 @@ CHECKS = "checks"
 GC = "gc"
 #: unfinished writes of a local store
 TMP = "tmp"
+#: the memo index: one append-only history per (function, call key)
+CACHE = "cache"
 
 #: the stat cache file, under the cache folder
 STATCACHE = "statcache.sqlite3"
@@ -99,3 +104,8 @@ def checks_prefix(run_id: str) -> str:
 def check_key(run_id: str, report_id: str) -> str:
     """The key of one check report of ``run_id`` (``report_id`` sorts by time)."""
     return f"{checks_prefix(run_id)}/{report_id}.json"
+
+
+def cache_prefix(function: str, call: str) -> str:
+    """The folder holding the memo entries of one call (``function`` key, ``call`` key)."""
+    return f"{CACHE}/{function}/{call}"
