@@ -14,6 +14,7 @@ from .._fmt import one_line
 from .._settings import DEBUG, URL
 from ..errors import IntegrityError, LedgerError
 from .browse import artifact, diff, lineage, log, show
+from .imports import import_group
 from .maintain import gc, init, reindex, restore, sync, verify
 from .options import parse_storage_options
 from .policy import policy
@@ -178,12 +179,13 @@ def cli(
     ctx.obj = State(url, options, color)
 
 
-# the commands by area: browse.py, maintain.py, refs.py, run.py
+# the commands by area: browse.py, maintain.py, refs.py, run.py, imports.py
 for _command in (artifact, diff, lineage, log, show, gc, init, reindex, restore, sync, verify):
     cli.add_command(_command)
 cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)
+cli.add_command(import_group)
 
 
 def main() -> None:

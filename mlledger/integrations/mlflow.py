@@ -1,0 +1,478 @@
+"""``mlledger import mlflow``: an MLflow tracking store brought into the ledger.
+
+The store is read through MLflow's own client (the ``mlflow`` extra:
+``mlflow-skinny``; ``sqlalchemy`` and ``alembic`` too for a database), never by
+parsing its files: a ``./mlruns`` folder, a ``sqlite:///`` database, or any
+tracking URI the client reads.  Each active run of each active experiment
+becomes an ordinary run entry (``runs/imported.py``):
+
+- params, typed where the text is a number (``"0.1"`` is 0.1), secrets redacted;
+- every metric's whole history (step, value, time), ordered by step then time,
+  so its last value is the one MLflow shows;
+- tags as they are, plus ``mlflow.run_id``, ``mlflow.experiment`` (the name),
+  ``mlflow.experiment_id`` and ``mlflow.source_uri``; the note
+  (``mlflow.note.content``) is the run's message, ``mlflow.parentRunId`` its
+  parent when that run is imported too;
+- artifacts: each top-level file or folder an output by its artifact path,
+  stored by digest;
+- start and end times, user, status (FINISHED → finished, FAILED → failed,
+  KILLED → interrupted, RUNNING or SCHEDULED → incomplete).
+
+Idempotent: a run's id comes from its MLflow run id and start time, and a run
+whose entries exist is skipped before anything is read for it, so a second
+import adds nothing (a run imported while RUNNING stays as it was then).
+Bad input raises one clear error naming the path: not an MLflow store, a
+database of a schema this MLflow does not read.  A run folder without its
+``meta.yaml`` (a run cut short while MLflow created it) is skipped with a
+warning naming the file; MLflow's client passes over it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import attrs
+
+from ..capture.redact import REDACTED, is_secret_name, redact_text
+from ..errors import FormatError, LedgerError, MissingExtraError, NotFoundError
+from ..ids import fixed_run_id
+from ..records import Artifact, to_iso
+from ..runs.imported import is_imported, write_past_run
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+    from ..runs.metrics import Column
+
+__all__ = ["ImportReport", "import_mlflow", "mlflow_run_id"]
+
+#: MLflow's run statuses and ours
+STATUS = {
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "interrupted",
+    "RUNNING": "incomplete",
+    "SCHEDULED": "incomplete",
+}
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")  # no "007", "1."
+_RUN_FOLDER = re.compile(r"[0-9a-f]{32}")
+_PAGE = 1000
+_HINT = "pip install 'mlledger[mlflow]'"
+
+
+@attrs.frozen
+class ImportReport:
+    """What an import did: the ledger's ids of the runs it wrote, the MLflow run ids it
+    found already imported, how many experiments and artifacts, and its warnings."""
+
+    source: str
+    experiments: int
+    imported: tuple[str, ...]
+    skipped: tuple[str, ...]
+    artifacts: int
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(self).items()}
+
+
+def mlflow_run_id(mlflow_id: str, start_ms: int) -> str:
+    """The ledger's id of the MLflow run ``mlflow_id`` that started at ``start_ms``."""
+    return fixed_run_id(max(0, start_ms), f"mlflow:{mlflow_id}".encode())
+
+
+def import_mlflow(
+    ledger: Ledger,
+    uri: str | os.PathLike[str],
+    *,
+    experiments: Sequence[str] | None = None,
+    artifacts: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import the MLflow tracking store at ``uri`` (a folder, a database file, a tracking
+    URI) into ``ledger``.  ``experiments``: only these (names or ids); ``artifacts=False``
+    leaves artifacts out; ``progress(done, total)`` is called after each run.
+    """
+    source, root = _resolve(os.fspath(uri))
+    warns: list[str] = []
+    with _file_store_allowed(), _mlflow_warnings(warns):
+        client = _client(source)
+        try:
+            exps = {e.experiment_id: e.name for e in _experiments(client)}
+        except LedgerError:
+            raise
+        except Exception as e:
+            raise _refused(source, e) from e
+        if experiments is not None:
+            wanted = set(experiments)
+            exps = {i: n for i, n in exps.items() if i in wanted or n in wanted}
+            missing = wanted - set(exps) - set(exps.values())
+            if missing:
+                raise NotFoundError(
+                    f"no active experiment {', '.join(sorted(missing))!s} in {source}; "
+                    f"the store has: {', '.join(sorted(exps.values())) or 'none'}"
+                )
+        if root is not None:
+            warns.extend(_half_written(root, exps))
+        try:
+            runs = list(_runs(client, list(exps)))
+        except Exception as e:
+            raise _refused(source, e) from e
+        ids = {r.info.run_id: mlflow_run_id(r.info.run_id, r.info.start_time or 0) for r in runs}
+        writer = ledger.writer
+        ledger.catalog  # noqa: B018 - opened, so each run written is in it at once
+        imported: list[str] = []
+        skipped: list[str] = []
+        n_art = 0
+        shown = _redact_uri(source)
+        job = _Job(client, ledger, ids, exps, shown, artifacts)
+        # oldest first: a parent is written before its children
+        runs.sort(key=lambda r: (r.info.start_time or 0, ids[r.info.run_id]))
+        for i, r in enumerate(runs):
+            rid = ids[r.info.run_id]
+            if is_imported(writer, rid):
+                skipped.append(r.info.run_id)
+            else:
+                rec, cols, outs, rwarn = _convert(job, r, rid)
+                n_art += len(outs)
+                warns.extend(f"run {r.info.run_id}: {w}" for w in rwarn)
+                if write_past_run(writer, rec, cols):
+                    imported.append(rid)
+                else:
+                    skipped.append(r.info.run_id)
+            if progress is not None:
+                progress(i + 1, len(runs))
+    from ..late import flush_all
+
+    flush_all()  # the back-dated days are marked for every catalog now, not in a second
+    return ImportReport(shown, len(exps), tuple(imported), tuple(skipped), n_art, tuple(warns))
+
+
+# -- the source -------------------------------------------------------------------------
+def _resolve(uri: str) -> tuple[str, str | None]:
+    """The tracking URI for MLflow's client and, for a file store, its folder; checks that
+    a local folder or database is an MLflow store before MLflow sees it (it would create
+    a new, empty one)."""
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if len(scheme) == 1 or scheme == "":  # a path (a Windows drive letter is no scheme)
+        path = os.path.abspath(uri)
+        if os.path.isfile(path):
+            _check_database(path)
+            return f"sqlite:///{path}", None
+        _check_folder(path)
+        return path, path
+    if scheme == "file":
+        path = os.path.abspath(unquote(parsed.path))
+        _check_folder(path)
+        return uri, path
+    if scheme == "sqlite":
+        path = unquote(uri.split("://", 1)[1])
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+        if path and path != ":memory:":
+            _check_database(os.path.abspath(path))
+        return uri, None
+    return uri, None  # a tracking server, another database: its client says what is wrong
+
+
+def _check_folder(path: str) -> None:
+    if not os.path.exists(path):
+        raise NotFoundError(f"no MLflow store at {path}: no such folder; give the mlruns folder")
+    if not os.path.isdir(path):
+        raise FormatError(f"{path} is not an MLflow store: not a folder nor a database")
+    with os.scandir(path) as it:
+        if any(e.is_dir() and os.path.isfile(os.path.join(e.path, "meta.yaml")) for e in it):
+            return
+    raise FormatError(
+        f"{path} is not an MLflow tracking store: no experiment folder with a meta.yaml in it; "
+        "give the mlruns folder (or a sqlite:/// URI)"
+    )
+
+
+def _check_database(path: str) -> None:
+    if not os.path.isfile(path):
+        raise NotFoundError(f"no MLflow database at {path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head != b"SQLite format 3\x00":
+        raise FormatError(f"{path} is not an MLflow store: not an SQLite database nor a folder")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise FormatError(f"{path}: cannot read the database ({e})") from e
+    if not {"alembic_version", "experiments", "runs"} <= tables:
+        raise FormatError(
+            f"{path} is an SQLite database but not an MLflow tracking store "
+            "(no experiments, runs and alembic_version tables)"
+        )
+
+
+@contextlib.contextmanager
+def _file_store_allowed() -> Iterator[None]:
+    """MLflow 3 refuses to open a file store unless told (reading one to move off it is
+    what it asks users to do), and draws a progress bar per artifact: both set while the
+    import reads, and put back."""
+    settings = {"MLFLOW_ALLOW_FILE_STORE": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    old = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _Collect(logging.Filter):
+    """Keeps what MLflow's reader warns about on the root logger (a malformed experiment
+    folder, with a traceback) as lines of the report, and drops it there."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__()
+        self.into = into
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}mlflow{os.sep}" not in record.pathname:
+            return True  # somebody else's record: untouched
+        if record.levelno >= logging.WARNING:
+            with contextlib.suppress(Exception):
+                self.into.append("MLflow: " + " ".join(record.getMessage().split())[:300])
+        return False
+
+
+@contextlib.contextmanager
+def _mlflow_warnings(into: list[str]) -> Iterator[None]:
+    """While the import reads: MLflow's warnings on the root logger become report lines."""
+    root = logging.getLogger()
+    keep = _Collect(into)
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _client(source: str) -> Any:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as e:
+        raise MissingExtraError(f"importing from MLflow needs its client: {_HINT}") from e
+    try:
+        return MlflowClient(tracking_uri=source)
+    except Exception as e:
+        raise _refused(source, e) from e
+
+
+def _refused(source: str, e: Exception) -> LedgerError:
+    """MLflow's own refusal of the store, as one line naming it."""
+    if isinstance(e, LedgerError):
+        return e
+    if isinstance(e, ImportError):
+        return MissingExtraError(f"reading {_redact_uri(source)} needs {e.name or e}: {_HINT}")
+    text = " ".join(str(e).split())
+    first = text.split(". ")[0]
+    what = _redact_uri(source.removeprefix("sqlite:///"))
+    if "schema" in text:
+        return FormatError(
+            f"{what}: MLflow cannot read this database ({first}); upgrade it with "
+            "'mlflow db upgrade', or install the MLflow version that wrote it"
+        )
+    return FormatError(f"{what}: MLflow cannot read this store ({first})")
+
+
+def _redact_uri(uri: str) -> str:
+    return redact_text(uri)
+
+
+def _experiments(client: Any) -> list[Any]:
+    from mlflow.entities import ViewType
+
+    return list(client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=50000))
+
+
+def _runs(client: Any, experiment_ids: list[str]) -> Iterator[Any]:
+    if not experiment_ids:
+        return
+    from mlflow.entities import ViewType
+
+    token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids, run_view_type=ViewType.ACTIVE_ONLY, max_results=_PAGE, page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _half_written(root: str, exps: dict[str, str]) -> list[str]:
+    """A warning for each run folder of a file store that has no meta.yaml."""
+    out = []
+    for exp_id in sorted(exps):
+        folder = os.path.join(root, exp_id)
+        with contextlib.suppress(OSError), os.scandir(folder) as it:
+            for e in sorted(it, key=lambda e: e.name):
+                meta = os.path.join(e.path, "meta.yaml")
+                if e.is_dir() and _RUN_FOLDER.fullmatch(e.name) and not os.path.exists(meta):
+                    out.append(f"skipped a half-written run: {meta} is missing")
+    return out
+
+
+# -- one run ----------------------------------------------------------------------------
+@attrs.frozen
+class _Job:
+    """What converting one run needs: the client, the ledger, the ids and names known."""
+
+    client: Any
+    ledger: Ledger
+    ids: dict[str, str]  # MLflow run id -> ledger run id
+    exps: dict[str, str]  # experiment id -> name
+    source: str  # the store's URI as shown
+    artifacts: bool
+
+
+def _convert(
+    job: _Job, r: Any, rid: str
+) -> tuple[dict[str, Any], dict[str, Column], dict[str, Artifact], list[str]]:
+    """The run record, metric columns, outputs and warnings of the MLflow run ``r``."""
+    client, ids, exps, source = job.client, job.ids, job.exps, job.source
+    info, data = r.info, r.data
+    warns: list[str] = []
+    tags = {str(k): _text(k, v) for k, v in data.tags.items()}
+    tags["mlflow.run_id"] = info.run_id
+    tags["mlflow.experiment_id"] = str(info.experiment_id)
+    tags["mlflow.experiment"] = exps.get(info.experiment_id, str(info.experiment_id))
+    tags["mlflow.source_uri"] = source
+    status = STATUS.get(str(info.status), "incomplete")
+    if status == "incomplete":
+        warns.append(f"imported while MLflow had it as {info.status}")
+    name = info.run_name or data.tags.get("mlflow.runName") or "mlflow-run"
+    rec: dict[str, Any] = {
+        "format": 1,
+        "id": rid,
+        "name": str(name),
+        "kind": "imported",
+        "status": status,
+        "started_at": _iso(info.start_time),
+        "ended_at": _iso(info.end_time) if info.end_time else None,
+        "parent_id": ids.get(data.tags.get("mlflow.parentRunId", "")),
+        "message": tags.get("mlflow.note.content"),
+        "tags": tags,
+        "params": {str(k): _param(k, v) for k, v in data.params.items()},
+        "user": info.user_id or data.tags.get("mlflow.user"),
+        "host": None,
+        "code": _code(name, data.tags),
+    }
+    git = _git(data.tags)
+    if git:
+        rec["git"] = git
+    if info.start_time and info.end_time:
+        rec["resources"] = {"wall_s": max(0.0, (info.end_time - info.start_time) / 1000)}
+    if status in ("failed", "interrupted"):
+        rec["error"] = {
+            "type": f"mlflow.{info.status}",
+            "message": f"MLflow recorded the run as {info.status} (it keeps no error message)",
+            "traceback": "",
+        }
+    cols: dict[str, Column] = {}
+    for key in sorted(data.metrics):
+        hist = sorted(
+            client.get_metric_history(info.run_id, key), key=lambda m: (m.step, m.timestamp)
+        )
+        cols[str(key)] = (
+            [int(m.step) for m in hist],
+            [float(m.value) for m in hist],
+            [m.timestamp / 1000 for m in hist],
+        )
+    outs: dict[str, Artifact] = {}
+    if job.artifacts:
+        try:
+            outs = _artifacts(client, info, job.ledger)
+        except LedgerError:
+            raise
+        except Exception as e:
+            warns.append(f"artifacts not imported: {' '.join(str(e).split())[:200]}")
+    rec["outputs"] = {k: a.to_json() for k, a in outs.items()}
+    rec["inputs"] = {}
+    rec["warnings"] = warns
+    return rec, cols, outs, warns
+
+
+def _artifacts(client: Any, info: Any, ledger: Ledger) -> dict[str, Artifact]:
+    """Each top-level artifact of the run, downloaded by MLflow's client and stored."""
+    top = client.list_artifacts(info.run_id)
+    if not top:
+        return {}
+    out: dict[str, Artifact] = {}
+    base = str(info.artifact_uri or "").rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="mlledger-mlflow-") as tmp:
+        for f in sorted(top, key=lambda f: f.path):
+            local = client.download_artifacts(info.run_id, f.path, dst_path=tmp)
+            got = ledger.store.put(local)
+            out[f.path] = Artifact(
+                got.digest,
+                got.size,
+                got.kind,
+                path=f"{redact_text(base)}/{f.path}" if base else f.path,
+                files=got.files if got.kind == "tree" else None,
+            )
+    return out
+
+
+def _param(k: Any, v: Any) -> Any:
+    """An MLflow param's text as a number where it is one (secrets redacted)."""
+    if is_secret_name(str(k)):
+        return REDACTED
+    s = str(v)
+    if _INT.fullmatch(s):
+        n = int(s)
+        return n if abs(n) < 1 << 53 else s  # beyond a float's exact range: keep the text
+    if _FLOAT.fullmatch(s):
+        return float(s)
+    return redact_text(s)
+
+
+def _text(k: Any, v: Any) -> str:
+    return REDACTED if is_secret_name(str(k)) else redact_text(str(v))
+
+
+def _iso(ms: int | None) -> str:
+    t = _dt.datetime.fromtimestamp(max(0, ms or 0) / 1000, tz=_dt.timezone.utc)
+    return to_iso(t)
+
+
+def _code(name: Any, tags: dict[str, str]) -> dict[str, Any]:
+    code: dict[str, Any] = {"kind": "mlflow", "qualname": str(name)}
+    src = tags.get("mlflow.source.name")
+    if src:
+        code["file"] = redact_text(src)
+    return code
+
+
+def _git(tags: dict[str, str]) -> dict[str, Any]:
+    git: dict[str, Any] = {}
+    for ours, theirs in (
+        ("commit", "mlflow.source.git.commit"),
+        ("branch", "mlflow.source.git.branch"),
+        ("remote", "mlflow.source.git.repoURL"),
+    ):
+        if tags.get(theirs):
+            git[ours] = redact_text(tags[theirs])
+    return git
