@@ -66,6 +66,8 @@ _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")  # no "007", "1."
 _RUN_FOLDER = re.compile(r"[0-9a-f]{32}")
 _PAGE = 1000
+#: runs added to the catalog in one transaction
+_INDEX_BATCH = 500
 _HINT = "pip install 'mlledger[mlflow]'"
 
 
@@ -132,9 +134,10 @@ def import_mlflow(
         ledger.catalog  # noqa: B018 - opened, so each run written is in it at once
         imported: list[str] = []
         skipped: list[str] = []
+        batch: list[dict[str, Any]] = []  # written, not in the catalog yet
         n_art = 0
         shown = _redact_uri(source)
-        job = _Job(client, ledger, ids, exps, shown, artifacts)
+        job = _Job(client, ledger, ids, exps, shown, artifacts, source)
         # oldest first: a parent is written before its children
         runs.sort(key=lambda r: (r.info.start_time or 0, ids[r.info.run_id]))
         for i, r in enumerate(runs):
@@ -145,16 +148,30 @@ def import_mlflow(
                 rec, cols, outs, rwarn = _convert(job, r, rid)
                 n_art += len(outs)
                 warns.extend(f"run {r.info.run_id}: {w}" for w in rwarn)
-                if write_past_run(writer, rec, cols):
-                    imported.append(rid)
-                else:
+                written = write_past_run(writer, rec, cols)
+                if written is None:
                     skipped.append(r.info.run_id)
+                else:
+                    imported.append(rid)
+                    batch.append(written)
+                if len(batch) >= _INDEX_BATCH:
+                    _index(writer, batch)
             if progress is not None:
                 progress(i + 1, len(runs))
+        _index(writer, batch)
     from ..late import flush_all
 
     flush_all()  # the back-dated days are marked for every catalog now, not in a second
     return ImportReport(shown, len(exps), tuple(imported), tuple(skipped), n_art, tuple(warns))
+
+
+def _index(writer: Any, batch: list[dict[str, Any]]) -> None:
+    """Add the records written to the ledger's catalog in one transaction (a cache: a
+    failure here leaves them for the next sync to find), and empty ``batch``."""
+    if batch and writer.index is not None:
+        with contextlib.suppress(Exception):
+            writer.index.add_records(batch, in_transaction=False)
+    batch.clear()
 
 
 # -- the source -------------------------------------------------------------------------
@@ -346,6 +363,7 @@ class _Job:
     exps: dict[str, str]  # experiment id -> name
     source: str  # the store's URI as shown
     artifacts: bool
+    uri: str  # the tracking URI itself
 
 
 def _convert(
@@ -404,7 +422,7 @@ def _convert(
     outs: dict[str, Artifact] = {}
     if job.artifacts:
         try:
-            outs = _artifacts(client, info, job.ledger)
+            outs = _artifacts(info, job.ledger, job.uri)
         except LedgerError:
             raise
         except Exception as e:
@@ -415,25 +433,38 @@ def _convert(
     return rec, cols, outs, warns
 
 
-def _artifacts(client: Any, info: Any, ledger: Ledger) -> dict[str, Artifact]:
-    """Each top-level artifact of the run, downloaded by MLflow's client and stored."""
-    top = client.list_artifacts(info.run_id)
-    if not top:
-        return {}
-    out: dict[str, Artifact] = {}
+def _artifacts(info: Any, ledger: Ledger, tracking_uri: str) -> dict[str, Artifact]:
+    """Each top-level artifact of the run, listed and downloaded by MLflow's artifact
+    repository for the run's artifact URI (no second read of the run), and stored."""
     base = str(info.artifact_uri or "").rstrip("/")
+    if not base:
+        return {}
+    repo = _artifact_repository(base, tracking_uri)
+    top = repo.list_artifacts()
+    out: dict[str, Artifact] = {}
+    if not top:
+        return out
     with tempfile.TemporaryDirectory(prefix="mlledger-mlflow-") as tmp:
         for f in sorted(top, key=lambda f: f.path):
-            local = client.download_artifacts(info.run_id, f.path, dst_path=tmp)
+            local = repo.download_artifacts(f.path, dst_path=tmp)
             got = ledger.store.put(local)
             out[f.path] = Artifact(
                 got.digest,
                 got.size,
                 got.kind,
-                path=f"{redact_text(base)}/{f.path}" if base else f.path,
+                path=f"{redact_text(base)}/{f.path}",
                 files=got.files if got.kind == "tree" else None,
             )
     return out
+
+
+def _artifact_repository(uri: str, tracking_uri: str) -> Any:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:  # MLflow 3 resolves mlflow-artifacts:/ URIs against the tracking URI given
+        return get_artifact_repository(uri, tracking_uri=tracking_uri)
+    except TypeError:  # MLflow 2: the URI alone
+        return get_artifact_repository(uri)
 
 
 def _param(k: Any, v: Any) -> Any:

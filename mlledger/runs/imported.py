@@ -32,17 +32,20 @@ CHUNK_VALUES = 20_000
 _TAIL_VALUES = 200
 
 
-def write_past_run(writer: RunWriter, record: dict[str, Any], metrics: dict[str, Column]) -> bool:
+def write_past_run(
+    writer: RunWriter, record: dict[str, Any], metrics: dict[str, Column]
+) -> dict[str, Any] | None:
     """Write the ended run ``record`` (its id, times, status, params, tags, outputs...)
     with the metric columns ``metrics`` (steps, values, times in seconds, in order).
 
-    Returns False when the run is in the store already (nothing is written).
-    Objects the record names (outputs) must be stored before.
+    Returns the record as a catalog reads it from the store (for the caller to index),
+    or None when the run is in the store already (nothing is written).  Objects the
+    record names (outputs) must be stored before.
     """
     rid = record["id"]
     base = day_path(rid)
     if writer.read_entry(f"{base}/end.json") is not None:
-        return False
+        return None
     resume = writer.read_entry(f"{base}/start.json") is not None
     rec = dict(record)
     stats: dict[str, list[Any]] = {}
@@ -86,9 +89,7 @@ def write_past_run(writer: RunWriter, record: dict[str, Any], metrics: dict[str,
     end = {k: rec[k] for k in END_KEYS if k in rec}
     end["entries"] = dict(entries)
     writer.write_entry(f"{base}/end.json", seal(end, algo), None)
-    if writer.index is not None:  # this ledger's catalog shows it at once, as a sync reads it
-        writer.index.add_run({**start, **end})
-    return True
+    return {**start, **end}
 
 
 def _chunk_doc(cols: dict[str, Column]) -> dict[str, Any]:
