@@ -91,7 +91,8 @@ def _command_lines() -> list[list[str]]:
     import shlex
 
     (block,) = _blocks("The command line", "bash")
-    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    blocks = [block, *_blocks("Use with other tools", "bash")]
+    return [shlex.split(ln, comments=True) for b in blocks for ln in b.splitlines() if ln.strip()]
 
 
 @pytest.mark.parametrize("argv", _command_lines(), ids=lambda a: " ".join(a[:3]))
