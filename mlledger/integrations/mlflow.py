@@ -394,8 +394,7 @@ def _convert(
         "message": tags.get("mlflow.note.content"),
         "tags": tags,
         "params": {str(k): _param(k, v) for k, v in data.params.items()},
-        "user": info.user_id or data.tags.get("mlflow.user"),
-        "host": None,
+        "user": info.user_id or data.tags.get("mlflow.user") or "",
         "code": _code(name, data.tags),
     }
     git = _git(data.tags)
