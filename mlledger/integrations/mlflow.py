@@ -31,22 +31,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import logging
 import os
 import re
-import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 import attrs
 
 from ..capture.redact import REDACTED, is_secret_name, redact_text
-from ..errors import FormatError, LedgerError, MissingExtraError, NotFoundError
+from ..errors import LedgerError, NotFoundError
 from ..ids import fixed_run_id
+from ..late import flush_all
 from ..records import Artifact, to_iso
 from ..runs.imported import is_imported, write_past_run
+from . import mlflow_store as store
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -64,11 +63,8 @@ STATUS = {
 }
 _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")  # no "007", "1."
-_RUN_FOLDER = re.compile(r"[0-9a-f]{32}")
-_PAGE = 1000
 #: runs added to the catalog in one transaction
 _INDEX_BATCH = 500
-_HINT = "pip install 'mlledger[mlflow]'"
 
 
 @attrs.frozen
@@ -104,16 +100,16 @@ def import_mlflow(
     URI) into ``ledger``.  ``experiments``: only these (names or ids); ``artifacts=False``
     leaves artifacts out; ``progress(done, total)`` is called after each run.
     """
-    source, root = _resolve(os.fspath(uri))
+    source, root = store.resolve(os.fspath(uri))
     warns: list[str] = []
-    with _file_store_allowed(), _mlflow_warnings(warns):
-        client = _client(source)
+    with store.file_store_allowed(), store.mlflow_warnings(warns):
+        client = store.client(source)
         try:
-            exps = {e.experiment_id: e.name for e in _experiments(client)}
+            exps = {e.experiment_id: e.name for e in store.experiments(client)}
         except LedgerError:
             raise
         except Exception as e:
-            raise _refused(source, e) from e
+            raise store.refused(source, e) from e
         if experiments is not None:
             wanted = set(experiments)
             exps = {i: n for i, n in exps.items() if i in wanted or n in wanted}
@@ -124,11 +120,11 @@ def import_mlflow(
                     f"the store has: {', '.join(sorted(exps.values())) or 'none'}"
                 )
         if root is not None:
-            warns.extend(_half_written(root, exps))
+            warns.extend(store.half_written(root, exps))
         try:
-            runs = list(_runs(client, list(exps)))
+            runs = list(store.runs(client, list(exps)))
         except Exception as e:
-            raise _refused(source, e) from e
+            raise store.refused(source, e) from e
         ids = {r.info.run_id: mlflow_run_id(r.info.run_id, r.info.start_time or 0) for r in runs}
         writer = ledger.writer
         ledger.catalog  # noqa: B018 - opened, so each run written is in it at once
@@ -136,32 +132,36 @@ def import_mlflow(
         skipped: list[str] = []
         batch: list[dict[str, Any]] = []  # written, not in the catalog yet
         n_art = 0
-        shown = _redact_uri(source)
+        shown = store.redact_uri(source)
         job = _Job(client, ledger, ids, exps, shown, artifacts, source)
         # oldest first: a parent is written before its children
         runs.sort(key=lambda r: (r.info.start_time or 0, ids[r.info.run_id]))
-        for i, r in enumerate(runs):
-            rid = ids[r.info.run_id]
-            if is_imported(writer, rid):
-                skipped.append(r.info.run_id)
-            else:
-                rec, cols, outs, rwarn = _convert(job, r, rid)
-                n_art += len(outs)
-                warns.extend(f"run {r.info.run_id}: {w}" for w in rwarn)
-                written = write_past_run(writer, rec, cols)
-                if written is None:
+        try:
+            for i, r in enumerate(runs):
+                rid = ids[r.info.run_id]
+                if is_imported(writer, rid):
                     skipped.append(r.info.run_id)
                 else:
-                    imported.append(rid)
-                    batch.append(written)
-                if len(batch) >= _INDEX_BATCH:
-                    _index(writer, batch)
-            if progress is not None:
-                progress(i + 1, len(runs))
-        _index(writer, batch)
-    from ..late import flush_all
-
-    flush_all()  # the back-dated days are marked for every catalog now, not in a second
+                    rec, cols, outs, rwarn = _convert(job, r, rid)
+                    n_art += len(outs)
+                    warns.extend(f"run {r.info.run_id}: {w}" for w in rwarn)
+                    written = write_past_run(writer, rec, cols)
+                    if written is None:
+                        skipped.append(r.info.run_id)
+                    else:
+                        imported.append(rid)
+                        batch.append(written)
+                    if len(batch) >= _INDEX_BATCH:
+                        _index(writer, batch)
+                if progress is not None:
+                    progress(i + 1, len(runs))
+        except LedgerError:
+            raise
+        except Exception as e:  # MLflow's client failed on a run: the runs before it stay
+            raise store.refused(source, e) from e
+        finally:
+            _index(writer, batch)
+            flush_all()  # the back-dated days are marked for every catalog now
     return ImportReport(shown, len(exps), tuple(imported), tuple(skipped), n_art, tuple(warns))
 
 
@@ -172,184 +172,6 @@ def _index(writer: Any, batch: list[dict[str, Any]]) -> None:
         with contextlib.suppress(Exception):
             writer.index.add_records(batch, in_transaction=False)
     batch.clear()
-
-
-# -- the source -------------------------------------------------------------------------
-def _resolve(uri: str) -> tuple[str, str | None]:
-    """The tracking URI for MLflow's client and, for a file store, its folder; checks that
-    a local folder or database is an MLflow store before MLflow sees it (it would create
-    a new, empty one)."""
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
-    if len(scheme) == 1 or scheme == "":  # a path (a Windows drive letter is no scheme)
-        path = os.path.abspath(uri)
-        if os.path.isfile(path):
-            _check_database(path)
-            return f"sqlite:///{path}", None
-        _check_folder(path)
-        return path, path
-    if scheme == "file":
-        path = os.path.abspath(unquote(parsed.path))
-        _check_folder(path)
-        return uri, path
-    if scheme == "sqlite":
-        path = unquote(uri.split("://", 1)[1])
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
-        if path and path != ":memory:":
-            _check_database(os.path.abspath(path))
-        return uri, None
-    return uri, None  # a tracking server, another database: its client says what is wrong
-
-
-def _check_folder(path: str) -> None:
-    if not os.path.exists(path):
-        raise NotFoundError(f"no MLflow store at {path}: no such folder; give the mlruns folder")
-    if not os.path.isdir(path):
-        raise FormatError(f"{path} is not an MLflow store: not a folder nor a database")
-    with os.scandir(path) as it:
-        if any(e.is_dir() and os.path.isfile(os.path.join(e.path, "meta.yaml")) for e in it):
-            return
-    raise FormatError(
-        f"{path} is not an MLflow tracking store: no experiment folder with a meta.yaml in it; "
-        "give the mlruns folder (or a sqlite:/// URI)"
-    )
-
-
-def _check_database(path: str) -> None:
-    if not os.path.isfile(path):
-        raise NotFoundError(f"no MLflow database at {path}: no such file")
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if head != b"SQLite format 3\x00":
-        raise FormatError(f"{path} is not an MLflow store: not an SQLite database nor a folder")
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-        finally:
-            con.close()
-    except sqlite3.Error as e:
-        raise FormatError(f"{path}: cannot read the database ({e})") from e
-    if not {"alembic_version", "experiments", "runs"} <= tables:
-        raise FormatError(
-            f"{path} is an SQLite database but not an MLflow tracking store "
-            "(no experiments, runs and alembic_version tables)"
-        )
-
-
-@contextlib.contextmanager
-def _file_store_allowed() -> Iterator[None]:
-    """MLflow 3 refuses to open a file store unless told (reading one to move off it is
-    what it asks users to do), and draws a progress bar per artifact: both set while the
-    import reads, and put back."""
-    settings = {"MLFLOW_ALLOW_FILE_STORE": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    old = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-class _Collect(logging.Filter):
-    """Keeps what MLflow's reader warns about on the root logger (a malformed experiment
-    folder, with a traceback) as lines of the report, and drops it there."""
-
-    def __init__(self, into: list[str]) -> None:
-        super().__init__()
-        self.into = into
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if f"{os.sep}mlflow{os.sep}" not in record.pathname:
-            return True  # somebody else's record: untouched
-        if record.levelno >= logging.WARNING:
-            with contextlib.suppress(Exception):
-                self.into.append("MLflow: " + " ".join(record.getMessage().split())[:300])
-        return False
-
-
-@contextlib.contextmanager
-def _mlflow_warnings(into: list[str]) -> Iterator[None]:
-    """While the import reads: MLflow's warnings on the root logger become report lines."""
-    root = logging.getLogger()
-    keep = _Collect(into)
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
-
-
-def _client(source: str) -> Any:
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError as e:
-        raise MissingExtraError(f"importing from MLflow needs its client: {_HINT}") from e
-    try:
-        return MlflowClient(tracking_uri=source)
-    except Exception as e:
-        raise _refused(source, e) from e
-
-
-def _refused(source: str, e: Exception) -> LedgerError:
-    """MLflow's own refusal of the store, as one line naming it."""
-    if isinstance(e, LedgerError):
-        return e
-    if isinstance(e, ImportError):
-        return MissingExtraError(f"reading {_redact_uri(source)} needs {e.name or e}: {_HINT}")
-    text = " ".join(str(e).split())
-    first = text.split(". ")[0]
-    what = _redact_uri(source.removeprefix("sqlite:///"))
-    if "schema" in text:
-        return FormatError(
-            f"{what}: MLflow cannot read this database ({first}); upgrade it with "
-            "'mlflow db upgrade', or install the MLflow version that wrote it"
-        )
-    return FormatError(f"{what}: MLflow cannot read this store ({first})")
-
-
-def _redact_uri(uri: str) -> str:
-    return redact_text(uri)
-
-
-def _experiments(client: Any) -> list[Any]:
-    from mlflow.entities import ViewType
-
-    return list(client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=50000))
-
-
-def _runs(client: Any, experiment_ids: list[str]) -> Iterator[Any]:
-    if not experiment_ids:
-        return
-    from mlflow.entities import ViewType
-
-    token = None
-    while True:
-        page = client.search_runs(
-            experiment_ids, run_view_type=ViewType.ACTIVE_ONLY, max_results=_PAGE, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _half_written(root: str, exps: dict[str, str]) -> list[str]:
-    """A warning for each run folder of a file store that has no meta.yaml."""
-    out = []
-    for exp_id in sorted(exps):
-        folder = os.path.join(root, exp_id)
-        with contextlib.suppress(OSError), os.scandir(folder) as it:
-            for e in sorted(it, key=lambda e: e.name):
-                meta = os.path.join(e.path, "meta.yaml")
-                if e.is_dir() and _RUN_FOLDER.fullmatch(e.name) and not os.path.exists(meta):
-                    out.append(f"skipped a half-written run: {meta} is missing")
-    return out
 
 
 # -- one run ----------------------------------------------------------------------------
