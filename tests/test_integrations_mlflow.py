@@ -23,7 +23,7 @@ from helpers.cli import console, one_error_line
 
 from mlledger import Ledger
 from mlledger.capture.redact import REDACTED
-from mlledger.errors import FormatError, LedgerError, NotFoundError
+from mlledger.errors import FormatError, LedgerError, MissingExtraError, NotFoundError
 from mlledger.integrations.mlflow import import_mlflow, mlflow_run_id
 
 pytest.importorskip("mlflow", reason="the test extra installs mlflow-skinny")
@@ -346,3 +346,15 @@ def test_mlflow_is_not_imported_by_mlledger() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ}, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_without_mlflow_the_error_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's client not importable: a MissingExtraError (an ImportError) with the hint."""
+    (tmp_path / "mlruns" / "0").mkdir(parents=True)
+    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"pip install 'mlledger\[mlflow\]'") as info:
+        import_mlflow(Ledger(str(tmp_path / "store")), tmp_path / "mlruns")
+    assert isinstance(info.value, ImportError)
