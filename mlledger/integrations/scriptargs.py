@@ -9,8 +9,8 @@ two parsers are hooked at their class:
 - ``argparse.ArgumentParser.parse_known_args`` (``parse_args`` calls it): the
   namespace parsed from ``sys.argv[1:]`` (``args=None`` or that very list; a
   parser given other words, a library's own or a subparser's, is left alone);
-- ``click.Command.make_context`` (so typer too, which is click): the params of
-  a command parsed from ``sys.argv[1:]`` and of its subcommands.
+- ``click.Command.make_context`` (typer builds click commands): the params of a
+  command parsed from ``sys.argv[1:]`` and of its subcommands.
 
 Simple values are kept (numbers, strings, bools, None, lists of those; a
 path-like as its string); anything else (an open file of ``FileType``) is
