@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "day_path",
+    "fixed_run_id",
     "id_ms",
     "id_time",
     "is_run_id",
@@ -76,6 +77,19 @@ def new_run_id() -> str:
         else:
             rand = _fresh()
         _last = (ms, rand)
+    return _encode(ms, rand)
+
+
+def fixed_run_id(ms: int, seed: bytes) -> str:
+    """The run id of something that happened at ``ms`` (milliseconds since the epoch) and
+    is named by ``seed`` elsewhere: the same pair always gives the same id (an imported
+    run's id comes from its origin, so a second import finds it); the random part is the
+    seed's SHA-256, top bit clear as in :func:`new_run_id`."""
+    import hashlib
+
+    if not 0 <= ms < 1 << 48:
+        raise ValueError(f"{ms} ms is outside the run id's time range")
+    rand = int.from_bytes(hashlib.sha256(seed).digest()[:10], "big") >> 1
     return _encode(ms, rand)
 
 

@@ -260,8 +260,8 @@ def run_text(ledger: Ledger, run: Run, *, packages: bool = False) -> str:
         if wall is None:
             wall = (run.ended_at - run.started_at).total_seconds()
         out.append(f"ended      {when(run.ended_at)}, took {human_seconds(wall)}")
-    if run.user or run.host:
-        out.append(f"by         {run.user}@{run.host}")
+    if run.user or run.host:  # an imported run may know its user and not the host
+        out.append(f"by         {run.user}@{run.host}" if run.host else f"by         {run.user}")
     if run.parent_id:
         out.append(f"parent     {run.parent_id}")
     if run.cached_from:

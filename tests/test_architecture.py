@@ -65,6 +65,8 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.checks",
     ),
     ("mlledger.ledger",),  # the facade users hold
+    # bridges to other tools: script parsers, MLflow import, OpenLineage events
+    ("mlledger.integrations",),
     ("mlledger._api", "mlledger.render"),
     ("mlledger.cli", "mlledger.notebook"),  # front ends
     ("mlledger",),  # the package's public face re-exports everything

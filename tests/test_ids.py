@@ -206,3 +206,16 @@ def test_ids_of_one_process_differ_in_their_first_twelve_characters(
     prefixes = [m[: ids_mod.SHORT_ID_MIN] for m in made]
     assert len(set(prefixes)) == len(made)
     assert id_time(made[-1]) > id_time(made[0])  # ran out of room, moved on a millisecond
+
+
+def test_fixed_run_id_is_stable_and_carries_its_time() -> None:
+    """The same (time, seed) always gives the same id, with that time; another seed another."""
+    from mlledger.ids import fixed_run_id, id_ms, is_run_id
+
+    a = fixed_run_id(1_700_000_000_123, b"mlflow:abc")
+    assert a == fixed_run_id(1_700_000_000_123, b"mlflow:abc")
+    assert is_run_id(a)
+    assert id_ms(a) == 1_700_000_000_123
+    assert fixed_run_id(1_700_000_000_123, b"mlflow:abd") != a
+    with pytest.raises(ValueError, match="time range"):
+        fixed_run_id(-1, b"x")

@@ -8,10 +8,12 @@ import click
 
 from .. import render
 from ..diff import SECTIONS
+from ..errors import LedgerError
 from .options import json_option
 from .state import State, echo_json, get_run, pass_state, resolve_artifact, stdout_is_terminal
 
 if TYPE_CHECKING:
+    from ..ledger import Ledger
     from ..runs import Run
 
 __all__ = ["artifact", "diff", "lineage", "log", "show"]
@@ -213,10 +215,11 @@ def diff(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "dot", "mermaid", "json"]),
+    type=click.Choice(["text", "dot", "mermaid", "json", "openlineage"]),
     default="text",
     show_default=True,
-    help="Text for people, Graphviz DOT, Mermaid, or JSON.",
+    help="Text for people, Graphviz DOT, Mermaid, JSON, or OpenLineage run events "
+    "(JSON lines: a START and an end event per run).",
 )
 @json_option("Same as --format json.")
 @pass_state
@@ -236,8 +239,20 @@ def lineage(
         click.echo(lin.to_dot(), nl=False)
     elif fmt == "mermaid":
         click.echo(lin.to_mermaid(), nl=False)
+    elif fmt == "openlineage":
+        from ..integrations.openlineage import to_jsonl
+
+        click.echo(to_jsonl(lin, ledger.url, lambda rid: _run_name(ledger, rid)), nl=False)
     else:
         state.echo(render.lineage_text(ledger, lin))
+
+
+def _run_name(ledger: Ledger, run_id: str) -> str | None:
+    """A run's name, or None when the store no longer has it (gc)."""
+    try:
+        return ledger.get(run_id).name
+    except LedgerError:
+        return None
 
 
 # -------------------------------------------------------------------- artifact

@@ -16,6 +16,7 @@ from ..errors import IntegrityError, LedgerError
 from .browse import artifact, diff, lineage, log, show
 from .changelog import changelog
 from .check import check
+from .imports import import_group
 from .maintain import gc, init, reindex, restore, sync, verify
 from .options import parse_storage_options
 from .policy import policy
@@ -180,7 +181,8 @@ def cli(
     ctx.obj = State(url, options, color)
 
 
-# the commands by area: browse.py, changelog.py, check.py, maintain.py, refs.py, run.py
+# the commands by area: browse.py, changelog.py, check.py, imports.py, maintain.py,
+# policy.py, refs.py, run.py
 for _command in (
     artifact, check, diff, lineage, log, show, gc, init, reindex, restore, sync, verify
 ):  # fmt: skip
@@ -189,6 +191,7 @@ cli.add_command(changelog)
 cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)
+cli.add_command(import_group)
 
 
 def main() -> None:

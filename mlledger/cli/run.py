@@ -165,9 +165,14 @@ def _execute(
     inputs: Sequence[str],
     outputs: Sequence[str],
     capture_files: bool,
+    script_args: bool = False,
 ) -> tuple[Run, int]:
-    """Run ``body`` inside a run; returns the ended run and the exit status."""
+    """Run ``body`` inside a run; returns the ended run and the exit status.
+
+    ``script_args``: what the script's argparse or click parses becomes params.
+    """
     from ..capture.redact import redact_argv
+    from ..integrations.scriptargs import ScriptArgs
     from ..runs import RunContext
 
     ctx = RunContext(
@@ -187,7 +192,8 @@ def _execute(
         run.log_params(argv=redact_argv(list(argv)))
         for p in inputs:
             run.use(p)
-        rc, exc = body()
+        with ScriptArgs(run) if script_args else contextlib.nullcontext():
+            rc, exc = body()
         missing = [p for p in outputs if not os.path.lexists(where[p])]
         for p in outputs:
             if p not in missing:
@@ -275,7 +281,8 @@ def run(
 
     A script (the first word ends in .py, no --exec) runs in this process with
     full capture: the files it reads and writes, the environment, its code
-    (the script's digest) and argv as params.  Any other COMMAND runs as a
+    (the script's digest), argv and the arguments its argparse or click
+    parser reads (--lr 0.2 as params.lr = 0.2) as params.  Any other COMMAND runs as a
     subprocess; its inputs and outputs are the --input/--output paths.
     Options after the script or COMMAND are its own; '--' ends mlledger's
     options.  Exit status: the program's (1 for an exception in a script).
@@ -345,6 +352,7 @@ def run(
             inputs=[*([user_file] if user_file else []), *inputs],
             outputs=outputs,
             capture_files=script_mode and not no_capture,
+            script_args=script_mode,
         )
     if not quiet:
         err = done.error

@@ -1,0 +1,5 @@
+"""Bridges to the tools around mlledger: a script's argument parsers, MLflow, OpenLineage.
+
+Each module imports the other tool lazily (an optional extra with an install
+hint), so ``import mlledger`` never pulls them in.
+"""
