@@ -20,6 +20,7 @@ from .policy import policy
 from .refs import ref
 from .run import run
 from .state import State
+from .watch import watch
 
 __all__ = ["CliError", "CliFailure", "cli", "cli_error", "main"]
 
@@ -184,6 +185,7 @@ for _command in (artifact, diff, lineage, log, show, gc, init, reindex, restore,
 cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)
+cli.add_command(watch)
 
 
 def main() -> None:

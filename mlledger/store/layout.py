@@ -7,6 +7,7 @@ Layout under the root URL::
     runs/<yyyy>/<mm>/<dd>/…        run entries, each written once (create-only)
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
+    alerts/<key hash>/…            each alert's claims and outcomes, per sink
     gc/<name>.json                 what each gc removed
     tmp/                           local stores only: unfinished writes
 
@@ -20,6 +21,7 @@ from ..errors import LedgerError
 from ..hashing import parse_digest
 
 __all__ = [
+    "ALERTS",
     "CATALOGS",
     "CONFIG_KEY",
     "GC",
@@ -29,6 +31,7 @@ __all__ = [
     "RUNS",
     "STATCACHE",
     "TMP",
+    "alert_prefix",
     "digest_of_key",
     "object_key",
     "objects_prefix",
@@ -45,6 +48,9 @@ RUNS = "runs"
 REFS = "refs"
 #: the store's policy history
 POLICY = "policy"
+#: alert deliveries: ``alerts/<key hash>/alert.json`` and, per sink,
+#: ``<sink>/attempt-<n>.json`` (a claim), ``<sink>/failed-<n>.json``, ``<sink>/sent.json``
+ALERTS = "alerts"
 #: gc's log of removed runs
 GC = "gc"
 #: unfinished writes of a local store
@@ -82,3 +88,10 @@ def digest_of_key(key: str) -> str | None:
 def ref_prefix(name: str) -> str:
     """The folder holding the history of the ref ``name``."""
     return f"{REFS}/{name}"
+
+
+def alert_prefix(key: str) -> str:
+    """The folder of the alert whose key is ``key`` (any text: it is hashed)."""
+    import hashlib
+
+    return f"{ALERTS}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}"
