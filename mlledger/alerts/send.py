@@ -10,6 +10,7 @@ the sink's ``timeout``.
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import json
 import os
@@ -147,7 +148,7 @@ def _command(sink: dict[str, Any], alert: Alert) -> None:
 def _email(sink: dict[str, Any], alert: Alert) -> None:
     host, _, port = str(sink["smtp"]).rpartition(":")
     timeout = float(sink["timeout"])
-    msg = EmailMessage()
+    msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     msg["Subject"] = alert.text()
     msg["From"] = sink.get("from") or f"mlledger@{host}"
     msg["To"] = ", ".join(sink["to"])
