@@ -28,6 +28,14 @@ def _text(d: Delivery) -> str:
     return f"{a.kind:<8} {a.run_id[:12]}  {one_line(a.message)}" + (f"  -> {sent}" if sent else "")
 
 
+def _number(text: str) -> str | float:
+    """``"60"`` as 60 seconds; other text (``"5m"``) as it is."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 @click.command()
 @click.option("--once", "once", is_flag=True, help="One pass, then exit (the default).")
 @click.option(
@@ -64,8 +72,8 @@ def watch(
     """
     if once and every is not None:
         raise click.UsageError("--once and --every exclude each other: pick one")
-    interval = None if every is None else parse_duration(every, "--every")
-    watcher = state.ledger().watcher(name=name, since=since)
+    interval = None if every is None else parse_duration(_number(every), "--every")
+    watcher = state.ledger().watcher(name=name, since=_number(since))
 
     def report(found: list[Alert], *, lines: bool) -> None:
         done = {d.alert.key: d for d in watcher.deliveries}
