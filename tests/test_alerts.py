@@ -11,7 +11,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers.alerts import smtp_server, webhook_server
@@ -43,11 +42,16 @@ def test_failed_alert_json_carries_kind_run_rule_message_and_where(ledger: Ledge
     rid = fail(ledger, error="line one\nline two")
     (alert,) = ledger.watch()
     doc = alert.to_json()
-    assert doc["kind"] == "failed" and doc["run_id"] == rid and doc["rule"] is None
+    assert doc["kind"] == "failed"
+    assert doc["run_id"] == rid
+    assert doc["rule"] is None
     assert doc["key"] == f"failed:{rid}"
-    assert doc["run_name"] == "train" and doc["store"] == ledger.url
-    assert doc["user"] and doc["host"]
-    assert "\n" not in doc["message"] and "ValueError: line one line two" in doc["message"]
+    assert doc["run_name"] == "train"
+    assert doc["store"] == ledger.url
+    assert doc["user"]
+    assert doc["host"]
+    assert "\n" not in doc["message"]
+    assert "ValueError: line one line two" in doc["message"]
     assert Alert.from_json(json.loads(json.dumps(doc))) == alert
 
 
@@ -58,12 +62,22 @@ def test_a_pass_reports_only_what_is_new(ledger: Ledger) -> None:
     assert len(ledger.watch()) == 1
     assert ledger.watch() == []
     ledger.start_delay = 0
-    with pytest.raises(RuntimeError), ledger.run("long") as run:
-        time.sleep(0.2)
-        assert ledger.watch() == []  # running: nothing to say yet
-        raise RuntimeError("late")
+    seen: list[object] = []
+
+    def long_run() -> None:
+        with ledger.run("long") as run:
+            seen.append(run)
+            time.sleep(0.2)
+            seen.append(ledger.watch())  # running: nothing to say yet
+            raise RuntimeError("late")
+
+    with pytest.raises(RuntimeError):
+        long_run()
+    run, during = seen
+    assert during == []
     (alert,) = ledger.watch()
-    assert alert.run_id == run.id and alert.kind == "failed"
+    assert alert.run_id == run.id  # type: ignore[attr-defined]
+    assert alert.kind == "failed"
 
 
 def test_first_pass_looks_back_as_far_as_since(ledger: Ledger) -> None:
@@ -89,10 +103,13 @@ def test_webhook_json_and_slack_payloads(ledger: Ledger, monkeypatch: pytest.Mon
         rid = fail(ledger)
         ledger.watch()
         (body,) = inbox.bodies("/json")
-        assert body["kind"] == "failed" and body["run_id"] == rid
-        assert body["key"] == f"failed:{rid}" and body["store"] == ledger.url
+        assert body["kind"] == "failed"
+        assert body["run_id"] == rid
+        assert body["key"] == f"failed:{rid}"
+        assert body["store"] == ledger.url
         (slack,) = inbox.bodies("/slack")
-        assert set(slack) == {"text"} and rid[:12] in slack["text"]
+        assert set(slack) == {"text"}
+        assert rid[:12] in slack["text"]
         assert slack["text"].startswith("[mlledger failed] ")
 
 
@@ -176,10 +193,14 @@ def test_failing_sinks_are_retried_next_pass_and_never_stop_the_others(
         w.run_pass()
         states = {o.sink: (o.state, o.error) for o in w.deliveries[0].outcomes}
         assert states["good"] == ("sent", None)
-        assert states["down"][0] == "failed" and "HTTP 500" in str(states["down"][1])
-        assert states["refused"][0] == "failed" and "refused" in str(states["refused"][1]).lower()
-        assert states["cmd"][0] == "failed" and "exit status 1" in str(states["cmd"][1])
-        assert len(inbox.bodies("/good")) == 1 and len(inbox.bodies("/down")) == 1
+        assert states["down"][0] == "failed"
+        assert "HTTP 500" in str(states["down"][1])
+        assert states["refused"][0] == "failed"
+        assert "refused" in str(states["refused"][1]).lower()
+        assert states["cmd"][0] == "failed"
+        assert "exit status 1" in str(states["cmd"][1])
+        assert len(inbox.bodies("/good")) == 1
+        assert len(inbox.bodies("/down")) == 1
 
         inbox.status["/down"] = 200
         flag.unlink()
@@ -189,7 +210,8 @@ def test_failing_sinks_are_retried_next_pass_and_never_stop_the_others(
             "down": ("sent", 2), "refused": ("failed", 2), "cmd": ("sent", 2),
             "good": ("delivered", 0),
         }  # fmt: skip
-        assert len(inbox.bodies("/good")) == 1 and len(inbox.bodies("/down")) == 2
+        assert len(inbox.bodies("/good")) == 1
+        assert len(inbox.bodies("/down")) == 2
         assert len(out.read_text().splitlines()) == 1
         assert ledger.verify().ok  # the alerts/ keys are no damage
 
@@ -203,7 +225,8 @@ def test_command_timeout_is_a_failure(ledger: Ledger) -> None:
     w.run_pass()
     assert time.monotonic() - t0 < 10
     (o,) = w.deliveries[0].outcomes
-    assert o.state == "failed" and "timed out" in str(o.error)
+    assert o.state == "failed"
+    assert "timed out" in str(o.error)
 
 
 def test_unset_env_var_exits_2_and_claims_nothing(tmp_path: Path) -> None:
@@ -216,7 +239,8 @@ def test_unset_env_var_exits_2_and_claims_nothing(tmp_path: Path) -> None:
     result = invoke("watch", "--once", url=url)
     assert result.exit_code == 2
     line = one_error_line(result.stderr)
-    assert "$NO_SUCH_HOOK_VAR" in line and "'team'" in line
+    assert "$NO_SUCH_HOOK_VAR" in line
+    assert "'team'" in line
     assert not (tmp_path / "store" / "alerts").exists()
     with pytest.raises(UsageError):
         led.watch()
@@ -233,11 +257,11 @@ def test_watch_cli_once_prints_alerts_and_json(tmp_path: Path) -> None:
     result = invoke("watch", "--json", "--name", "cli", url=url)
     assert result.exit_code == 0, result.output
     (doc,) = json.loads(result.stdout)
-    assert doc["run_id"] == rid and doc["deliveries"] == [
-        {"sink": "file", "state": "sent", "attempt": 1}
-    ]
+    assert doc["run_id"] == rid
+    assert doc["deliveries"] == [{"sink": "file", "state": "sent", "attempt": 1}]
     again = invoke("watch", "--once", "--name", "cli", url=url)
-    assert again.exit_code == 0 and again.stdout == ""
+    assert again.exit_code == 0
+    assert again.stdout == ""
     assert invoke("watch", "--once", "--every", "5", url=url).exit_code == 2
 
 
@@ -275,7 +299,8 @@ def test_a_watcher_killed_while_sending_leaves_a_claim_retried_after_its_lease(
     try:
         deadline = time.monotonic() + 30
         while not started.exists():
-            assert time.monotonic() < deadline and proc.poll() is None
+            assert time.monotonic() < deadline
+            assert proc.poll() is None
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
@@ -296,5 +321,3 @@ def test_alert_kind_is_checked() -> None:
 
     with pytest.raises(UsageError, match="kind"):
         Alert("oops", "X", None, "m", "k", utcnow(), {})
-
-

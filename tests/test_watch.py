@@ -136,7 +136,8 @@ def test_a_run_whose_process_was_killed_raises_a_stale_alert(tmp_path: Path) -> 
         proc.wait(timeout=10)
     (alert,) = led.watch()
     assert (alert.kind, alert.run_id, alert.key) == ("stale", rid, f"stale:{rid}")
-    assert "went silent" in alert.message and alert.details["reason"]
+    assert "went silent" in alert.message
+    assert alert.details["reason"]
     assert led.watch() == []
 
 
@@ -159,7 +160,8 @@ def test_watch_every_ends_cleanly_on_sigterm(tmp_path: Path) -> None:
         (rid,) = fail_runs(led, 1)
         assert proc.stdout is not None
         doc: dict[str, Any] = json.loads(proc.stdout.readline())
-        assert doc["run_id"] == rid and doc["kind"] == "failed"
+        assert doc["run_id"] == rid
+        assert doc["kind"] == "failed"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:

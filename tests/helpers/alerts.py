@@ -86,14 +86,20 @@ def smtp_server(auth: tuple[str, str] | None = None) -> Iterator[Mailbox]:
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             box.messages.append(
-                (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+                (
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    message_from_bytes(envelope.content, policy=policy.default),
+                )
             )
             return "250 OK"
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-        ok = isinstance(data, LoginPassword) and auth is not None and (
-            data.login.decode(), data.password.decode()
-        ) == auth
+        ok = (
+            isinstance(data, LoginPassword)
+            and auth is not None
+            and (data.login.decode(), data.password.decode()) == auth
+        )
         return AuthResult(success=ok)
 
     kwargs: dict[str, Any] = {}
