@@ -8,6 +8,7 @@ Layout under the root URL::
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
     alerts/<key hash>/…            each alert's claims and outcomes, per sink
+    checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
     tmp/                           local stores only: unfinished writes
 
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 from ..errors import LedgerError
 from ..hashing import parse_digest
+from ..ids import day_path
 
 __all__ = [
     "ALERTS",
     "CATALOGS",
+    "CHECKS",
     "CONFIG_KEY",
     "GC",
     "OBJECTS",
@@ -32,6 +35,8 @@ __all__ = [
     "STATCACHE",
     "TMP",
     "alert_prefix",
+    "check_key",
+    "checks_prefix",
     "digest_of_key",
     "object_key",
     "objects_prefix",
@@ -51,6 +56,8 @@ POLICY = "policy"
 #: alert deliveries: ``alerts/<key hash>/alert.json`` and, per sink,
 #: ``<sink>/attempt-<n>.json`` (a claim), ``<sink>/failed-<n>.json``, ``<sink>/sent.json``
 ALERTS = "alerts"
+#: the checks of each run, under the run's day (one entry per check, created once)
+CHECKS = "checks"
 #: gc's log of removed runs
 GC = "gc"
 #: unfinished writes of a local store
@@ -95,3 +102,13 @@ def alert_prefix(key: str) -> str:
     import hashlib
 
     return f"{ALERTS}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}"
+
+
+def checks_prefix(run_id: str) -> str:
+    """``checks/<yyyy>/<mm>/<dd>/<run id>``: the folder of a run's check reports."""
+    return CHECKS + day_path(run_id)[len(RUNS):]
+
+
+def check_key(run_id: str, report_id: str) -> str:
+    """The key of one check report of ``run_id`` (``report_id`` sorts by time)."""
+    return f"{checks_prefix(run_id)}/{report_id}.json"
