@@ -391,8 +391,12 @@ class Ledger:
     def watcher(self, **options: Any) -> Watcher:
         """The :class:`~mlledger.alerts.watch.Watcher` behind :meth:`watch` (its
         ``run_pass()``, ``loop()`` and last ``deliveries``)."""
+        from .alerts.judges import Judges
         from .alerts.watch import Watcher
 
+        judges = Judges(self)
+        options.setdefault("judge_finished", judges.finished)
+        options.setdefault("judge_monitor", judges.monitor)
         return Watcher(self, **options)
 
     @property

@@ -121,9 +121,28 @@ class Watcher:
             elif rec.get("status") == "finished" and self.judge_finished is not None:
                 alerts.extend(self.judge_finished(rec, policy))
         if self.judge_monitor is not None:
-            for rec in cat.live_runs("monitor"):
-                alerts.extend(self.judge_monitor(rec, policy))
+            alerts.extend(self._monitors(policy))
         return list({a.key: a for a in alerts}.values()), top
+
+    def _monitors(self, policy: dict[str, Any]) -> list[Alert]:
+        """The monitor alerts not raised before: a breach is judged on every pass, but
+        said once per key (see :mod:`~.judges`)."""
+        assert self.judge_monitor is not None
+        cat = self.ledger.catalog
+        said = cat.said(self.name)
+        live: set[str] = set()
+        out = []
+        for rec in cat.live_runs("monitor"):
+            live.add(str(rec["id"]))
+            for alert in self.judge_monitor(rec, policy):
+                slot = f"{alert.run_id}:{alert.rule}"
+                if said.get(slot) != alert.key:
+                    out.append(alert)
+                    cat.note_said(self.name, slot, alert.key)
+        gone = [s for s in said if s.partition(":")[0] not in live]
+        if gone:
+            cat.forget_said(self.name, gone)
+        return out
 
     def run_pass(self) -> list[Alert]:
         """One pass: find what is new, deliver it and what is pending; the new alerts."""

@@ -8,7 +8,9 @@ not with the ledger.  A watcher keeps, in the catalog's ``meta`` table, its
 cursor (``watch:<name>``: dropped when the index is rebuilt, so the watcher
 starts over from its horizon) and the alerts whose delivery is not settled yet
 (``watch-pending:<name>:<key>``: kept across rebuilds), one row each, so two
-processes of one watcher never lose each other's notes.
+processes of one watcher never lose each other's notes; and, for facts judged
+again on every pass (a live monitor run's rule), the key it last raised per
+slot (``watch-said:<name>:<run id>:<rule>``), so a breach is reported once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def _cursor_key(name: str) -> str:
 
 def _pending_prefix(name: str) -> str:
     return f"watch-pending:{name}:"
+
+
+def _said_prefix(name: str) -> str:
+    return f"watch-said:{name}:"
 
 
 class Changes(files.CatalogFiles):
@@ -112,3 +118,24 @@ class Changes(files.CatalogFiles):
     def drop_pending(self, name: str, key: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM meta WHERE key = ?", (_pending_prefix(name) + key,))
+
+    @files.healing
+    def said(self, name: str) -> dict[str, str]:
+        """The key the watcher ``name`` last raised per slot (``<run id>:<rule>``)."""
+        prefix = _said_prefix(name)
+        rows = self.db.execute(
+            "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff")
+        ).fetchall()
+        return {k[len(prefix) :]: str(v) for k, v in rows}
+
+    @files.healing
+    def note_said(self, name: str, slot: str, key: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", (_said_prefix(name) + slot, key)
+        )
+
+    @files.healing
+    def forget_said(self, name: str, slots: list[str]) -> None:
+        self.db.executemany(
+            "DELETE FROM meta WHERE key = ?", [(_said_prefix(name) + s,) for s in slots]
+        )
