@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 # No per-example deadline: on a loaded 2-core CI machine one slow example is
 # not a bug, and hypothesis would report it as a failure (or as "flaky").
-settings.register_profile("mlledger", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "mlledger", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("mlledger")
 
 BUCKET = "mlledger-test"

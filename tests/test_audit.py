@@ -119,9 +119,8 @@ def test_a_deleted_ref_entry_is_a_gap(ledger: Ledger) -> None:
 def test_an_edited_ref_entry_is_damage(ledger: Ledger) -> None:
     """An edited ref entry fails verify; resealed, the next entry's link still catches it."""
     for i in range(3):
-        ledger.refs.set(
-            "model/prod", ledger.store.put_bytes(f"model {i}".encode()), message=f"move {i}"
-        )
+        ledger.refs.set("model/prod", ledger.store.put_bytes(f"model {i}".encode()),
+                        message=f"move {i}")
     first = _root(ledger) / "refs" / "model" / "prod" / "0000000001.json"
     _edit(first, b"move 0", b"move X")
     assert not ledger.verify().ok
@@ -164,10 +163,8 @@ def test_concurrent_movers_leave_an_unbroken_chain(tmp_path: Path) -> None:
     Store(url)
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(4), ctx.Queue()
-    procs = [
-        ctx.Process(target=move_ref_in_process, args=(url, "model/prod", w, 10, barrier, queue))
-        for w in range(4)
-    ]
+    procs = [ctx.Process(target=move_ref_in_process, args=(url, "model/prod", w, 10, barrier,
+                                                             queue)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:

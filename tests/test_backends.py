@@ -27,12 +27,10 @@ def test_unknown_protocol_is_a_store_error() -> None:
     assert "s3://" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("protocol", "module", "extra"), [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")]
-)
-def test_missing_extra_names_the_pip_install(
-    monkeypatch: pytest.MonkeyPatch, protocol: str, module: str, extra: str
-) -> None:
+@pytest.mark.parametrize(("protocol", "module", "extra"),
+                         [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")])
+def test_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch, protocol: str,
+                                             module: str, extra: str) -> None:
     """A store URL whose fsspec implementation cannot be imported names the extra to install."""
     registry = importlib.import_module("fsspec.registry")
     monkeypatch.setitem(sys.modules, module, None)  # "import s3fs" now fails
@@ -45,10 +43,8 @@ def test_missing_extra_names_the_pip_install(
 
 def test_missing_bucket_is_a_store_error(s3_endpoint: str, gcs_endpoint: str) -> None:
     """A store URL naming a bucket that does not exist raises StoreError saying to create it."""
-    for url, options in (
-        ("s3://no-such-bucket/store", s3_options(s3_endpoint)),
-        ("gs://no-such-bucket/store", gcs_options(gcs_endpoint)),
-    ):
+    for url, options in (("s3://no-such-bucket/store", s3_options(s3_endpoint)),
+                         ("gs://no-such-bucket/store", gcs_options(gcs_endpoint))):
         with pytest.raises(StoreError) as info:
             Store(url, **options)
         assert isinstance(info.value, OSError)

@@ -89,8 +89,7 @@ def test_lambdas_on_one_line_differ() -> None:
     """Two lambdas written on one line share their source line, not their identity; the same
     lambda asked twice is the same."""
     pair = [lambda: 0, lambda: 1]
-    f1 = lambda x: x + 1
-    f2 = lambda x: x * 2  # noqa: E702, E731
+    f1 = lambda x: x + 1; f2 = lambda x: x * 2  # noqa: E702, E731
     digests = [function_code(f, ALGO)[0]["source_digest"] for f in (*pair, f1, f2)]
     assert len(set(digests)) == 4
     assert function_code(pair[0], ALGO)[0]["source_digest"] == digests[0]
@@ -120,9 +119,9 @@ def test_closures_of_one_factory_nested_count_their_own_values() -> None:
     a = compose(inc, compose(make_scaler(2.0), inc))
     b = compose(inc, compose(make_scaler(5.0), inc))
     assert a(1.0) != b(1.0)
-    assert (
-        function_code(a, ALGO)[0]["closure_digest"] != function_code(b, ALGO)[0]["closure_digest"]
-    )
+    assert function_code(a, ALGO)[0]["closure_digest"] != function_code(b, ALGO)[0][
+        "closure_digest"
+    ]
 
 
 def make_recursive() -> Any:
@@ -278,7 +277,9 @@ def test_digests_follow_the_store_algorithm() -> None:
     assert all(d.startswith("sha256:") for d in user_modules("sha256").values())
 
 
-def test_sha256_store_records_sha256_code_digests(tmp_path: Path, workdir: Path) -> None:
+def test_sha256_store_records_sha256_code_digests(
+    tmp_path: Path, workdir: Path
+) -> None:
     """A run in a sha256 store records sha256 code digests, even after xxh128 runs."""
     Ledger(str(tmp_path / "x")).tracked(plain)(1)
     strong = Ledger(str(tmp_path / "s"), algorithm="sha256")
@@ -302,11 +303,8 @@ def test_builtin_without_code_warns() -> None:
 def test_source_code_of_a_cell() -> None:
     """A notebook cell or a script as text is identified by the digest of its text."""
     rec = source_code("x = 1\n", "cell", "cell-3", ALGO)
-    assert rec == {
-        "kind": "cell",
-        "qualname": "cell-3",
-        "source_digest": digest_bytes(b"x = 1\n", ALGO),
-    }
+    assert rec == {"kind": "cell", "qualname": "cell-3",
+                   "source_digest": digest_bytes(b"x = 1\n", ALGO)}
 
 
 # ---------------------------------------------------------------------------
@@ -448,12 +446,8 @@ def test_dirty_diff_is_stored_byte_for_byte(tmp_path: Path) -> None:
     rec, diff, _ = git_state(str(repo))
     assert rec is not None
     assert rec["dirty"] is True
-    expected = subprocess.run(
-        ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
-        cwd=repo,
-        capture_output=True,
-        check=True,
-    ).stdout
+    expected = subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff"],
+                              cwd=repo, capture_output=True, check=True).stdout
     assert diff == expected
     assert b"+caf\xe9" in diff
 

@@ -50,13 +50,8 @@ def test_environment_has_every_section() -> None:
 
 def test_default_allow_list_names_the_reproducibility_variables() -> None:
     """The allow-list has at least the variables DESIGN.md names."""
-    for name in (
-        "CUDA_VISIBLE_DEVICES",
-        "OMP_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "PYTHONHASHSEED",
-        "CUBLAS_WORKSPACE_CONFIG",
-    ):
+    for name in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG"):
         assert name in DEFAULT_ENV_VARS
 
 
@@ -178,21 +173,11 @@ def test_process_facts_show_argv_cwd_and_pid(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Process facts are argv (secrets redacted), the working directory and the pid."""
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        ["train.py", "--password=hunter2", "--token", "abc", "--lr", "0.1", "https://u:pw@host/x"],
-    )
+    monkeypatch.setattr(sys, "argv", ["train.py", "--password=hunter2", "--token", "abc",
+                                      "--lr", "0.1", "https://u:pw@host/x"])
     facts = process_facts()
-    assert facts["argv"] == [
-        "train.py",
-        f"--password={REDACTED}",
-        "--token",
-        REDACTED,
-        "--lr",
-        "0.1",
-        "https://host/x",
-    ]
+    assert facts["argv"] == ["train.py", f"--password={REDACTED}", "--token", REDACTED,
+                             "--lr", "0.1", "https://host/x"]
     assert facts["cwd"] == str(workdir)
     assert facts["pid"] == os.getpid()
 
@@ -234,7 +219,8 @@ def test_run_records_redacted_argv(ledger: Ledger, monkeypatch: pytest.MonkeyPat
     with ledger.run("r") as run:
         pass
     got = reopen(ledger).get(run.id)
-    assert got.env["process"]["argv"] == ["train.py", f"--password={REDACTED}", "--token", REDACTED]
+    assert got.env["process"]["argv"] == ["train.py", f"--password={REDACTED}", "--token",
+                                          REDACTED]
     raw = b"".join(ledger.store.read_entry(k) for k in ledger.store.backend.list("runs"))
     assert b"hunter2" not in raw
     assert b"abc123" not in raw

@@ -258,16 +258,16 @@ def test_path_argument_outputs_follow_the_capture_settings(tmp_path: Path, workd
     def save(path: str) -> None:
         torch.save(torch.ones(2), path)
 
-    for led in (
-        Ledger(tmp_path / "s1", capture_files=False),
-        Ledger(tmp_path / "s2", capture_exclude=["*.ckpt"]),
-    ):
+    for led in (Ledger(tmp_path / "s1", capture_files=False),
+                Ledger(tmp_path / "s2", capture_exclude=["*.ckpt"])):
         led.tracked(save)("model.ckpt")
         run = reopen(led).get(_last_run_id(led))
         assert run.outputs == {}
 
 
-def test_a_shared_pool_worker_is_not_the_run_that_started_it(ledger: Ledger, workdir: Path) -> None:
+def test_a_shared_pool_worker_is_not_the_run_that_started_it(
+    ledger: Ledger, workdir: Path
+) -> None:
     """A pool worker started in run A and then used by run B (both active) does not report
     B's files to A: a pool serves whichever run submits."""
     import concurrent.futures
@@ -420,9 +420,8 @@ def test_mlledger_own_files_are_ignored(ledger: Ledger) -> None:
 
 def test_include_and_exclude_patterns(tmp_path: Path, workdir: Path, outside: Path) -> None:
     """``capture_exclude`` drops matching files; ``capture_include`` adds files outside the cwd."""
-    ledger = Ledger(
-        str(tmp_path / "store"), capture_include=[str(outside / "*.csv")], capture_exclude=["*.log"]
-    )
+    ledger = Ledger(str(tmp_path / "store"), capture_include=[str(outside / "*.csv")],
+                    capture_exclude=["*.log"])
     (outside / "wanted.csv").write_text("w")
     (outside / "unwanted.txt").write_text("u")
     with ledger.run("r") as run:
@@ -588,7 +587,8 @@ def test_nested_runs_get_their_own_files(ledger: Ledger, workdir: Path) -> None:
         inner()
     fresh = reopen(ledger)
     assert set(fresh.get(outer.id).inputs) == {"a.txt"}
-    inner_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs") if outer.id not in k)
+    inner_id = max(entry_run_id(k) for k in ledger.store.backend.list("runs")
+                   if outer.id not in k)
     assert set(fresh.get(inner_id).inputs) == {"b.txt"}
 
 
@@ -649,15 +649,9 @@ def test_a_run_in_a_project_virtualenv_records_only_project_files(
     # virtualenv, chain this one to it (site.addsitedir also runs its .pth files,
     # so an editable mlledger imports), as a venv made from that venv would
     nested = subprocess.run(
-        [
-            str(workdir / ".venv" / "bin" / "python"),
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('purelib'))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+        [str(workdir / ".venv" / "bin" / "python"), "-c",
+         "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True, timeout=60,
     ).stdout.strip()
     outer = [*site.getsitepackages(), sysconfig.get_path("purelib")]
     lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in dict.fromkeys(outer))
@@ -675,11 +669,7 @@ def test_a_run_in_a_project_virtualenv_records_only_project_files(
     )
     out = subprocess.run(
         [str(workdir / ".venv" / "bin" / "python"), "-c", script, str(tmp_path / "store")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
+        cwd=workdir, capture_output=True, text=True, check=True, timeout=120,
     )
     run_id = out.stdout.split()[-1]
     got = mlledger.Ledger(tmp_path / "store").get(run_id)

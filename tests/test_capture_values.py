@@ -165,21 +165,14 @@ def test_other_mappings_and_sequences_are_plain_data() -> None:
     assert enc is not None
     assert enc.format == "json"
     assert load_value(enc.data) == {
-        "ordered": {"a": 2, "b": 1},
-        "default": {"x": [1]},
-        "proxy": {"k": "v"},
-        "size": [3, 4],
-    }
+        "ordered": {"a": 2, "b": 1}, "default": {"x": [1]}, "proxy": {"k": "v"}, "size": [3, 4]}
 
 
 def test_structured_values_with_other_leaves_are_pickled() -> None:
     """One field that is not plain data (a Path, a non-str key) anywhere: the whole value
     is a pickle, as before, and loads back as itself."""
-    for value in (
-        [WithPath(Path("x"))],
-        {"c": Cfg(0.1, "k")._replace(lr=Path("p"))},
-        Settings("a", {1: 2}),
-    ):  # type: ignore[arg-type]
+    for value in ([WithPath(Path("x"))], {"c": Cfg(0.1, "k")._replace(lr=Path("p"))},
+                  Settings("a", {1: 2})):  # type: ignore[arg-type]
         enc = encode_value(value)
         assert enc is not None
         assert enc.format == "pickle", value
@@ -371,7 +364,8 @@ def test_describe() -> None:
         shape = ("a", "b")
         dtype = "int8"
 
-    assert describe(BadShape()) == {"type": f"{__name__}.{BadShape.__qualname__}", "dtype": "int8"}
+    assert describe(BadShape()) == {"type": f"{__name__}.{BadShape.__qualname__}",
+                                    "dtype": "int8"}
 
 
 def test_sniff_format() -> None:
@@ -453,20 +447,9 @@ def test_float_params_are_always_json_serializable(x: float) -> None:
 
 _KEYS = st.sampled_from(["lr", "api_key", "token", "key", "host", "url", "password", "name"])
 _LEAVES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-5, 5),
-    st.floats(allow_nan=False),
-    st.sampled_from(
-        [
-            "adam",
-            "postgres://u:pw@h/db?password=x&a=1",
-            "hunter2x9",
-            "<redacted>",
-            "see http://h/?token=t and more",
-            "https://example.org/x#sig=1",
-        ]
-    ),
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False),
+    st.sampled_from(["adam", "postgres://u:pw@h/db?password=x&a=1", "hunter2x9", "<redacted>",
+                     "see http://h/?token=t and more", "https://example.org/x#sig=1"]),
 )
 _VALUES = st.recursive(
     _LEAVES,

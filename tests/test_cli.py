@@ -54,21 +54,8 @@ def test_every_command_and_option_has_help() -> None:
 
 def test_commands_are_all_there() -> None:
     """The group has the commands the design names."""
-    expected = {
-        "init",
-        "log",
-        "show",
-        "diff",
-        "lineage",
-        "artifact",
-        "restore",
-        "ref",
-        "verify",
-        "gc",
-        "sync",
-        "reindex",
-        "run",
-    }
+    expected = {"init", "log", "show", "diff", "lineage", "artifact", "restore", "ref", "verify",
+                "gc", "sync", "reindex", "run"}
     assert expected <= set(cli.commands)
     assert isinstance(cli.commands["ref"], click.Group)
     assert {"set", "get", "log", "rollback", "list"} <= set(cli.commands["ref"].commands)
@@ -143,12 +130,8 @@ def test_storage_options_parse() -> None:
     got = cli_options.parse_storage_options(
         ctx, param, ("anon=true", "n=3", "client_kwargs.endpoint_url=http://h:1", "name=abc")
     )
-    assert got == {
-        "anon": True,
-        "n": 3,
-        "client_kwargs": {"endpoint_url": "http://h:1"},
-        "name": "abc",
-    }
+    assert got == {"anon": True, "n": 3, "client_kwargs": {"endpoint_url": "http://h:1"},
+                   "name": "abc"}
 
 
 def test_storage_option_without_equals_is_usage_error(shared: Shared) -> None:
@@ -184,7 +167,6 @@ def test_debug_shows_traceback(shared: Shared) -> None:
 
 def test_internal_error_is_one_line_exit_1(shared: Shared, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unexpected exception is reported as a bug on one line, exit 1."""
-
     def broken(self: Ledger) -> int:
         raise RuntimeError("kaboom")
 

@@ -58,22 +58,8 @@ def test_log_json_shape(shared: Shared) -> None:
     runs = runs_in(shared.url)
     assert [r["id"] for r in runs][:2] == [shared.export, shared.failed]
     train1 = next(r for r in runs if r["id"] == shared.train1)
-    assert set(train1) == {
-        "id",
-        "name",
-        "status",
-        "kind",
-        "started_at",
-        "ended_at",
-        "wall_s",
-        "parent_id",
-        "message",
-        "user",
-        "host",
-        "tags",
-        "params",
-        "metrics",
-    }
+    assert set(train1) == {"id", "name", "status", "kind", "started_at", "ended_at", "wall_s",
+                           "parent_id", "message", "user", "host", "tags", "params", "metrics"}
     assert train1["params"] == {"lr": 0.1}
     assert train1["metrics"] == {"acc": pytest.approx(0.3), "loss": 0.7}
     assert train1["tags"] == {"team": "cv"}
@@ -82,7 +68,6 @@ def test_log_json_shape(shared: Shared) -> None:
 
 def test_log_filters(shared: Shared) -> None:
     """--name, --status, --where, --order-by and --limit narrow and sort the listing."""
-
     def ids(*args: str) -> list[str]:
         result = invoke("log", "--json", *args, url=shared.url)
         assert result.exit_code == 0, result.stderr
@@ -102,14 +87,10 @@ def test_log_says_which_field_no_run_has(shared: Shared) -> None:
     typo = invoke("log", "--where", "params.lrr > 0 and metrics.loss < 9", url=shared.url)
     assert typo.exit_code == 0
     assert typo.stderr.splitlines() == [
-        "no run has params.lrr; did you mean params.lr?",
-        "no runs match",
-    ]
+        "no run has params.lrr; did you mean params.lr?", "no runs match"]
     name = invoke("log", "--name", "trian", url=shared.url)
     assert name.stderr.splitlines() == [
-        "no run has the name 'trian'; did you mean 'train'?",
-        "no runs match",
-    ]
+        "no run has the name 'trian'; did you mean 'train'?", "no runs match"]
     ordered = invoke("log", "--order-by", "-metrics.losss", url=shared.url)
     assert ordered.stdout  # the runs are listed; the order field is unknown
     assert ordered.stderr.splitlines() == ["no run has metrics.losss; did you mean metrics.loss?"]
@@ -251,15 +232,11 @@ def test_diff_colour_forced(shared: Shared) -> None:
 
 def test_diff_json_and_sections(shared: Shared) -> None:
     """diff --json gives {a, b, changes}; --section keeps one section."""
-    result = invoke(
-        "diff", "--json", "--section", "params", shared.train1, shared.train2, url=shared.url
-    )
+    result = invoke("diff", "--json", "--section", "params", shared.train1, shared.train2,
+                    url=shared.url)
     data = json.loads(result.stdout)
-    assert data == {
-        "a": shared.train1,
-        "b": shared.train2,
-        "changes": [{"section": "params", "key": "lr", "old": 0.1, "new": 0.2, "kind": "changed"}],
-    }
+    assert data == {"a": shared.train1, "b": shared.train2, "changes": [
+        {"section": "params", "key": "lr", "old": 0.1, "new": 0.2, "kind": "changed"}]}
 
 
 def test_diff_same_run_is_empty(shared: Shared) -> None:
@@ -299,8 +276,7 @@ def test_lineage_downstream_and_depth(shared: Shared) -> None:
     assert {r["id"] for r in down["runs"]} == {shared.prep, shared.train1, shared.train2}
     assert down["direction"] == "downstream"
     near = json.loads(
-        invoke("lineage", "--down", "--depth", "1", "--json", shared.raw, url=shared.url).stdout
-    )
+        invoke("lineage", "--down", "--depth", "1", "--json", shared.raw, url=shared.url).stdout)
     assert {r["id"] for r in near["runs"]} == {shared.prep}
 
 
@@ -311,8 +287,7 @@ def test_lineage_formats(shared: Shared) -> None:
     mermaid = invoke("lineage", "--format", "mermaid", shared.train2, url=shared.url).stdout
     assert mermaid.startswith("flowchart LR")
     as_json = json.loads(
-        invoke("lineage", "--format", "json", shared.train2, url=shared.url).stdout
-    )
+        invoke("lineage", "--format", "json", shared.train2, url=shared.url).stdout)
     assert set(as_json) == {"root", "direction", "runs", "artifacts", "edges"}
     assert {"source", "label", "target"} == set(as_json["edges"][0])
     assert json.loads(invoke("lineage", "--json", shared.train2, url=shared.url).stdout) == as_json
@@ -346,8 +321,7 @@ def test_artifact_text_and_json(shared: Shared) -> None:
 def test_artifact_tree_files(shared: Shared) -> None:
     """A folder artifact lists its entries with --files."""
     data = json.loads(
-        invoke("artifact", "--files", "--json", f"{shared.export}/bundle", url=shared.url).stdout
-    )
+        invoke("artifact", "--files", "--json", f"{shared.export}/bundle", url=shared.url).stdout)
     assert data["kind"] == "tree"
     assert data["files"] == 3
     assert {e["path"] for e in data["entries"]} == {"a.txt", "big.bin", "sub/b.txt"}

@@ -39,21 +39,8 @@ def test_ref_get_log_list(shared: Shared) -> None:
     assert got.exit_code == 0, got.stderr
     assert got.stdout.split()[0] == shared.model2
     entry = json.loads(invoke("ref", "get", "--json", "model/prod", url=shared.url).stdout)
-    assert set(entry) == {
-        "name",
-        "seq",
-        "target",
-        "at",
-        "user",
-        "host",
-        "message",
-        "action",
-        "restores",
-        "run",
-        "run_entry",
-        "prev",
-        "seal",
-    }
+    assert set(entry) == {"name", "seq", "target", "at", "user", "host", "message", "action",
+                          "restores", "run", "run_entry", "prev", "seal"}
     assert entry["seq"] == 2
     assert entry["run"] == shared.train2
     assert entry["message"] == "better"
@@ -80,12 +67,10 @@ def test_ref_set_and_rollback(store_copy: str) -> None:
     assert back["action"] == "rollback"
     assert back["restores"] == 1
     forward = json.loads(
-        invoke("ref", "rollback", "--to", "#2", "--json", "model/prod", url=store_copy).stdout
-    )
+        invoke("ref", "rollback", "--to", "#2", "--json", "model/prod", url=store_copy).stdout)
     assert forward["restores"] == 2
-    to_target = invoke(
-        "ref", "rollback", "--to", f"{prep}/data.csv", "model/prod", "-m", "why", url=store_copy
-    )
+    to_target = invoke("ref", "rollback", "--to", f"{prep}/data.csv", "model/prod", "-m", "why",
+                       url=store_copy)
     assert to_target.exit_code == 0, to_target.stderr
     history = json.loads(invoke("ref", "log", "--json", "model/prod", url=store_copy).stdout)
     assert [e["seq"] for e in history] == [1, 2, 3, 4, 5]

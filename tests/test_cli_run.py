@@ -38,9 +38,8 @@ def _only_run(url: str) -> dict[str, Any]:
 def test_run_script_full_capture(workdir: Path, tmp_path: Path) -> None:
     """A script runs in-process as one run: argv params, reads, writes, code digest, metrics."""
     url = str(tmp_path / "store")
-    result = invoke(
-        "run", "-m", "first try", "--tag", "team=cv", "train.py", "--lr", "0.5", url=url
-    )
+    result = invoke("run", "-m", "first try", "--tag", "team=cv", "train.py", "--lr", "0.5",
+                    url=url)
     assert result.exit_code == 0, result.stderr
     assert "trained 0.5" in result.stdout
     assert "finished" in result.stderr
@@ -119,15 +118,8 @@ def test_diff_of_script_runs_counts_argv_once(workdir: Path, tmp_path: Path) -> 
     new, old = (r["id"] for r in runs_in(url))
     changes = json.loads(invoke("diff", "--json", old, new, url=url).stdout)["changes"]
     argv = [c for c in changes if c["key"] == "argv"]
-    assert argv == [
-        {
-            "section": "params",
-            "key": "argv",
-            "kind": "changed",
-            "old": ["train.py", "--lr", "0.5"],
-            "new": ["train.py", "--lr", "0.25"],
-        }
-    ]
+    assert argv == [{"section": "params", "key": "argv", "kind": "changed",
+                     "old": ["train.py", "--lr", "0.5"], "new": ["train.py", "--lr", "0.25"]}]
     assert {c["section"] for c in changes} <= {"params", "metrics", "outputs"}
 
 
@@ -151,18 +143,8 @@ def test_run_disabled_records_nothing(workdir: Path, tmp_path: Path) -> None:
 def test_run_command_inputs_outputs(workdir: Path, tmp_path: Path) -> None:
     """A program runs as a subprocess; --input stored at start, --output at the end."""
     url = str(tmp_path / "store")
-    result = invoke(
-        "run",
-        "--input",
-        "data.csv",
-        "--output",
-        "copy.csv",
-        "--",
-        "cp",
-        "data.csv",
-        "copy.csv",
-        url=url,
-    )
+    result = invoke("run", "--input", "data.csv", "--output", "copy.csv", "--",
+                    "cp", "data.csv", "copy.csv", url=url)
     assert result.exit_code == 0, result.stderr
     rec = _only_run(url)
     assert rec["name"] == "cp"
@@ -235,17 +217,8 @@ def test_run_script_console(workdir: Path, tmp_path: Path) -> None:
 def test_run_command_console(workdir: Path, tmp_path: Path) -> None:
     """``mlledger run -- COMMAND`` in a real process: exit status passed on, outputs stored."""
     url = str(tmp_path / "store")
-    out = console(
-        "run",
-        "--output",
-        "o.txt",
-        "--",
-        "sh",
-        "-c",
-        "echo hi > o.txt; exit 4",
-        url=url,
-        cwd=workdir,
-    )
+    out = console("run", "--output", "o.txt", "--", "sh", "-c", "echo hi > o.txt; exit 4",
+                  url=url, cwd=workdir)
     assert out.returncode == 4
     rec = _only_run(url)
     assert rec["status"] == "failed"

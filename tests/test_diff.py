@@ -152,7 +152,8 @@ def test_inputs_and_outputs_whose_digest_changed(ledger: Ledger, tmp_path: Path)
     assert [c.key for c in ins] == ["data.csv"]
     assert ins[0].old == a.inputs["data.csv"].digest
     assert ins[0].new == b.inputs["data.csv"].digest
-    assert d.section("outputs") == [Change("outputs", "model.content", "a,b\n1,2\n", "a,b\n1,3\n")]
+    assert d.section("outputs") == [
+        Change("outputs", "model.content", "a,b\n1,2\n", "a,b\n1,3\n")]
     assert {c.section for c in d} == {"inputs", "outputs"}
 
 
@@ -163,9 +164,7 @@ def test_value_inputs_flowing_from_other_runs_diff(ledger: Ledger) -> None:
     two = run_pipeline(ledger, n=6)
     d = ledger.diff(one.ids["train"], two.ids["train"])
     assert {(c.section, c.key.split(".")[0]) for c in d} == {
-        ("params", "data"),
-        ("outputs", "return"),
-    }
+        ("params", "data"), ("outputs", "return")}
     e = ledger.diff(one.ids["prep"], two.ids["prep"])
     assert ("params", "n", 5, 6) in [tuple(c) for c in e]
 
@@ -249,12 +248,9 @@ def test_json_types_that_python_calls_equal_still_differ(ledger: Ledger) -> None
             r.save({"acc": value}, name="scores")
     c, b, a = ledger.runs()
     assert [(x.section, x.key) for x in ledger.diff(a, b)] == [
-        ("params", "flag"),
-        ("outputs", "scores.acc"),
-    ]
+        ("params", "flag"), ("outputs", "scores.acc")]
     assert [(x.section, x.key, x.old, x.new) for x in ledger.diff(b, c)] == [
-        ("outputs", "scores", {"acc": 1}, {"acc": 1.0})
-    ]
+        ("outputs", "scores", {"acc": 1}, {"acc": 1.0})]
 
 
 def test_long_values_print_their_head_and_tail() -> None:
@@ -379,15 +375,11 @@ def test_edited_helper_module_shows_in_code_after_reload(
     """An edit to a helper module the function calls shows as a module: change, without git."""
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "src"
-    helper_mod, helper = import_fresh(
-        src, "helper_mod", "def f(x):\n    return x + 1\n", monkeypatch
-    )
-    mod, _ = import_fresh(
-        src,
-        "uses_helper",
-        "import helper_mod\n\ndef step(x):\n    return helper_mod.f(x)\n",
-        monkeypatch,
-    )
+    helper_mod, helper = import_fresh(src, "helper_mod", "def f(x):\n    return x + 1\n",
+                                      monkeypatch)
+    mod, _ = import_fresh(src, "uses_helper",
+                          "import helper_mod\n\ndef step(x):\n    return helper_mod.f(x)\n",
+                          monkeypatch)
     with fast_ledger("memory", tmp_path) as ledger:
         step = ledger.tracked(mod.step)
         step(1)  # warm-up: whatever a first call imports is imported now
@@ -442,20 +434,10 @@ def test_closure_over_an_uncopyable_dataclass_still_tracks_the_call(ledger: Ledg
 
 def _git(path: Path, *args: str) -> str:
     out = subprocess.run(
-        ["git", *args],
-        cwd=path,
-        check=True,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(path.parent),
-            "GIT_AUTHOR_NAME": "T",
-            "GIT_AUTHOR_EMAIL": "t@example.com",
-            "GIT_COMMITTER_NAME": "T",
-            "GIT_COMMITTER_EMAIL": "t@example.com",
-        },
+        ["git", *args], cwd=path, check=True, capture_output=True, text=True,
+        env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(path.parent),
+             "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
+             "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com"},
     )
     return out.stdout.strip()
 
@@ -608,13 +590,8 @@ def test_sections_come_in_order_and_render_as_text(
     assert "\x1b[32m" in colored
     assert "\x1b[31m" in colored
     assert "\x1b[0m" in colored
-    assert d.to_json()[0] == {
-        "section": "params",
-        "key": "added",
-        "old": None,
-        "new": True,
-        "kind": "added",
-    }
+    assert d.to_json()[0] == {"section": "params", "key": "added", "old": None, "new": True,
+                              "kind": "added"}
 
 
 def test_long_values_are_shortened_in_text(ledger: Ledger) -> None:

@@ -67,9 +67,7 @@ def test_a_5000_digit_int_param_is_a_stand_in(ledger: Ledger) -> None:
 def test_tags_message_and_param_names_with_lone_surrogates(ledger: Ledger) -> None:
     """A tag value and name, a message and a param name that UTF-8 cannot hold are escaped."""
     run = _quiet_run(
-        ledger,
-        params={"k\ud800": 1},
-        tags={"team": SURROGATE, "t\udcff": "x"},
+        ledger, params={"k\ud800": 1}, tags={"team": SURROGATE, "t\udcff": "x"},
         message=f"why {SURROGATE}",
     )
     got = _recorded(ledger, run)
@@ -138,20 +136,9 @@ def test_an_argument_that_is_not_utf8(tmp_path: Path) -> None:
     )
     store = str(tmp_path / "store")
     out = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error::UserWarning",
-            "-c",
-            script,
-            store,
-            b"x\xff".decode("utf-8", "surrogateescape"),
-        ],
-        capture_output=True,
-        text=True,
-        env=python_env(),
-        cwd=tmp_path,
-        timeout=60,
+        [sys.executable, "-W", "error::UserWarning", "-c", script, store, b"x\xff".decode(
+            "utf-8", "surrogateescape")],
+        capture_output=True, text=True, env=python_env(), cwd=tmp_path, timeout=60,
         check=False,
     )
     assert out.returncode == 0, out.stderr

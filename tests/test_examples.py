@@ -18,13 +18,8 @@ def _run(script: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     return subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        check=False,
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, check=False,
     )
 
 

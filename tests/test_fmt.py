@@ -26,14 +26,8 @@ NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [
-        (None, "?"),
-        (0, "0 B"),
-        (1023, "1023 B"),
-        (1536, "1.5 KiB"),
-        (3 * 1024**3, "3.0 GiB"),
-        (2 * 1024**4, "2.0 TiB"),
-    ],
+    [(None, "?"), (0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 * 1024**3, "3.0 GiB"),
+     (2 * 1024**4, "2.0 TiB")],
 )
 def test_human_size(n: int | None, text: str) -> None:
     """Sizes are bytes below 1 KiB, then one decimal in binary units; unknown is ``?``."""
@@ -42,13 +36,8 @@ def test_human_size(n: int | None, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("s", "text"),
-    [
-        (None, "?"),
-        (4.25, "4.25s"),
-        (185, "3m 5s"),
-        (2 * 3600 + 600, "2h 10m"),
-        (3 * 86400 + 4 * 3600, "3d 4h"),
-    ],
+    [(None, "?"), (4.25, "4.25s"), (185, "3m 5s"), (2 * 3600 + 600, "2h 10m"),
+     (3 * 86400 + 4 * 3600, "3d 4h")],
 )
 def test_human_seconds(s: float | None, text: str) -> None:
     """Durations read as seconds, minutes, hours or days with the next unit down."""

@@ -23,12 +23,8 @@ from mlledger.store import Refs, Store
 
 def user_options(endpoint: str, **more: Any) -> dict[str, Any]:
     """s3fs options as a user passes them: no use_listings_cache=False, instances cached."""
-    return {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": endpoint},
-        **more,
-    }
+    return {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint},
+            **more}
 
 
 #: the listing cache as mlledger sets it by default, and turned on by the user
@@ -53,28 +49,15 @@ except Exception as e:
 """
 
 
-def _movers(
-    url: str, endpoint: str, name: str, workers: int, moves: int, timeout: float
-) -> list[dict[str, Any]]:
+def _movers(url: str, endpoint: str, name: str, workers: int, moves: int,
+            timeout: float) -> list[dict[str, Any]]:
     """Start ``workers`` processes that move ref ``name`` ``moves`` times each, at once."""
     start_at = str(time.time() + 3.0)  # after every interpreter has started
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _CHILD,
-                url,
-                json.dumps(user_options(endpoint)),
-                name,
-                str(w),
-                str(moves),
-                start_at,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+            [sys.executable, "-c", _CHILD, url, json.dumps(user_options(endpoint)), name,
+             str(w), str(moves), start_at],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for w in range(workers)
     ]
     out: list[dict[str, Any]] = []
@@ -136,9 +119,8 @@ with ledger.run("from-elsewhere"):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cache", CACHES)
-def test_long_lived_ledger_sees_other_processes_runs(
-    s3_endpoint: str, cache: dict[str, Any]
-) -> None:
+def test_long_lived_ledger_sees_other_processes_runs(s3_endpoint: str,
+                                                     cache: dict[str, Any]) -> None:
     """A Ledger kept open sees, through sync(), the runs other processes record meanwhile."""
     url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
     ledger = Ledger(url, capture_files=False, **user_options(s3_endpoint, **cache))
@@ -146,10 +128,7 @@ def test_long_lived_ledger_sees_other_processes_runs(
         pass
     assert [r.name for r in ledger.runs()] == ["here"]
     for _ in range(2):
-        subprocess.run(
-            [sys.executable, "-c", _RUN_CHILD, url, json.dumps(user_options(s3_endpoint))],
-            check=True,
-            timeout=120,
-        )
+        subprocess.run([sys.executable, "-c", _RUN_CHILD, url,
+                        json.dumps(user_options(s3_endpoint))], check=True, timeout=120)
     ledger.sync()
     assert sorted(r.name for r in ledger.runs()) == ["from-elsewhere", "from-elsewhere", "here"]

@@ -399,31 +399,16 @@ def test_gc_in_another_process_keeps_old_objects_a_live_run_uses(tmp_path: Path)
         _age(ledger, old[name], 30)
     proc = subprocess.Popen(
         [sys.executable, "-c", _LIVE_RUN, ledger.url],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=python_env(),
-        cwd=work,
+        stdout=subprocess.PIPE, text=True, env=python_env(), cwd=work,
     )
     try:
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()
         assert run_id, "the run process did not start"
         gc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from mlledger.cli import main; main()",
-                "--store",
-                ledger.url,
-                "gc",
-                "--delete",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            env=python_env(),
-            cwd=work,
-            timeout=120,
+            [sys.executable, "-c", "from mlledger.cli import main; main()",
+             "--store", ledger.url, "gc", "--delete", "--json"],
+            capture_output=True, text=True, env=python_env(), cwd=work, timeout=120,
             check=False,
         )
         assert gc.returncode == 0, gc.stderr
@@ -489,23 +474,15 @@ def test_gc_with_no_grace_in_another_process_keeps_all_a_live_run_refers_to(
     opts = json.dumps(store_spec.storage_options)
     proc = subprocess.Popen(
         [sys.executable, "-c", _LIVE_RUN_ANY_STORE, ledger.url, opts],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=python_env(),
-        cwd=work,
+        stdout=subprocess.PIPE, text=True, env=python_env(), cwd=work,
     )
     try:
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()
         assert run_id, "the run process did not start"
         gc = subprocess.run(
-            [sys.executable, "-c", _GC_NO_GRACE, ledger.url, opts],
-            capture_output=True,
-            text=True,
-            env=python_env(),
-            cwd=work,
-            timeout=120,
-            check=False,
+            [sys.executable, "-c", _GC_NO_GRACE, ledger.url, opts], capture_output=True,
+            text=True, env=python_env(), cwd=work, timeout=120, check=False,
         )
         assert gc.returncode == 0, gc.stderr
         (work / "gc-done").touch()

@@ -60,11 +60,8 @@ def test_sha256_digest_form() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    data=st.binary(max_size=4096),
-    cuts=st.lists(st.integers(0, 4096), max_size=6),
-    algorithm=st.sampled_from(sorted(ALGORITHMS)),
-)
+@given(data=st.binary(max_size=4096), cuts=st.lists(st.integers(0, 4096), max_size=6),
+       algorithm=st.sampled_from(sorted(ALGORITHMS)))
 def test_chunked_digest_equals_whole_digest(data: bytes, cuts: list[int], algorithm: str) -> None:
     """Hashing bytes in any split gives the digest of the whole."""
     points = sorted({min(c, len(data)) for c in cuts})

@@ -114,17 +114,14 @@ def test_day_path_layout() -> None:
 
 def test_day_path_of_a_known_id() -> None:
     """A hand-made id for 2024-02-29 23:59:59.999 UTC files under that day."""
-    ms = int(
-        _dt.datetime(2024, 2, 29, 23, 59, 59, 999000, tzinfo=_dt.timezone.utc).timestamp() * 1000
-    )
+    ms = int(_dt.datetime(2024, 2, 29, 23, 59, 59, 999000, tzinfo=_dt.timezone.utc)
+             .timestamp() * 1000)
     run_id = ids_mod._encode(ms, 0)
     assert day_path(run_id) == f"runs/2024/02/29/{run_id}"
 
 
-@given(
-    st.integers(min_value=0, max_value=(1 << 48) - 1),
-    st.integers(min_value=0, max_value=(1 << 80) - 1),
-)
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1),
+       st.integers(min_value=0, max_value=(1 << 80) - 1))
 def test_encoding_keeps_order(ms: int, rand: int) -> None:
     """Encoding is order-preserving: a greater (ms, random) pair gives a greater id."""
     a = ids_mod._encode(ms, rand)
@@ -137,10 +134,8 @@ def test_encoding_keeps_order(ms: int, rand: int) -> None:
         assert a < c
 
 
-@given(
-    st.integers(min_value=0, max_value=(1 << 48) - 1),
-    st.integers(min_value=0, max_value=(1 << 80) - 1),
-)
+@given(st.integers(min_value=0, max_value=(1 << 48) - 1),
+       st.integers(min_value=0, max_value=(1 << 80) - 1))
 def test_encoding_is_crockford_base32_of_the_128_bits(ms: int, rand: int) -> None:
     """An id is the ULID form: the 128-bit value (ms << 80 | random) in 26 Crockford digits."""
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

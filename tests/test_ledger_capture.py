@@ -112,26 +112,14 @@ def test_ignore_skips_named_arguments_and_kwargs(ledger: Ledger) -> None:
 def test_json_native_values_are_inline(ledger: Ledger) -> None:
     """JSON-native arguments are params inline; non-scalars are also inputs by value digest."""
 
-    def f(
-        n: int,
-        lr: float,
-        flag: bool,
-        name: str,
-        none: Any,
-        cfg: dict[str, Any],
-        seq: tuple[int, ...],
-    ) -> None:
+    def f(n: int, lr: float, flag: bool, name: str, none: Any, cfg: dict[str, Any],
+          seq: tuple[int, ...]) -> None:
         return None
 
     _, run = call(ledger, f, 3, 0.5, True, "adam", None, {"a": [1, {"b": 2}]}, (1, 2))
     assert run.params == {
-        "n": 3,
-        "lr": 0.5,
-        "flag": True,
-        "name": "adam",
-        "none": None,
-        "cfg": {"a": [1, {"b": 2}]},
-        "seq": [1, 2],
+        "n": 3, "lr": 0.5, "flag": True, "name": "adam", "none": None,
+        "cfg": {"a": [1, {"b": 2}]}, "seq": [1, 2],
     }
     assert set(run.inputs) == {"cfg", "seq"}
     assert ledger.load(run.inputs["cfg"].digest) == {"a": [1, {"b": 2}]}
@@ -171,12 +159,8 @@ def test_paths_to_files_and_folders_become_input_artifacts(ledger: Ledger, workd
         return None
 
     _, run = call(ledger, f, "train.csv", Path("images"), "nope.csv", "adam")
-    assert run.params == {
-        "data": "train.csv",
-        "images": "images",
-        "missing": "nope.csv",
-        "word": "adam",
-    }
+    assert run.params == {"data": "train.csv", "images": "images", "missing": "nope.csv",
+                          "word": "adam"}
     assert run.inputs["data"].kind == "file"
     assert ledger.store.get(run.inputs["data"].digest) == b"a,b\n"
     assert run.inputs["images"].kind == "tree"
@@ -205,17 +189,8 @@ def test_numpy_scalars_are_plain_numbers_in_params(ledger: Ledger) -> None:
     def f(lr: Any, batch: Any, flag: Any, half: Any, when: Any, arr: Any, tenth: Any) -> None:
         return None
 
-    _, run = call(
-        ledger,
-        f,
-        np.float64(0.01),
-        np.int64(5),
-        np.bool_(True),
-        np.float32(0.5),
-        np.datetime64("2020-01-01"),
-        np.array(3.0),
-        np.float32(0.1),
-    )
+    _, run = call(ledger, f, np.float64(0.01), np.int64(5), np.bool_(True), np.float32(0.5),
+                  np.datetime64("2020-01-01"), np.array(3.0), np.float32(0.1))
     assert run.params["lr"] == 0.01
     assert type(run.params["lr"]) is float
     assert run.params["batch"] == 5
@@ -422,15 +397,8 @@ def test_secret_params_and_tags_are_redacted(ledger: Ledger) -> None:
     def f(api_key: str, lr: float, cfg: dict[str, Any], **kw: Any) -> None:
         return None
 
-    _, run = call(
-        ledger,
-        f,
-        "sk-123",
-        0.1,
-        {"db": {"Password": "hunter2", "host": "h"}, "depth": 2},
-        GH_TOKEN="ghp",
-        auth_header="x",
-    )
+    _, run = call(ledger, f, "sk-123", 0.1, {"db": {"Password": "hunter2", "host": "h"},
+                                             "depth": 2}, GH_TOKEN="ghp", auth_header="x")
     assert run.params["api_key"] == REDACTED
     assert run.params["GH_TOKEN"] == REDACTED
     assert run.params["auth_header"] == REDACTED
@@ -439,20 +407,15 @@ def test_secret_params_and_tags_are_redacted(ledger: Ledger) -> None:
     stored = ledger.load(run.inputs["cfg"].digest)
     assert "hunter2" not in repr(stored)
 
-    with ledger.run(
-        "r", params={"private_key": "pk", "n": 1}, tags={"team": "cv", "Secret": "s"}
-    ) as block:
+    with ledger.run("r", params={"private_key": "pk", "n": 1},
+                    tags={"team": "cv", "Secret": "s"}) as block:
         block.log_params(db_passwd="pw", nested={"credential": "c"})
     got = reopen(ledger).get(block.id)
-    assert got.params == {
-        "private_key": REDACTED,
-        "n": 1,
-        "db_passwd": REDACTED,
-        "nested": {"credential": REDACTED},
-    }
+    assert got.params == {"private_key": REDACTED, "n": 1, "db_passwd": REDACTED,
+                          "nested": {"credential": REDACTED}}
     assert got.tags == {"team": "cv", "Secret": REDACTED}
     raw = b"".join(ledger.store.read_entry(k) for k in ledger.store.backend.list("runs"))
-    for secret in (b"sk-123", b"ghp", b"hunter2", b"pk", b"pw", b'"c"', b'"s"'):
+    for secret in (b"sk-123", b"ghp", b"hunter2", b"pk", b"pw", b"\"c\"", b"\"s\""):
         assert secret not in raw
 
 
@@ -461,14 +424,12 @@ def test_secrets_in_mappings_inside_lists_are_redacted(ledger: Ledger) -> None:
     secrets too, in the recorded param and in the stored value; records in lists keep
     their data (a bare "token" or "key" field hides only a credential-like value)."""
 
-    def f(
-        cfg: dict[str, Any], creds: list[Any], servers: tuple[Any, ...], logprobs: list[Any]
-    ) -> list[Any]:
+    def f(cfg: dict[str, Any], creds: list[Any], servers: tuple[Any, ...],
+          logprobs: list[Any]) -> list[Any]:
         return creds
 
     result, run = call(
-        ledger,
-        f,
+        ledger, f,
         {"servers": [{"host": "a", "token": "ghp_tk1secret"}, ("x", {"password": "pw-2"})]},
         [{"api_key": "k-3", "user": "u"}],
         ({"auth_token": "at-4"},),
@@ -480,16 +441,10 @@ def test_secrets_in_mappings_inside_lists_are_redacted(ledger: Ledger) -> None:
     }
     assert run.params["creds"] == [{"api_key": REDACTED, "user": "u"}]
     assert run.params["servers"] == [{"auth_token": REDACTED}]
-    assert run.params["logprobs"] == [
-        {"token": "Hello", "logprob": -0.1},
-        {"key": "lr", "value": 0.1},
-    ]
-    for art in (
-        run.inputs["cfg"],
-        run.inputs["creds"],
-        run.inputs["servers"],
-        run.outputs["return"],
-    ):
+    assert run.params["logprobs"] == [{"token": "Hello", "logprob": -0.1},
+                                      {"key": "lr", "value": 0.1}]
+    for art in (run.inputs["cfg"], run.inputs["creds"], run.inputs["servers"],
+                run.outputs["return"]):
         stored = repr(ledger.load(art.digest))
         for secret in ("ghp_tk1secret", "pw-2", "k-3", "at-4"):
             assert secret not in stored
@@ -571,25 +526,18 @@ def test_tracking_warning_does_not_escape_as_error(ledger: Ledger) -> None:
 # properties
 
 
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=8),
-)
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
 json_values = st.recursive(
     json_leaf,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
-    ),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                  max_size=4),
     max_leaves=12,
 )
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.text(max_size=8), json_values, min_size=1, max_size=6))
 def test_dict_param_capture_ignores_key_order(ledger: Ledger, d: dict[str, Any]) -> None:
     """A dict argument records the same param and input digest whatever its key order."""
@@ -671,13 +619,11 @@ def test_a_hydra_config_is_plain_data_redacted_and_queryable(tmp_path: Path) -> 
     omegaconf = pytest.importorskip("omegaconf")
     ledger = Ledger(str(tmp_path / "store"))
     secret = f"wandb-{uuid.uuid4().hex}"
-    cfg = omegaconf.OmegaConf.create(
-        {
-            "model": {"lr": 0.1, "layers": [64, 64]},
-            "sched": {"lr": "${model.lr}"},
-            "wandb": {"api_key": secret, "project": "p"},
-        }
-    )
+    cfg = omegaconf.OmegaConf.create({
+        "model": {"lr": 0.1, "layers": [64, 64]},
+        "sched": {"lr": "${model.lr}"},
+        "wandb": {"api_key": secret, "project": "p"},
+    })
 
     def train(cfg: Any) -> None:
         return None

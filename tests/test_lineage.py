@@ -40,11 +40,8 @@ def digests(p: Pipeline) -> dict[str, str]:
 
 def shape(lin: Lineage) -> tuple[set[str], set[str], set[tuple[str, str, str]]]:
     """Run ids, digests and edges of a lineage, as sets."""
-    return (
-        {r.id for r in lin.runs},
-        {a.digest for a in lin.artifacts},
-        {tuple(e) for e in lin.edges},
-    )
+    return ({r.id for r in lin.runs}, {a.digest for a in lin.artifacts},
+            {tuple(e) for e in lin.edges})
 
 
 def test_upstream_of_a_run_is_the_data_and_code_that_made_it(pipe: Pipeline) -> None:
@@ -130,10 +127,9 @@ def test_depth_one_of_an_artifact_is_its_producer_with_the_producers_inputs(
     assert edges == {(ids["train"], "produced", d["model"]), (ids["train"], "used", d["data"])}
     assert shape(pipe.ledger.lineage(d["model"], depth=0)) == (set(), {d["model"]}, set())
     # a run and its output at the same depth show the same runs
-    assert (
-        shape(pipe.ledger.lineage(d["model"], depth=2))[0]
-        == shape(pipe.ledger.lineage(ids["train"], depth=2))[0]
-    )
+    assert shape(pipe.ledger.lineage(d["model"], depth=2))[0] == shape(
+        pipe.ledger.lineage(ids["train"], depth=2)
+    )[0]
 
 
 def test_depth_counts_a_parent_run_as_one_step(ledger: Ledger) -> None:
@@ -165,8 +161,7 @@ def test_nested_runs_are_linked_child_of(ledger: Ledger) -> None:
     down = shape(ledger.lineage(parent.id, direction="downstream"))
     assert down[0] == {parent.id, *trials.ids}
     assert {e for e in down[2] if e[1] == "child_of"} == {
-        (t, "child_of", parent.id) for t in trials.ids
-    }
+        (t, "child_of", parent.id) for t in trials.ids}
     assert len(down[1]) == 2  # each trial's result
 
 
@@ -200,11 +195,7 @@ def test_two_runs_feeding_each_other_terminate(ledger: Ledger) -> None:
         rb.use(y, name="y")
         rb.save(x, name="x")
     expected = {
-        (ra.id, "used", dx),
-        (ra.id, "produced", dy),
-        (rb.id, "used", dy),
-        (rb.id, "produced", dx),
-    }
+        (ra.id, "used", dx), (ra.id, "produced", dy), (rb.id, "used", dy), (rb.id, "produced", dx)}
     for direction in ("upstream", "downstream", "both"):
         for target in (ra.id, rb.id, dx, dy):
             runs, arts, edges = shape(ledger.lineage(target, direction=direction))
@@ -323,16 +314,12 @@ def expected_walk(
 
 GRAPHS = st.lists(
     st.tuples(st.sets(st.integers(0, 4), max_size=3), st.sets(st.integers(0, 4), max_size=3)),
-    min_size=1,
-    max_size=6,
+    min_size=1, max_size=6,
 )
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(GRAPHS, st.data())
 def test_any_graph_walk_matches_breadth_first_search(
     graph: list[tuple[set[int], set[int]]], data: st.DataObject

@@ -73,7 +73,8 @@ TRACK_CELLS = [
         'with open("out.txt", "w") as f:\n    f.write(text.upper())'
     ),
     (  # 15
-        '%%track secrets\napi_token = "s3cr3t-value"\nconfig = {"password": "hunter2", "lr": 0.1}'
+        '%%track secrets\napi_token = "s3cr3t-value"\n'
+        'config = {"password": "hunter2", "lr": 0.1}'
     ),
     "%%track uses-secrets\nsettings = dict(config, token_used=bool(api_token))",  # 16
     "%ledger log -n 50",  # 17
@@ -368,3 +369,4 @@ def test_example_notebook_is_stored_without_outputs() -> None:
     assert code
     assert all(not c.outputs and c.execution_count is None for c in code)
     assert code[0].source.startswith("%load_ext mlledger")
+

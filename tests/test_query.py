@@ -53,39 +53,16 @@ class Zoo:
 
 
 ZOO_RUNS: list[dict[str, Any]] = [
-    {
-        "label": "r1",
-        "name": "train",
-        "params": {"lr": 0.1, "batch": 32, "opt": "adam", "flag": True, "note": "it's"},
-        "tags": {"team": "cv"},
-        "loss": [0.9, 0.4, 0.5],
-        "acc": [0.7],
-    },
-    {
-        "label": "r2",
-        "name": "train",
-        "params": {"lr": 0.01, "batch": 64, "opt": "sgd", "flag": False, "seed": 7},
-        "tags": {"team": "nlp"},
-        "loss": [0.3],
-        "acc": [0.9],
-    },
-    {
-        "label": "r3",
-        "name": "eval",
-        "params": {"lr": 1, "opt": "adam", "seed": None},
-        "tags": {},
-        "loss": [],
-        "acc": [0.6, 0.8],
-    },
-    {
-        "label": "r4",
-        "name": "train-big",
-        "params": {"lr": 0.5},
-        "tags": {"team": "cv", "prio": "1"},
-        "loss": [],
-        "acc": [],
-        "fail": True,
-    },
+    {"label": "r1", "name": "train",
+     "params": {"lr": 0.1, "batch": 32, "opt": "adam", "flag": True, "note": "it's"},
+     "tags": {"team": "cv"}, "loss": [0.9, 0.4, 0.5], "acc": [0.7]},
+    {"label": "r2", "name": "train",
+     "params": {"lr": 0.01, "batch": 64, "opt": "sgd", "flag": False, "seed": 7},
+     "tags": {"team": "nlp"}, "loss": [0.3], "acc": [0.9]},
+    {"label": "r3", "name": "eval", "params": {"lr": 1, "opt": "adam", "seed": None},
+     "tags": {}, "loss": [], "acc": [0.6, 0.8]},
+    {"label": "r4", "name": "train-big", "params": {"lr": 0.5}, "tags": {"team": "cv", "prio": "1"},
+     "loss": [], "acc": [], "fail": True},
     {"label": "r5", "name": "prep", "params": {"batch": "32"}, "tags": {}, "loss": [], "acc": []},
 ]
 
@@ -94,10 +71,9 @@ def fill(ledger: Ledger, specs: list[dict[str, Any]]) -> dict[str, str]:
     """Run one ``ledger.run()`` block per spec; returns run ids by label."""
     ids = {}
     for spec in specs:
-        with (
-            contextlib.suppress(RuntimeError),
-            ledger.run(spec["name"], params=spec["params"], tags=spec["tags"]) as run,
-        ):
+        with contextlib.suppress(RuntimeError), ledger.run(
+            spec["name"], params=spec["params"], tags=spec["tags"]
+        ) as run:
             ids[spec["label"]] = run.id
             for step, v in enumerate(spec.get("loss", [])):
                 run.log(step=step, loss=v)
@@ -324,15 +300,10 @@ def test_fields_of_dict_and_config_params_are_queried_by_dotted_name(
         assert where("params.cfg.layers = 'two'") == ["dict"]
         assert where("params.cfg.optim like '%sgd%'") == ["sgd"]  # a dict field: its JSON
         assert where("params.cfg.optim.lr >= 0", order_by="-params.cfg.optim.lr") == [
-            "sgd",
-            "dict",
-            "adam",
-        ]
+            "sgd", "dict", "adam"]
         with mock.patch.object(catalog_mod, "DRIVE_MIN_ROWS", 0):  # the driven plan too
             assert set(where("params.cfg.optim.lr > 0.02 and params.cfg.optim.lr < 1")) == {
-                "sgd",
-                "dict",
-            }
+                "sgd", "dict"}
 
 
 def test_limit_cuts_the_ordered_result(zoo: Zoo) -> None:
@@ -456,67 +427,19 @@ def test_values_become_parameters() -> None:
 
 # -- property tests ------------------------------------------------------------------------
 
-FIELDS = [
-    "params.lr",
-    "params.x",
-    "tags.team",
-    "metrics.loss",
-    "metrics.loss.min",
-    "name",
-    "status",
-    "started_at",
-    "user",
-    "host",
-]
-TOKENS = [
-    *FIELDS,
-    "and",
-    "or",
-    "not",
-    "in",
-    "not in",
-    "like",
-    "is",
-    "null",
-    "is not null",
-    "true",
-    "false",
-    "(",
-    ")",
-    ",",
-    "=",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "==",
-    "<>",
-    "'a'",
-    "''''",
-    "'",
-    "1",
-    "-2.5",
-    "1e3",
-    ".5",
-    "+",
-    "-",
-    ";",
-    "--",
-    '"',
-    "%",
-    "*",
-]
+FIELDS = ["params.lr", "params.x", "tags.team", "metrics.loss", "metrics.loss.min", "name",
+          "status", "started_at", "user", "host"]
+TOKENS = [*FIELDS, "and", "or", "not", "in", "not in", "like", "is", "null", "is not null",
+          "true", "false", "(", ")", ",", "=", "!=", "<", "<=", ">", ">=", "==", "<>",
+          "'a'", "''''", "'", "1", "-2.5", "1e3", ".5", "+", "-", ";", "--", "\"", "%", "*"]
 
 
 @HYPOTHESIS
-@given(
-    st.one_of(
-        st.text(max_size=60),
-        st.lists(st.sampled_from(TOKENS), max_size=14).map(" ".join),
-        st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=4)), max_size=10).map("".join),
-    )
-)
+@given(st.one_of(
+    st.text(max_size=60),
+    st.lists(st.sampled_from(TOKENS), max_size=14).map(" ".join),
+    st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=4)), max_size=10).map("".join),
+))
 def test_any_text_compiles_or_raises_query_error(text: str) -> None:
     """Random text either compiles (to SQL sqlite accepts) or raises QueryError, nothing else."""
     try:
@@ -569,9 +492,8 @@ def literal(v: Any) -> str:
     return repr(v)
 
 
-def exprs(
-    fields: st.SearchStrategy[str], texts: st.SearchStrategy[str], numbers: st.SearchStrategy[Any]
-) -> st.SearchStrategy[Expr]:
+def exprs(fields: st.SearchStrategy[str], texts: st.SearchStrategy[str],
+          numbers: st.SearchStrategy[Any]) -> st.SearchStrategy[Expr]:
     """Expression trees over ``fields`` with literals from ``texts`` and ``numbers``."""
 
     @st.composite
@@ -581,7 +503,8 @@ def exprs(
         column = "." not in field
         if draw(st.integers(0, 9)) == 0:
             return ("null", field, draw(st.booleans()))
-        value = numbers if metric else texts if column else st.one_of(numbers, texts, st.booleans())
+        value = numbers if metric else texts if column else st.one_of(
+            numbers, texts, st.booleans())
         op = draw(st.sampled_from([*CMP_OPS, "in", "not in", "like"]))
         if op == "like":
             if metric:
@@ -617,14 +540,10 @@ def hostile_fields(draw: st.DrawFn) -> str:
     return field
 
 
-HOSTILE_TEXT = (
-    st.text(max_size=12)
-    .map(lambda s: MARK + s)
-    .filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
-)
-HOSTILE_NUMBERS = st.one_of(
-    st.integers(-(10**30), 10**30), st.floats(allow_nan=False, allow_infinity=False)
-)
+HOSTILE_TEXT = st.text(max_size=12).map(lambda s: MARK + s).filter(
+    lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+HOSTILE_NUMBERS = st.one_of(st.integers(-(10**30), 10**30),
+                            st.floats(allow_nan=False, allow_infinity=False))
 
 
 @HYPOTHESIS
@@ -656,12 +575,8 @@ def keys_of(e: Expr) -> list[str]:
 def relabel(e: Expr, texts: Iterator[str], keys: dict[str, str]) -> Expr:
     """The same tree with every string literal and field key replaced."""
     if e[0] == "cmp":
-        return (
-            "cmp",
-            rekey(e[1], keys),
-            e[2],
-            [next(texts) if isinstance(v, str) else v for v in e[3]],
-        )
+        return ("cmp", rekey(e[1], keys), e[2],
+                [next(texts) if isinstance(v, str) else v for v in e[3]])
     if e[0] == "null":
         return ("null", rekey(e[1], keys), e[2])
     if e[0] == "not":
@@ -723,35 +638,14 @@ def run_specs(draw: st.DrawFn) -> list[dict[str, Any]]:
         metrics = {}
         if draw(st.booleans()):
             metrics["m"] = draw(st.lists(NUMS.map(float), min_size=1, max_size=3))
-        specs.append(
-            {
-                "label": f"s{i}",
-                "name": draw(st.sampled_from(NAMES)),
-                "params": params,
-                "tags": tags,
-                "metrics": metrics,
-                "fail": draw(st.booleans()),
-            }
-        )
+        specs.append({"label": f"s{i}", "name": draw(st.sampled_from(NAMES)), "params": params,
+                      "tags": tags, "metrics": metrics, "fail": draw(st.booleans())})
     return specs
 
 
-MODEL_FIELDS = st.sampled_from(
-    [
-        "params.x",
-        "params.y",
-        "params.z",
-        "tags.t",
-        "metrics.m",
-        "metrics.m.min",
-        "metrics.m.max",
-        "name",
-        "status",
-        "params.c.x",
-        "params.c.d.y",
-        "params.c.z",
-    ]
-)
+MODEL_FIELDS = st.sampled_from(["params.x", "params.y", "params.z", "tags.t", "metrics.m",
+                                "metrics.m.min", "metrics.m.max", "name", "status",
+                                "params.c.x", "params.c.d.y", "params.c.z"])
 MODEL_TEXTS = st.one_of(TEXTS, st.sampled_from(LIKES), st.sampled_from(["failed", "finished"]))
 
 
@@ -793,11 +687,8 @@ def model(e: Expr, spec: dict[str, Any]) -> bool:
     if section == "metrics":
         name, _, stat = key.partition(".")
         values = spec["metrics"].get(name)
-        got = (
-            None
-            if not values
-            else {"": values[-1], "last": values[-1], "min": min(values), "max": max(values)}[stat]
-        )
+        got = None if not values else {
+            "": values[-1], "last": values[-1], "min": min(values), "max": max(values)}[stat]
         if kind == "null":
             return (got is not None) == e[2]
         op, vals = e[2], e[3]
@@ -887,23 +778,15 @@ def test_driven_plan_scans_the_narrower_condition_whatever_the_order(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(catalog_mod, "DRIVE_MIN_ROWS", 0)
     specs = [
-        {
-            "label": str(i),
-            "name": "r",
-            "params": {"lr": 0.1 if i % 10 else 0.001},
-            "tags": {},
-            "loss": [0.9 if i % 5 else 0.1],
-        }
+        {"label": str(i), "name": "r", "params": {"lr": 0.1 if i % 10 else 0.001},
+         "tags": {}, "loss": [0.9 if i % 5 else 0.1]}
         for i in range(40)
     ]
     with fast_ledger("memory", tmp_path) as ledger:
         ids = fill(ledger, specs)
         broad, narrow = "params.lr > 0.01", "metrics.loss < 0.5"  # 36 and 8 of 40 runs
-        want = [
-            ids[s["label"]]
-            for s in reversed(specs)
-            if s["params"]["lr"] > 0.01 and s["loss"][0] < 0.5
-        ]
+        want = [ids[s["label"]] for s in reversed(specs) if s["params"]["lr"] > 0.01
+                and s["loss"][0] < 0.5]
         assert len(want) == 4
         cat = ledger.catalog
         for text, narrow_at in ((f"{broad} and {narrow}", 1), (f"{narrow} and {broad}", 0)):
@@ -917,11 +800,7 @@ def test_fields_named_lists_the_params_metrics_and_tags_a_query_uses() -> None:
     """Every params/metrics/tags field of a where and an order_by, once, stats left off."""
     where = "params.a > 1 and (metrics.loss.min < 2 or tags.t = 'params.x') and name = 'y'"
     assert fields_named(where, "-params.cfg.lr") == [
-        ("params", "a"),
-        ("metrics", "loss"),
-        ("tags", "t"),
-        ("params", "cfg.lr"),
-    ]
+        ("params", "a"), ("metrics", "loss"), ("tags", "t"), ("params", "cfg.lr")]
     assert fields_named("params.a = 1 or params.a = 2") == [("params", "a")]
     assert fields_named(None, None) == []
 

@@ -80,7 +80,10 @@ def test_ledger_signature_block_is_the_real_signature() -> None:
         elif code:
             name, default = code.split("=", 1)
             documented.append((name, eval(default)))  # our own docs: small literals
-    real = [(p.name, p.default) for p in inspect.signature(mlledger.Ledger).parameters.values()]
+    real = [
+        (p.name, p.default)
+        for p in inspect.signature(mlledger.Ledger).parameters.values()
+    ]
     assert documented == real
 
 

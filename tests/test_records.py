@@ -26,15 +26,9 @@ hexes = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
 digests = hexes.map(lambda h: f"xxh128:{h}")
 names = st.text(min_size=1, max_size=20)
 aware_times = st.datetimes(
-    min_value=_dt.datetime(1971, 1, 1),
-    max_value=_dt.datetime(2200, 1, 1),
-    timezones=st.sampled_from(
-        [
-            _dt.timezone.utc,
-            _dt.timezone(_dt.timedelta(hours=5, minutes=30)),
-            _dt.timezone(_dt.timedelta(hours=-8)),
-        ]
-    ),
+    min_value=_dt.datetime(1971, 1, 1), max_value=_dt.datetime(2200, 1, 1),
+    timezones=st.sampled_from([_dt.timezone.utc, _dt.timezone(_dt.timedelta(hours=5, minutes=30)),
+                               _dt.timezone(_dt.timedelta(hours=-8))]),
 )
 
 artifacts = st.builds(
@@ -130,12 +124,8 @@ def test_iso_strings_sort_like_times(a: _dt.datetime, b: _dt.datetime) -> None:
 def test_artifact_json_leaves_out_what_is_unset() -> None:
     """A file artifact's JSON has digest, size, kind and path only; producers never appear."""
     art = Artifact("xxh128:" + "0" * 32, 3, "file", path="a.txt", producers=("r1",))
-    assert art.to_json() == {
-        "digest": "xxh128:" + "0" * 32,
-        "size": 3,
-        "kind": "file",
-        "path": "a.txt",
-    }
+    assert art.to_json() == {"digest": "xxh128:" + "0" * 32, "size": 3, "kind": "file",
+                             "path": "a.txt"}
 
 
 def test_artifact_equality_ignores_producers_and_consumers() -> None:
@@ -196,18 +186,14 @@ def test_param_fields_name_the_fields_of_dict_params() -> None:
     unstorable = {"type": "Socket", "repr": "<socket>"}
     assert param_fields({"big": stored, "s": unstorable}) == {"big": stored, "s": unstorable}
     assert param_fields({"opt": {"type": "adam", "lr": 0.1}}) == {
-        "opt.type": "adam",
-        "opt.lr": 0.1,
-    }  # a user's own "type" field is a field
+        "opt.type": "adam", "opt.lr": 0.1}  # a user's own "type" field is a field
 
 
-@given(
-    st.recursive(
-        st.one_of(st.none(), st.integers(), st.text(max_size=3)),
-        lambda inner: st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
-        max_leaves=20,
-    )
-)
+@given(st.recursive(
+    st.one_of(st.none(), st.integers(), st.text(max_size=3)),
+    lambda inner: st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=20,
+))
 def test_param_fields_keep_every_leaf(value: object) -> None:
     """Every leaf of a nested param is reachable under its dotted path (keys without dots)."""
     got = param_fields({"p": value})

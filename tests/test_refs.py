@@ -32,16 +32,11 @@ def test_set_then_get_returns_the_entry(store_spec: StoreSpec) -> None:
     """set() appends entry #1 with who/when/message; get() returns it."""
     store = open_store(store_spec)
     before = dt.datetime.now(dt.timezone.utc)
-    entry = Refs(store).set(
-        "model/prod", "xxh128:" + "a" * 32, message="first deploy", run="01JRUN"
-    )
+    entry = Refs(store).set("model/prod", "xxh128:" + "a" * 32, message="first deploy",
+                           run="01JRUN")
     assert (entry.name, entry.seq, entry.target) == ("model/prod", 1, "xxh128:" + "a" * 32)
     assert (entry.message, entry.action, entry.restores, entry.run) == (
-        "first deploy",
-        "set",
-        None,
-        "01JRUN",
-    )
+        "first deploy", "set", None, "01JRUN")
     assert entry.user == getpass.getuser()
     assert entry.host == socket.gethostname()
     assert before - dt.timedelta(seconds=5) <= entry.at <= dt.datetime.now(dt.timezone.utc)
@@ -147,37 +142,16 @@ def test_refs_nested_under_each_other_stay_apart(store_spec: StoreSpec) -> None:
     assert refs.names() == ["model", "model/prod"]
 
 
-BAD_NAMES = [
-    "",
-    "/abs",
-    "a/../b",
-    "..",
-    ".",
-    "a//b",
-    "a/",
-    ".hidden",
-    "a/.x",
-    "a b",
-    "-x",
-    "a/0000000001.json",
-    "x.json",
-    "a\\b",
-    "ü",
-    "a\nb",
-    "model/prod\n",
-]
+BAD_NAMES = ["", "/abs", "a/../b", "..", ".", "a//b", "a/", ".hidden", "a/.x", "a b", "-x",
+             "a/0000000001.json", "x.json", "a\\b", "ü", "a\nb", "model/prod\n"]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_invalid_ref_names_are_refused(name: str) -> None:
     """A ref name outside segment[/segment] of letters, digits, '._-' raises UsageError."""
     with memory_store() as store:
-        calls = [
-            lambda: Refs(store).set(name, "A"),
-            lambda: Refs(store).get(name),
-            lambda: Refs(store).history(name),
-            lambda: Refs(store).rollback(name),
-        ]
+        calls = [lambda: Refs(store).set(name, "A"), lambda: Refs(store).get(name),
+                 lambda: Refs(store).history(name), lambda: Refs(store).rollback(name)]
         for call in calls:
             with pytest.raises(UsageError) as info:
                 call()
@@ -208,10 +182,9 @@ def test_concurrent_processes_lose_no_move(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)
     queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=move_ref_in_process, args=(url, "model/prod", w, moves, barrier, queue))
-        for w in range(workers)
-    ]
+    procs = [ctx.Process(target=move_ref_in_process,
+                         args=(url, "model/prod", w, moves, barrier, queue))
+             for w in range(workers)]
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=120) for _ in range(workers))
@@ -221,8 +194,7 @@ def test_concurrent_processes_lose_no_move(tmp_path: Path) -> None:
     history = Refs(Store(url)).history("model/prod")
     assert [e.seq for e in history] == list(range(1, workers * moves + 1))
     assert sorted(targets(history)) == sorted(
-        f"worker-{w}-move-{j}" for w in range(workers) for j in range(moves)
-    )
+        f"worker-{w}-move-{j}" for w in range(workers) for j in range(moves))
     for w in range(workers):  # each writer's own moves land in the order it made them
         mine = [e.target for e in history if e.target.startswith(f"worker-{w}-")]
         assert mine == [f"worker-{w}-move-{j}" for j in range(moves)]
@@ -255,8 +227,7 @@ def test_concurrent_threads_lose_no_move(store_spec: StoreSpec) -> None:
     history = Refs(open_store(store_spec)).history("model/prod")
     assert [e.seq for e in history] == list(range(1, workers * moves + 1))
     assert sorted(targets(history)) == sorted(
-        f"worker-{w}-move-{j}" for w in range(workers) for j in range(moves)
-    )
+        f"worker-{w}-move-{j}" for w in range(workers) for j in range(moves))
 
 
 def test_damaged_ref_entry_is_an_integrity_error(store_spec: StoreSpec) -> None:
@@ -311,15 +282,8 @@ def test_ref_set_on_a_read_only_store_is_a_store_error(tmp_path: Path) -> None:
         unshare = shutil.which("unshare")  # mount namespace (gone when the process ends)
         if unshare is None:
             pytest.skip("running as root without unshare(1): no way to make a read-only store")
-        cmd = [
-            unshare,
-            "-m",
-            "sh",
-            "-c",
-            'mount --bind -o ro "$0" "$0" && exec "$@"',
-            str(root),
-            *cmd,
-        ]
+        cmd = [unshare, "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"',
+               str(root), *cmd]
     else:
         for p in [*root.rglob("*"), root]:
             p.chmod(p.stat().st_mode & ~0o222)

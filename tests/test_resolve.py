@@ -96,17 +96,8 @@ def export(ledger: Ledger, root: Path) -> Export:
     single = ledger.runs(limit=1)[0]
     # the file is recorded as the return value and under its path: one artifact
     assert {a.digest for a in single.outputs.values()} == {single.outputs["return"].digest}
-    return Export(
-        ledger,
-        run.id,
-        single.id,
-        model,
-        work / "ckpt",
-        report,
-        m.digest,
-        c.digest,
-        single.outputs["return"].digest,
-    )
+    return Export(ledger, run.id, single.id, model, work / "ckpt", report, m.digest, c.digest,
+                  single.outputs["return"].digest)
 
 
 @pytest.fixture
@@ -187,8 +178,7 @@ def test_restore_a_run_needs_one_output_or_a_name(exported: Export, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "target", ["@no/such/ref", "xxh128:" + "0" * 32, "abcdef0123", "7ZZZZZZZZZ", "zz"]
-)
+    "target", ["@no/such/ref", "xxh128:" + "0" * 32, "abcdef0123", "7ZZZZZZZZZ", "zz"])
 def test_restore_of_nothing_is_not_found(exported: Export, tmp_path: Path, target: str) -> None:
     """Targets that name nothing raise NotFoundError (a KeyError) and write nothing."""
     with pytest.raises(NotFoundError) as err:
@@ -270,13 +260,8 @@ def test_load_json_values_by_every_target_form(ledger: Ledger) -> None:
     model = pipe.run("train").outputs["return"]
     assert model.format == "json"
     ledger.refs.set("model/prod", pipe.ids["train"])
-    for target in (
-        model.digest,
-        model.digest.split(":")[1][:9],
-        f"{pipe.ids['train']}/return",
-        pipe.ids["train"],
-        "@model/prod",
-    ):
+    for target in (model.digest, model.digest.split(":")[1][:9], f"{pipe.ids['train']}/return",
+                   pipe.ids["train"], "@model/prod"):
         assert ledger.load(target) == pipe.model
     assert ledger.load(f"{pipe.ids['train']}/data") == pipe.data  # an input, by name
     with ledger.run("cfg") as run:
@@ -339,11 +324,7 @@ def test_ref_to_a_run_and_to_an_artifact(ledger: Ledger) -> None:
     prefix = unique_prefix(ledger, pipe.ids["train"]).lower()
     e1 = ledger.refs.set("run/best", prefix, message="best so far")
     assert (e1.target, e1.run, e1.seq, e1.message) == (
-        pipe.ids["train"],
-        pipe.ids["train"],
-        1,
-        "best so far",
-    )
+        pipe.ids["train"], pipe.ids["train"], 1, "best so far")
     e2 = ledger.refs.set("model/prod", model.split(":")[1][:8])
     assert e2.target == model
     assert e2.run == pipe.ids["train"]
@@ -399,9 +380,8 @@ def test_history_is_oldest_first_and_rollback_appends(ledger: Ledger) -> None:
     hist = ledger.refs.history("model/prod")
     assert [e.to_json() for e in hist[:3]] == before  # never rewritten
     assert [e.seq for e in hist] == [1, 2, 3, 4, 5, 6, 7]
-    assert ledger.restore("@model/prod", Path("restored.json")).read_bytes() == ledger.store.get(
-        models[1]
-    )
+    assert ledger.restore("@model/prod", Path("restored.json")).read_bytes() == \
+        ledger.store.get(models[1])
 
 
 def test_at_ref_works_wherever_a_target_is(ledger: Ledger, tmp_path: Path) -> None:

@@ -1510,9 +1510,8 @@ def _reference_params(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 @given(
     fn=st.sampled_from(_SIGNATURES),
     args=st.lists(st.integers(0, 9), max_size=6).map(tuple),
-    kwargs=st.dictionaries(
-        st.sampled_from(["a", "b", "c", "d", "k", "z", "rest"]), st.integers(0, 9), max_size=4
-    ),
+    kwargs=st.dictionaries(st.sampled_from(["a", "b", "c", "d", "k", "z", "rest"]),
+                           st.integers(0, 9), max_size=4),
 )
 def test_tracked_binding_matches_signature_bind(
     fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]

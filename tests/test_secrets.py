@@ -32,7 +32,7 @@ PLANTED = {
     "token attribute inside a pickled list": "S8nested2290",
 }
 
-_SCRIPT = """
+_SCRIPT = '''
 import sys, threading, mlledger
 
 led = mlledger.Ledger(sys.argv[1], start_delay=0)
@@ -74,7 +74,7 @@ try:
 except RuntimeError:
     pass
 print("ok")
-"""
+'''
 
 
 def _found(roots: list[Path], secret: str) -> int:
@@ -107,29 +107,13 @@ def test_planted_secrets_are_found_nowhere_under_the_store_and_caches(tmp_path: 
     }
     out = subprocess.run(
         [sys.executable, str(script), str(store), "-p", "S5argv4410", "-pS7argv0017"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
     )
     assert out.returncode == 0, out.stderr
     # the catalog is built too (reindex reads every record into SQLite)
     subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from mlledger.cli import main; main()",
-            "--store",
-            str(store),
-            "reindex",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
+        [sys.executable, "-c", "from mlledger.cli import main; main()", "--store", str(store),
+         "reindex"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
         check=True,
     )
     roots = [store, home]
@@ -144,12 +128,7 @@ def test_planted_secrets_are_found_nowhere_under_the_store_and_caches(tmp_path: 
 def test_short_p_options_hide_their_value_but_not_a_port() -> None:
     """``-p VALUE`` and ``-pVALUE`` hide the value; a number after ``-p`` (a port) stays."""
     assert redact_argv(["mysql", "-p", "hunter22", "-u", "me"]) == [
-        "mysql",
-        "-p",
-        REDACTED,
-        "-u",
-        "me",
-    ]
+        "mysql", "-p", REDACTED, "-u", "me"]
     assert redact_argv(["mysql", "-phunter22"]) == ["mysql", f"-p{REDACTED}"]
     assert redact_argv(["ssh", "-p", "2222", "host"]) == ["ssh", "-p", "2222", "host"]
     assert redact_argv(["tar", "-xvf", "a.tar"]) == ["tar", "-xvf", "a.tar"]

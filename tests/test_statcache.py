@@ -35,9 +35,8 @@ def large_file(tmp_path: Path) -> Path:
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_unchanged_large_file_is_not_read_again(
-    store_spec: StoreSpec, large_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unchanged_large_file_is_not_read_again(store_spec: StoreSpec, large_file: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Storing an unchanged large file a second time returns its digest without opening it."""
     store = open_store(store_spec)
     first = store.put_file(large_file)
@@ -50,9 +49,8 @@ def test_unchanged_large_file_is_not_read_again(
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_cached_digest_is_used_inside_trees(
-    large_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cached_digest_is_used_inside_trees(large_file: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Storing a folder again does not reread its unchanged large files."""
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -66,9 +64,8 @@ def test_cached_digest_is_used_inside_trees(
     assert opens.count == 0
 
 
-def test_a_just_written_file_is_hashed_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_just_written_file_is_hashed_again(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """An entry recorded within RACY_NS of the file's last change is not trusted (racy git rule)."""
     p = tmp_path / "fresh.bin"
     p.write_bytes(os.urandom(LARGE))
@@ -80,9 +77,8 @@ def test_a_just_written_file_is_hashed_again(
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_size_change_forces_a_rehash(
-    store_spec: StoreSpec, large_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_size_change_forces_a_rehash(store_spec: StoreSpec, large_file: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A file whose size changed is read again and gets its new digest."""
     store = open_store(store_spec)
     store.put_file(large_file)
@@ -97,9 +93,8 @@ def test_size_change_forces_a_rehash(
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_mtime_change_forces_a_rehash(
-    large_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mtime_change_forces_a_rehash(large_file: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A file whose mtime changed is read again, even when its bytes did not change."""
     store = Store(tmp_path / "store")
     first = store.put_file(large_file)
@@ -111,9 +106,8 @@ def test_mtime_change_forces_a_rehash(
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_same_size_and_mtime_edit_still_rehashes(
-    store_spec: StoreSpec, large_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_same_size_and_mtime_edit_still_rehashes(store_spec: StoreSpec, large_file: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Editing bytes in place and setting mtime back still rehashes: the ctime moved."""
     store = open_store(store_spec)
     first = store.put_file(large_file)
@@ -147,9 +141,8 @@ def test_replaced_file_with_same_size_and_mtime_rehashes(large_file: Path, tmp_p
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_large_file_with_a_non_utf8_name_is_cached(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_large_file_with_a_non_utf8_name_is_cached(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A large file whose name is not valid UTF-8 is stored, and cached like any other."""
     p = os.fsdecode(os.fsencode(tmp_path) + b"/latin1-\xe9.bin")
     with open(p, "wb") as f:
@@ -181,9 +174,8 @@ def _rows(path: str) -> int:
         return int(conn.execute("SELECT count(*) FROM stat").fetchone()[0])
 
 
-def test_cache_file_lives_in_the_user_cache_dir(
-    isolated_dirs: IsolatedDirs, large_file: Path, tmp_path: Path
-) -> None:
+def test_cache_file_lives_in_the_user_cache_dir(isolated_dirs: IsolatedDirs,
+                                                large_file: Path, tmp_path: Path) -> None:
     """The stat cache is one SQLite file under the user cache dir (XDG_CACHE_HOME on Linux)."""
     expected = isolated_dirs.cache / "mlledger" / "statcache.sqlite3"
     assert cache_dir() == isolated_dirs.cache / "mlledger"
@@ -196,9 +188,8 @@ def test_cache_file_lives_in_the_user_cache_dir(
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_deleting_the_cache_loses_nothing(
-    isolated_dirs: IsolatedDirs, large_file: Path, tmp_path: Path
-) -> None:
+def test_deleting_the_cache_loses_nothing(isolated_dirs: IsolatedDirs, large_file: Path,
+                                          tmp_path: Path) -> None:
     """With the cache folder deleted, storing again rehashes and gives the same digest."""
     store = Store(tmp_path / "store")
     first = store.put_file(large_file)
@@ -208,9 +199,8 @@ def test_deleting_the_cache_loses_nothing(
     assert Store(tmp_path / "store").put_file(large_file) == first
 
 
-def test_corrupt_cache_file_does_not_break_storing(
-    isolated_dirs: IsolatedDirs, large_file: Path, tmp_path: Path
-) -> None:
+def test_corrupt_cache_file_does_not_break_storing(isolated_dirs: IsolatedDirs,
+                                                   large_file: Path, tmp_path: Path) -> None:
     """A cache file that is not a database only costs time: storing still works."""
     cache = isolated_dirs.cache / "mlledger" / "statcache.sqlite3"
     cache.parent.mkdir(parents=True)
@@ -223,9 +213,8 @@ def test_corrupt_cache_file_does_not_break_storing(
 
 
 @pytest.mark.parametrize("blocker", ["cache-path-is-a-folder", "cache-dir-is-a-file"])
-def test_unwritable_cache_does_not_break_storing(
-    isolated_dirs: IsolatedDirs, large_file: Path, tmp_path: Path, blocker: str
-) -> None:
+def test_unwritable_cache_does_not_break_storing(isolated_dirs: IsolatedDirs, large_file: Path,
+                                                 tmp_path: Path, blocker: str) -> None:
     """A cache that cannot be created or written only costs time: storing still works."""
     mlledger_cache = isolated_dirs.cache / "mlledger"
     if blocker == "cache-path-is-a-folder":
@@ -237,9 +226,8 @@ def test_unwritable_cache_does_not_break_storing(
             assert store.put_file(large_file).digest == digest_file(large_file)[0]
 
 
-def test_cache_entry_is_per_algorithm(
-    tmp_path: Path, large_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cache_entry_is_per_algorithm(tmp_path: Path, large_file: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """An xxh128 digest cached for a file is never handed to a sha256 store."""
     monkeypatch.setattr(statcache_module, "RACY_NS", 0)
     xxh = Store(tmp_path / "xxh").put_file(large_file)
@@ -249,9 +237,8 @@ def test_cache_entry_is_per_algorithm(
 
 
 @pytest.mark.usefixtures("trust_at_once")
-def test_cached_digest_does_not_skip_storing_into_another_store(
-    large_file: Path, tmp_path: Path
-) -> None:
+def test_cached_digest_does_not_skip_storing_into_another_store(large_file: Path,
+                                                                tmp_path: Path) -> None:
     """A digest cached while storing into one store still gets the bytes into another store."""
     first = Store(tmp_path / "one").put_file(large_file)
     with memory_store() as other:

@@ -94,15 +94,8 @@ def test_new_root_gets_a_config(store_spec: StoreSpec) -> None:
 
 def test_existing_config_is_never_rewritten(store_spec: StoreSpec) -> None:
     """An existing mlledger.json is read, not replaced: the config is created create-only."""
-    original = canonical.dumps(
-        {
-            "format": FORMAT,
-            "hash": "sha256",
-            "created": "then",
-            "created_by": "someone else",
-            "policy": {},
-        }
-    )
+    original = canonical.dumps({"format": FORMAT, "hash": "sha256", "created": "then",
+                                "created_by": "someone else", "policy": {}})
     raw_write(store_spec, "mlledger.json", original)
     store = open_store(store_spec)
     assert store.algorithm == "sha256"
@@ -165,24 +158,22 @@ def test_memory_url_opens_a_store() -> None:
 
 def test_newer_format_is_refused_naming_the_upgrade(store_spec: StoreSpec) -> None:
     """A store written by a newer format raises FormatError that says how to upgrade."""
-    raw_write(
-        store_spec, "mlledger.json", canonical.dumps({"format": FORMAT + 1, "hash": "xxh128"})
-    )
+    raw_write(store_spec, "mlledger.json",
+              canonical.dumps({"format": FORMAT + 1, "hash": "xxh128"}))
     with pytest.raises(FormatError) as info:
         open_store(store_spec)
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, LedgerError)
     msg = str(info.value)
     assert f"format {FORMAT + 1}" in msg
-    assert "pip install -U mlledger" in msg
+    assert 'pip install -U mlledger' in msg
     assert "upgrade" in msg
 
 
 def test_unknown_algorithm_in_config_is_refused(local_store: Store) -> None:
     """A store hashing with an algorithm this version does not know raises FormatError."""
     (Path(local_store.url) / "mlledger.json").write_bytes(
-        canonical.dumps({"format": FORMAT, "hash": "blake9"})
-    )
+        canonical.dumps({"format": FORMAT, "hash": "blake9"}))
     with pytest.raises(FormatError, match="pip install -U mlledger"):
         Store(local_store.url)
 
@@ -241,9 +232,8 @@ def test_sha256_store_works_end_to_end(store_spec: StoreSpec, tmp_path: Path) ->
         reopened.get(digest_bytes(b"adversarial"))
 
 
-def test_default_url_comes_from_mlledger_url(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_default_url_comes_from_mlledger_url(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
     """$MLLEDGER_URL names the default store."""
     monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "from-env"))
     assert default_url() == str(tmp_path / "from-env")
@@ -251,9 +241,9 @@ def test_default_url_comes_from_mlledger_url(
     assert (tmp_path / "from-env" / "mlledger.json").is_file()
 
 
-def test_default_url_is_in_the_user_data_dir(
-    isolated_dirs: IsolatedDirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_default_url_is_in_the_user_data_dir(isolated_dirs: IsolatedDirs,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
     """Without $MLLEDGER_URL the store lives in the user data dir, resolved when opened."""
     expected = isolated_dirs.data / "mlledger" / "store"
     assert default_url() == str(expected)
@@ -326,20 +316,12 @@ def test_multi_mib_file_round_trips(store_spec: StoreSpec, tmp_path: Path) -> No
         assert hashlib.sha256(reader.read()).digest() == hashlib.sha256(data).digest()
 
 
-def test_file_that_starts_like_a_manifest_stays_a_file(
-    store_spec: StoreSpec, tmp_path: Path
-) -> None:
+def test_file_that_starts_like_a_manifest_stays_a_file(store_spec: StoreSpec,
+                                                      tmp_path: Path) -> None:
     """A file whose bytes begin with the tree header is stored, verified and restored as a file."""
     store = open_store(store_spec)
-    for i, data in enumerate(
-        [
-            MAGIC,
-            MAGIC + b"not json",
-            MAGIC + b'{"entries": [], "x": 1} ',
-            MAGIC + b'{"entries": "no"}',
-            MAGIC + b"\xff\xfe",
-        ]
-    ):
+    for i, data in enumerate([MAGIC, MAGIC + b"not json", MAGIC + b'{"entries": [], "x": 1} ',
+                              MAGIC + b'{"entries": "no"}', MAGIC + b"\xff\xfe"]):
         src = tmp_path / f"looks-like-a-tree-{i}"
         src.write_bytes(data)
         stored = store.put(src)
@@ -420,9 +402,8 @@ def test_restore_refuses_an_existing_destination(store_spec: StoreSpec, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file", "folder"]
 
 
-def test_restore_with_overwrite_replaces_files_and_folders(
-    store_spec: StoreSpec, tmp_path: Path
-) -> None:
+def test_restore_with_overwrite_replaces_files_and_folders(store_spec: StoreSpec,
+                                                           tmp_path: Path) -> None:
     """overwrite=True replaces a file or a whole folder with exactly what was stored."""
     store = open_store(store_spec)
     src = make_sample_tree(tmp_path / "src")
@@ -444,9 +425,8 @@ def test_restore_with_overwrite_replaces_files_and_folders(
     assert sorted(os.listdir(work)) == ["file", "folder"], "no temp or .old files left"
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=2048), repeat=st.sampled_from([1, 1, 1, 300]))
 def test_any_bytes_round_trip(fast_store: Store, data: bytes, repeat: int) -> None:
     """Any bytes stored come back identical, under the digest of those bytes."""
@@ -458,11 +438,11 @@ def test_any_bytes_round_trip(fast_store: Store, data: bytes, repeat: int) -> No
         assert reader.read() == data
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=4096), large=st.booleans())
-def test_any_file_round_trips(fast_store: Store, tmp_path: Path, data: bytes, large: bool) -> None:
+def test_any_file_round_trips(fast_store: Store, tmp_path: Path, data: bytes,
+                              large: bool) -> None:
     """Any file stored and restored comes back identical, small or through the large-file path."""
     if large:
         data = data * (LARGE // max(len(data), 1) + 1) if data else bytes(LARGE)
@@ -550,13 +530,9 @@ def test_concurrent_creators_of_one_key_have_one_winner(store_spec: StoreSpec) -
         results: dict[int, bool] = {}
         errors: list[BaseException] = []
 
-        def racer(
-            i: int,
-            key: str = key,
-            barrier: threading.Barrier = barrier,
-            results: dict[int, bool] = results,
-            errors: list[BaseException] = errors,
-        ) -> None:
+        def racer(i: int, key: str = key, barrier: threading.Barrier = barrier,
+                  results: dict[int, bool] = results,
+                  errors: list[BaseException] = errors) -> None:
             try:
                 barrier.wait()
                 results[i] = stores[i].create_entry(key, f"writer {i}".encode())
@@ -584,9 +560,8 @@ def test_concurrent_processes_creating_one_key_have_one_winner(tmp_path: Path) -
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(n)
     queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=create_in_process, args=(url, keys, i, barrier, queue)) for i in range(n)
-    ]
+    procs = [ctx.Process(target=create_in_process, args=(url, keys, i, barrier, queue))
+             for i in range(n)]
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=60) for _ in range(n))
@@ -640,11 +615,8 @@ def test_writer_killed_mid_copy_leaves_no_object(tmp_path: Path) -> None:
         f.truncate(KILL_SIZE)
     digest = digest_file(big)[0]
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(url), str(big)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(url), str(big)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         seen: list[Path] = []
         deadline = time.monotonic() + 60
         try:
@@ -683,9 +655,8 @@ def test_missing_path_is_not_found(local_store: Store, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("size", [10, LARGE], ids=["small", "large"])
-def test_unreadable_file_is_an_access_error(
-    store_spec: StoreSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
-) -> None:
+def test_unreadable_file_is_an_access_error(store_spec: StoreSpec, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     """A file that may not be read raises AccessError (a PermissionError) saying what to fix."""
     store = open_store(store_spec)
     src = tmp_path / "secret.bin"
@@ -693,11 +664,8 @@ def test_unreadable_file_is_an_access_error(
     (tmp_path / "folder").mkdir()
     os.symlink(src, tmp_path / "folder" / "secret.bin")
     deny_reading(monkeypatch, src)  # we run as root: chmod 000 would not stop us
-    for call, arg in (
-        (store.put_file, src),
-        (store.put, src),
-        (store.put_tree, tmp_path / "folder"),
-    ):
+    for call, arg in ((store.put_file, src), (store.put, src),
+                      (store.put_tree, tmp_path / "folder")):
         with pytest.raises(AccessError) as info:
             call(arg)
         assert isinstance(info.value, PermissionError)

@@ -37,10 +37,7 @@ def test_old_store_refs_read(old_ledger: Ledger) -> None:
     runs = {r.name: r for r in old_ledger.runs()}
     hist = old_ledger.refs.history("model/prod")
     assert [(e.seq, e.action, e.restores) for e in hist] == [
-        (1, "set", None),
-        (2, "set", None),
-        (3, "rollback", 1),
-    ]
+        (1, "set", None), (2, "set", None), (3, "rollback", 1)]
     assert hist[2].target == hist[0].target == runs["prepare"].outputs["model"].digest
     assert hist[2].run == runs["prepare"].id
     assert old_ledger.refs.get("eval/best").target == runs["quick"].id

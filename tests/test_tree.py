@@ -60,23 +60,17 @@ def manifest(*entries: dict[str, Any]) -> bytes:
 
 # -- the manifest format (pure) ----------------------------------------------------------
 
-segment = st.text(alphabet=st.sampled_from("abcXYZ019_-. é名:\\"), min_size=1, max_size=6).filter(
-    lambda s: s not in (".", "..")
-)
+segment = st.text(
+    alphabet=st.sampled_from("abcXYZ019_-. é名:\\"), min_size=1, max_size=6
+).filter(lambda s: s not in (".", ".."))
 
 
 @st.composite
 def tree_layouts(draw: st.DrawFn) -> dict[str, tuple[bytes, bool] | None]:
     """A consistent folder layout: relpath -> (content, executable), or None for an empty dir."""
     layout: dict[str, tuple[bytes, bool] | None] = {}
-    files = draw(
-        st.lists(
-            st.tuples(
-                st.lists(segment, min_size=1, max_size=3), st.binary(max_size=64), st.booleans()
-            ),
-            max_size=8,
-        )
-    )
+    files = draw(st.lists(st.tuples(st.lists(segment, min_size=1, max_size=3),
+                                    st.binary(max_size=64), st.booleans()), max_size=8))
     dirs = draw(st.lists(st.lists(segment, min_size=1, max_size=3), max_size=3))
 
     def conflicts(path: str) -> bool:
@@ -96,9 +90,8 @@ def tree_layouts(draw: st.DrawFn) -> dict[str, tuple[bytes, bool] | None]:
     return layout
 
 
-def write_layout(
-    root: Path, layout: dict[str, tuple[bytes, bool] | None], order: list[str] | None = None
-) -> None:
+def write_layout(root: Path, layout: dict[str, tuple[bytes, bool] | None],
+                 order: list[str] | None = None) -> None:
     """Create ``layout`` under ``root``, its entries in ``order``."""
     root.mkdir(parents=True, exist_ok=True)
     for path in order if order is not None else sorted(layout):
@@ -154,7 +147,7 @@ def test_only_the_exact_manifest_form_is_a_manifest(
     """is_manifest accepts what Tree.to_bytes writes, and not those bytes with anything added."""
     data = Tree(tuple(entries_of(layout))).to_bytes()
     assert is_manifest(data)
-    assert not is_manifest(data[len(MAGIC) :])
+    assert not is_manifest(data[len(MAGIC):])
     if tail:
         assert not is_manifest(data + tail)
 
@@ -174,9 +167,8 @@ def test_damaged_manifests_raise_integrity_error() -> None:
     """Duplicate paths, bad sizes and entries of no kind are IntegrityErrors."""
     d = digest_bytes(b"x")
     with pytest.raises(IntegrityError, match="twice"):
-        Tree.from_bytes(
-            manifest({"path": "a", "digest": d, "size": 1}, {"path": "a", "digest": d, "size": 1})
-        )
+        Tree.from_bytes(manifest({"path": "a", "digest": d, "size": 1},
+                                 {"path": "a", "digest": d, "size": 1}))
     with pytest.raises(IntegrityError, match="bad size"):
         Tree.from_bytes(manifest({"path": "a", "digest": d, "size": -1}))
     with pytest.raises(IntegrityError, match="neither file, link nor dir"):
@@ -228,9 +220,8 @@ def test_folder_round_trips_on_every_backend(store_spec: StoreSpec, tmp_path: Pa
     assert stored.kind == "tree"
     assert stored.digest.startswith("xxh128:")
     assert stored.files == 7
-    assert stored.size == sum(
-        f.stat().st_size for f in src.rglob("*") if f.is_file() and not f.is_symlink()
-    )
+    assert stored.size == sum(f.stat().st_size for f in src.rglob("*")
+                              if f.is_file() and not f.is_symlink())
     assert store.kind(stored.digest) == "tree"
     dest = store.restore(stored.digest, tmp_path / "out" / "restored")
     assert dest == tmp_path / "out" / "restored"
@@ -333,9 +324,7 @@ def test_random_folders_round_trip(
 @HYPOTHESIS
 @given(layout=tree_layouts(), data=st.data())
 def test_tree_digest_does_not_depend_on_creation_order(
-    fast_store: Store,
-    tmp_path: Path,
-    layout: dict[str, tuple[bytes, bool] | None],
+    fast_store: Store, tmp_path: Path, layout: dict[str, tuple[bytes, bool] | None],
     data: st.DataObject,
 ) -> None:
     """The same folder built in two different orders has one digest."""
@@ -363,22 +352,15 @@ D = digest_bytes(b"x")
         pytest.param([{"path": "ok", "link": "../evil"}], id="link-up"),
         pytest.param([{"path": "sub/ok", "link": "../../evil"}], id="nested-link-up"),
         pytest.param([{"path": "ok", "link": "a/../../evil"}], id="link-inner-dotdot"),
-        pytest.param(
-            [{"path": "s", "link": "."}, {"path": "t", "link": "s/.."}], id="link-through-link"
-        ),
-        pytest.param(
-            [{"path": "d/s", "link": ".."}, {"path": "t", "link": "d/s/.."}],
-            id="link-through-nested-link",
-        ),
+        pytest.param([{"path": "s", "link": "."}, {"path": "t", "link": "s/.."}],
+                     id="link-through-link"),
+        pytest.param([{"path": "d/s", "link": ".."}, {"path": "t", "link": "d/s/.."}],
+                     id="link-through-nested-link"),
         pytest.param([{"path": "a", "link": "b"}, {"path": "b", "link": "a"}], id="link-loop"),
-        pytest.param(
-            [{"path": "s", "link": "sub"}, {"path": "s/x", "digest": D, "size": 1}],
-            id="file-below-link",
-        ),
-        pytest.param(
-            [{"path": "f", "digest": D, "size": 1}, {"path": "f/x", "digest": D, "size": 1}],
-            id="file-below-file",
-        ),
+        pytest.param([{"path": "s", "link": "sub"}, {"path": "s/x", "digest": D, "size": 1}],
+                     id="file-below-link"),
+        pytest.param([{"path": "f", "digest": D, "size": 1},
+                      {"path": "f/x", "digest": D, "size": 1}], id="file-below-file"),
     ],
 )
 def test_unsafe_manifest_is_refused_and_nothing_is_written(
@@ -428,21 +410,20 @@ def test_names_that_are_not_utf8_are_refused(fast_store: Store, tmp_path: Path) 
 
 def test_links_that_climb_but_stay_inside_are_restored(fast_store: Store, tmp_path: Path) -> None:
     """A link that goes up with '..' but stays inside the destination is restored as written."""
-    d = fast_store.put_bytes(
-        manifest(
-            {"path": "f", "digest": fast_store.put_bytes(b"x"), "size": 1},
-            {"path": "sub/deeper/l", "link": "../../f"},
-            {"path": "sub/here", "link": "."},
-            {"path": "sub/top", "link": "here/.."},
-        )
-    )
+    d = fast_store.put_bytes(manifest(
+        {"path": "f", "digest": fast_store.put_bytes(b"x"), "size": 1},
+        {"path": "sub/deeper/l", "link": "../../f"},
+        {"path": "sub/here", "link": "."},
+        {"path": "sub/top", "link": "here/.."},
+    ))
     out = fast_store.restore(d, tmp_path / "out")
     assert os.readlink(out / "sub" / "deeper" / "l") == "../../f"
     assert (out / "sub" / "deeper" / "l").read_bytes() == b"x"
     assert os.path.realpath(out / "sub" / "top") == os.path.realpath(out)
 
 
-def test_links_that_climb_through_other_links_round_trip(fast_store: Store, tmp_path: Path) -> None:
+def test_links_that_climb_through_other_links_round_trip(fast_store: Store,
+                                                        tmp_path: Path) -> None:
     """A link climbing with '..' out of another link's target, staying inside, round-trips."""
     src = tmp_path / "src"
     (src / "sub" / "deeper").mkdir(parents=True)

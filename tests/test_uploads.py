@@ -34,12 +34,9 @@ sys.stdin.read()  # until killed
 
 def _killed_upload(endpoint: str, path: str) -> None:
     """A real process starts a multipart upload of ``path`` and is SIGKILLed mid-way."""
-    with subprocess.Popen(
-        [sys.executable, "-c", _KILLED_UPLOAD, json.dumps(s3_options(endpoint)), path],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as p:
+    with subprocess.Popen([sys.executable, "-c", _KILLED_UPLOAD,
+                           json.dumps(s3_options(endpoint)), path],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as p:
         try:
             assert p.stdout is not None
             assert p.stdout.readline().strip() == "uploading"
@@ -88,15 +85,10 @@ class _Meanwhile(Callback):  # type: ignore[misc]
 
     def set_size(self, size: int) -> None:
         url, endpoint, same, local = self.args
-        code = (
-            "import json, sys; from mlledger.store import Store; "
-            "print(Store(sys.argv[1], **json.loads(sys.argv[2])).put(sys.argv[3]).digest)"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, url, json.dumps(s3_options(endpoint)), str(same)],
-            check=True,
-            timeout=120,
-        )
+        code = ("import json, sys; from mlledger.store import Store; "
+                "print(Store(sys.argv[1], **json.loads(sys.argv[2])).put(sys.argv[3]).digest)")
+        subprocess.run([sys.executable, "-c", code, url, json.dumps(s3_options(endpoint)),
+                        str(same)], check=True, timeout=120)
         with open(local, "r+b") as f:  # the training job writes on
             f.seek(0)
             f.write(b"changed!")

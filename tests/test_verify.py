@@ -85,9 +85,8 @@ def test_verify_finds_a_truncated_object(store_spec: StoreSpec) -> None:
         store.get(d)
 
 
-def test_corrupt_file_inside_a_tree_stops_its_restore(
-    store_spec: StoreSpec, tmp_path: Path
-) -> None:
+def test_corrupt_file_inside_a_tree_stops_its_restore(store_spec: StoreSpec,
+                                                      tmp_path: Path) -> None:
     """Restoring a tree with a corrupt file raises IntegrityError and leaves nothing behind."""
     store = open_store(store_spec)
     src = make_sample_tree(tmp_path / "src")
@@ -104,7 +103,8 @@ def test_corrupt_file_inside_a_tree_stops_its_restore(
     assert list(dest_dir.iterdir()) == []
 
 
-def test_verify_finds_a_tree_whose_file_was_deleted(store_spec: StoreSpec, tmp_path: Path) -> None:
+def test_verify_finds_a_tree_whose_file_was_deleted(store_spec: StoreSpec,
+                                                    tmp_path: Path) -> None:
     """A tree listing an object that is gone is reported dangling; restoring it names the object."""
     store = open_store(store_spec)
     src = make_sample_tree(tmp_path / "src")
@@ -130,9 +130,8 @@ def test_verify_reports_an_unsafe_manifest(store_spec: StoreSpec) -> None:
     """A tree manifest that would escape its destination is reported as a problem."""
     store = open_store(store_spec)
     blob = store.put_bytes(b"x")
-    bad = store.put_bytes(
-        MAGIC + canonical.dumps({"entries": [{"path": "../evil", "digest": blob, "size": 1}]})
-    )
+    bad = store.put_bytes(MAGIC + canonical.dumps(
+        {"entries": [{"path": "../evil", "digest": blob, "size": 1}]}))
     report = store.verify()
     assert not report.ok
     assert len(report.problems) == 1

@@ -44,6 +44,7 @@ TRAIN_SCRIPT = textwrap.dedent(
 )
 
 
+
 @dataclass
 class Shared:
     """One store built once for the module, with the ids and digests tests look for."""
@@ -75,13 +76,8 @@ def console(
     assert MLLEDGER is not None, "the mlledger console script is not installed (pip install -e .)"
     prefix = ["--store", url] if url else []
     return subprocess.run(
-        [MLLEDGER, *prefix, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        env={**os.environ, **env},
-        check=False,
+        [MLLEDGER, *prefix, *args], capture_output=True, text=True, cwd=cwd, timeout=60,
+        env={**os.environ, **env}, check=False,
     )
 
 
@@ -157,18 +153,11 @@ def build_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
         ledger.refs.set("model/prod", f"{runs[0].id}/model.bin", message="first")
         ledger.refs.set("model/prod", f"{runs[1].id}/model.bin", message="better")
         yield Shared(
-            url=ledger.url,
-            prep=prep.id,
-            train1=runs[0].id,
-            train2=runs[1].id,
-            failed=failed.id,
-            export=export.id,
-            raw=prep.inputs["raw.csv"].digest,
+            url=ledger.url, prep=prep.id, train1=runs[0].id, train2=runs[1].id, failed=failed.id,
+            export=export.id, raw=prep.inputs["raw.csv"].digest,
             data=prep.outputs["data.csv"].digest,
-            model1=runs[0].outputs["model.bin"].digest,
-            model2=runs[1].outputs["model.bin"].digest,
-            bundle=art.digest,
-            bundle_bytes=bundle_bytes,
+            model1=runs[0].outputs["model.bin"].digest, model2=runs[1].outputs["model.bin"].digest,
+            bundle=art.digest, bundle_bytes=bundle_bytes,
         )
 
 

@@ -25,6 +25,7 @@ import mlledger
 KERNEL = "python3"
 
 
+
 @pytest.fixture(scope="session")
 def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Extra environment that makes ``python3`` a kernel running this interpreter."""
@@ -42,15 +43,11 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             pass
     spec = root / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "Python 3 (mlledger tests)",
-                "language": "python",
-            }
-        )
-    )
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (mlledger tests)",
+        "language": "python",
+    }))
     path = os.pathsep.join(p for p in (str(root), os.environ.get("JUPYTER_PATH", "")) if p)
     return {"JUPYTER_PATH": path}
 
@@ -153,6 +150,8 @@ def by_name(ledger: mlledger.Ledger, name: str) -> mlledger.Run:
     runs = list(ledger.runs(name=name))
     assert len(runs) == 1, [r.name for r in ledger.runs()]
     return runs[0]
+
+
 
 
 def _nb() -> Any:

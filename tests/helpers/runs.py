@@ -44,11 +44,7 @@ def write_git_repo(path: Path, *, remote: str | None = None) -> str:
 
     def git(*args: str) -> str:
         out = subprocess.run(
-            ["git", *args],
-            cwd=path,
-            check=True,
-            capture_output=True,
-            text=True,
+            ["git", *args], cwd=path, check=True, capture_output=True, text=True,
             env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(path.parent)},
         )
         return out.stdout.strip()
@@ -76,18 +72,16 @@ def python_env() -> dict[str, str]:
 def run_python(code: str, *args: str, **env: str) -> str:
     """Run ``code`` in a fresh Python; return its stdout (fails the test on a non-zero exit)."""
     out = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**python_env(), **env},
-        check=False,
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60,
+        env={**python_env(), **env}, check=False,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
-def import_fresh(folder: Path, name: str, source: str, monkeypatch: Any) -> tuple[Any, Path]:
+def import_fresh(
+    folder: Path, name: str, source: str, monkeypatch: Any
+) -> tuple[Any, Path]:
     """Write ``folder/name.py`` with ``source``, put ``folder`` first on sys.path (undone by
     ``monkeypatch``) and import it afresh: ``(module, its file)``."""
     import importlib

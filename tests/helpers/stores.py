@@ -189,9 +189,8 @@ def create_in_process(url: str, keys: list[str], i: int, barrier: Any, queue: An
     queue.put((i, [store.create_entry(k, f"process {i}".encode()) for k in keys]))
 
 
-def move_ref_in_process(
-    url: str, name: str, worker: int, moves: int, barrier: Any, queue: Any
-) -> None:
+def move_ref_in_process(url: str, name: str, worker: int, moves: int, barrier: Any,
+                        queue: Any) -> None:
     """Child process: open the store, wait for the others, move the ref ``moves`` times."""
     store = Store(url)
     barrier.wait()
