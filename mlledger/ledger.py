@@ -401,8 +401,28 @@ class Ledger:
 
     @property
     def refs(self) -> LedgerRefs:
-        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first."""
-        return LedgerRefs(self)
+        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first.
+
+        A ref the policy protects moves only with a message and passing checks on the
+        target's run (``force=True`` overrides; recorded)."""
+        return LedgerRefs(self, gate=self._gate_ref)
+
+    def _gate_ref(
+        self, name: str, run: str | None, message: str | None, force: bool, rollback: bool
+    ) -> None:
+        """Refuse a move of a protected ref the policy does not allow; record the check that
+        let it through."""
+        policy = self.policy.get()
+        if not policy.get("protect"):
+            return
+        from .checks import write_report
+        from .checks.gate import gate_ref_move
+
+        report = gate_ref_move(
+            self, policy, name, run, message, force=force, rollback=rollback
+        )
+        if report is not None:
+            write_report(self.store, report)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
         """Rehash every object; check every object a run or ref references exists and is

@@ -196,6 +196,8 @@ def lineage_text(ledger: Ledger, lin: Lineage) -> str:
 def ref_line(e: RefEntry, *, with_name: bool = False) -> str:
     head = f"{e.name}  " if with_name else ""
     what = e.action if e.restores is None else f"{e.action} to #{e.restores}"
+    if e.force:
+        what += " (forced)"
     msg = f"  {e.message}" if e.message else ""
     run = f"  run {e.run}" if e.run and e.run != e.target else ""  # which run made it
     return f"{head}#{e.seq}  {e.target}  {what}{run}  {age(e.at)}  {e.user}@{e.host}{msg}"
