@@ -321,3 +321,15 @@ def test_alert_kind_is_checked() -> None:
 
     with pytest.raises(UsageError, match="kind"):
         Alert("oops", "X", None, "m", "k", utcnow(), {})
+
+
+def test_two_sinks_with_one_name_are_refused(ledger: Ledger) -> None:
+    """Two sinks sharing a name would share their deliveries: watch refuses them."""
+    ledger.policy.set(
+        alerts=[
+            {"type": "command", "command": "true", "name": "ops"},
+            {"type": "command", "command": "cat", "name": "ops"},
+        ]
+    )
+    with pytest.raises(UsageError, match="'ops'"):
+        ledger.watch()

@@ -31,7 +31,7 @@ from ..ids import first_id_at
 from ..rules import parse_duration
 from .alert import Alert, run_alert
 from .delivery import Delivery, deliver
-from .send import resolve
+from .send import resolve, sink_id
 from .sinks import check_sink
 
 if TYPE_CHECKING:
@@ -99,6 +99,15 @@ class Watcher:
         sinks = self.sinks
         if sinks is None:
             sinks = [check_sink(s, i) for i, s in enumerate(policy.get("alerts") or ())]
+        seen: dict[str, int] = {}
+        for i, s in enumerate(sinks):
+            sid = sink_id(s)
+            if sid in seen:
+                raise UsageError(
+                    f"alert sinks #{seen[sid] + 1} and #{i + 1} are both {sid!r}: give each "
+                    "sink its own 'name' (each sink keeps its own deliveries under it)"
+                )
+            seen[sid] = i
         return [(s, resolve(s)) for s in sinks]
 
     def find(self, policy: dict[str, Any]) -> tuple[list[Alert], int]:
