@@ -333,3 +333,23 @@ def test_two_sinks_with_one_name_are_refused(ledger: Ledger) -> None:
     )
     with pytest.raises(UsageError, match="'ops'"):
         ledger.watch()
+
+
+def test_watch_cli_json_lists_a_retried_alert(tmp_path: Path) -> None:
+    """A pass with nothing new still lists, with --json, the pending alert it tried again
+    (``"retry": true``) and what its sink made of it this time."""
+    url = str(tmp_path / "store")
+    led = Ledger(url)
+    flag = tmp_path / "broken"
+    flag.touch()
+    led.policy.set(alerts=[{"type": "command", "name": "cmd", "command": f"test ! -e '{flag}'"}])
+    rid = fail(led)
+    first = json.loads(invoke("watch", "--json", url=url).stdout)
+    assert first[0]["deliveries"][0]["state"] == "failed"
+    flag.unlink()
+    (doc,) = json.loads(invoke("watch", "--json", url=url).stdout)
+    assert doc["retry"] is True
+    assert doc["run_id"] == rid
+    assert doc["deliveries"] == [{"sink": "cmd", "state": "sent", "attempt": 2}]
+    text = invoke("watch", url=url)
+    assert text.stdout == ""

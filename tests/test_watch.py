@@ -141,6 +141,51 @@ def test_a_run_whose_process_was_killed_raises_a_stale_alert(tmp_path: Path) -> 
     assert led.watch() == []
 
 
+OTHER_HOST_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from mlledger import Ledger
+    led = Ledger(sys.argv[1], start_delay=0)
+    led.writer.host = "gpu-7"  # a run on another machine: only its heartbeat tells
+    with led.run("far") as run:
+        print(run.id, flush=True)
+        time.sleep(600)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_run_on_another_host_whose_heartbeat_went_stale_raises_a_stale_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running run of another host is fine while its heartbeat is fresh, and a
+    ``stale`` alert once its last sign of life is older than the heartbeat timeout."""
+    from mlledger.runs import run as run_module
+
+    url = str(tmp_path / "store")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", OTHER_HOST_RUN, url],
+        env=python_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        rid = proc.stdout.readline().strip()
+        led = Ledger(url)
+        assert led.watch() == []
+        monkeypatch.setattr(run_module, "HEARTBEAT_TIMEOUT", 0.5)
+        time.sleep(1.0)
+        (alert,) = led.watch()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert (alert.kind, alert.run_id) == ("stale", rid)
+    assert alert.details["host"] == "gpu-7"
+    assert "no sign of life" in alert.details["reason"]
+
+
 @pytest.mark.slow
 def test_watch_every_ends_cleanly_on_sigterm(tmp_path: Path) -> None:
     """`mlledger watch --every` prints each alert as a JSON line as it comes and exits 0

@@ -58,7 +58,10 @@ def _number(text: str) -> str | float:
     show_default=True,
     help="The watcher's name: its own cursor, apart from other watchers on this machine.",
 )
-@json_option("Print each alert as JSON with what each sink made of it (JSON lines with --every).")
+@json_option(
+    "Print each alert as JSON with what each sink made of it (JSON lines with --every); "
+    'a pending alert tried again has "retry": true.'
+)
 @pass_state
 def watch(
     state: State, *, once: bool, every: str | None, since: str, name: str, as_json: bool
@@ -82,6 +85,7 @@ def watch(
         retried = [d for d in watcher.deliveries if d.alert.key not in new]
         if as_json:
             docs = [d.to_json() for d in items]
+            docs += [{**d.to_json(), "retry": True} for d in retried]
             if lines:
                 for doc in docs:
                     click.echo(json.dumps(doc, sort_keys=True))
