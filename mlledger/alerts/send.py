@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -87,7 +88,7 @@ def send(sink: dict[str, Any], alert: Alert) -> None:
         {"webhook": _webhook, "command": _command, "email": _email}[sink["type"]](sink, alert)
     except SendError:
         raise
-    except (OSError, smtplib.SMTPException, ssl.SSLError, ValueError) as e:
+    except (OSError, http.client.HTTPException, smtplib.SMTPException, ValueError) as e:
         raise SendError(f"{sink['type']}: {_reason(e)}") from e
 
 

@@ -91,6 +91,8 @@ class Watcher:
         self.judge_monitor = judge_monitor
         #: what became of each alert of the last pass (and of the pending ones it retried)
         self.deliveries: list[Delivery] = []
+        #: (slot, key) of the monitor alerts this pass raises, noted once delivered
+        self._said: list[tuple[str, str]] = []
 
     # -- one pass ---------------------------------------------------------------------
     def _sinks(self, policy: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -147,7 +149,7 @@ class Watcher:
                 slot = f"{alert.run_id}:{alert.rule}"
                 if said.get(slot) != alert.key:
                     out.append(alert)
-                    cat.note_said(self.name, slot, alert.key)
+                    self._said.append((slot, alert.key))
         gone = [s for s in said if s.partition(":")[0] not in live]
         if gone:
             cat.forget_said(self.name, gone)
@@ -155,6 +157,7 @@ class Watcher:
 
     def run_pass(self) -> list[Alert]:
         """One pass: find what is new, deliver it and what is pending; the new alerts."""
+        self._said = []
         policy = self.ledger.policy.get()
         sinks = self._sinks(policy)
         alerts, top = self.find(policy)
@@ -174,6 +177,10 @@ class Watcher:
                 elif key not in pending:
                     cat.keep_pending(self.name, key, alert.to_json())
         self.deliveries = deliveries
+        # only now that the alerts are delivered or pending: a watcher killed before this
+        # line finds them again on its next pass
+        for slot, key in self._said:
+            cat.note_said(self.name, slot, key)
         cat.advance_watch_cursor(self.name, top)
         return alerts
 
