@@ -320,41 +320,9 @@ class Ledger:
         back by ``checks_of`` and ``mlledger show``.  UsageError for a bad rule or no rule
         at all; NotFoundError for a baseline ref or run that does not exist.
         """
-        from .checks import normalize_rules, rules_for, run_checks, write_report
+        from .checks.api import check_run
 
-        target = self._run_of(run)
-        if rules is None:
-            policy = self.policy.get()
-            if not policy.get("checks"):
-                raise UsageError(
-                    f"no check rules: the policy of {self.url} sets none; pass rules=[...] "
-                    "or set them with `mlledger policy set checks=[...] -m why`"
-                )
-            chosen = rules_for(self, policy, target)
-        else:
-            chosen = normalize_rules(rules)
-            if not chosen:
-                raise UsageError(
-                    "rules=[] holds no rule: give at least one, or None for the policy's"
-                )
-        report = run_checks(self, target, chosen)
-        if record and report.results:
-            write_report(self.store, report)
-        return report
-
-    def _run_of(self, target: str | Run) -> Run:
-        """A run from a run id, prefix, ``@REF`` naming a run, or a Run."""
-        if isinstance(target, Run):
-            return target
-        if isinstance(target, str) and target.strip().startswith("@"):
-            got = self.resolve(target)
-            if isinstance(got, Run):
-                return got
-            producers = self.catalog.artifact(got.digest).producers
-            if len(producers) == 1:
-                return self.get(producers[0])
-            raise NotFoundError(f"{target} names {got.digest}, which no single run produced")
-        return self.get(target)
+        return check_run(self, run, rules, record=record)
 
     @property
     def policy(self) -> Policy:
@@ -410,19 +378,10 @@ class Ledger:
     def _gate_ref(
         self, name: str, run: str | None, message: str | None, force: bool, rollback: bool
     ) -> None:
-        """Refuse a move of a protected ref the policy does not allow; record the check that
-        let it through."""
-        policy = self.policy.get()
-        if not policy.get("protect"):
-            return
-        from .checks import write_report
-        from .checks.gate import gate_ref_move
+        """Refuse a move of a protected ref the policy does not allow (see checks.gate)."""
+        from .checks.api import gate_ref
 
-        report = gate_ref_move(
-            self, policy, name, run, message, force=force, rollback=rollback
-        )
-        if report is not None:
-            write_report(self.store, report)
+        gate_ref(self, name, run, message, force=force, rollback=rollback)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
         """Rehash every object; check every object a run or ref references exists and is

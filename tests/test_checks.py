@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlledger import Ledger, LedgerWarning, NotFoundError, UsageError
 from mlledger.checks import (
@@ -301,3 +303,57 @@ def test_window_and_last_judge_the_mean_of_recent_points(ledger: Ledger) -> None
     report = ledger.check(run.id, rules=["metrics.latency max=30 last=2"])
     assert not report.ok
     assert "mean of 2 points" in report.results[0].message
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        "name = 'train'",
+        "name = 'train' and params.lr > 0.15",
+        "params.lr < 0.15 or tags.team = 'cv'",
+        "not (metrics.accuracy.max >= 0.85)",
+        "metrics.accuracy > 0.8 and not params.opt in ('sgd')",
+        "tags.team like 'c%'",
+    ],
+)
+def test_a_rule_selects_exactly_the_runs_its_where_clause_finds(
+    ledger: Ledger, clause: str
+) -> None:
+    """Judging one run's membership (run_matches) agrees with the query for every run."""
+    for i, (name, opt) in enumerate((("train", "sgd"), ("eval", "adam"), ("train", "adam"))):
+        tags = {"team": "cv"} if i != 1 else {}
+        with ledger.run(name, params={"lr": 0.1 * (i + 1), "opt": opt}, tags=tags) as run:
+            run.log(accuracy=0.75 + 0.05 * i)
+    found = {r.id for r in ledger.runs(where=clause)}
+    for run in ledger.runs():
+        assert ledger.catalog.run_matches(run.id, clause) is (run.id in found), run.params
+
+
+_numbers = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=True))
+
+
+@given(
+    results=st.lists(
+        st.builds(
+            CheckResult,
+            rule=st.text(min_size=1),
+            field=st.sampled_from(["metrics.acc", "params.lr", "cost", "resources.wall_s"]),
+            value=_numbers,
+            baseline=_numbers,
+            change=_numbers,
+            ok=st.booleans(),
+            message=st.text(),
+            baseline_run=st.one_of(st.none(), st.text(min_size=1)),
+            spec=st.one_of(st.none(), st.sampled_from(["@model/prod", "median:10"])),
+        ),
+        max_size=5,
+    )
+)
+def test_any_report_round_trips_through_canonical_json(results: list[CheckResult]) -> None:
+    """Every report survives the store's JSON form (canonical bytes) unchanged."""
+    from mlledger import canonical
+
+    report = CheckReport("01J0000000000000000000000A", tuple(results), user="u")
+    back = CheckReport.from_json(canonical.loads(canonical.dumps(report.to_json())))
+    assert back == report
+    assert back.ok is all(r.ok for r in results)

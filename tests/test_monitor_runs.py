@@ -3,6 +3,7 @@ over a window against the run's own baseline while another process feeds it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.cli import invoke
 
 from mlledger import Ledger, UsageError
 from mlledger.runs.run import MONITOR_FLUSH_SECONDS
@@ -94,6 +96,11 @@ def test_a_monitor_run_fed_by_another_process_is_judged_from_the_store(
         assert not failed.ok
         assert "dropped 0.4" in failed.results[0].message
         assert failed.results[1].value == pytest.approx((10 * 20 + 5 * 80) / 15)
+        cli = invoke(
+            "check", "--rule", f"{rule} runs=\"name = 'serve'\"", "--json", url=ledger.url
+        )
+        assert cli.exit_code == 1  # without RUN, a window rule judges the live monitor run
+        assert [r["run_id"] for r in json.loads(cli.stdout)["reports"]] == [rid]
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(10)

@@ -23,6 +23,7 @@ from .fields import field_value, recent_mean
 from .result import CheckReport, CheckResult
 
 if TYPE_CHECKING:
+    from ..policy import Policy
     from ..records import Artifact
     from ..runs import Run
     from ..store import Store
@@ -40,12 +41,15 @@ class _Index(Protocol):
 
 
 class CheckSource(Protocol):
-    """What checking reads (the Ledger): its store, runs by id and by query."""
+    """What checking reads (the Ledger): its store, policy, catalog, runs by id and query."""
 
     store: Store
 
     @property
     def catalog(self) -> Any: ...
+
+    @property
+    def policy(self) -> Policy: ...
 
     def get(self, run_id: str) -> Run: ...
 
@@ -87,7 +91,7 @@ def selects(source: CheckSource, rule: dict[str, Any], run: Run) -> bool:
     clause = rule.get("runs")
     if not clause:
         return True
-    return bool(source.runs(where=f"({clause}) and id = '{run.id}'", limit=1))
+    return bool(source.catalog.run_matches(run.id, clause))
 
 
 def rules_for(source: CheckSource, policy: dict[str, Any], run: Run) -> list[dict[str, Any]]:

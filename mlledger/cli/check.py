@@ -21,16 +21,19 @@ __all__ = ["check"]
 
 
 def _newest_per_rule(ledger: Ledger, rules: list[dict[str, Any]]) -> list[tuple[Run, list[Any]]]:
-    """For each rule, the newest finished run its ``runs`` clause selects; the rules grouped
-    by that run, in the order the runs first come up."""
+    """For each rule, the newest finished run its ``runs`` clause selects (a ``window`` or
+    ``last`` rule: the newest running or finished one, a live monitor run); the rules
+    grouped by that run, in the order the runs first come up."""
     groups: dict[str, tuple[Run, list[Any]]] = {}
     for rule in rules:
-        found = ledger.runs(where=rule.get("runs"), status="finished", limit=1)
+        live = "window" in rule or "last" in rule
+        status = ("running", "finished") if live else "finished"
+        found = ledger.runs(where=rule.get("runs"), status=status, limit=1)
         if not found:
             which = f"selected by runs={rule['runs']!r}" if rule.get("runs") else "in the store"
             raise UsageError(
-                f"check rule {rule_name(rule)!r}: no finished run {which}; name the run "
-                "to judge (mlledger check RUN) or run one first"
+                f"check rule {rule_name(rule)!r}: no {' or '.join(status) if live else status} "
+                f"run {which}; name the run to judge (mlledger check RUN) or run one first"
             )
         run = found[0]
         groups.setdefault(run.id, (run, []))[1].append(rule)
@@ -75,7 +78,8 @@ def check(
     RUN is a run id, a unique prefix or @REF naming a run.  The rules are
     the --rule options, else the policy's checks (those whose runs clause
     selects RUN).  Without RUN, each rule judges the newest finished run
-    its runs clause selects.  Each check is recorded in the store (see
+    its runs clause selects (a window or last rule: the newest running or
+    finished one, such as a live monitor run).  Each check is recorded in the store (see
     'mlledger show RUN').  Exit 2 on a bad rule, an unknown baseline or no
     rule at all.
     """
