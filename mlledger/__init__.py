@@ -37,6 +37,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ._api import current_run, run, tracked
+    from .alerts.alert import Alert
     from .changelog import Changelog, ChangelogEntry
     from .checks import CheckReport, CheckResult, checks_of, field_value
     from .ledger import Ledger, default_ledger, set_default_ledger
@@ -66,10 +67,12 @@ _LAZY = {
     "CheckResult": "checks",
     "checks_of": "checks",
     "field_value": "checks",
+    "Alert": "alerts.alert",
 }
 
 __all__ = [
     "AccessError",
+    "Alert",
     "AmbiguousError",
     "Artifact",
     "Changelog",

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "day_path",
+    "first_id_at",
     "fixed_run_id",
     "id_ms",
     "id_time",
@@ -119,6 +120,12 @@ _last_day: tuple[int, str] = (-1, "")
 def id_ms(run_id: str) -> int:
     """The milliseconds since the epoch encoded in a run id."""
     return int(run_id[:10].translate(_TO_BASE32), 32)
+
+
+def first_id_at(ms: int) -> str:
+    """The smallest run id of the millisecond ``ms`` (since the epoch): every run started
+    at or after it has an id at least this."""
+    return _encode(max(0, ms), 0)
 
 
 def id_time(run_id: str) -> _dt.datetime:

@@ -26,6 +26,8 @@ from .store import Refs, Store
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
+    from .alerts.alert import Alert
+    from .alerts.watch import Watcher
     from .catalog import Catalog, RunList
     from .changelog import Changelog
     from .checks import CheckReport
@@ -339,6 +341,44 @@ class Ledger:
     def policy(self) -> Policy:
         """The team's rules, versioned in the store: ``get``, ``set``, ``history``."""
         return self.writer.policy
+
+    def watch(
+        self,
+        once: bool = True,
+        *,
+        every: float = 60.0,
+        since: str | float = "24h",
+        name: str = "default",
+        sinks: list[dict[str, Any]] | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[Alert]:
+        """Look at what happened since this watcher last looked and send the alerts it
+        calls for to the policy's ``alerts`` sinks (or ``sinks``), each once across every
+        watcher; returns the alerts found.
+
+        ``once=False`` repeats a pass every ``every`` seconds until ``stop`` is set (or
+        Ctrl-C).  A first pass looks back ``since`` (``"24h"``).  Kinds: ``failed``,
+        ``stale``, ``check`` (finished runs the policy's checks judge) and ``monitor``
+        (live monitor runs judged by ``window``/``last`` rules).
+        """
+        watcher = self.watcher(name=name, since=since, sinks=sinks)
+        if once:
+            return watcher.run_pass()
+        try:
+            return watcher.loop(every, stop or threading.Event())
+        except KeyboardInterrupt:
+            return []
+
+    def watcher(self, **options: Any) -> Watcher:
+        """The :class:`~mlledger.alerts.watch.Watcher` behind :meth:`watch` (its
+        ``run_pass()``, ``loop()`` and last ``deliveries``)."""
+        from .alerts.judges import Judges
+        from .alerts.watch import Watcher
+
+        judges = Judges(self)
+        options.setdefault("judge_finished", judges.finished)
+        options.setdefault("judge_monitor", judges.monitor)
+        return Watcher(self, **options)
 
     @property
     def refs(self) -> LedgerRefs:

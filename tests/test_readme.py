@@ -162,3 +162,31 @@ def test_notebook_block_runs_in_a_kernel(tmp_path: Path, kernel_env: dict[str, s
     assert "prepare" in done.text(3)  # %ledger log lists it
     last = by_name(ledger, f"cell[{done.nb.cells[4].execution_count}]")
     assert last.inputs["frame"].digest == prepare.outputs["frame"].digest
+
+
+def test_alerts_block_runs_and_sends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "Alerts and watch" block runs on a store with a prod model, and a failed run
+    after it reaches both of its sinks (the webhook as a slack message)."""
+    from helpers.alerts import webhook_server
+
+    import mlledger
+
+    (block,) = _blocks("Alerts and watch", "python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    prod = mlledger.Ledger()
+    with prod.run("train") as run:
+        run.log(accuracy=0.93)
+    prod.refs.set("model/prod", run.id)
+    with webhook_server() as inbox:
+        monkeypatch.setenv("SLACK_URL", inbox.url + "/slack")
+        namespace: dict[str, object] = {"__name__": "__readme__"}
+        exec(compile(block, str(README), "exec"), namespace)  # our own docs
+        assert namespace["alerts"] == []
+        with pytest.raises(ValueError), prod.run("train"):
+            raise ValueError("broken")
+        (alert,) = prod.watch()
+        (body,) = inbox.bodies("/slack")
+    assert alert.kind == "failed"
+    assert body["text"].startswith("[mlledger failed]")
+    assert (tmp_path / "alerts.jsonl").read_text().count(alert.run_id) >= 1

@@ -25,6 +25,7 @@ from ..errors import AmbiguousError, NotFoundError
 from ..ids import is_run_id
 from ..records import Artifact
 from . import files
+from .changes import Changes
 from .index import Index
 from .sync import Sync
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Catalog"]
 
 
-class Catalog(Index):
+class Catalog(Index, Changes):
     """The SQLite index of one ledger's store."""
 
     def __init__(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +71,13 @@ class Index(files.CatalogFiles):
     def _insert(self, cur: sqlite3.Connection | sqlite3.Cursor, rec: dict[str, Any]) -> None:
         rid = rec["id"]
         cur.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # the rowid grows with every write of a run (never reused, even for the newest
+            # row replaced or deleted): ``changes_since`` lists what changed after a point
+            "INSERT OR REPLACE INTO runs(rowid, id, name, status, kind, started_at, ended_at,"
+            " parent_id, user, host, message, record) VALUES ((SELECT max(ifnull(max(rowid), 0)"
+            " + 1, ?) FROM runs), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                time.time_ns() // 1000,
                 rid,
                 rec.get("name"),
                 rec.get("status", "running"),
@@ -161,6 +167,7 @@ class Index(files.CatalogFiles):
         """Empty the index of runs and days (a rebuild, inside its transaction)."""
         for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days", "damaged"):
             self.db.execute(f"DELETE FROM {table}")
+        self.db.execute("DELETE FROM meta WHERE key LIKE 'watch:%'")  # watchers start over
 
     @files.healing
     def forget_runs(self, run_ids: list[str]) -> None:

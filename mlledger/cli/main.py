@@ -23,6 +23,7 @@ from .policy import policy
 from .refs import ref
 from .run import run
 from .state import State
+from .watch import watch
 
 __all__ = ["CliError", "CliFailure", "cli", "cli_error", "main"]
 
@@ -192,6 +193,7 @@ cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)
 cli.add_command(import_group)
+cli.add_command(watch)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ Layout under the root URL::
     runs/<yyyy>/<mm>/<dd>/…        run entries, each written once (create-only)
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
+    alerts/<key hash>/…            each alert's claims and outcomes, per sink
     checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
     cache/<function>/<call>/<seq>.json   which finished run answers a memoized call
@@ -23,6 +24,7 @@ from ..hashing import parse_digest
 from ..ids import day_path
 
 __all__ = [
+    "ALERTS",
     "CACHE",
     "CATALOGS",
     "CHECKS",
@@ -34,6 +36,7 @@ __all__ = [
     "RUNS",
     "STATCACHE",
     "TMP",
+    "alert_prefix",
     "cache_prefix",
     "check_key",
     "checks_prefix",
@@ -53,6 +56,9 @@ RUNS = "runs"
 REFS = "refs"
 #: the store's policy history
 POLICY = "policy"
+#: alert deliveries: ``alerts/<key hash>/alert.json`` and, per sink,
+#: ``<sink>/attempt-<n>.json`` (a claim), ``<sink>/failed-<n>.json``, ``<sink>/sent.json``
+ALERTS = "alerts"
 #: the checks of each run, under the run's day (one entry per check, created once)
 CHECKS = "checks"
 #: gc's log of removed runs
@@ -94,6 +100,13 @@ def digest_of_key(key: str) -> str | None:
 def ref_prefix(name: str) -> str:
     """The folder holding the history of the ref ``name``."""
     return f"{REFS}/{name}"
+
+
+def alert_prefix(key: str) -> str:
+    """The folder of the alert whose key is ``key`` (any text: it is hashed)."""
+    import hashlib
+
+    return f"{ALERTS}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}"
 
 
 def checks_prefix(run_id: str) -> str:
