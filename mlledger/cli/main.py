@@ -18,6 +18,7 @@ from .maintain import gc, init, reindex, restore, sync, verify
 from .options import parse_storage_options
 from .policy import policy
 from .refs import ref
+from .report import report
 from .run import run
 from .state import State
 
@@ -178,12 +179,13 @@ def cli(
     ctx.obj = State(url, options, color)
 
 
-# the commands by area: browse.py, maintain.py, refs.py, run.py
+# the commands by area: browse.py, maintain.py, refs.py, run.py, report.py
 for _command in (artifact, diff, lineage, log, show, gc, init, reindex, restore, sync, verify):
     cli.add_command(_command)
 cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)
+cli.add_command(report)
 
 
 def main() -> None:

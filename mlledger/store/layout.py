@@ -8,6 +8,7 @@ Layout under the root URL::
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
     gc/<name>.json                 what each gc removed
+    reports/<yyyy>/<mm>/<dd>/<id>.<ext>   published reports (``mlledger report --publish``)
     tmp/                           local stores only: unfinished writes
 
 And under mlledger's cache folder (``_settings.cache_dir()``), which any
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from ..errors import LedgerError
 from ..hashing import parse_digest
+from ..ids import day_path
 
 __all__ = [
     "CATALOGS",
@@ -26,6 +28,7 @@ __all__ = [
     "OBJECTS",
     "POLICY",
     "REFS",
+    "REPORTS",
     "RUNS",
     "STATCACHE",
     "TMP",
@@ -33,6 +36,7 @@ __all__ = [
     "object_key",
     "objects_prefix",
     "ref_prefix",
+    "report_key",
 ]
 
 #: the store's config: its format, hash algorithm and policy (its presence makes a store)
@@ -47,6 +51,8 @@ REFS = "refs"
 POLICY = "policy"
 #: gc's log of removed runs
 GC = "gc"
+#: published reports, by day, each written once
+REPORTS = "reports"
 #: unfinished writes of a local store
 TMP = "tmp"
 
@@ -82,3 +88,10 @@ def digest_of_key(key: str) -> str | None:
 def ref_prefix(name: str) -> str:
     """The folder holding the history of the ref ``name``."""
     return f"{REFS}/{name}"
+
+
+def report_key(report_id: str, ext: str) -> str:
+    """The key of a published report: ``reports/<yyyy>/<mm>/<dd>/<id>.<ext>`` (``report_id``
+    a run-style id, which tells the day)."""
+    day = day_path(report_id).split("/", 1)[1].rsplit("/", 1)[0]
+    return f"{REPORTS}/{day}/{report_id}.{ext}"
