@@ -244,7 +244,8 @@ def collect(
             rows + [_damaged_row(i) for i in damaged], key=lambda r: r["id"], reverse=True
         )
         rows = rows if limit is None else rows[:limit]
-    curves = {r.id: c for r in runs[:curve_runs] if (c := _curves(r, points))}
+    first = {r["id"] for r in rows[:curve_runs]}  # the table's first rows, as the page says
+    curves = {r.id: c for r in runs if r.id in first and (c := _curves(r, points))}
     env_digests = list(dict.fromkeys(r["env"] for r in rows if r.get("env")))
     extras = extras or {}
     return {

@@ -63,7 +63,7 @@ def fill_report_ledger(ledger: Ledger, workdir: Path) -> ReportLedger:
         run.use(str(workdir / "model-0.pt"))
         run.log(step=0, score=float("nan"))
         run.log(step=1, score=float("inf"))
-        run.log(step=2, score=0.5)
+        run.log(step=2, score=0.5, drift=float("inf"))
     with ledger.run(
         "train", params={"lr": 0.3, "notes": LONG_PARAM, "html": IMG_PARAM}, message=SCRIPT_MESSAGE
     ) as run:
