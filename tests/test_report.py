@@ -67,7 +67,9 @@ def test_lttb_keeps_the_ends_and_a_lone_peak() -> None:
     ys[6_543] = 50.0
     kept = lttb(xs, ys, 100)
     assert len(kept) == 100
-    assert kept[0] == 0 and kept[-1] == 9_999 and 6_543 in kept
+    assert kept[0] == 0
+    assert kept[-1] == 9_999
+    assert 6_543 in kept
     assert kept == sorted(set(kept))
 
 
@@ -83,7 +85,8 @@ def test_layers_follow_the_longest_path_and_survive_a_cycle() -> None:
     got = layers(["d", "r1", "m", "r2", "x"], [("d", "r1"), ("r1", "m"), ("m", "r2"), ("d", "r2")])
     assert got == {"d": 0, "r1": 1, "m": 2, "r2": 3, "x": 0}
     cyc = layers(["a", "b"], [("a", "b"), ("b", "a")])
-    assert set(cyc) == {"a", "b"} and cyc["a"] != cyc["b"]
+    assert set(cyc) == {"a", "b"}
+    assert cyc["a"] != cyc["b"]
 
 
 # -- what a report holds ---------------------------------------------------------------
@@ -104,9 +107,11 @@ def test_report_data_lists_every_run_newest_first_with_the_damaged_one(
         filled.damaged,
     } | {r.id for r in filled.ledger.runs(name="evaluate")}
     damaged = next(r for r in data["runs"] if r["id"] == filled.damaged)
-    assert damaged["status"] == "damaged" and "verify" in damaged["reason"]
+    assert damaged["status"] == "damaged"
+    assert "verify" in damaged["reason"]
     failed = next(r for r in data["runs"] if r["id"] == filled.failed)
-    assert failed["status"] == "failed" and "loss is nan" in failed["error"]
+    assert failed["status"] == "failed"
+    assert "loss is nan" in failed["error"]
     assert data["total"] == len(ids)
 
 
@@ -115,8 +120,10 @@ def test_curves_are_downsampled_and_say_from_how_many(filled: ReportLedger) -> N
     values are counted, not drawn, and the last value inf is the string 'Infinity'."""
     data = collect(filled.ledger)
     loss = data["curves"][filled.trains[0]]["loss"]
-    assert loss["n"] == STEPS and len(loss["s"]) == len(loss["v"]) == POINTS
-    assert loss["s"][0] == 0 and loss["s"][-1] == STEPS - 1
+    assert loss["n"] == STEPS
+    assert len(loss["s"]) == len(loss["v"]) == POINTS
+    assert loss["s"][0] == 0
+    assert loss["s"][-1] == STEPS - 1
     ev = filled.ledger.runs(name="evaluate")[0].id
     score = data["curves"][ev]["score"]
     assert score == {"s": [2], "v": [0.5], "n": 3, "bad": 2}
@@ -133,11 +140,12 @@ def test_curve_budget_is_explicit(filled: ReportLedger) -> None:
 
 
 def test_where_and_limit_choose_the_runs(filled: ReportLedger) -> None:
-    """``where`` is the query language; ``limit`` keeps the newest; the total says how many matched."""
+    """``where`` is the query language; ``limit`` keeps the newest; the total counts matches."""
     data = collect(filled.ledger, where="name = 'train' and params.lr < 0.05")
     assert {r["id"] for r in data["runs"]} == set(filled.trains[1:])
     data = collect(filled.ledger, where="name = 'train'", limit=2)
-    assert len(data["runs"]) == 2 and data["total"] == 5
+    assert len(data["runs"]) == 2
+    assert data["total"] == 5
     with pytest.raises(QueryError):
         collect(filled.ledger, where="params.lr >>> 1")
 
@@ -147,8 +155,10 @@ def test_diff_facts_lineage_and_refs_are_embedded(filled: ReportLedger) -> None:
     the lineage links prep -> data -> train -> model; the ref's three moves are there."""
     data = collect(filled.ledger)
     t0 = next(r for r in data["runs"] if r["id"] == filled.trains[0])
-    assert t0["params"]["optimizer.name"] == "adam" and t0["in"]["data.csv"].startswith("xxh128:")
-    assert t0["env"] in data["envs"] and data["envs"][t0["env"]]["packages"]
+    assert t0["params"]["optimizer.name"] == "adam"
+    assert t0["in"]["data.csv"].startswith("xxh128:")
+    assert t0["env"] in data["envs"]
+    assert data["envs"][t0["env"]]["packages"]
     nodes = {n["id"]: n for n in data["lineage"]["nodes"]}
     data_digest = t0["in"]["data.csv"]
     assert nodes[filled.prep]["layer"] < nodes[data_digest]["layer"] < nodes[t0["id"]]["layer"]
@@ -166,13 +176,16 @@ def test_html_is_one_self_contained_file(filled: ReportLedger, tmp_path: Path) -
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", html, re.I)
     assert "@import" not in html
     assert re.findall(r"url\(([^)]*)\)", html) == ["#arrow"]  # the SVG's own arrow marker
-    assert "<script src" not in html.lower() and "<link" not in html.lower()
+    assert "<script src" not in html.lower()
+    assert "<link" not in html.lower()
     assert "default-src 'none'" in html
-    assert SCRIPT_MESSAGE not in html and IMG_PARAM not in html
+    assert SCRIPT_MESSAGE not in html
+    assert IMG_PARAM not in html
     assert html.lower().count("</script>") == 2  # the data element's end and the code's end
     data = embedded(html)
     hostile = next(r for r in data["runs"] if r["id"] == filled.hostile)
-    assert hostile["message"] == SCRIPT_MESSAGE and hostile["params"]["notes"] == LONG_PARAM
+    assert hostile["message"] == SCRIPT_MESSAGE
+    assert hostile["params"]["notes"] == LONG_PARAM
 
 
 def test_empty_ledger_writes_a_page_that_says_so(ledger: Ledger, tmp_path: Path) -> None:
@@ -180,7 +193,9 @@ def test_empty_ledger_writes_a_page_that_says_so(ledger: Ledger, tmp_path: Path)
     Markdown summary that says so."""
     out = Path(ledger.report(tmp_path / "r.html"))
     data = embedded(out.read_text())
-    assert data["runs"] == [] and data["total"] == 0 and data["refs"] == []
+    assert data["runs"] == []
+    assert data["total"] == 0
+    assert data["refs"] == []
     md = Path(ledger.report(tmp_path / "r.md", format="markdown")).read_text()
     assert "This ledger has no runs yet." in md
 
@@ -189,10 +204,12 @@ def test_markdown_summary_escapes_markup(filled: ReportLedger, tmp_path: Path) -
     """The Markdown has the runs table and each metric's range; a message's HTML and pipes
     are escaped."""
     md = render_markdown(collect(filled.ledger))
-    assert "| run | name | status |" in md and "### Metrics" in md
-    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "| run | name | status |" in md
+    assert "### Metrics" in md
+    assert "<script>" not in md
+    assert "&lt;script&gt;" in md
     assert re.search(r"\| loss \| 4 \| ", md)
-    table = [ln for ln in md.splitlines() if filled.hostile[:12] in ln][0]
+    table = next(ln for ln in md.splitlines() if filled.hostile[:12] in ln)
     assert table.count(" | ") == md.splitlines()[6].count(" | ")  # the cells stayed in place
 
 
@@ -229,13 +246,15 @@ def test_publish_writes_create_only_under_reports_and_verify_stays_clean(
     assert first != second
     keys = [u[len(ledger.url.rstrip("/")) + 1 :] for u in (first, second)]
     assert all(k.startswith(layout.REPORTS + "/") for k in keys)
-    assert keys[0].endswith(".html") and keys[1].endswith(".md")
+    assert keys[0].endswith(".html")
+    assert keys[1].endswith(".md")
     page = ledger.store.read_entry(keys[0]).decode()
     assert embedded(page)["store"] == ledger.url
     assert ledger.store.create_entry(keys[0], b"again") is False
     assert ledger.store.read_entry(keys[0]).decode() == page
     report = ledger.verify()
-    assert not report.missing and not report.corrupt
+    assert not report.missing
+    assert not report.corrupt
     assert [filled.damaged in k for k, _ in report.damaged] == [True]  # the fixture's own
 
 
@@ -245,18 +264,21 @@ def test_cli_report_writes_html_markdown_and_publishes(filled: ReportLedger, wor
     url = filled.ledger.url
     res = invoke("report", url=url)
     assert res.exit_code == 0, res.output
-    assert (workdir / "mlledger-report.html").exists() and "mlledger-report.html" in res.output
+    assert (workdir / "mlledger-report.html").exists()
+    assert "mlledger-report.html" in res.output
     res = invoke(
         "report", "--format", "markdown", "--where", "name = 'train'", "--limit", "2", url=url
     )
-    assert (
-        res.exit_code == 0 and "## mlledger report" in (workdir / "mlledger-report.md").read_text()
-    )
+    assert res.exit_code == 0
+    assert "## mlledger report" in (workdir / "mlledger-report.md").read_text()
     res = invoke("report", "--publish", url=url)
-    assert res.exit_code == 0 and f"{url}/reports/" in res.output
+    assert res.exit_code == 0
+    assert f"{url}/reports/" in res.output
     res = invoke("report", "--where", "params.lr >>> 1", url=url)
-    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert res.exit_code == 2
+    assert len(res.stderr.strip().splitlines()) == 1
     res = invoke("report", "-o", str(workdir / "nope" / "r.html"), url=url)
-    assert res.exit_code == 2 and "does not exist" in res.stderr
+    assert res.exit_code == 2
+    assert "does not exist" in res.stderr
     res = invoke("report", "--limit", "0", url=url)
     assert res.exit_code == 2
