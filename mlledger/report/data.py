@@ -32,8 +32,8 @@ __all__ = ["CURVE_RUNS", "GRAPH_RUNS", "POINTS", "collect", "number", "run_row"]
 
 #: runs whose metric curves are embedded (the first ones in the table)
 CURVE_RUNS = 200
-#: points a curve keeps at most (LTTB)
-POINTS = 300
+#: points a curve keeps at most (LTTB): a chart is ~500 px wide
+POINTS = 200
 #: runs whose lineage is drawn (the first ones in the table)
 GRAPH_RUNS = 80
 #: distinct environments whose packages are embedded for diffs
@@ -141,7 +141,8 @@ def _curves(run: Run, points: int) -> dict[str, Any]:
         keep = lttb(xs, ys, points) if len(good) > points else range(len(good))
         curve: dict[str, Any] = {
             "s": [good[i][0] for i in keep],
-            "v": [ys[i] for i in keep],
+            # 5 significant digits: a drawn curve needs no more, and the file stays small
+            "v": [float(f"{ys[i]:.5g}") for i in keep],
             "n": len(hist),
         }
         if len(good) < len(hist):

@@ -381,18 +381,16 @@
     for (const [section, key, x, y] of changes) {
       const nx = num(x), ny = num(y);
       let change = "";
-      let cls = "";
       if (nx !== null && ny !== null && Number.isFinite(nx) && Number.isFinite(ny)) {
         const d = ny - nx;
-        change = (d > 0 ? "+" : "") + fmtNum(d);
-        cls = d > 0 ? "up" : d < 0 ? "down" : "";
+        change = (d > 0 ? "+" : "") + fmtNum(d);  // no colour: up is good for some metrics, bad for others
       } else if (x === undefined) change = "added";
       else if (y === undefined) change = "removed";
       const isDigest = section === "inputs" || section === "outputs";
       const show = (v) => (v === undefined ? "—" : isDigest ? shortDigest(v) : fmtVal(v));
       const tdA = el("td", { cls: "mono" }); tdA.append(cut(show(x)));
       const tdB = el("td", { cls: "mono" }); tdB.append(cut(show(y)));
-      body.append(el("tr", {}, el("td", { text: section }), el("td", { cls: "mono", text: key }), tdA, tdB, el("td", { cls: "num " + cls, text: change })));
+      body.append(el("tr", {}, el("td", { cls: "section", text: section }), el("td", { cls: "mono key", text: key }), tdA, tdB, el("td", { cls: "num change", text: change })));
     }
     document.getElementById("diff").hidden = changes.length === 0;
   }
