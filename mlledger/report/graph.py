@@ -9,8 +9,8 @@ __all__ = ["layers"]
 
 
 def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
-    """Each node's layer: 0 for a node nothing flows into, else one more than the
-    deepest node that flows into it.  A cycle (a run that reads what it writes) is
+    """Each node's layer: one more than the deepest node that flows into it; a node nothing
+    flows into sits one left of the first node it flows into (0 when alone).  A cycle (a run that reads what it writes) is
     cut where the walk meets it, so every node gets a layer."""
     into: dict[str, list[str]] = defaultdict(list)
     for a, b in edges:
@@ -38,4 +38,12 @@ def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
                 continue
             on_path.add(src)
             stack.append((src, iter(into.get(src, ()))))
+    # a source sits just left of the first node it flows into, not in column 0 far away
+    out_of: dict[str, list[str]] = defaultdict(list)
+    for a, b in edges:
+        if a != b:
+            out_of[a].append(b)
+    for node in nodes:
+        if node not in into and out_of.get(node):
+            layer[node] = max(0, min(layer[b] for b in out_of[node]) - 1)
     return layer

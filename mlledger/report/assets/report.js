@@ -44,8 +44,7 @@
     if (n === null) return v === undefined ? "" : String(v);
     if (!Number.isFinite(n)) return String(n);
     if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
-    const a = Math.abs(n);
-    return a !== 0 && (a < 1e-3 || a >= 1e6) ? n.toExponential(3) : String(+n.toPrecision(5));
+    return String(+n.toPrecision(5));   // exponents only where JS picks them (< 1e-6, >= 1e21)
   }
   function fmtVal(v) {
     if (v === null) return "null";
@@ -386,6 +385,7 @@
         change = (d > 0 ? "+" : "") + fmtNum(d);  // no colour: up is good for some metrics, bad for others
       } else if (x === undefined) change = "added";
       else if (y === undefined) change = "removed";
+      else change = "changed";
       const isDigest = section === "inputs" || section === "outputs";
       const show = (v) => (v === undefined ? "—" : isDigest ? shortDigest(v) : fmtVal(v));
       const tdA = el("td", { cls: "mono" }); tdA.append(cut(show(x)));
