@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from .catalog import Catalog, RunList
+    from .checks import CheckReport
     from .diff import RunDiff
     from .gc import GcReport
     from .lineage import Lineage
@@ -97,12 +98,27 @@ class Ledger:
         message: str | None = None,
         tags: dict[str, Any] | None = None,
         capture_files: bool | None = None,
+        kind: str = "block",
+        baseline: str | None = None,
     ) -> RunContext:
-        """A run around a block: ``with ledger.run("train", params={...}) as run:``."""
+        """A run around a block: ``with ledger.run("train", params={...}) as run:``.
+
+        ``kind="monitor"`` makes a long-lived run (a deployed model) whose logged metrics
+        reach the store every few seconds; ``baseline`` (``@REF``, a run id or
+        ``median:N``) is what check rules without a baseline of their own compare it with.
+        """
         if name is not None and not isinstance(name, str):
             raise TypeError(
                 f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
             )
+        if kind not in ("block", "monitor"):
+            raise UsageError(
+                f"ledger.run(kind=...) is 'block' (the default) or 'monitor', not {kind!r}"
+            )
+        if baseline is not None:
+            from .rules import check_baseline
+
+            baseline = check_baseline(baseline, "ledger.run(baseline=...)")
         with _files.quiet():  # hashing the calling file is no enclosing run's input
             code, warns = self.writer.code.caller_code()
         return RunContext(
@@ -114,7 +130,8 @@ class Ledger:
             capture_files=capture_files,
             code=code,
             code_warnings=warns,
-            kind="block",
+            kind=kind,
+            baseline=baseline,
         )
 
     def tracked(self, fn: Any = None, **options: Any) -> Any:
@@ -320,6 +337,55 @@ class Ledger:
             curve_runs=curve_runs,
         )
 
+    def check(self, run: str | Run, rules: Any = None, *, record: bool = True) -> CheckReport:
+        """Judge a run by check rules; returns the :class:`~mlledger.checks.CheckReport`.
+
+        ``run`` is a run id or prefix, ``@REF`` naming a run, or a Run.  ``rules``: a
+        list of rules (dicts or one-line strings: ``"metrics.accuracy max_drop=0.01 vs
+        @model/prod"``); None takes the policy's ``checks`` whose ``runs`` clause selects
+        the run.  The report is recorded in the store (``record=False``: not), and read
+        back by ``checks_of`` and ``mlledger show``.  UsageError for a bad rule or no rule
+        at all; NotFoundError for a baseline ref or run that does not exist.
+        """
+        from .checks import normalize_rules, rules_for, run_checks, write_report
+
+        target = self._run_of(run)
+        cat = self.catalog
+        if cat.record_of(target.id) is None:  # a run from elsewhere: the rules' where clauses
+            cat.sync()  # and median baselines see it and its peers
+        if rules is None:
+            policy = self.policy.get()
+            if not policy.get("checks"):
+                raise UsageError(
+                    f"no check rules: the policy of {self.url} sets none; pass rules=[...] "
+                    "or set them with `mlledger policy set checks=[...] -m why`"
+                )
+            chosen = rules_for(self, policy, target)
+        else:
+            chosen = normalize_rules(rules)
+            if not chosen:
+                raise UsageError(
+                    "rules=[] holds no rule: give at least one, or None for the policy's"
+                )
+        report = run_checks(self, target, chosen)
+        if record and report.results:
+            write_report(self.store, report)
+        return report
+
+    def _run_of(self, target: str | Run) -> Run:
+        """A run from a run id, prefix, ``@REF`` naming a run, or a Run."""
+        if isinstance(target, Run):
+            return target
+        if isinstance(target, str) and target.strip().startswith("@"):
+            got = self.resolve(target)
+            if isinstance(got, Run):
+                return got
+            producers = self.catalog.artifact(got.digest).producers
+            if len(producers) == 1:
+                return self.get(producers[0])
+            raise NotFoundError(f"{target} names {got.digest}, which no single run produced")
+        return self.get(target)
+
     @property
     def policy(self) -> Policy:
         """The team's rules, versioned in the store: ``get``, ``set``, ``history``."""
@@ -327,8 +393,28 @@ class Ledger:
 
     @property
     def refs(self) -> LedgerRefs:
-        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first."""
-        return LedgerRefs(self)
+        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first.
+
+        A ref the policy protects moves only with a message and passing checks on the
+        target's run (``force=True`` overrides; recorded)."""
+        return LedgerRefs(self, gate=self._gate_ref)
+
+    def _gate_ref(
+        self, name: str, run: str | None, message: str | None, force: bool, rollback: bool
+    ) -> None:
+        """Refuse a move of a protected ref the policy does not allow; record the check that
+        let it through."""
+        policy = self.policy.get()
+        if not policy.get("protect"):
+            return
+        from .checks import write_report
+        from .checks.gate import gate_ref_move
+
+        report = gate_ref_move(
+            self, policy, name, run, message, force=force, rollback=rollback
+        )
+        if report is not None:
+            write_report(self.store, report)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
         """Rehash every object; check every object a run or ref references exists and is

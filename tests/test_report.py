@@ -169,6 +169,18 @@ def test_diff_facts_lineage_and_refs_are_embedded(filled: ReportLedger) -> None:
     assert ref["moves"][1]["message"] == "<i>lower lr</i>"
 
 
+def test_check_results_are_embedded_for_the_runs_checked(filled: ReportLedger) -> None:
+    """The checked run's newest results are embedded in rule order (one failing here);
+    runs never checked have none."""
+    data = collect(filled.ledger)
+    assert set(data["checks"]) == {filled.trains[1]}
+    results = data["checks"][filled.trains[1]]
+    assert [(c["rule"], c["ok"]) for c in results] == [
+        ("loss-holds", False),
+        ("accuracy-floor", True),
+    ]
+
+
 def test_html_is_one_self_contained_file(filled: ReportLedger, tmp_path: Path) -> None:
     """No src/href/url()/@import points anywhere; no external script; hostile text sits
     only inside the escaped JSON; a Content-Security-Policy forbids any fetch."""

@@ -128,7 +128,8 @@ def test_a_script_in_a_message_is_text_and_never_runs(
     cell = opened.page.text_content(f'tr[data-id="{filled.hostile}"] td.msg')
     assert SCRIPT_MESSAGE in cell
     assert opened.page.evaluate("window.__pwned") is None
-    assert opened.page.evaluate("document.querySelectorAll('img, main script, td.msg b').length") == 0
+    made = "document.querySelectorAll('img, main script, td.msg b').length"
+    assert opened.page.evaluate(made) == 0
 
 
 def test_sorting_and_filtering_the_table(
@@ -214,7 +215,25 @@ def test_refs_show_each_move(opened: Opened) -> None:
     opened.view("refs")
     text = opened.page.text_content("#refs")
     assert "model/prod" in text
-    assert text.index("accuracy dropped") < text.index("<i>lower lr</i>") < text.index("first model")
+    newest, middle, oldest = "accuracy dropped", "<i>lower lr</i>", "first model"
+    assert text.index(newest) < text.index(middle) < text.index(oldest)
+
+
+def test_check_results_show_in_the_table_and_their_tab(
+    opened: Opened, fixture_report: tuple[Path, ReportLedger]
+) -> None:
+    """The checked run's row links to its results ('1 of 2 checks' failed), and the Checks
+    tab lists each rule with pass or fail; alerts and changelogs, empty, have no tab."""
+    row = f'tr[data-id="{fixture_report[1].trains[1]}"]'
+    assert opened.page.text_content(f"{row} a.checkmark") == "✗ 1 of 2 checks"
+    tabs = opened.page.eval_on_selector_all("#tabs a", "as => as.map(a => a.textContent)")
+    assert tabs == ["Runs", "Curves", "Diff", "Lineage", "Refs", "Checks"]
+    opened.page.click(f"{row} a.checkmark")
+    opened.page.wait_for_selector("#view-checks:not([hidden])")
+    text = opened.page.text_content("#checks")
+    assert "loss-holds" in text
+    assert "accuracy-floor" in text
+    assert "fail" in text
 
 
 def test_an_empty_ledger_page_says_so(browser: Any, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import canonical
 from .._version import __version__
+from ..checks import checks_of
 from ..errors import LedgerError
 from ..ids import id_time
 from ..records import is_stand_in, param_fields, to_iso
@@ -194,6 +195,33 @@ def _lineage(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"nodes": list(nodes.values()), "edges": [list(e) for e in dict.fromkeys(edges)]}
 
 
+def _checks(ledger: Ledger, run_ids: Iterable[str]) -> dict[str, Any]:
+    """Each run's newest recorded check results (runs never checked are left out)."""
+    out: dict[str, Any] = {}
+    for rid in run_ids:
+        try:
+            reports = checks_of(ledger.store, rid)
+        except LedgerError:
+            continue
+        if not reports or not reports[-1].results:
+            continue
+        newest = reports[-1]
+        out[rid] = [
+            {
+                "rule": r.rule,
+                "field": r.field,
+                "value": number(r.value),
+                "baseline": number(r.baseline),
+                "change": number(r.change),
+                "ok": r.ok,
+                "message": r.message,
+                "at": to_iso(newest.at),
+            }
+            for r in newest.results
+        ]
+    return out
+
+
 def _refs(ledger: Ledger) -> list[dict[str, Any]]:
     """Each ref's moves, newest first: who, when, what it pointed at, why."""
     out: list[dict[str, Any]] = []
@@ -231,8 +259,9 @@ def collect(
 ) -> dict[str, Any]:
     """Everything the report shows, newest run first.
 
-    ``extras`` fills the sections other parts provide (``checks``: run id to a list of
-    results, ``alerts``, ``changelogs``); an empty one is not shown.
+    Check results are read for the first ``curve_runs`` rows too (the newest check of
+    each).  ``extras`` fills the sections other parts provide (``checks`` to replace
+    those, ``alerts``, ``changelogs``); an empty one is not shown.
     """
     matched = ledger.runs(where=where)
     total = len(matched)
@@ -266,7 +295,8 @@ def collect(
         "lineage": _lineage([r for r in rows if not r.get("damaged")][:graph_runs]),
         "graph_runs": graph_runs,
         "refs": _refs(ledger),
-        "checks": extras.get("checks") or {},
+        "checks": extras.get("checks") or _checks(ledger, [r["id"] for r in rows[:curve_runs]]),
+        "check_runs": curve_runs,
         "alerts": extras.get("alerts") or [],
         "changelogs": extras.get("changelogs") or [],
     }

@@ -10,8 +10,8 @@ __all__ = ["layers"]
 
 def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     """Each node's layer: one more than the deepest node that flows into it; a node nothing
-    flows into sits one left of the first node it flows into (0 when alone).  A cycle (a run that reads what it writes) is
-    cut where the walk meets it, so every node gets a layer."""
+    flows into sits one left of the first node it flows into (0 when alone).  A cycle (a
+    run that reads what it writes) is cut where the walk meets it, so every node gets one."""
     into: dict[str, list[str]] = defaultdict(list)
     for a, b in edges:
         if a != b:

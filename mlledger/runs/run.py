@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import datetime as _dt
 
 
-__all__ = ["METRIC_CHUNK", "Run", "current_run"]
+__all__ = ["METRIC_CHUNK", "METRIC_FLUSH_SECONDS", "MONITOR_FLUSH_SECONDS", "Run", "current_run"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +49,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 METRIC_CHUNK = 1000
 #: seconds between metric flushes in a run that keeps logging
 METRIC_FLUSH_SECONDS = 10.0
+#: a monitor run's metrics reach the store at least this often, logged or idle
+MONITOR_FLUSH_SECONDS = 2.0
 
 
 def current_run() -> Run | None:
@@ -75,13 +77,17 @@ class Run:
         #: the run this one runs in (the active run when it started), or None
         self.parent: Run | None = None
         self._rows: list[tuple[Any, float, dict[str, Any]]] = []
+        #: logged metrics reach the store at least this often while the run logs
+        self.flush_seconds = METRIC_FLUSH_SECONDS
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
         self._chunk_rows = METRIC_CHUNK
         self._cols: dict[str, Column] = {}
         self._folded: dict[str, int] = {}
         self._step = -1
         self._env: dict[str, Any] | None = None
-        self._lock = threading.Lock()
+        # held while rows are folded and chunks taken: the scheduler flushes monitor runs
+        # from its thread while the run logs
+        self._lock = threading.RLock()
 
     # -- read-only views -------------------------------------------------------
     @property
@@ -233,22 +239,29 @@ class Run:
         """Move buffered rows into per-metric columns and update the summaries."""
         with self._lock:
             rows, self._rows = self._rows, []
-        if not rows:
-            return
-        self._step, bad = fold_rows(rows, self._cols, self._step, self.state.stats)
-        for w in bad:
-            self.state.warn(w)
-        fold_stats(self._cols, self._folded, self.state.stats)
+            if not rows:
+                return
+            self._step, bad = fold_rows(rows, self._cols, self._step, self.state.stats)
+            for w in bad:
+                self.state.warn(w)
+            fold_stats(self._cols, self._folded, self.state.stats)
 
     def take_chunk(self) -> dict[str, Any] | None:
         """The folded, unwritten metric values as one chunk document, or None."""
-        self._fold()
-        self._flush_at = time.time() + METRIC_FLUSH_SECONDS
-        cols = self._cols
-        if not cols:
-            return None
-        self._cols, self._folded = {}, {}
-        return chunk_doc(cols)
+        with self._lock:
+            self._fold()
+            self._flush_at = time.time() + self.flush_seconds
+            cols = self._cols
+            if not cols:
+                return None
+            self._cols, self._folded = {}, {}
+            return chunk_doc(cols)
+
+    def flush_metrics(self) -> None:
+        """Write the metrics logged since the last chunk now (the scheduler's periodic
+        flush of a monitor run); a failure is a warning of the run, never an exception."""
+        if self.active:
+            self._flush_metrics()
 
     def ensure_started(self) -> None:
         """Write the start entry now if it is still pending (deferred starts, see _Scheduler).
@@ -303,11 +316,15 @@ class Run:
         if self.state.detached:  # keep the summaries, drop the rows: nothing is written
             self.take_chunk()
             return
-        chunk = self.take_chunk()
-        if chunk is None:
-            return
-        self.state.chunks += 1
-        name = f"metrics-{self.state.chunks:06d}.json"
+        with self._lock:  # chunks are numbered and written in the order they were taken
+            chunk = self.take_chunk()
+            if chunk is None:
+                return
+            self.state.chunks += 1
+            name = f"metrics-{self.state.chunks:06d}.json"
+            self._write_metrics(name, chunk)
+
+    def _write_metrics(self, name: str, chunk: dict[str, Any]) -> None:
         try:
             self.ensure_started()  # a chunk never comes before its run's start
             self.write_chunk(name, json.dumps(chunk).encode())
@@ -315,7 +332,7 @@ class Run:
             n = self.state.chunks
             msg = f"metric chunk {n} not written (neither store nor spool took it): {e}"
             self.state.warn(msg)
-            warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
+            warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=4)
 
     def write_chunk(self, name: str, data: bytes) -> None:
         """Write a metrics chunk entry and remember its digest for the end entry."""

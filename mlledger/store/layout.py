@@ -7,6 +7,7 @@ Layout under the root URL::
     runs/<yyyy>/<mm>/<dd>/…        run entries, each written once (create-only)
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
+    checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
     reports/<yyyy>/<mm>/<dd>/<id>.<ext>   published reports (``mlledger report --publish``)
     tmp/                           local stores only: unfinished writes
@@ -23,6 +24,7 @@ from ..ids import day_path
 
 __all__ = [
     "CATALOGS",
+    "CHECKS",
     "CONFIG_KEY",
     "GC",
     "OBJECTS",
@@ -32,6 +34,8 @@ __all__ = [
     "RUNS",
     "STATCACHE",
     "TMP",
+    "check_key",
+    "checks_prefix",
     "digest_of_key",
     "object_key",
     "objects_prefix",
@@ -49,6 +53,8 @@ RUNS = "runs"
 REFS = "refs"
 #: the store's policy history
 POLICY = "policy"
+#: the checks of each run, under the run's day (one entry per check, created once)
+CHECKS = "checks"
 #: gc's log of removed runs
 GC = "gc"
 #: published reports, by day, each written once
@@ -95,3 +101,13 @@ def report_key(report_id: str, ext: str) -> str:
     a run-style id, which tells the day)."""
     day = day_path(report_id).split("/", 1)[1].rsplit("/", 1)[0]
     return f"{REPORTS}/{day}/{report_id}.{ext}"
+
+
+def checks_prefix(run_id: str) -> str:
+    """``checks/<yyyy>/<mm>/<dd>/<run id>``: the folder of a run's check reports."""
+    return CHECKS + day_path(run_id)[len(RUNS):]
+
+
+def check_key(run_id: str, report_id: str) -> str:
+    """The key of one check report of ``run_id`` (``report_id`` sorts by time)."""
+    return f"{checks_prefix(run_id)}/{report_id}.json"

@@ -81,6 +81,18 @@ def fill_report_ledger(ledger: Ledger, workdir: Path) -> ReportLedger:
     ledger.refs.set("model/prod", f"{out.trains[0]}/model-0.pt", message="first model")
     ledger.refs.set("model/prod", f"{out.trains[2]}/model-2.pt", message="<i>lower lr</i>")
     ledger.refs.rollback("model/prod", message="accuracy dropped")
+    ledger.check(
+        out.trains[1],
+        rules=[
+            {
+                "name": "loss-holds",
+                "field": "metrics.loss",
+                "baseline": out.trains[0],
+                "max_rise": 0.001,
+            },
+            {"name": "accuracy-floor", "field": "metrics.accuracy", "min": 0.5},
+        ],
+    )
     damage_run(ledger, out.damaged)
     return out
 

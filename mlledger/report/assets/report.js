@@ -178,7 +178,12 @@
   function statusBadge(r) {
     const s = el("span", { cls: "status s-" + r.status, text: r.status });
     if (r.reason || r.error) s.title = r.error || r.reason;
-    return s;
+    const checks = D.checks[r.id];
+    if (!checks) return s;
+    const failed = checks.filter((c) => !c.ok).length;
+    const c = el("a", { href: "#checks", cls: "checkmark " + (failed ? "fail" : "ok"),
+      text: failed ? `✗ ${failed} of ${checks.length} checks` : `✓ ${plural(checks.length, "check")}` });
+    return el("span", {}, s, " ", c);
   }
   function chips(entries, isMetric) {
     const box = el("div", { cls: "chips" });
