@@ -41,7 +41,7 @@
   }
   function fmtNum(v) {
     const n = num(v);
-    if (n === null) return v === undefined ? "" : String(v);
+    if (n === null) return v === undefined || v === null ? "—" : String(v);
     if (!Number.isFinite(n)) return String(n);
     if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
     return String(+n.toPrecision(5));   // exponents only where JS picks them (< 1e-6, >= 1e21)
