@@ -37,6 +37,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ._api import current_run, run, tracked
+    from .changelog import Changelog, ChangelogEntry
     from .checks import CheckReport, CheckResult, checks_of, field_value
     from .ledger import Ledger, default_ledger, set_default_ledger
     from .records import Artifact, MetricStats, RefEntry, RunError
@@ -50,6 +51,8 @@ _LAZY = {
     "current_run": "_api",
     "run": "_api",
     "tracked": "_api",
+    "Changelog": "changelog",
+    "ChangelogEntry": "changelog",
     "Ledger": "ledger",
     "default_ledger": "ledger",
     "set_default_ledger": "ledger",
@@ -69,6 +72,8 @@ __all__ = [
     "AccessError",
     "AmbiguousError",
     "Artifact",
+    "Changelog",
+    "ChangelogEntry",
     "CheckReport",
     "CheckResult",
     "ConflictError",

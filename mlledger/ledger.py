@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from .catalog import Catalog, RunList
+    from .changelog import Changelog
     from .checks import CheckReport
     from .diff import RunDiff
     from .gc import GcReport
@@ -336,6 +337,16 @@ class Ledger:
             publish=publish,
             curve_runs=curve_runs,
         )
+
+    def changelog(self, ref: str, *, limit: int | None = None) -> Changelog:
+        """Each move of ``ref``, newest first (the newest ``limit``): who, when, the message,
+        the target and its run, and against the move before: the causes (params, data, code,
+        packages, environment), the effect on every metric both runs have, the cost and the
+        newest check report.  NotFoundError naming close refs for a ref never set; damage
+        (an entry that does not parse, a run that cannot be read) is shown, not raised."""
+        from .changelog import build_changelog
+
+        return build_changelog(self, ref, limit=limit)
 
     def check(self, run: str | Run, rules: Any = None, *, record: bool = True) -> CheckReport:
         """Judge a run by check rules; returns the :class:`~mlledger.checks.CheckReport`.

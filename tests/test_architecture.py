@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.diff",
         "mlledger.gc",
         "mlledger.alerts",
+        "mlledger.changelog",  # a ref's moves with their diffs (reads refs, catalog, diff)
         "mlledger.checks",
     ),
     ("mlledger.ledger",),  # the facade users hold

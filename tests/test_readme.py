@@ -34,6 +34,22 @@ def test_quick_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+def test_changelog_block_runs_after_the_tour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The changelog block runs on the ledger the tour leaves: model/prod's three moves."""
+    (block,) = _blocks("The command line", "python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    for code in [*_tour_blocks(), block]:
+        exec(compile(code, str(README), "exec"), namespace)  # our own docs
+    log = namespace["log"]
+    assert [e.seq for e in log.entries] == [3, 2, 1]  # type: ignore[attr-defined]
+    assert namespace["latest"].action == "rollback"  # type: ignore[attr-defined]
+    assert "| metric | old | new | change | % |" in str(namespace["summary"])
+
+
 def _setup_commands() -> list[str]:
     """The two shell commands at the top of the README, in order."""
     text = README.read_text(encoding="utf-8")

@@ -181,6 +181,15 @@ def test_check_results_are_embedded_for_the_runs_checked(filled: ReportLedger) -
     ]
 
 
+def test_each_ref_changelog_is_embedded(filled: ReportLedger) -> None:
+    """Each ref's changelog (ledger.changelog's text) is embedded, newest move first."""
+    data = collect(filled.ledger)
+    (log,) = data["changelogs"]
+    assert log["ref"] == "model/prod"
+    assert log["text"] == filled.ledger.changelog("model/prod", limit=20).to_text()
+    assert log["text"].index("accuracy dropped") < log["text"].index("first model")
+
+
 def test_html_is_one_self_contained_file(filled: ReportLedger, tmp_path: Path) -> None:
     """No src/href/url()/@import points anywhere; no external script; hostile text sits
     only inside the escaped JSON; a Content-Security-Policy forbids any fetch."""

@@ -223,17 +223,26 @@ def test_check_results_show_in_the_table_and_their_tab(
     opened: Opened, fixture_report: tuple[Path, ReportLedger]
 ) -> None:
     """The checked run's row links to its results ('1 of 2 checks' failed), and the Checks
-    tab lists each rule with pass or fail; alerts and changelogs, empty, have no tab."""
+    tab lists each rule with pass or fail; alerts, empty, have no tab."""
     row = f'tr[data-id="{fixture_report[1].trains[1]}"]'
     assert opened.page.text_content(f"{row} a.checkmark") == "✗ 1 of 2 checks"
     tabs = opened.page.eval_on_selector_all("#tabs a", "as => as.map(a => a.textContent)")
-    assert tabs == ["Runs", "Curves", "Diff", "Lineage", "Refs", "Checks"]
+    assert tabs == ["Runs", "Curves", "Diff", "Lineage", "Refs", "Checks", "Changelogs"]
     opened.page.click(f"{row} a.checkmark")
     opened.page.wait_for_selector("#view-checks:not([hidden])")
     text = opened.page.text_content("#checks")
     assert "loss-holds" in text
     assert "accuracy-floor" in text
     assert "fail" in text
+
+
+def test_the_changelog_tab_shows_each_ref_as_text(opened: Opened) -> None:
+    """The Changelogs tab shows the ref's changelog, its HTML-looking message as text."""
+    opened.view("changelogs")
+    assert opened.page.text_content("#changelogs h3") == "model/prod"
+    text = opened.page.text_content("#changelogs pre")
+    assert "<i>lower lr</i>" in text
+    assert opened.page.evaluate("document.querySelectorAll('#changelogs i').length") == 0
 
 
 def test_an_empty_ledger_page_says_so(browser: Any, tmp_path: Path) -> None:
@@ -267,7 +276,7 @@ def test_screenshots_of_each_view(
     try:
         o.tick(*filled.trains[:2])
         out = artifacts_dir(tmp_path)
-        for view in ("runs", "curves", "diff", "lineage", "refs"):
+        for view in ("runs", "curves", "diff", "lineage", "refs", "checks", "changelogs"):
             o.view(view)
             overflow = o.page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"

@@ -37,6 +37,9 @@ CURVE_RUNS = 200
 POINTS = 200
 #: runs whose lineage is drawn (the first ones in the table)
 GRAPH_RUNS = 80
+#: refs whose changelog is embedded, and the moves of each
+CHANGELOG_REFS = 50
+CHANGELOG_MOVES = 20
 #: distinct environments whose packages are embedded for diffs
 ENVS = 200
 
@@ -222,6 +225,19 @@ def _checks(ledger: Ledger, run_ids: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def _changelogs(ledger: Ledger, names: list[str]) -> list[dict[str, Any]]:
+    """Each ref's changelog as text (its newest ``CHANGELOG_MOVES`` moves), for the first
+    ``CHANGELOG_REFS`` refs; a ref whose changelog cannot be built says why."""
+    out: list[dict[str, Any]] = []
+    for name in names[:CHANGELOG_REFS]:
+        try:
+            text = ledger.changelog(name, limit=CHANGELOG_MOVES).to_text()
+        except LedgerError as e:
+            text = f"no changelog: {e}"
+        out.append({"ref": name, "text": text})
+    return out
+
+
 def _refs(ledger: Ledger) -> list[dict[str, Any]]:
     """Each ref's moves, newest first: who, when, what it pointed at, why."""
     out: list[dict[str, Any]] = []
@@ -261,7 +277,8 @@ def collect(
 
     Check results are read for the first ``curve_runs`` rows too (the newest check of
     each).  ``extras`` fills the sections other parts provide (``checks`` to replace
-    those, ``alerts``, ``changelogs``); an empty one is not shown.
+    those, ``alerts``, ``changelogs`` to replace each ref's changelog); an empty one is
+    not shown.
     """
     matched = ledger.runs(where=where)
     total = len(matched)
@@ -278,6 +295,7 @@ def collect(
     curves = {r.id: c for r in runs if r.id in first and (c := _curves(r, points))}
     env_digests = list(dict.fromkeys(r["env"] for r in rows if r.get("env")))
     extras = extras or {}
+    refs = _refs(ledger)
     return {
         "title": "mlledger report",
         "store": ledger.url,
@@ -294,9 +312,9 @@ def collect(
         "points": points,
         "lineage": _lineage([r for r in rows if not r.get("damaged")][:graph_runs]),
         "graph_runs": graph_runs,
-        "refs": _refs(ledger),
+        "refs": refs,
         "checks": extras.get("checks") or _checks(ledger, [r["id"] for r in rows[:curve_runs]]),
         "check_runs": curve_runs,
         "alerts": extras.get("alerts") or [],
-        "changelogs": extras.get("changelogs") or [],
+        "changelogs": extras.get("changelogs") or _changelogs(ledger, [r["name"] for r in refs]),
     }
