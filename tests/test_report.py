@@ -181,6 +181,20 @@ def test_check_results_are_embedded_for_the_runs_checked(filled: ReportLedger) -
     ]
 
 
+def test_a_run_with_a_cost_gets_cost_and_currency(ledger: Ledger) -> None:
+    """A run whose resources hold cost and currency (what rates record) has both in its
+    row; a run without has no cost key at all."""
+    from mlledger.report.data import run_row
+    from mlledger.runs import Run
+
+    with ledger.run("train") as run:
+        pass
+    rec = dict(run.record)
+    assert "cost" not in run_row(Run(ledger.writer, rec))
+    rec["resources"] = {**rec["resources"], "cost": 0.125, "currency": "EUR"}
+    assert run_row(Run(ledger.writer, rec))["cost"] == [0.125, "EUR"]
+
+
 def test_each_ref_changelog_is_embedded(filled: ReportLedger) -> None:
     """Each ref's changelog (ledger.changelog's text) is embedded, newest move first."""
     data = collect(filled.ledger)

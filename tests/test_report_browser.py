@@ -245,6 +245,56 @@ def test_the_changelog_tab_shows_each_ref_as_text(opened: Opened) -> None:
     assert opened.page.evaluate("document.querySelectorAll('#changelogs i').length") == 0
 
 
+def test_printing_shows_every_view_without_the_controls(opened: Opened, tmp_path: Path) -> None:
+    """In print media every view with content is laid out one after another (curves,
+    diff and lineage drawn), and the tabs, filter and pager are hidden; a PDF is kept."""
+    page = opened.page
+    page.emulate_media(media="print")
+    page.wait_for_selector("#charts path.curve", state="attached")
+    shown = page.eval_on_selector_all(
+        ".view", "vs => vs.filter(v => getComputedStyle(v).display !== 'none').map(v => v.id)"
+    )
+    assert shown == [
+        "view-runs", "view-curves", "view-diff", "view-lineage", "view-refs", "view-checks",
+        "view-changelogs",
+    ]  # fmt: skip
+    for hidden in ("#tabs", "#filter", ".pager"):
+        assert page.eval_on_selector(hidden, "e => getComputedStyle(e).display") == "none"
+    assert page.eval_on_selector_all("#lineage g.node", "gs => gs.length") > 0
+    pdf = artifacts_dir(tmp_path) / "report-print.pdf"
+    page.pdf(path=str(pdf))
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_a_cost_column_appears_when_runs_have_a_cost(
+    browser: Any, fixture_report: tuple[Path, ReportLedger], tmp_path: Path
+) -> None:
+    """With a run's cost in the data, the table gains a sortable 'cost' column showing the
+    amount and currency; without, there is no such column."""
+    from mlledger.report import collect, render_html
+
+    filled = fixture_report[1]
+    data = collect(filled.ledger)
+    plain = Opened(browser, fixture_report[0])
+    try:
+        assert plain.page.query_selector('th[data-key="cost"]') is None
+    finally:
+        plain.close()
+    data["runs"][1]["cost"] = [1.25, "USD"]
+    path = tmp_path / "cost.html"
+    path.write_text(render_html(data), encoding="utf-8")
+    o = Opened(browser, path)
+    try:
+        o.page.click('th[data-key="cost"]')
+        first = o.page.eval_on_selector("#runs-body tr", "r => r.dataset.id")
+        assert first == data["runs"][1]["id"]
+        assert o.page.text_content("#runs-body tr td.num") == "1.25 USD"
+    finally:
+        o.close()
+    assert o.errors == []
+    assert o.requests == []
+
+
 def test_an_empty_ledger_page_says_so(browser: Any, tmp_path: Path) -> None:
     """The report of an empty ledger says there are no runs, with no error."""
     path = Path(Ledger(str(tmp_path / "store")).report(tmp_path / "empty.html"))

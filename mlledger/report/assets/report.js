@@ -188,7 +188,7 @@
   function chips(entries, isMetric) {
     const box = el("div", { cls: "chips" });
     for (const [k, v] of entries) {
-      const c = el("span", { cls: "chip" }, el("b", { text: k + "=" }));
+      const c = el("span", { cls: isMetric ? "chip metric" : "chip" }, el("b", { text: k + "=" }));
       c.append(isMetric ? document.createTextNode(fmtNum(v)) : cut(fmtVal(v)));
       box.append(c);
     }
