@@ -322,9 +322,9 @@ class Ledger:
         """Write a report of the runs (``where`` filters them, ``limit`` keeps the newest):
         ONE self-contained HTML file (or ``format="markdown"``, a summary) at ``path``.
 
-        ``publish=True`` writes it into the store instead, create-only under
-        ``reports/``.  Returns where it went.  Curves are embedded for the first
-        ``curve_runs`` runs.
+        ``publish=True`` writes it into the store too, create-only under ``reports/``
+        (``path=None``: only there).  Returns where it went.  Curves are embedded for
+        the first ``curve_runs`` runs.
         """
         from .report import write_report  # the report sits above the ledger
 

@@ -306,7 +306,8 @@ def test_cli_report_writes_html_markdown_and_publishes(filled: ReportLedger, wor
     )
     assert res.exit_code == 0
     assert "## mlledger report" in (workdir / "mlledger-report.md").read_text()
-    res = invoke("report", "--publish", url=url)
+    res = invoke("report", "--publish", "-o", str(workdir / "also.html"), url=url)
+    assert (workdir / "also.html").exists()
     assert res.exit_code == 0
     assert f"{url}/reports/" in res.output
     res = invoke("report", "--where", "params.lr >>> 1", url=url)

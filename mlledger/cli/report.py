@@ -36,7 +36,8 @@ __all__ = ["report"]
 @click.option(
     "--publish",
     is_flag=True,
-    help="Write it into the store (create-only, under reports/) instead of a file; prints its URL.",
+    help="Write it into the store (create-only, under reports/) and print its URL; "
+    "also to -o when given.",
 )
 @click.option(
     "--curves",
@@ -61,9 +62,11 @@ def report(
     It shows the runs (sortable, filterable), metric curves of the runs you tick,
     the diff of two ticked runs, the lineage graph and the refs' histories.
     """
-    if path is None:
+    if path is None and not publish:
         path = "mlledger-report.md" if fmt == "markdown" else "mlledger-report.html"
     where_to = state.ledger().report(
         path, where, limit=limit, format=fmt, publish=publish, curve_runs=curves
     )
+    if publish and path is not None:
+        state.echo(f"wrote {fmt} report: {path}")
     state.echo(f"{'published' if publish else 'wrote'} {fmt} report: {where_to}")

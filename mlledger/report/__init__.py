@@ -37,22 +37,24 @@ def write_report(
     curve_runs: int = CURVE_RUNS,
     extras: dict[str, Any] | None = None,
 ) -> str:
-    """Write the report; returns where it went (the file's path, or with ``publish`` the
-    store URL of its key)."""
+    """Write the report to ``path`` and, with ``publish``, into the store (create-only,
+    under ``reports/``); returns where it went (the store URL of its key when published,
+    else the file's path).  ``path=None`` with ``publish`` writes no local file."""
     if format not in FORMATS:
         raise UsageError(f"unknown report format {format!r}: use one of {', '.join(FORMATS)}")
     if limit is not None and limit < 1:
         raise UsageError(f"limit must be a positive number of runs, not {limit}")
     if curve_runs < 0:
         raise UsageError(f"curve_runs must be 0 or more, not {curve_runs}")
+    if path is None and not publish:
+        raise UsageError("give a path to write the report to, or publish=True")
     data = collect(ledger, where=where, limit=limit, curve_runs=curve_runs, extras=extras)
     text = render_html(data) if format == "html" else render_markdown(data)
     blob = text.encode("utf-8")
-    if publish:
-        key = report_key(new_run_id(), FORMATS[format])
-        if not ledger.store.create_entry(key, blob):
-            raise ExistsError(f"a report already exists at {key}; publish again for a new key")
-        return f"{ledger.url.rstrip('/')}/{key}"
-    if path is None:
-        raise UsageError("give a path to write the report to, or publish=True")
-    return str(write_atomic(path, blob))
+    written = None if path is None else str(write_atomic(path, blob))
+    if not publish:
+        return str(written)
+    key = report_key(new_run_id(), FORMATS[format])
+    if not ledger.store.create_entry(key, blob):
+        raise ExistsError(f"a report already exists at {key}; publish again for a new key")
+    return f"{ledger.url.rstrip('/')}/{key}"
