@@ -295,6 +295,32 @@ def test_a_cost_column_appears_when_runs_have_a_cost(
     assert o.requests == []
 
 
+def test_alerts_given_to_the_report_get_their_own_tab(
+    browser: Any, fixture_report: tuple[Path, ReportLedger], tmp_path: Path
+) -> None:
+    """Alerts passed in (the extension point ``extras={"alerts": [...]}``) show in an
+    Alerts tab, each message as text; without alerts there is no such tab."""
+    from mlledger.report import collect, render_html
+
+    filled = fixture_report[1]
+    alert = {"kind": "failed", "run_id": filled.failed, "rule": None, "at": "2026-12-06T05:00:00Z"}
+    alert["message"] = "<b>train failed</b>: loss is nan"
+    data = collect(filled.ledger, extras={"alerts": [alert]})
+    path = tmp_path / "alerts.html"
+    path.write_text(render_html(data), encoding="utf-8")
+    o = Opened(browser, path)
+    try:
+        o.view("alerts")
+        text = o.page.text_content("#alerts")
+        assert "<b>train failed</b>: loss is nan" in text
+        assert filled.failed[:12] in text
+        assert o.page.evaluate("document.querySelectorAll('#alerts b').length") == 0
+    finally:
+        o.close()
+    assert o.errors == []
+    assert o.requests == []
+
+
 def test_an_empty_ledger_page_says_so(browser: Any, tmp_path: Path) -> None:
     """The report of an empty ledger says there are no runs, with no error."""
     path = Path(Ledger(str(tmp_path / "store")).report(tmp_path / "empty.html"))
