@@ -78,8 +78,9 @@ class Opened:
             route.abort()
 
     def view(self, name: str) -> None:
-        self.page.evaluate(f"location.hash = '#{name}'; window.scrollTo(0, 0)")
+        self.page.evaluate(f"location.hash = '#/{name}'")
         self.page.wait_for_selector(f"#view-{name}:not([hidden])")
+        self.page.evaluate("window.scrollTo(0, 0)")
 
     def tick(self, *run_ids: str) -> None:
         for rid in run_ids:
@@ -211,8 +212,11 @@ def test_the_lineage_graph_has_the_fixture_nodes(
 
 
 def test_refs_show_each_move(opened: Opened) -> None:
-    """The ref's three moves are listed newest first with their messages, as text."""
-    opened.view("refs")
+    """Clicking the Refs tab shows it without scrolling past the header; the ref's three
+    moves are listed newest first with their messages, as text."""
+    opened.page.click("#tab-refs")
+    opened.page.wait_for_selector("#view-refs:not([hidden])")
+    assert opened.page.evaluate("window.scrollY") == 0
     text = opened.page.text_content("#refs")
     assert "model/prod" in text
     newest, middle, oldest = "accuracy dropped", "<i>lower lr</i>", "first model"
@@ -350,7 +354,7 @@ def test_screenshots_of_each_view(
         browser, fixture_report[0], viewport={"width": width, "height": 800}, color_scheme=scheme
     )
     try:
-        o.tick(*filled.trains[:2])
+        o.tick(*filled.trains[:2])  # the views show what two ticked runs give
         out = artifacts_dir(tmp_path)
         for view in ("runs", "curves", "diff", "lineage", "refs", "checks", "changelogs"):
             o.view(view)

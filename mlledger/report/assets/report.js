@@ -91,7 +91,8 @@
     const key = v.dataset.key;
     if (key && !extensionData[key]) { v.classList.add("is-empty"); continue; }
     const name = v.id.slice(5);
-    const a = el("a", { href: "#" + name, role: "tab", id: "tab-" + name, text: v.dataset.title });
+    // "#/name", not "#name": a hash naming an element id would scroll the page to it
+    const a = el("a", { href: "#/" + name, role: "tab", id: "tab-" + name, text: v.dataset.title });
     tabs.append(a);
   }
   function show(name) {
@@ -107,7 +108,8 @@
     if (name === "diff") drawDiff();
     if (name === "lineage") drawLineage();
   }
-  window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+  const viewOfHash = () => location.hash.replace(/^#\/?/, "");
+  window.addEventListener("hashchange", () => show(viewOfHash()));
 
   // -- the runs table ------------------------------------------------------------------
   const metricKeys = [...new Set(D.runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
@@ -181,7 +183,7 @@
     const checks = D.checks[r.id];
     if (!checks) return s;
     const failed = checks.filter((c) => !c.ok).length;
-    const c = el("a", { href: "#checks", cls: "checkmark " + (failed ? "fail" : "ok"),
+    const c = el("a", { href: "#/checks", cls: "checkmark " + (failed ? "fail" : "ok"),
       text: failed ? `✗ ${failed} of ${checks.length} checks` : `✓ ${plural(checks.length, "check")}` });
     return el("span", {}, s, " ", c);
   }
@@ -514,7 +516,7 @@
   if (extensionData.checks) drawChecks();
   if (extensionData.alerts) drawAlerts();
   if (extensionData.changelogs) drawChangelogs();
-  show(location.hash.slice(1) || "runs");
+  show(viewOfHash() || "runs");
   if (window.matchMedia && window.matchMedia("print").addEventListener) {
     window.matchMedia("print").addEventListener("change", (e) => { if (e.matches) { drawCurves(); drawDiff(); drawLineage(); } });
   }
