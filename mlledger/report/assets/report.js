@@ -103,7 +103,12 @@
       found = found || on;
     }
     if (!found) { document.getElementById("view-runs").hidden = false; name = "runs"; }
-    for (const a of tabs.children) a.setAttribute("aria-selected", a.id === "tab-" + name ? "true" : "false");
+    for (const a of tabs.children) {
+      const on = a.id === "tab-" + name;
+      a.setAttribute("aria-selected", on ? "true" : "false");
+      // on a phone the tab bar scrolls sideways: keep the chosen tab in it, the page still
+      if (on && tabs.scrollWidth > tabs.clientWidth) tabs.scrollLeft = Math.max(0, a.offsetLeft - 40);
+    }
     if (name === "curves") drawCurves();
     if (name === "diff") drawDiff();
     if (name === "lineage") drawLineage();
@@ -471,9 +476,13 @@
 
   // -- refs and the extension sections -------------------------------------------------
   function table(headers, rowsIn) {
-    const t = el("table", {}, el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { text: h })))));
+    const t = el("table", { cls: "cards" }, el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { text: h })))));
     const tb = el("tbody");
-    for (const r of rowsIn) tb.append(el("tr", {}, ...r.map((c) => (c instanceof Node ? el("td", {}, c) : el("td", { text: c === null || c === undefined ? "" : c })))));
+    for (const r of rowsIn) {
+      tb.append(el("tr", {}, ...r.map((c, i) => (c instanceof Node
+        ? el("td", { "data-label": headers[i] }, c)
+        : el("td", { "data-label": headers[i], text: c === null || c === undefined ? "" : c })))));
+    }
     t.append(tb);
     return el("div", { cls: "table-wrap" }, t);
   }
