@@ -134,11 +134,11 @@ def _curves(run: Run, points: int) -> dict[str, Any]:
     """Each metric of a run as ``{"s": steps, "v": values, "n": points logged}``, cut by LTTB;
     ``"bad"`` counts NaN/inf values, which are not drawn."""
     out: dict[str, Any] = {}
-    for key in sorted(run.record.get("metrics") or {}):
-        try:
-            hist = run.metric_history(key)
-        except LedgerError:
-            continue
+    try:
+        histories = run.metric_histories(sorted(run.record.get("metrics") or {}))
+    except LedgerError:
+        return out
+    for key, hist in histories.items():
         good = [(s, v) for s, v, _t in hist if math.isfinite(v)]
         xs = [float(s) for s, _ in good]
         ys = [v for _, v in good]
