@@ -72,7 +72,13 @@ with sync_playwright() as p:
     def paint(url, selector):
         ctx = b.new_context(viewport={"width": 1280, "height": 800})
         asked = []
-        ctx.route("**/*", lambda r: r.continue_() if r.request.url == url else (asked.append(r.request.url), r.abort()))
+        def route(r):
+            if r.request.url == url:
+                r.continue_()
+            else:
+                asked.append(r.request.url)
+                r.abort()
+        ctx.route("**/*", route)
         page = ctx.new_page()
         page.goto(url)
         page.wait_for_selector(selector, state="attached")
@@ -222,8 +228,8 @@ def main(quick: bool = False) -> list[Row]:
         parts.run("big", big)
         parts.run("paint", paint)
     parts.notes.append(
-        "curves are embedded for the first 200 runs (LTTB, 200 points a curve, values to 5 significant digits); every run "
-        "is a table row"
+        "curves are embedded for the first 200 runs (LTTB, 200 points a curve, values to 5 "
+        "significant digits); every run is a table row"
     )
     return parts.report()
 
