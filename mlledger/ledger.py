@@ -313,6 +313,35 @@ class Ledger:
         rb = b if isinstance(b, Run) else self.get(b)
         return diff_runs(self.store.get, ra, rb)
 
+    def report(
+        self,
+        path: str | os.PathLike[str] | None = "mlledger-report.html",
+        where: str | None = None,
+        *,
+        limit: int | None = None,
+        format: str = "html",
+        publish: bool = False,
+        curve_runs: int = 200,
+    ) -> str:
+        """Write a report of the runs (``where`` filters them, ``limit`` keeps the newest):
+        ONE self-contained HTML file (or ``format="markdown"``, a summary) at ``path``.
+
+        ``publish=True`` writes it into the store too, create-only under ``reports/``
+        (``path=None``: only there).  Returns where it went.  Curves are embedded for
+        the first ``curve_runs`` runs.
+        """
+        from .report import write_report  # the report sits above the ledger
+
+        return write_report(
+            self,
+            path,
+            where,
+            limit=limit,
+            format=format,
+            publish=publish,
+            curve_runs=curve_runs,
+        )
+
     def changelog(self, ref: str, *, limit: int | None = None) -> Changelog:
         """Each move of ``ref``, newest first (the newest ``limit``): who, when, the message,
         the target and its run, and against the move before: the causes (params, data, code,

@@ -31,6 +31,7 @@ def test_quick_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(ledger.runs(name="train")) == 2  # type: ignore[attr-defined]
     assert (tmp_path / "deploy" / "model.json").exists()
     assert os.path.exists(tmp_path / "model.json")
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_changelog_block_runs_after_the_tour(

@@ -742,6 +742,21 @@ def test_metrics_keep_last_min_max_and_history(ledger: Ledger) -> None:
     assert got.metric_history("nothing") == []
 
 
+def test_metric_histories_read_every_key_at_once(ledger: Ledger) -> None:
+    """metric_histories gives each key what metric_history gives, across written chunks,
+    the record's tail and (while active) the buffer; None means every logged key."""
+    with ledger.run("r") as run:
+        for i in range(12_000):  # more than a chunk: chunks in the store, then a tail
+            run.log(step=i, loss=1 / (i + 1), acc=i % 7)
+        live = run.metric_histories()
+        assert set(live) == {"acc", "loss"}
+        assert live["loss"] == run.metric_history("loss")
+    got = reopen(ledger).get(run.id)
+    both = got.metric_histories(["loss", "acc", "nothing"])
+    assert both == {k: got.metric_history(k) for k in ("loss", "acc", "nothing")}
+    assert [s for s, _v, _t in both["acc"]] == list(range(12_000))
+
+
 def test_metric_min_and_max_skip_nan_wherever_it_comes(ledger: Ledger) -> None:
     """A NaN (a diverged step) is recorded as the value it was, but never becomes the min or
     max: first in a chunk, later in it, or alone, and across chunks."""

@@ -207,6 +207,11 @@ class Catalog(Index, Changes):
         self.ensure_synced()
         return self.missing_fields(where, order_by, name)
 
+    def damaged_runs(self) -> list[str]:
+        """Ids of runs whose entries are damaged (``mlledger verify`` says what is wrong)."""
+        self.ensure_synced()
+        return self.damaged_ids()
+
     def all_run_ids(self) -> list[str]:
         self.ensure_synced()
         return self.run_ids()

@@ -260,6 +260,11 @@ class Index(files.CatalogFiles):
         return int(self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     @files.healing
+    def damaged_ids(self) -> list[str]:
+        """Runs whose entries could not be read, newest first (their end written or not)."""
+        return [r[0] for r in self.db.execute("SELECT id FROM damaged ORDER BY id DESC")]
+
+    @files.healing
     def record_of(self, run_id: str) -> dict[str, Any] | None:
         """The indexed record of a run, or None when the index does not hold it."""
         row = self.db.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -21,6 +21,7 @@ from .maintain import gc, init, reindex, restore, sync, verify
 from .options import parse_storage_options
 from .policy import policy
 from .refs import ref
+from .report import report
 from .run import run
 from .state import State
 from .watch import watch
@@ -183,7 +184,7 @@ def cli(
 
 
 # the commands by area: browse.py, changelog.py, check.py, imports.py, maintain.py,
-# policy.py, refs.py, run.py
+# policy.py, refs.py, report.py, run.py, watch.py
 for _command in (
     artifact, check, diff, lineage, log, show, gc, init, reindex, restore, sync, verify
 ):  # fmt: skip
@@ -194,6 +195,7 @@ cli.add_command(policy)
 cli.add_command(run)
 cli.add_command(import_group)
 cli.add_command(watch)
+cli.add_command(report)
 
 
 def main() -> None:

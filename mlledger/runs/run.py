@@ -348,7 +348,17 @@ class Run:
 
     def metric_history(self, key: str) -> list[tuple[int, float, float]]:
         """Every ``(step, value, time)`` logged for metric ``key``, in order."""
-        out: list[tuple[int, float, float]] = []
+        return self.metric_histories([key])[key]
+
+    def metric_histories(
+        self, keys: Iterable[str] | None = None
+    ) -> dict[str, list[tuple[int, float, float]]]:
+        """``metric_history`` of each of ``keys`` (None: every metric the run logged),
+        reading the run's metric chunks once for all of them."""
+        if keys is None:
+            self._fold()
+        wanted = sorted(self.state.stats) if keys is None else list(keys)
+        out: dict[str, list[tuple[Any, Any, float]]] = {k: [] for k in wanted}
         docs: list[dict[str, Any]] = []
         for i in range(1, self.state.chunks + 1):
             raw = self.writer.read_entry(f"{day_path(self.id)}/metrics-{i:06d}.json")
@@ -358,17 +368,19 @@ class Run:
         if tail:
             docs.append(tail)
         for doc in docs:
-            col = doc["metrics"].get(key)
-            if col:
-                t0 = doc["t0"]
-                times = (t0 + ms / 1000 for ms in col["ms"])
-                out.extend(zip(col["step"], col["value"], times, strict=False))
+            t0 = doc["t0"]
+            for key in wanted:
+                col = doc["metrics"].get(key)
+                if col:
+                    times = (t0 + ms / 1000 for ms in col["ms"])
+                    out[key].extend(zip(col["step"], col["value"], times, strict=False))
         if self.active:
             self._fold()
-            c = self._cols.get(key)
-            if c:
-                out.extend(zip(c[0], c[1], c[2], strict=False))
-        return [(int(s), float(v), float(t)) for s, v, t in out]
+            for key in wanted:
+                c = self._cols.get(key)
+                if c:
+                    out[key].extend(zip(c[0], c[1], c[2], strict=False))
+        return {k: [(int(s), float(v), float(t)) for s, v, t in rows] for k, rows in out.items()}
 
     # -- params and artifacts ------------------------------------------------------
     def log_params(self, **params: Any) -> None:

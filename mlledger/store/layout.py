@@ -11,6 +11,7 @@ Layout under the root URL::
     checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
     cache/<function>/<call>/<seq>.json   which finished run answers a memoized call
+    reports/<yyyy>/<mm>/<dd>/<id>.<ext>   published reports (``mlledger report --publish``)
     tmp/                           local stores only: unfinished writes
 
 And under mlledger's cache folder (``_settings.cache_dir()``), which any
@@ -33,6 +34,7 @@ __all__ = [
     "OBJECTS",
     "POLICY",
     "REFS",
+    "REPORTS",
     "RUNS",
     "STATCACHE",
     "TMP",
@@ -44,6 +46,7 @@ __all__ = [
     "object_key",
     "objects_prefix",
     "ref_prefix",
+    "report_key",
 ]
 
 #: the store's config: its format, hash algorithm and policy (its presence makes a store)
@@ -63,6 +66,8 @@ ALERTS = "alerts"
 CHECKS = "checks"
 #: gc's log of removed runs
 GC = "gc"
+#: published reports, by day, each written once
+REPORTS = "reports"
 #: unfinished writes of a local store
 TMP = "tmp"
 #: the memo index: one append-only history per (function, call key)
@@ -107,6 +112,13 @@ def alert_prefix(key: str) -> str:
     import hashlib
 
     return f"{ALERTS}/{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}"
+
+
+def report_key(report_id: str, ext: str) -> str:
+    """The key of a published report: ``reports/<yyyy>/<mm>/<dd>/<id>.<ext>`` (``report_id``
+    a run-style id, which tells the day)."""
+    day = day_path(report_id).split("/", 1)[1].rsplit("/", 1)[0]
+    return f"{REPORTS}/{day}/{report_id}.{ext}"
 
 
 def checks_prefix(run_id: str) -> str:
