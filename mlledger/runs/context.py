@@ -9,9 +9,6 @@ import functools
 import inspect
 import json
 import os
-import resource
-import sys
-import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from .._settings import disabled
 from ..capture import code as _code
 from ..capture import files as _files
+from ..capture import resources as _resources
 from ..capture.redact import (
     REDACTED,
     environ_secrets,
@@ -28,6 +26,7 @@ from ..capture.redact import (
     scrub,
     secret_attributes,
 )
+from ..cost import priced
 from ..errors import LedgerWarning, UsageError
 from ..ids import day_path, new_run_id, whole_key
 from ..records import Artifact, now_iso
@@ -130,8 +129,7 @@ class RunContext:
         self.run: Run | None = None
         self._token: contextvars.Token[Run | None] | None = None
         self._watch: _files.FileWatch | None = None
-        self._t0 = 0.0
-        self._ru0: Any = None
+        self._res0: _resources.Start = (0.0, 0.0, 0.0)
 
     # -- start -----------------------------------------------------------------------
     def __enter__(self) -> Run:
@@ -250,8 +248,7 @@ class RunContext:
 
     def _start(self) -> Run:
         ledger = self.ledger
-        self._t0 = time.perf_counter()
-        self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        self._res0 = _resources.start()
         run = self._new_run(self.name or (self.code or {}).get("qualname") or "run")
         record = run.state.record
         for w in self.code_warnings:
@@ -372,18 +369,10 @@ class RunContext:
                     self.writer.collect_path_outputs(run, watch)
             except Exception as e:
                 run.state.warn(f"files named by path arguments not recorded: {e!r}")
-        resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}
-        try:
-            ru = resource.getrusage(resource.RUSAGE_SELF)
-            resources["cpu_user_s"] = round(ru.ru_utime - self._ru0.ru_utime, 6)
-            resources["cpu_system_s"] = round(ru.ru_stime - self._ru0.ru_stime, 6)
-            rss_unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-            resources["peak_rss_bytes"] = int(ru.ru_maxrss) * rss_unit
-            torch = sys.modules.get("torch")
-            if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-                resources["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
-        except Exception as e:
-            run.state.warn(f"resources not fully recorded: {e}")
+        resources, warns = _resources.measure(self._res0)
+        for w in warns:
+            run.state.warn(w)
+        self._price(run, resources)
         run.active = False
         try:
             # the last chunk rides in end.json: one write fewer for every short run
@@ -417,6 +406,17 @@ class RunContext:
         writer = self.writer
         writer.write_entry(key, seal_bytes(run.encode_entry(build), writer.store.algorithm), run)
         writer.after_run(run)
+
+
+    def _price(self, run: Run, resources: dict[str, Any]) -> None:
+        """Add ``cost`` and ``currency`` at the policy's rates (a cached read: no listing of
+        the store per run); a policy that cannot be read costs a warning, not the run."""
+        try:
+            rates = self.writer.policy.current().get("rates")
+            if rates:
+                resources.update(priced(resources, rates))
+        except Exception as e:
+            run.state.warn(f"cost not recorded: {e}")
 
 
 #: param types recorded as they are (a float that is NaN or infinite is written as its repr)
