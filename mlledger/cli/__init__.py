@@ -53,13 +53,15 @@ plus the audit chain's ``"prev"``, ``"seal"`` and ``"run_entry"`` (digests) in
 entries that have them.
 
 - ``log``: a list of ``{"id", "name", "status", "kind", "started_at",
-  "ended_at", "wall_s", "parent_id", "message", "user", "host", "tags",
-  "params", "metrics": {KEY: last value}}``, in the listing's order.
+  "ended_at", "wall_s", "cost", "currency", "parent_id", "message", "user",
+  "host", "tags", "params", "metrics": {KEY: last value}}``, in the listing's
+  order (``cost`` and ``currency`` null for a run not priced).
 - ``show``: the run's whole record (``Run.record``: ``id``, ``name``,
   ``kind``, ``status``, ``started_at``, ``ended_at``, ``message``, ``tags``,
   ``params``, ``metrics: {KEY: {"last", "min", "max", "step", "count"}}``,
   ``inputs``/``outputs: {NAME: Artifact}``, ``code``, ``git``, ``env``
-  (digest), ``process``, ``resources``, ``error: {"type", "message",
+  (digest), ``process``, ``resources`` (with ``cost`` and ``currency`` when
+  priced), ``error: {"type", "message",
   "traceback"}`` when it failed, ``warnings``, ``parent_id``, ``user``,
   ``host``) plus ``"environment"``: the environment record (``python``,
   ``platform``, ``host``, ``packages``, ``env_vars``, ``process``).
