@@ -97,8 +97,13 @@ class Ledger:
         message: str | None = None,
         tags: dict[str, Any] | None = None,
         capture_files: bool | None = None,
+        sample: float | None = None,
     ) -> RunContext:
-        """A run around a block: ``with ledger.run("train", params={...}) as run:``."""
+        """A run around a block: ``with ledger.run("train", params={...}) as run:``.
+
+        ``sample=10`` records the process's CPU and memory (and GPUs where NVML
+        answers) every 10 seconds as metrics ``sys.*`` of the run.
+        """
         if name is not None and not isinstance(name, str):
             raise TypeError(
                 f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
@@ -115,12 +120,14 @@ class Ledger:
             code=code,
             code_warnings=warns,
             kind="block",
+            sample=sample,
         )
 
     def tracked(self, fn: Any = None, **options: Any) -> Any:
         """Decorator: every call of the function is a run.
 
-        ``@ledger.tracked`` or ``@ledger.tracked(name=..., ignore=[...], capture_files=True)``.
+        ``@ledger.tracked`` or ``@ledger.tracked(name=..., ignore=[...], capture_files=True,
+        sample=10)``.
         """
         return make_tracked(lambda: self, fn, **options)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import invoke, one_error_line
+from helpers.nvml import FAKE_NVML
 
 from mlledger import Ledger
 from mlledger.cost import check_rates, priced, run_cost
@@ -103,25 +104,6 @@ def test_cli_bad_rate_is_one_line_exit_2(tmp_path: Path) -> None:
     result = invoke("policy", "set", 'rates={"instance_hour": -2}', url=url)
     assert result.exit_code == 2
     assert "instance_hour" in one_error_line(result.stderr)
-
-
-FAKE_NVML = textwrap.dedent(
-    """
-    # a stand-in for nvidia-ml-py on a machine without a GPU: two devices
-    NAMES = [b"NVIDIA H100 80GB HBM3", b"NVIDIA H100 80GB HBM3"]
-    class _Mem:
-        used = 3 * 2**30
-    class _Util:
-        gpu = 70
-    def nvmlInit(): pass
-    def nvmlDeviceGetCount(): return len(NAMES)
-    def nvmlDeviceGetHandleByIndex(i): return i
-    def nvmlDeviceGetName(h): return NAMES[h]
-    def nvmlDeviceGetMemoryInfo(h): return _Mem()
-    def nvmlDeviceGetUtilizationRates(h): return _Util()
-    def nvmlDeviceGetComputeRunningProcesses(h): return []
-    """
-)
 
 
 @pytest.mark.slow

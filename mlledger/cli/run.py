@@ -20,6 +20,7 @@ from .._fmt import display_path, human_seconds, one_line
 from .._settings import URL, disabled
 from ..errors import UsageError
 from ..render import styled_status
+from ..runs.sampler import check_interval
 from .options import parse_tags
 from .state import State, pass_state
 
@@ -165,6 +166,7 @@ def _execute(
     inputs: Sequence[str],
     outputs: Sequence[str],
     capture_files: bool,
+    sample: float | None = None,
 ) -> tuple[Run, int]:
     """Run ``body`` inside a run; returns the ended run and the exit status."""
     from ..capture.redact import redact_argv
@@ -178,6 +180,7 @@ def _execute(
         capture_files=capture_files,
         code=code,
         kind=kind,
+        sample=sample,
     )
     # where each output is and its name, fixed now: the program may change directory
     where = {p: os.path.abspath(p) for p in outputs}
@@ -251,6 +254,14 @@ def _execute(
     is_flag=True,
     help="For a script: do not record the files it opens (only --input/--output).",
 )
+@click.option(
+    "--sample",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="For a script: record its CPU and memory (and GPUs where NVML answers) every "
+    "SECONDS as metrics sys.cpu_percent, sys.rss_bytes... of the run.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr when the run ends.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @pass_state
@@ -264,6 +275,7 @@ def run(
     outputs: tuple[str, ...],
     force_exec: bool,
     no_capture: bool,
+    sample: float | None,
     quiet: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -286,6 +298,13 @@ def run(
         if not os.path.lexists(p):
             raise UsageError(f"--input {p!r}: no such file or folder")
     script_mode = cmd[0].endswith(".py") and not force_exec
+    if sample is not None:
+        check_interval(sample)
+        if not script_mode:
+            raise UsageError(
+                "--sample measures the Python process a script runs in; a program run "
+                "with --exec is a process of its own: run a .py script to sample it"
+            )
     if script_mode:
         path = os.path.abspath(cmd[0])
         if not os.path.isfile(path):
@@ -345,6 +364,7 @@ def run(
             inputs=[*([user_file] if user_file else []), *inputs],
             outputs=outputs,
             capture_files=script_mode and not no_capture,
+            sample=sample,
         )
     if not quiet:
         err = done.error

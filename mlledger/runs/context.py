@@ -31,7 +31,7 @@ from ..errors import LedgerWarning, UsageError
 from ..ids import day_path, new_run_id, whole_key
 from ..records import Artifact, now_iso
 from ..store.chain import seal_bytes
-from . import heartbeat
+from . import heartbeat, sampler
 from .active import CURRENT
 from .run import Run
 from .state import END_KEYS, START_KEYS, start_doc
@@ -89,6 +89,7 @@ def tracked_context(
         code_warnings=list(warns),
         kind="call",
         checked=True,
+        sample=opts.get("sample"),
     )
 
 
@@ -112,8 +113,11 @@ class RunContext:
         inputs: dict[str, Artifact] | None = None,
         kind: str = "block",
         checked: bool = False,
+        sample: float | None = None,
     ) -> None:
         self.ledger = ledger
+        #: seconds between samples of the process's CPU and memory (sampler.py), or None
+        self.sample = sampler.check_interval(sample)
         self.writer = ledger.writer
         #: the caller already found tracking enabled (a tracked call checks MLLEDGER_DISABLE)
         self.checked = checked
@@ -194,6 +198,7 @@ class RunContext:
             code_warnings=self.code_warnings,
             inputs=self.pre_inputs,
             kind=self.kind,
+            sample=self.sample,
         )
 
     def _enter_detached(self, error: Exception | None) -> Run:
@@ -220,6 +225,8 @@ class RunContext:
             self._watch = None
         if self.run is not None:
             heartbeat.unschedule(self.run)
+            if self.sample:
+                sampler.remove(self.run, last=False)
             self.run = None
         if self._token is not None:
             with contextlib.suppress(ValueError):
@@ -295,6 +302,8 @@ class RunContext:
             except Exception as e:
                 run.state.warn(f"file capture not started: {e}")
         heartbeat.schedule(run, delay if delay and delay > 0 else None)
+        if self.sample:
+            sampler.add(run, self.sample)
         self._token = CURRENT.set(run)
         return run
 
@@ -340,6 +349,8 @@ class RunContext:
     ) -> None:
         record = run.state.record
         heartbeat.unschedule(run)
+        if self.sample:
+            sampler.remove(run)  # with a last sample of the time since the one before
         status = _status(exc_type, exc)
         if exc is not None and status != "finished":
             # what an exception says (its message, the source lines of its traceback) may

@@ -9,7 +9,14 @@ from typing import Any
 
 from .encodable import safe_text
 
-__all__ = ["Column", "chunk_doc", "fold_rows", "fold_stats"]
+__all__ = ["Column", "SampleStep", "chunk_doc", "fold_rows", "fold_stats"]
+
+
+class SampleStep(int):
+    """The step of a row the sampling thread logged: the row is recorded at it, and the
+    run's running step (what ``run.log()`` without a step counts from) does not move."""
+
+    __slots__ = ()
 
 #: a metric's buffered steps, values and times
 Column = tuple[list[int], list[float], list[float]]
@@ -54,16 +61,20 @@ def fold_rows(
     the warnings (bad steps and values)."""
     bad: list[str] = []
     for s, t, values in rows:
-        if s is None:
-            step += 1
-        elif type(s) is int:
-            step = s
+        if type(s) is SampleStep:
+            at = int(s)
         else:
-            try:
-                step = int(s)
-            except (TypeError, ValueError, OverflowError):
-                bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
+            if s is None:
                 step += 1
+            elif type(s) is int:
+                step = s
+            else:
+                try:
+                    step = int(s)
+                except (TypeError, ValueError, OverflowError):
+                    bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
+                    step += 1
+            at = step
         for k, raw in values.items():
             v = raw
             if type(v) is not float:
@@ -77,7 +88,7 @@ def fold_rows(
                 col = _escaped_column(k, cols, stats, bad)
             if col is None:
                 col = cols[k] = ([], [], [])
-            col[0].append(step)
+            col[0].append(at)
             col[1].append(v)
             col[2].append(t)
     return step, bad

@@ -31,7 +31,7 @@ from .active import CURRENT
 from .dry import dry_put_path, dry_put_value
 from .encodable import make_run_storable
 from .heartbeat import HEARTBEAT_SECONDS, HEARTBEAT_TIMEOUT
-from .metrics import Column, chunk_doc, fold_rows, fold_stats
+from .metrics import Column, SampleStep, chunk_doc, fold_rows, fold_stats
 from .pins import pin, run_digests
 from .process import pid_alive
 from .state import RunState, start_doc
@@ -81,7 +81,9 @@ class Run:
         self._folded: dict[str, int] = {}
         self._step = -1
         self._env: dict[str, Any] | None = None
-        self._lock = threading.Lock()
+        #: held while buffered rows are folded and chunks taken and written: the sampling
+        #: thread (sampler.py) flushes too; ``log`` itself never waits on it
+        self._lock = threading.RLock()
 
     # -- read-only views -------------------------------------------------------
     @property
@@ -229,26 +231,43 @@ class Run:
         if t >= self._flush_at or len(rows) >= self._chunk_rows:
             self._flush_metrics()
 
+    def add_sample(self, step: int, values: dict[str, float]) -> None:
+        """Metric values the sampling thread measured (sampler.py), at its own ``step``:
+        the step ``log()`` counts from does not move.  Ignored once the run ended."""
+        with self._lock:
+            if not self.active:
+                return
+            t = time.time()
+            self._rows.append((SampleStep(step), t, values))
+            if t >= self._flush_at:
+                self._flush_metrics()
+
     def _fold(self) -> None:
         """Move buffered rows into per-metric columns and update the summaries."""
         with self._lock:
-            rows, self._rows = self._rows, []
-        if not rows:
-            return
-        self._step, bad = fold_rows(rows, self._cols, self._step, self.state.stats)
-        for w in bad:
-            self.state.warn(w)
-        fold_stats(self._cols, self._folded, self.state.stats)
+            rows = self._rows
+            n = len(rows)
+            if not n:
+                return
+            # the list stays in place: a row another thread's log() appends meanwhile
+            # lands after these n and waits for the next fold (never lost)
+            taken = rows[:n]
+            del rows[:n]
+            self._step, bad = fold_rows(taken, self._cols, self._step, self.state.stats)
+            for w in bad:
+                self.state.warn(w)
+            fold_stats(self._cols, self._folded, self.state.stats)
 
     def take_chunk(self) -> dict[str, Any] | None:
         """The folded, unwritten metric values as one chunk document, or None."""
-        self._fold()
-        self._flush_at = time.time() + METRIC_FLUSH_SECONDS
-        cols = self._cols
-        if not cols:
-            return None
-        self._cols, self._folded = {}, {}
-        return chunk_doc(cols)
+        with self._lock:
+            self._fold()
+            self._flush_at = time.time() + METRIC_FLUSH_SECONDS
+            cols = self._cols
+            if not cols:
+                return None
+            self._cols, self._folded = {}, {}
+            return chunk_doc(cols)
 
     def ensure_started(self) -> None:
         """Write the start entry now if it is still pending (deferred starts, see _Scheduler).
@@ -300,22 +319,23 @@ class Run:
         pin(self, digests)
 
     def _flush_metrics(self) -> None:
-        if self.state.detached:  # keep the summaries, drop the rows: nothing is written
-            self.take_chunk()
-            return
-        chunk = self.take_chunk()
-        if chunk is None:
-            return
-        self.state.chunks += 1
-        name = f"metrics-{self.state.chunks:06d}.json"
-        try:
-            self.ensure_started()  # a chunk never comes before its run's start
-            self.write_chunk(name, json.dumps(chunk).encode())
-        except Exception as e:  # run.log() must never break the training loop
-            n = self.state.chunks
-            msg = f"metric chunk {n} not written (neither store nor spool took it): {e}"
-            self.state.warn(msg)
-            warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
+        with self._lock:
+            if self.state.detached:  # keep the summaries, drop the rows: nothing is written
+                self.take_chunk()
+                return
+            chunk = self.take_chunk()
+            if chunk is None:
+                return
+            self.state.chunks += 1
+            name = f"metrics-{self.state.chunks:06d}.json"
+            try:
+                self.ensure_started()  # a chunk never comes before its run's start
+                self.write_chunk(name, json.dumps(chunk).encode())
+            except Exception as e:  # run.log() must never break the training loop
+                n = self.state.chunks
+                msg = f"metric chunk {n} not written (neither store nor spool took it): {e}"
+                self.state.warn(msg)
+                warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
 
     def write_chunk(self, name: str, data: bytes) -> None:
         """Write a metrics chunk entry and remember its digest for the end entry."""
