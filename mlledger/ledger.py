@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .gc import GcReport
     from .lineage import Lineage
     from .store import VerifyReport
+    from .usage import CostReport, DiskUsage
 
 __all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
 
@@ -297,6 +298,25 @@ class Ledger:
         ra = a if isinstance(a, Run) else self.get(a)
         rb = b if isinstance(b, Run) else self.get(b)
         return diff_runs(self.store.get, ra, rb)
+
+    def cost(
+        self, by: str = "name", since: Any = None, where: str | None = None
+    ) -> CostReport:
+        """Recorded cost by group (``name``, ``user``, ``host``, ``day``, ``status`` or
+        ``tags.X``) of the runs ``where`` selects that started ``since`` (``"30d"``, a
+        date); runs recorded before rates were set count as not priced."""
+        from .usage import cost_report
+
+        return cost_report(self.catalog, by=by, since=since, where=where)
+
+    def du(self, by: str | None = None) -> DiskUsage:
+        """Bytes stored, bytes the runs reference, bytes deduplication saves and the
+        storage cost per month (``rates.storage_gb_month``); ``by="name"`` or ``"ref"``
+        attributes referenced bytes to run names or to what each ref's lineage keeps."""
+        from .usage import du
+
+        rates = self.policy.get().get("rates")
+        return du(self.store, self.catalog, by=by, rates=rates, resolve=self.resolve)
 
     @property
     def policy(self) -> Policy:

@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.diff",
         "mlledger.gc",
         "mlledger.alerts",
+        "mlledger.usage",  # cost and disk usage reports over the catalog
     ),
     ("mlledger.ledger",),  # the facade users hold
     ("mlledger._api", "mlledger.render"),

@@ -20,6 +20,7 @@ from .policy import policy
 from .refs import ref
 from .run import run
 from .state import State
+from .usage import cost, du
 
 __all__ = ["CliError", "CliFailure", "cli", "cli_error", "main"]
 
@@ -178,12 +179,14 @@ def cli(
     ctx.obj = State(url, options, color)
 
 
-# the commands by area: browse.py, maintain.py, refs.py, run.py
+# the commands by area: browse.py, maintain.py, refs.py, run.py, usage.py
 for _command in (artifact, diff, lineage, log, show, gc, init, reindex, restore, sync, verify):
     cli.add_command(_command)
 cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)
+cli.add_command(cost)
+cli.add_command(du)
 
 
 def main() -> None:
