@@ -55,9 +55,15 @@ def test_ci_runs_readme_command_two_verbatim() -> None:
 
 
 def _section(title: str) -> str:
+    """The text of the ``## title`` section (to the next ``##``) or the ``### title``
+    subsection (to the next heading of either level)."""
     text = README.read_text(encoding="utf-8")
-    body = text[text.index(f"\n## {title}\n") + 1 :]
-    return body[: body.index("\n## ", 5)]
+    if f"\n## {title}\n" in text:
+        body = text[text.index(f"\n## {title}\n") + 1 :]
+        return body[: body.index("\n## ", 5)]
+    body = text[text.index(f"\n### {title}\n") + 1 :]
+    ends = [i for i in (body.find("\n## ", 5), body.find("\n### ", 5)) if i != -1]
+    return body[: min(ends)] if ends else body
 
 
 def _blocks(section: str, lang: str) -> list[str]:
@@ -87,11 +93,18 @@ def test_ledger_signature_block_is_the_real_signature() -> None:
     assert documented == real
 
 
+#: sections whose bash block is a list of mlledger command lines
+_COMMAND_SECTIONS = ("The command line", "Resources and cost")
+
+
 def _command_lines() -> list[list[str]]:
     import shlex
 
-    (block,) = _blocks("The command line", "bash")
-    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    lines: list[list[str]] = []
+    for section in _COMMAND_SECTIONS:
+        (block,) = _blocks(section, "bash")
+        lines += [shlex.split(ln, comments=True) for ln in block.splitlines() if ln.strip()]
+    return lines
 
 
 @pytest.mark.parametrize("argv", _command_lines(), ids=lambda a: " ".join(a[:3]))
@@ -153,3 +166,15 @@ def test_notebook_block_runs_in_a_kernel(tmp_path: Path, kernel_env: dict[str, s
     assert "prepare" in done.text(3)  # %ledger log lists it
     last = by_name(ledger, f"cell[{done.nb.cells[4].execution_count}]")
     assert last.inputs["frame"].digest == prepare.outputs["frame"].digest
+
+
+def test_resources_and_cost_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The python block of "Resources and cost" runs as written: a priced, sampled run."""
+    (block,) = _blocks("Resources and cost", "python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    exec(compile(block, str(README), "exec"), namespace)  # our own docs
+    run = namespace["run"]
+    assert run.resources["cost"] > 0  # type: ignore[attr-defined]
+    assert run.metrics["sys.rss_bytes"] > 0  # type: ignore[attr-defined]
