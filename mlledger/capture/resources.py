@@ -1,5 +1,9 @@
 """What a run used: wall and CPU time, peak memory, GPUs (``run.resources``).
 
+CPU time counts this process and the child processes it waited for during the
+run (the program ``mlledger run`` starts, a subprocess the user's code runs):
+the work a cost at ``cpu_hour`` pays for.
+
 Figures come from the standard library (``time``, ``resource``); the GPUs from
 ``torch.cuda`` when the user's code already imported and initialized it, else
 from NVML when ``pynvml`` (``nvidia-ml-py``) is importable.  Neither is ever
@@ -24,10 +28,18 @@ RSS_UNIT = 1 if sys.platform == "darwin" else 1024
 Start = tuple[float, float, float]
 
 
+def _cpu() -> tuple[float, float]:
+    """User and system CPU seconds of this process and of the children it waited for (a
+    program ``mlledger run`` starts, a subprocess the user's code runs)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+
+
 def start() -> Start:
     """The figures a run's resources are measured from: ``(wall, cpu user, cpu system)``."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return time.perf_counter(), ru.ru_utime, ru.ru_stime
+    user, system = _cpu()
+    return time.perf_counter(), user, system
 
 
 def measure(t0: Start) -> tuple[dict[str, Any], list[str]]:
@@ -36,9 +48,10 @@ def measure(t0: Start) -> tuple[dict[str, Any], list[str]]:
     out: dict[str, Any] = {"wall_s": round(time.perf_counter() - t0[0], 6)}
     warns: list[str] = []
     try:
+        user, system = _cpu()
+        out["cpu_user_s"] = round(user - t0[1], 6)
+        out["cpu_system_s"] = round(system - t0[2], 6)
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        out["cpu_user_s"] = round(ru.ru_utime - t0[1], 6)
-        out["cpu_system_s"] = round(ru.ru_stime - t0[2], 6)
         out["peak_rss_bytes"] = int(ru.ru_maxrss) * RSS_UNIT
     except Exception as e:
         warns.append(f"resources not fully recorded: {e}")

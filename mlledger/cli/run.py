@@ -20,7 +20,8 @@ from .._fmt import display_path, human_seconds, one_line
 from .._settings import URL, disabled
 from ..errors import UsageError
 from ..render import styled_status
-from ..runs.sampler import check_interval
+from ..runs import current_run
+from ..runs.sampler import check_interval, follow
 from .options import parse_tags
 from .state import State, pass_state
 
@@ -105,6 +106,9 @@ def _command_body(cmd: list[str], url: str | None) -> Body:
             why = f"cannot run {cmd[0]!r}: {e.strerror or e}"
             click.echo(f"mlledger: error: {why}", err=True)
             return (127 if isinstance(e, FileNotFoundError) else 126), ProgramFailed(why)
+        run = current_run()
+        if run is not None:  # a sampled run samples the program, not this process
+            follow(run, proc.pid)
         try:
             rc = proc.wait()
         except KeyboardInterrupt as e:  # the program got the signal too: let it finish
@@ -259,8 +263,8 @@ def _execute(
     type=float,
     default=None,
     metavar="SECONDS",
-    help="For a script: record its CPU and memory (and GPUs where NVML answers) every "
-    "SECONDS as metrics sys.cpu_percent, sys.rss_bytes... of the run.",
+    help="Record the script's (or program's) CPU and memory, and GPUs where NVML answers, "
+    "every SECONDS as metrics sys.cpu_percent, sys.rss_bytes... of the run.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr when the run ends.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
@@ -300,11 +304,6 @@ def run(
     script_mode = cmd[0].endswith(".py") and not force_exec
     if sample is not None:
         check_interval(sample)
-        if not script_mode:
-            raise UsageError(
-                "--sample measures the Python process a script runs in; a program run "
-                "with --exec is a process of its own: run a .py script to sample it"
-            )
     if script_mode:
         path = os.path.abspath(cmd[0])
         if not os.path.isfile(path):

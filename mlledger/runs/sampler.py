@@ -1,10 +1,10 @@
 """Opt-in sampling of a run's system figures as ordinary metrics of the run.
 
 ``ledger.run(..., sample=10)`` records every 10 seconds, and once more when the
-run ends:
+run ends (unless the last sample is less than half an interval old):
 
 ``sys.cpu_percent``
-    CPU time of the process (every thread, user and system) over the wall time
+    CPU time (``getrusage``) of the process (every thread, user and system) over the wall time
     since the last sample, in percent of one core (200 is two busy cores).
 ``sys.rss_bytes``
     resident memory of the process now (its peak so far where the system does
@@ -14,17 +14,21 @@ run ends:
     the memory this process holds on the GPUs it uses, else the whole of the
     GPUs it may use.
 
+For a program ``mlledger run`` starts, the figures are the program's own
+(``/proc/<pid>``, Linux), from the moment it starts.
+
 One daemon thread serves every sampling run of the process; it starts with
 the first and ends with the last, so a process that never asks for sampling
 never has it.  Samples are logged at their own step (0, 1, 2...): they never
 move the step a run's own ``run.log()`` counts from.  Figures come from the
-standard library (``os.times``, ``/proc/self/statm``).
+standard library (``resource.getrusage``, ``/proc/self/statm``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import resource
 import threading
 import time
 from typing import Any, Protocol
@@ -32,7 +36,15 @@ from typing import Any, Protocol
 from ..capture.resources import nvml, nvml_devices, rss_bytes
 from ..errors import UsageError
 
-__all__ = ["MIN_INTERVAL", "SampledRun", "add", "check_interval", "remove", "thread"]
+__all__ = [
+    "MIN_INTERVAL",
+    "SampledRun",
+    "add",
+    "check_interval",
+    "follow",
+    "remove",
+    "thread",
+]
 
 #: the shortest interval between samples (seconds)
 MIN_INTERVAL = 0.01
@@ -61,20 +73,38 @@ def check_interval(sample: Any) -> float | None:
     return float(sample)
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process so far, every thread, user and system."""
-    t = os.times()
-    return t.user + t.system
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU time so far, every thread, user and system, of this process or of process
+    ``pid`` (``/proc/<pid>/stat``; None when it is gone or the system has no /proc)."""
+    if pid is None:
+        ru = resource.getrusage(resource.RUSAGE_SELF)  # microseconds, where os.times has ticks
+        return ru.ru_utime + ru.ru_stime
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        fields = data[data.rindex(b")") + 2 :].split()  # after the command name
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def gpu_figures() -> dict[str, float]:
+def pid_rss(pid: int) -> int | None:
+    """Resident memory of process ``pid`` now (``/proc/<pid>/statm``), or None."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def gpu_figures(pid: int | None = None) -> dict[str, float]:
     """``sys.gpu_util_percent`` and ``sys.gpu_memory_bytes`` from NVML, or {} without it."""
     devices = nvml_devices()
     if not devices:
         return {}
     nv = nvml()
     try:
-        pid = os.getpid()
+        pid = pid or os.getpid()
         mine: dict[int, float] = {}
         for i, h in enumerate(devices):
             try:
@@ -97,21 +127,42 @@ def gpu_figures() -> dict[str, float]:
 
 
 class _Entry:
-    """One sampled run: its interval, next due time, step and last figures."""
+    """One sampled run: its interval, next due time, step, last figures, and the process
+    it follows (None: this one)."""
 
-    __slots__ = ("cpu", "due", "interval", "lock", "step", "wall")
+    __slots__ = ("cpu", "due", "interval", "lock", "pid", "step", "wall")
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.wall = time.monotonic()
-        self.cpu = cpu_seconds()
+        self.cpu = cpu_seconds() or 0.0
         self.due = self.wall + interval
         self.step = 0
+        self.pid: int | None = None
         self.lock = threading.Lock()
 
-    def take(self, run: SampledRun, wall: float, cpu: float, common: dict[str, float]) -> None:
-        """Log one sample of ``run`` measured at ``wall`` (CPU ``cpu``)."""
+    def take(
+        self,
+        run: SampledRun,
+        wall: float,
+        cpu: float,
+        common: dict[str, float],
+        *,
+        last: bool = False,
+    ) -> None:
+        """Log one sample of ``run`` measured at ``wall`` (CPU ``cpu``); the ``last`` one,
+        at the run's end, only for the run's first or a tail of half an interval or more
+        (a few milliseconds of tail would say little)."""
         with self.lock:
+            if last and self.step and wall - self.wall < self.interval / 2:
+                return
+            if self.pid is not None:  # a program's own figures; none once it is gone
+                got = cpu_seconds(self.pid)
+                rss = pid_rss(self.pid)
+                if got is None or rss is None:
+                    return
+                cpu = got
+                common = {**common, **gpu_figures(self.pid), "sys.rss_bytes": float(rss)}
             span = wall - self.wall
             if span <= 0:
                 return
@@ -151,13 +202,22 @@ class _Sampler:
             else:
                 self.cond.notify()  # its next wake-up may be later than this run's first sample
 
+    def follow(self, run: SampledRun, pid: int) -> None:
+        with self.cond:
+            entry = self.runs.get(run)
+        if entry is not None:
+            with entry.lock:
+                entry.pid = pid
+                entry.wall = time.monotonic()
+                entry.cpu = cpu_seconds(pid) or 0.0
+
     def remove(self, run: SampledRun, *, last: bool = True) -> None:
         with self.cond:
             entry = self.runs.pop(run, None)
             if not self.runs:
                 self.cond.notify()  # the last one: the thread ends
         if entry is not None and last:  # the tail since the last sample
-            entry.take(run, time.monotonic(), cpu_seconds(), _common())
+            entry.take(run, time.monotonic(), cpu_seconds() or 0.0, _common(), last=True)
 
     def _loop(self) -> None:
         while True:
@@ -174,7 +234,7 @@ class _Sampler:
                     e.due = max(e.due + e.interval, now + e.interval / 2)
             try:
                 common = _common()
-                wall, cpu = time.monotonic(), cpu_seconds()
+                wall, cpu = time.monotonic(), cpu_seconds() or 0.0
                 for run, entry in due:
                     entry.take(run, wall, cpu, common)
             except Exception:  # sampling never breaks a run: this sample is lost
@@ -188,6 +248,12 @@ _sampler = _Sampler()
 def add(run: SampledRun, interval: float) -> None:
     """Sample ``run`` every ``interval`` seconds until :func:`remove`."""
     _sampler.add(run, interval)
+
+
+def follow(run: SampledRun, pid: int) -> None:
+    """Sample process ``pid`` (a program the run started) for ``run`` from now on, in place
+    of this one; nothing when ``run`` is not sampled."""
+    _sampler.follow(run, pid)
 
 
 def remove(run: SampledRun, *, last: bool = True) -> None:
