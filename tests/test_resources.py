@@ -109,3 +109,22 @@ def test_log_where_cost_on_the_command_line(priced: tuple[Ledger, list[str]]) ->
     ledger, (_, short, long) = priced
     got = invoke("log", "--json", "--where", "cost >= 0", "--order-by", "-cost", url=ledger.url)
     assert [r["id"] for r in json.loads(got.stdout)] == [long, short]
+
+
+def test_catalog_of_the_old_schema_is_rebuilt(priced: tuple[Ledger, list[str]]) -> None:
+    """A catalog written by the schema before resources were indexed (6, no resources
+    table) is left for a fresh one filled from the store: cost queries answer at once."""
+    import sqlite3
+
+    ledger, (_, _, long) = priced
+    assert list(ledger.runs(where="cost > 0.002").ids) == [long]
+    path = ledger.catalog.path
+    ledger.catalog.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE resources")
+    db.execute("UPDATE meta SET value = '6' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    again = Ledger(ledger.url)
+    assert list(again.runs(where="cost > 0.002").ids) == [long]
+    assert again.catalog.path != path  # a fresh file, not the old one patched
