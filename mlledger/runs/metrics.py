@@ -61,20 +61,19 @@ def fold_rows(
     the warnings (bad steps and values)."""
     bad: list[str] = []
     for s, t, values in rows:
-        if type(s) is SampleStep:
-            at = int(s)
+        if s is None:
+            step += 1
+        elif type(s) is int:
+            step = s
+        elif type(s) is SampleStep:  # the sampler's row: at its own step, this one unmoved
+            bad += fold_rows([(None, t, values)], cols, int(s) - 1, stats)[1]
+            continue
         else:
-            if s is None:
+            try:
+                step = int(s)
+            except (TypeError, ValueError, OverflowError):
+                bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
                 step += 1
-            elif type(s) is int:
-                step = s
-            else:
-                try:
-                    step = int(s)
-                except (TypeError, ValueError, OverflowError):
-                    bad.append(f"metric step {s!r} is not an integer; used {step + 1}")
-                    step += 1
-            at = step
         for k, raw in values.items():
             v = raw
             if type(v) is not float:
@@ -88,7 +87,7 @@ def fold_rows(
                 col = _escaped_column(k, cols, stats, bad)
             if col is None:
                 col = cols[k] = ([], [], [])
-            col[0].append(at)
+            col[0].append(step)
             col[1].append(v)
             col[2].append(t)
     return step, bad
