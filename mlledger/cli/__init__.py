@@ -74,6 +74,15 @@ entries that have them.
   and with ``--files`` ``"entries"``: ``[{"path", "digest", "size",
   "exec"} | {"path", "link"} | {"path", "dir": true}]``.
 - ``restore``: ``{"target", "digest", "kind", "size", "path"}``.
+- ``cost``: ``{"by", "since", "where", "groups": [Group], "total": Group,
+  "nested"}``, a Group being ``{"group", "runs", "hours", "cost", "currency",
+  "costs": {CURRENCY: amount}, "priced", "not_priced"}`` (``currency`` is
+  ``"mixed"`` when the runs were priced in several), most expensive first;
+  ``nested`` counts runs left out because their parent is counted.
+- ``du``: ``{"objects", "stored_bytes", "logical_bytes", "distinct_bytes",
+  "saved_bytes", "artifacts", "runs", "storage_gb_month", "monthly_cost",
+  "currency", "by", "groups": [{"group", "runs", "referenced", "distinct",
+  "exclusive"}]}``.
 - ``ref set``, ``ref get``, ``ref rollback``: a RefEntry; ``ref log``: the
   ref's RefEntries oldest first; ``ref list``: each ref's current RefEntry,
   by name.

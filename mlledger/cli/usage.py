@@ -98,7 +98,7 @@ def cost(state: State, by: str, since: str | None, where: str | None, as_json: b
 @json_option()
 @pass_state
 def du(state: State, by: str | None, as_json: bool) -> None:
-    """Show the bytes stored, the bytes runs reference and what deduplication saves.
+    """Show bytes stored, referenced by runs, and saved by deduplication.
 
     Stored: every object in the store (one listing).  Referenced: the bytes
     of each run's inputs and outputs, summed run by run (what a copy per run
