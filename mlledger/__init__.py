@@ -37,6 +37,8 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ._api import current_run, run, tracked
+    from .changelog import Changelog, ChangelogEntry
+    from .checks import CheckReport, CheckResult, checks_of, field_value
     from .ledger import Ledger, default_ledger, set_default_ledger
     from .records import Artifact, MetricStats, RefEntry, RunError
     from .runs import Run, RunContext
@@ -49,6 +51,8 @@ _LAZY = {
     "current_run": "_api",
     "run": "_api",
     "tracked": "_api",
+    "Changelog": "changelog",
+    "ChangelogEntry": "changelog",
     "Ledger": "ledger",
     "default_ledger": "ledger",
     "set_default_ledger": "ledger",
@@ -58,12 +62,20 @@ _LAZY = {
     "RunError": "records",
     "Run": "runs",
     "RunContext": "runs",
+    "CheckReport": "checks",
+    "CheckResult": "checks",
+    "checks_of": "checks",
+    "field_value": "checks",
 }
 
 __all__ = [
     "AccessError",
     "AmbiguousError",
     "Artifact",
+    "Changelog",
+    "ChangelogEntry",
+    "CheckReport",
+    "CheckResult",
     "ConflictError",
     "DamagedEntryError",
     "DigestError",
@@ -89,8 +101,10 @@ __all__ = [
     "UnsafePathError",
     "UsageError",
     "__version__",
+    "checks_of",
     "current_run",
     "default_ledger",
+    "field_value",
     "load_ipython_extension",
     "run",
     "set_default_ledger",

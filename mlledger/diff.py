@@ -154,7 +154,10 @@ def _same(a: Any, b: Any) -> bool:
 
 def _cmp_maps(section: str, a: dict[str, Any], b: dict[str, Any], out: list[Change]) -> None:
     for k in sorted(set(a) | set(b)):
-        _cmp_one(section, k, a.get(k, _MISSING), b.get(k, _MISSING), out)
+        va, vb = a.get(k, _MISSING), b.get(k, _MISSING)
+        if type(va) is type(vb) and va == vb:  # most keys (hundreds of packages): unchanged
+            continue
+        _cmp_one(section, k, va, vb, out)
 
 
 def _cmp_one(section: str, k: str, va: Any, vb: Any, out: list[Change]) -> None:
@@ -236,10 +239,18 @@ def _modules(read: Callable[[str], bytes], run: Run) -> dict[str, str]:
         return {}
 
 
-def diff_runs(read: Callable[[str], bytes], a: Run, b: Run) -> RunDiff:
+def diff_runs(
+    read: Callable[[str], bytes],
+    a: Run,
+    b: Run,
+    *,
+    env: Callable[[Run], dict[str, Any]] | None = None,
+) -> RunDiff:
     """Compare two runs section by section; ``read`` gives the bytes of a stored object
     by digest (``Store.get``: small values and user-module records are compared by
-    content)."""
+    content); ``env`` gives a run's environment record (default ``Run.env``: a caller
+    diffing many runs passes one that reads each environment object once)."""
+    env_of = env if env is not None else _run_env
     out: list[Change] = []
     _cmp_values(a.params, b.params, out)
     _cmp_maps("metrics", a.metrics, b.metrics, out)
@@ -272,9 +283,10 @@ def diff_runs(read: Callable[[str], bytes], a: Run, b: Run) -> RunDiff:
     _cmp_maps("git", ga, gb, out)
     rec_a, rec_b = a.record, b.record
     if rec_a.get("env") != rec_b.get("env"):
-        ea, eb = a.env, b.env
-        _cmp_maps("packages", ea.get("packages", {}), eb.get("packages", {}), out)
-        _cmp_maps("env_vars", ea.get("env_vars", {}), eb.get("env_vars", {}), out)
+        ea, eb = env_of(a), env_of(b)
+        for sec in ("packages", "env_vars"):  # maps of strings: equal as wholes in most diffs
+            if ea.get(sec, {}) != eb.get(sec, {}):
+                _cmp_maps(sec, ea.get(sec, {}), eb.get(sec, {}), out)
         _cmp_maps(
             "python", param_fields(ea.get("python", {})), param_fields(eb.get("python", {})), out
         )
@@ -289,13 +301,17 @@ def diff_runs(read: Callable[[str], bytes], a: Run, b: Run) -> RunDiff:
         # notebook kernel's argv says nothing of the run
         _cmp_maps(
             "params",
-            {"argv": a.env.get("process", {}).get("argv")},
-            {"argv": b.env.get("process", {}).get("argv")},
+            {"argv": (rec_a.get("process") or {}).get("argv")},
+            {"argv": (rec_b.get("process") or {}).get("argv")},
             out,
         )
     order = {s: i for i, s in enumerate(SECTIONS)}
     out.sort(key=lambda c: order[c.section])
     return RunDiff(a.id, b.id, tuple(out))
+
+
+def _run_env(run: Run) -> dict[str, Any]:
+    return run.env
 
 
 def _hw(env: dict[str, Any]) -> dict[str, Any]:

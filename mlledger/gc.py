@@ -37,6 +37,7 @@ from .lineage import traverse
 from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
+from .store.layout import checks_prefix
 from .store.refs import Refs
 from .store.uploads import abandoned_uploads, abort_uploads
 
@@ -219,7 +220,8 @@ def collect(
             store.backend.delete(whole_key(rid))  # a short run's one entry
             # the start entry goes last: a half-deleted run still reads as a run
             keys.sort(key=lambda k: k.endswith("/start.json"))
-            for k in keys:
+            # its check reports go first: a run left half-deleted keeps a run to show them
+            for k in [*store.backend.list(checks_prefix(rid)), *keys]:
                 store.backend.delete(k)
         if doomed_runs:
             cat.forget_runs(doomed_runs)

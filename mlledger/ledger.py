@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from .catalog import Catalog, RunList
+    from .changelog import Changelog
+    from .checks import CheckReport
     from .diff import RunDiff
     from .gc import GcReport
     from .lineage import Lineage
@@ -98,17 +100,30 @@ class Ledger:
         message: str | None = None,
         tags: dict[str, Any] | None = None,
         capture_files: bool | None = None,
+        kind: str = "block",
+        baseline: str | None = None,
         sample: float | None = None,
     ) -> RunContext:
         """A run around a block: ``with ledger.run("train", params={...}) as run:``.
 
-        ``sample=10`` records the process's CPU and memory (and GPUs where NVML
-        answers) every 10 seconds as metrics ``sys.*`` of the run.
+        ``kind="monitor"`` makes a long-lived run (a deployed model) whose logged metrics
+        reach the store every few seconds; ``baseline`` (``@REF``, a run id or
+        ``median:N``) is what check rules without a baseline of their own compare it with.
+        ``sample=10`` records the process's CPU and memory (and GPUs where NVML answers)
+        every 10 seconds as metrics ``sys.*`` of the run.
         """
         if name is not None and not isinstance(name, str):
             raise TypeError(
                 f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
             )
+        if kind not in ("block", "monitor"):
+            raise UsageError(
+                f"ledger.run(kind=...) is 'block' (the default) or 'monitor', not {kind!r}"
+            )
+        if baseline is not None:
+            from .rules import check_baseline
+
+            baseline = check_baseline(baseline, "ledger.run(baseline=...)")
         with _files.quiet():  # hashing the calling file is no enclosing run's input
             code, warns = self.writer.code.caller_code()
         return RunContext(
@@ -120,7 +135,8 @@ class Ledger:
             capture_files=capture_files,
             code=code,
             code_warnings=warns,
-            kind="block",
+            kind=kind,
+            baseline=baseline,
             sample=sample,
         )
 
@@ -318,6 +334,30 @@ class Ledger:
         rates = self.policy.get().get("rates")
         return du(self.store, self.catalog, by=by, rates=rates, resolve=self.resolve)
 
+    def changelog(self, ref: str, *, limit: int | None = None) -> Changelog:
+        """Each move of ``ref``, newest first (the newest ``limit``): who, when, the message,
+        the target and its run, and against the move before: the causes (params, data, code,
+        packages, environment), the effect on every metric both runs have, the cost and the
+        newest check report.  NotFoundError naming close refs for a ref never set; damage
+        (an entry that does not parse, a run that cannot be read) is shown, not raised."""
+        from .changelog import build_changelog
+
+        return build_changelog(self, ref, limit=limit)
+
+    def check(self, run: str | Run, rules: Any = None, *, record: bool = True) -> CheckReport:
+        """Judge a run by check rules; returns the :class:`~mlledger.checks.CheckReport`.
+
+        ``run`` is a run id or prefix, ``@REF`` naming a run, or a Run.  ``rules``: a
+        list of rules (dicts or one-line strings: ``"metrics.accuracy max_drop=0.01 vs
+        @model/prod"``); None takes the policy's ``checks`` whose ``runs`` clause selects
+        the run.  The report is recorded in the store (``record=False``: not), and read
+        back by ``checks_of`` and ``mlledger show``.  UsageError for a bad rule or no rule
+        at all; NotFoundError for a baseline ref or run that does not exist.
+        """
+        from .checks.api import check_run
+
+        return check_run(self, run, rules, record=record)
+
     @property
     def policy(self) -> Policy:
         """The team's rules, versioned in the store: ``get``, ``set``, ``history``."""
@@ -325,8 +365,19 @@ class Ledger:
 
     @property
     def refs(self) -> LedgerRefs:
-        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first."""
-        return LedgerRefs(self)
+        """Named refs (``model/prod``): set, get, history, rollback; targets resolved first.
+
+        A ref the policy protects moves only with a message and passing checks on the
+        target's run (``force=True`` overrides; recorded)."""
+        return LedgerRefs(self, gate=self._gate_ref)
+
+    def _gate_ref(
+        self, name: str, run: str | None, message: str | None, force: bool, rollback: bool
+    ) -> None:
+        """Refuse a move of a protected ref the policy does not allow (see checks.gate)."""
+        from .checks.api import gate_ref
+
+        gate_ref(self, name, run, message, force=force, rollback=rollback)
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
         """Rehash every object; check every object a run or ref references exists and is

@@ -34,6 +34,7 @@ __all__ = [
     "ALIASES",
     "COLUMNS",
     "compile_driven",
+    "compile_match",
     "compile_order",
     "compile_where",
     "driven_sql",
@@ -385,6 +386,17 @@ def compile_where(text: str) -> tuple[str, list[Any]]:
     p = _Parser(text)
     sql = p.parse()
     return sql, p.args
+
+
+_IN_RUN = re.compile(r"r\.id IN \(SELECT run_id FROM (params|tags|metrics) WHERE ")
+
+
+def compile_match(text: str) -> tuple[str, list[Any]]:
+    """:func:`compile_where` for judging ONE run (``r.id = ?`` beside it): each condition on
+    params, tags or metrics becomes a lookup of that run's rows (``EXISTS``, by the
+    ``(key, run_id)`` indexes) instead of the set of every run that matches it."""
+    sql, args = compile_where(text)
+    return _IN_RUN.sub(r"EXISTS (SELECT 1 FROM \1 WHERE run_id = r.id AND ", sql), args
 
 
 _SIMPLE = re.compile(

@@ -138,7 +138,8 @@ class RefEntry:
     chain (see ``mlledger.store.chain``): ``prev`` is the digest of the entry
     before, ``run_entry`` the digest of the final entry of ``run`` when it had
     ended, ``seal`` this entry's own digest; all None in entries written before
-    the chain.
+    the chain.  ``force`` is True when the move overrode a protected ref's policy
+    (its message or checks); absent from the JSON otherwise.
     """
 
     name: str
@@ -154,12 +155,15 @@ class RefEntry:
     run_entry: str | None = None
     prev: str | None = None
     seal: str | None = None
+    force: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = converter.unstructure(self)
         for key in ("run_entry", "prev", "seal"):  # absent rather than null when unset
             if out.get(key) is None:
                 out.pop(key, None)
+        if not out.get("force"):  # entries of unforced moves read as before
+            out.pop("force", None)
         return out
 
     @classmethod

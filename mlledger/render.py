@@ -216,6 +216,8 @@ def lineage_text(ledger: Ledger, lin: Lineage) -> str:
 def ref_line(e: RefEntry, *, with_name: bool = False) -> str:
     head = f"{e.name}  " if with_name else ""
     what = e.action if e.restores is None else f"{e.action} to #{e.restores}"
+    if e.force:
+        what += " (forced)"
     msg = f"  {e.message}" if e.message else ""
     run = f"  run {e.run}" if e.run and e.run != e.target else ""  # which run made it
     return f"{head}#{e.seq}  {e.target}  {what}{run}  {age(e.at)}  {e.user}@{e.host}{msg}"
@@ -277,7 +279,9 @@ def run_text(ledger: Ledger, run: Run, *, packages: bool = False) -> str:
     if run.status_reason:  # incomplete: why, and what may be missing
         out.append(f"           {run.status_reason}; metrics of its last seconds may be missing")
     if run.record.get("kind"):
-        out.append(f"kind       {run.record['kind']}")
+        against = run.record.get("baseline")
+        vs = f", baseline {against}" if against else ""
+        out.append(f"kind       {run.record['kind']}{vs}")
     out.append(f"started    {when(run.started_at)}")
     if run.ended_at is not None:
         wall = run.resources.get("wall_s")
@@ -354,7 +358,23 @@ def run_text(ledger: Ledger, run: Run, *, packages: bool = False) -> str:
     if run.warnings:
         out += ["", click.style("warnings", bold=True)]
         out += [f"  - {w}" for w in run.warnings]
+    out += _check_lines(ledger, run)
     return "\n".join(out)
+
+
+def _check_lines(ledger: Ledger, run: Run) -> list[str]:
+    """The run's newest check report: when, the verdict, one line per rule."""
+    from .checks import checks_of
+    from .checks.formats import result_lines
+
+    reports = checks_of(ledger.store, run.id)
+    if not reports:
+        return []
+    rep = reports[-1]
+    verdict = click.style("passed", fg="green") if rep.ok else click.style("failed", fg="red")
+    more = f" ({len(reports)} checks recorded)" if len(reports) > 1 else ""
+    title = click.style("checks", bold=True)
+    return ["", f"{title} {verdict}, {when(rep.at)}{more}", *result_lines(rep)]
 
 
 def artifact_text(

@@ -18,6 +18,7 @@ from .errors import AmbiguousError, NotFoundError, UsageError
 from .records import Artifact, RefEntry
 from .runs import Run
 from .store import Refs, Store
+from .store.refs import check_ref_name
 
 __all__ = [
     "ArtifactIndex",
@@ -159,12 +160,19 @@ def resolve_text(source: Source, t: str) -> Artifact | Run:
     )
 
 
-class LedgerRefs:
-    """``ledger.refs``: the store's refs, with targets resolved through the ledger."""
+#: what a ref move asks before it writes: ``gate(name, run, message, force, rollback)``
+#: raises (PolicyError) to refuse the move of ``name`` to a target from ``run``
+RefGate = Callable[[str, "str | None", "str | None", bool, bool], None]
 
-    def __init__(self, ledger: Source) -> None:
+
+class LedgerRefs:
+    """``ledger.refs``: the store's refs, with targets resolved through the ledger, and a
+    protected ref's moves gated (``gate``: the Ledger's policy and checks)."""
+
+    def __init__(self, ledger: Source, gate: RefGate | None = None) -> None:
         self._ledger = ledger
         self._refs = Refs(ledger.store)
+        self._gate = gate
 
     def _canonical(self, target: Any) -> tuple[str, str | None]:
         """The full target and the run the user named with it: a run, ``RUN/NAME``'s run,
@@ -193,10 +201,21 @@ class LedgerRefs:
                 return self._ledger.get(t.partition("/")[0]).id
         return None
 
-    def set(self, name: str, target: Any, message: str | None = None) -> RefEntry:
-        """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry."""
+    def set(
+        self, name: str, target: Any, message: str | None = None, *, force: bool = False
+    ) -> RefEntry:
+        """Point ``name`` at a target (digest, run, ``RUN/NAME``, ``@OTHER``); return the entry.
+
+        A protected ref (the policy's ``protect``) moves only with a message and when the
+        target's run passes the policy's checks; ``force=True`` overrides, and is recorded.
+        """
+        check_ref_name(name)
         t, run = self._canonical(target)
-        return self._refs.set(name, t, message, run=run, run_entry=self._run_entry(run))
+        if self._gate is not None:
+            self._gate(name, run, message, force, False)
+        return self._refs.set(
+            name, t, message, run=run, run_entry=self._run_entry(run), force=force
+        )
 
     def _run_entry(self, run: str | None) -> str | None:
         """The digest of ``run``'s final entry (the ref entry pins the run's record), or None
@@ -217,12 +236,31 @@ class LedgerRefs:
         """Every move of ``name``, oldest first."""
         return self._refs.history(name)
 
-    def rollback(self, name: str, to: Any = None, message: str | None = None) -> RefEntry:
-        """Move ``name`` back to its previous target, or to ``to`` (a target or an entry number)."""
+    def rollback(
+        self, name: str, to: Any = None, message: str | None = None, *, force: bool = False
+    ) -> RefEntry:
+        """Move ``name`` back to its previous target, or to ``to`` (a target or an entry number).
+
+        A protected ref is gated as in :meth:`set`.
+        """
         run = None
         if to is not None and not isinstance(to, int):
             to, run = self._canonical(to)
-        return self._refs.rollback(name, to, message, run=run, run_entry=self._run_entry(run))
+        gate = self._gate
+
+        def before(target_run: str | None) -> None:
+            if gate is not None:
+                gate(name, target_run, message, force, True)
+
+        return self._refs.rollback(
+            name,
+            to,
+            message,
+            run=run,
+            run_entry=self._run_entry(run),
+            force=force,
+            before=before,
+        )
 
     def names(self) -> list[str]:
         """Every ref name in the store."""

@@ -33,6 +33,7 @@ from .query import compile_where
 __all__ = [
     "LIMITS",
     "RELATIVE",
+    "check_baseline",
     "check_rule",
     "parse_duration",
     "parse_rule_text",
@@ -48,6 +49,8 @@ _FIELD_RE = re.compile(r"(metrics|params|resources)\.[A-Za-z0-9_\-./]+|cost")
 _DURATION_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(s|m|h|d|w)\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MEDIAN_RE = re.compile(r"median:([0-9]+)")
+_REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+_RUN_RE = re.compile(r"[0-9A-Za-z]{4,26}")
 
 
 def parse_duration(text: Any, what: str = "a duration") -> float:
@@ -58,6 +61,32 @@ def parse_duration(text: Any, what: str = "a duration") -> float:
     elif isinstance(text, str) and (m := _DURATION_RE.fullmatch(text)) and float(m[1]) > 0:
         return float(m[1]) * _UNITS[m[2]]
     raise UsageError(f"{what} is a positive number with a unit (90s, 30m, 1h, 7d), not {text!r}")
+
+
+def check_baseline(baseline: Any, where: str = "baseline") -> str:
+    """A baseline as written (``@REF``, a run id or prefix, ``median:N``), stripped; UsageError
+    naming ``where`` otherwise.  Whether the ref or run exists is asked when it is used."""
+    if not isinstance(baseline, str) or not baseline.strip():
+        raise UsageError(f"{where}: baseline is '@REF', a run id or 'median:N', not {baseline!r}")
+    spec = str(baseline).strip()
+    if spec.startswith("median"):
+        m = _MEDIAN_RE.fullmatch(spec)
+        if m is None or int(m[1]) < 1:
+            raise UsageError(
+                f"{where}: baseline {spec!r} is 'median:N' with N a number of runs (median:10)"
+            )
+    elif spec.startswith("@"):
+        if not _REF_RE.fullmatch(spec[1:]):
+            raise UsageError(
+                f"{where}: baseline {spec!r} is not '@REF': write a ref name such as "
+                "'@model/prod'"
+            )
+    elif not _RUN_RE.fullmatch(spec):
+        raise UsageError(
+            f"{where}: baseline {spec!r} is '@REF' (a ref such as @model/prod), a run id "
+            "(or a prefix of one) or 'median:N'"
+        )
+    return spec
 
 
 def rule_name(rule: dict[str, Any]) -> str:
@@ -132,24 +161,7 @@ def check_rule(rule: Any, i: int = 0) -> dict[str, Any]:
         raise UsageError(f"{where} sets no limit: give one of {', '.join(LIMITS)}")
     baseline = rule.get("baseline")
     if baseline is not None:
-        if not isinstance(baseline, str) or not baseline.strip():
-            raise UsageError(
-                f"{where}: baseline is '@REF', a run id or 'median:N', not {baseline!r}"
-            )
-        baseline = baseline.strip()
-        if baseline.startswith(("median:", "median")):
-            m = _MEDIAN_RE.fullmatch(baseline)
-            if m is None or int(m[1]) < 1:
-                raise UsageError(
-                    f"{where}: baseline {baseline!r} is 'median:N' with N a number of runs "
-                    "(median:10)"
-                )
-        out["baseline"] = baseline
-    elif any(k in out for k in RELATIVE):
-        raise UsageError(
-            f"{where}: {', '.join(k for k in RELATIVE if k in out)} is measured against a "
-            "baseline: add baseline='@model/prod' (a ref), a run id or 'median:10'"
-        )
+        out["baseline"] = check_baseline(baseline, where)
     if rule.get("window") is not None and rule.get("last") is not None:
         raise UsageError(f"{where}: give window or last, not both")
     if rule.get("window") is not None:
@@ -162,6 +174,12 @@ def check_rule(rule: Any, i: int = 0) -> dict[str, Any]:
         out["last"] = last
     if ("window" in out or "last" in out) and not field.startswith("metrics."):
         raise UsageError(f"{where}: window and last judge a metric; {field} is not one")
+    live = "window" in out or "last" in out  # a monitor run brings its own baseline
+    if "baseline" not in out and not live and any(k in out for k in RELATIVE):
+        raise UsageError(
+            f"{where}: {', '.join(k for k in RELATIVE if k in out)} is measured against a "
+            "baseline: add baseline='@model/prod' (a ref), a run id or 'median:10'"
+        )
     return out
 
 

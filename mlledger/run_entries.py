@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["DamagedEntryError", "check", "merge", "scan", "warn_damaged"]
 
 _TEXT = ("id", "name", "status", "kind", "started_at", "ended_at", "parent_id", "user", "host",
-         "message", "env", "heartbeat")  # fmt: skip
+         "message", "env", "heartbeat", "baseline")  # fmt: skip
 _MAPS = ("params", "tags", "metrics", "inputs", "outputs", "code", "git", "resources", "process")
 _STATS = ("last", "min", "max", "count")  # what Run reads of each metric
 

@@ -61,6 +61,8 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.diff",
         "mlledger.gc",
         "mlledger.alerts",
+        "mlledger.changelog",  # a ref's moves with their diffs (reads refs, catalog, diff)
+        "mlledger.checks",
         "mlledger.usage",  # cost and disk usage reports over the catalog
     ),
     ("mlledger.ledger",),  # the facade users hold

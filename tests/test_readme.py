@@ -33,6 +33,22 @@ def test_quick_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert os.path.exists(tmp_path / "model.json")
 
 
+def test_changelog_block_runs_after_the_tour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The changelog block runs on the ledger the tour leaves: model/prod's three moves."""
+    (block,) = _blocks("The command line", "python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    for code in [*_tour_blocks(), block]:
+        exec(compile(code, str(README), "exec"), namespace)  # our own docs
+    log = namespace["log"]
+    assert [e.seq for e in log.entries] == [3, 2, 1]  # type: ignore[attr-defined]
+    assert namespace["latest"].action == "rollback"  # type: ignore[attr-defined]
+    assert "| metric | old | new | change | % |" in str(namespace["summary"])
+
+
 def _setup_commands() -> list[str]:
     """The two shell commands at the top of the README, in order."""
     text = README.read_text(encoding="utf-8")
@@ -93,56 +109,42 @@ def test_ledger_signature_block_is_the_real_signature() -> None:
     assert documented == real
 
 
-#: sections whose bash block is a list of mlledger command lines
-_COMMAND_SECTIONS = ("The command line", "Resources and cost")
-
-
-def _command_lines() -> list[list[str]]:
+def _command_lines(section: str = "The command line") -> list[list[str]]:
     import shlex
 
-    lines: list[list[str]] = []
-    for section in _COMMAND_SECTIONS:
-        (block,) = _blocks(section, "bash")
+    lines = []
+    for block in _blocks(section, "bash"):
         lines += [shlex.split(ln, comments=True) for ln in block.splitlines() if ln.strip()]
     return lines
 
 
-@pytest.mark.parametrize("argv", _command_lines(), ids=lambda a: " ".join(a[:3]))
+@pytest.mark.parametrize(
+    "argv",
+    _command_lines() + _command_lines("Checks") + _command_lines("Resources and cost"),
+    ids=lambda a: " ".join(a[:3]),
+)
 def test_cli_line_uses_only_real_commands_and_options(argv: list[str]) -> None:
-    """Each line of the README's command block names a real command and only the options
-    its --help lists, with a value where the option takes one."""
-    import click
+    """Each line of the README's command blocks (the command line, checks) names a real
+    command and only the options its --help lists, with a value where the option takes one."""
+    from helpers.cli import assert_real_cli_line
 
-    from mlledger.cli import cli
+    assert_real_cli_line(argv)
 
-    assert argv[0] == "mlledger"
-    command: click.Command = cli
-    args = argv[1:]
-    positional_seen = False
-    while args:
-        token = args.pop(0)
-        if token == "--":
-            break
-        if token.startswith("-") and token != "-":
-            interspersed = command.context_settings.get(
-                "allow_interspersed_args", command.allow_interspersed_args
-            )
-            if positional_seen and not interspersed:
-                break  # the rest belongs to the program `mlledger run` starts
-            name = token.split("=", 1)[0]
-            options = {o: p for p in command.params for o in [*p.opts, *p.secondary_opts]}
-            assert name in options or name in ("-h", "--help"), (command.name, token)
-            param = options.get(name)
-            takes_value = isinstance(param, click.Option) and not param.is_flag
-            if takes_value and "=" not in token:
-                assert args, f"{token} needs a value"
-                args.pop(0)
-            continue
-        if isinstance(command, click.Group) and not positional_seen:
-            assert token in command.commands, f"no command {token!r} under {command.name}"
-            command = command.commands[token]
-            continue
-        positional_seen = True
+
+def test_checks_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Checks section's Python block runs as written: the check fails, the gate refuses."""
+    import contextlib
+    import io
+
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)
+    (block,) = _blocks("Checks", "python")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, "README.md (Checks)", "exec"), {})
+    printed = out.getvalue()
+    assert printed.startswith("False metrics.accuracy 0.88 vs 0.91 (@model/prod): -0.03")
+    assert "fails the check 'accuracy-holds'" in printed
 
 
 def test_notebook_block_runs_in_a_kernel(tmp_path: Path, kernel_env: dict[str, str]) -> None:

@@ -111,6 +111,19 @@ class Catalog(Index):
         return self.select_runs(name, status, where, order_by, limit)
 
     @files.healing
+    def run_matches(self, run_id: str, where: str) -> bool:
+        """Whether the run ``run_id`` (a full id) is one ``where`` selects, found by looking
+        at that run's rows alone (what a check rule's ``runs`` clause asks per run)."""
+        from ..query import compile_match
+
+        self.ensure_synced()
+        sql, args = compile_match(where)
+        row = self.db.execute(
+            f"SELECT 1 FROM runs r WHERE r.id = ? AND ({sql})", [run_id, *args]
+        ).fetchone()
+        return row is not None
+
+    @files.healing
     def resolve_run(self, prefix: str) -> str:
         """A full run id from an id or unique prefix."""
         p = prefix.upper()

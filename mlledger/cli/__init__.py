@@ -2,7 +2,7 @@
 
 Commands: ``init``, ``log``, ``show RUN``, ``diff A B``, ``lineage TARGET``,
 ``artifact TARGET``, ``restore TARGET DEST``, ``ref set|get|log|rollback|list``,
-``verify``, ``gc``, ``sync``, ``reindex`` and ``run``.
+``check [RUN]``, ``verify``, ``gc``, ``sync``, ``reindex`` and ``run``.
 
 The store is ``--store URL``, else ``$MLLEDGER_URL``, else the folder in the
 user data directory that ``mlledger.Ledger()`` opens.  ``--option KEY=VALUE``
@@ -50,7 +50,10 @@ An *Artifact* is ``{"digest", "size", "kind": "file"|"tree"|"value"}`` plus
 known.  A *RefEntry* is ``{"name", "seq", "target", "at", "user", "host",
 "message", "action": "set"|"rollback", "restores": int|null, "run": id|null}``,
 plus the audit chain's ``"prev"``, ``"seal"`` and ``"run_entry"`` (digests) in
-entries that have them.
+entries that have them, and ``"force": true`` in a move that overrode a
+protected ref's policy.  A *CheckReport* is ``{"run_id", "at", "ok", "user",
+"results": [{"rule", "field", "value", "baseline", "change", "ok", "message",
+"baseline_run", "spec"}]}`` (numbers or null; NaN as text).
 
 - ``log``: a list of ``{"id", "name", "status", "kind", "started_at",
   "ended_at", "wall_s", "cost", "currency", "parent_id", "message", "user",
@@ -66,7 +69,8 @@ entries that have them.
   ``host``) plus ``"environment"``: the environment record (``python``,
   ``platform``, ``host``, ``packages``, ``env_vars``, ``process``).
 - ``diff``: ``{"a": id, "b": id, "changes": [{"section", "key", "old",
-  "new", "kind": "added"|"removed"|"changed"}]}``.
+  "new", "kind": "added"|"removed"|"changed"}]}`` (``--exit-code``: exit 1
+  when ``changes`` is not empty).
 - ``lineage``: ``{"root", "direction", "runs": [{"id", "name", "status",
   "started_at"}], "artifacts": [Artifact], "edges": [{"source", "label":
   "used"|"produced"|"child_of", "target"}]}``.

@@ -129,13 +129,18 @@ def show(state: State, run_id: str, packages: bool, as_json: bool) -> None:
     """Show one run's whole record.
 
     Params, metrics (last, min, max), inputs and outputs with digests, code,
-    git, environment, resources, error and warnings.  RUN is a run id, a
-    unique prefix of one, or @REF naming a run.
+    git, environment, resources, error, warnings and the newest check's
+    results ('checks' in --json).  RUN is a run id, a unique prefix of one,
+    or @REF naming a run.
     """
     ledger = state.ledger()
     run = get_run(ledger, run_id)
     if as_json:
-        echo_json({**run.record, "environment": run.env})
+        from ..checks import checks_of
+
+        reports = checks_of(ledger.store, run.id)
+        checks = reports[-1].to_json() if reports else None
+        echo_json({**run.record, "environment": run.env, "checks": checks})
         return
     state.echo(render.run_text(ledger, run, packages=packages))
 
@@ -153,9 +158,17 @@ def show(state: State, run_id: str, packages: bool, as_json: bool) -> None:
     type=click.Choice(SECTIONS),
     help="Only this section (repeatable).",
 )
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when the runs differ in anything the diff reports (within --section), "
+    "0 when they are the same (as git diff --exit-code).",
+)
 @json_option()
 @pass_state
-def diff(state: State, a: str, b: str, sections: tuple[str, ...], as_json: bool) -> None:
+def diff(
+    state: State, a: str, b: str, *, sections: tuple[str, ...], exit_code: bool, as_json: bool
+) -> int:
     """Show what changed from run A to run B, by section.
 
     A and B are run ids, unique prefixes or @REFs naming runs.  Times and
@@ -168,13 +181,15 @@ def diff(state: State, a: str, b: str, sections: tuple[str, ...], as_json: bool)
     d = ledger.diff(get_run(ledger, a), get_run(ledger, b))
     if sections:
         d = attrs.evolve(d, changes=tuple(c for c in d.changes if c.section in sections))
+    differ = 1 if exit_code and d.changes else 0
     if as_json:
         echo_json({"a": d.a, "b": d.b, "changes": d.to_json()})
-        return
+        return differ
     color = state.color
     if color is None:
         color = stdout_is_terminal()
     state.echo(d.to_text(color=color).rstrip("\n"))
+    return differ
 
 
 # --------------------------------------------------------------------- lineage

@@ -14,6 +14,8 @@ from .._fmt import one_line
 from .._settings import DEBUG, URL
 from ..errors import IntegrityError, LedgerError
 from .browse import artifact, diff, lineage, log, show
+from .changelog import changelog
+from .check import check
 from .maintain import gc, init, reindex, restore, sync, verify
 from .options import parse_storage_options
 from .policy import policy
@@ -179,9 +181,13 @@ def cli(
     ctx.obj = State(url, options, color)
 
 
-# the commands by area: browse.py, maintain.py, refs.py, run.py, usage.py
-for _command in (artifact, diff, lineage, log, show, gc, init, reindex, restore, sync, verify):
+# the commands by area: browse.py, changelog.py, check.py, maintain.py, refs.py, run.py,
+# usage.py
+for _command in (
+    artifact, check, diff, lineage, log, show, gc, init, reindex, restore, sync, verify
+):  # fmt: skip
     cli.add_command(_command)
+cli.add_command(changelog)
 cli.add_command(ref)
 cli.add_command(policy)
 cli.add_command(run)

@@ -20,15 +20,24 @@ def ref() -> None:
 @click.argument("name")
 @click.argument("target")
 @click.option("-m", "--message", default=None, help="Why the ref moves.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move a protected ref (the policy's protect) without a message or failing checks; "
+    "the entry records it.",
+)
 @json_option()
 @pass_state
-def ref_set(state: State, name: str, target: str, message: str | None, as_json: bool) -> None:
+def ref_set(
+    state: State, *, name: str, target: str, message: str | None, force: bool, as_json: bool
+) -> None:
     """Point ref NAME at TARGET.
 
     TARGET is a digest or hex prefix, a run id or prefix, RUN/NAME, @OTHER or
-    a file or folder on disk.
+    a file or folder on disk.  A protected ref (policy protect) needs -m and
+    a target whose run passes the policy's checks, or --force.
     """
-    entry = state.ledger().refs.set(name, target, message=message)
+    entry = state.ledger().refs.set(name, target, message=message, force=force)
     if as_json:
         echo_json(entry.to_json())
         return
@@ -81,15 +90,21 @@ def ref_log(state: State, name: str, as_json: bool) -> None:
     "100000). Default: the target before the current one.",
 )
 @click.option("-m", "--message", default=None, help="Why the ref moves back.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move a protected ref (the policy's protect) without a message or failing checks; "
+    "the entry records it.",
+)
 @json_option()
 @pass_state
 def ref_rollback(
-    state: State, name: str, to: str | None, message: str | None, as_json: bool
+    state: State, *, name: str, to: str | None, message: str | None, force: bool, as_json: bool
 ) -> None:
     """Move ref NAME back; the history only grows.
 
     A rollback appends an entry pointing at the earlier target: the audit
-    trail is never rewritten.
+    trail is never rewritten.  A protected ref is gated as in 'ref set'.
     """
     dest: str | int | None = to
     if to is not None:
@@ -97,7 +112,7 @@ def ref_rollback(
         digits = t[1:] if t.startswith("#") else t
         if digits.isdigit() and (t.startswith("#") or len(digits) < 6):
             dest = int(digits)
-    entry = state.ledger().refs.rollback(name, to=dest, message=message)
+    entry = state.ledger().refs.rollback(name, to=dest, message=message, force=force)
     if as_json:
         echo_json(entry.to_json())
         return

@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import os
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from ..records import Artifact, now_iso
 from ..store.chain import seal_bytes
 from . import heartbeat, sampler
 from .active import CURRENT
-from .run import Run
+from .run import MONITOR_FLUSH_SECONDS, Run
 from .state import END_KEYS, START_KEYS, start_doc
 from .writer import RunWriter
 
@@ -113,6 +114,7 @@ class RunContext:
         inputs: dict[str, Artifact] | None = None,
         kind: str = "block",
         checked: bool = False,
+        baseline: str | None = None,
         sample: float | None = None,
     ) -> None:
         self.ledger = ledger
@@ -130,6 +132,7 @@ class RunContext:
         self.code_warnings = code_warnings or []
         self.pre_inputs = inputs
         self.kind = kind
+        self.baseline = baseline
         self.run: Run | None = None
         self._token: contextvars.Token[Run | None] | None = None
         self._watch: _files.FileWatch | None = None
@@ -198,6 +201,7 @@ class RunContext:
             code_warnings=self.code_warnings,
             inputs=self.pre_inputs,
             kind=self.kind,
+            baseline=self.baseline,
             sample=self.sample,
         )
 
@@ -248,7 +252,11 @@ class RunContext:
             "tags": {},
             "params": {},
         }
+        if self.baseline is not None:
+            record["baseline"] = self.baseline
         run = Run(self.writer, record, active=True)
+        if self.kind == "monitor":
+            run.flush_seconds = MONITOR_FLUSH_SECONDS
         run.parent = parent
         self.run = run
         return run
@@ -301,6 +309,9 @@ class RunContext:
                 self._watch = watch
             except Exception as e:
                 run.state.warn(f"file capture not started: {e}")
+        if self.kind == "monitor":  # its metrics reach the store every few seconds
+            run.state.flush_due = time.monotonic() + run.flush_seconds
+            run.ensure_started()
         heartbeat.schedule(run, delay if delay and delay > 0 else None)
         if self.sample:
             sampler.add(run, self.sample)

@@ -32,6 +32,7 @@ class ScheduledRun(Protocol):
     active: bool
     state: RunState
     writer: RunWriter
+    flush_seconds: float
 
     @property
     def id(self) -> str: ...
@@ -42,6 +43,8 @@ class ScheduledRun(Protocol):
     def ensure_started(self) -> None: ...
 
     def pin_uses(self, digests: Iterable[str] | None = None) -> None: ...
+
+    def flush_metrics(self) -> None: ...
 
 
 class _Scheduler:
@@ -78,6 +81,7 @@ class _Scheduler:
             self.runs.add(run)
             if start_delay is not None:
                 self.recent_delay = start_delay
+            due = min(due, run.state.flush_due)
             if self.thread is None or not self.thread.is_alive():
                 self._ensure_thread()
             elif due < self.wake_at:
@@ -98,7 +102,10 @@ class _Scheduler:
             with self.cond:
                 now = time.monotonic()
                 starts = self._take_due(now)
-                due = min([next_beat, *(r.state.start_due for r in self.runs)])
+                flushes = self._take_flushes(now)
+                due = min(
+                    [next_beat, *(min(r.state.start_due, r.state.flush_due) for r in self.runs)]
+                )
                 if self.recent_delay is not None:
                     # runs are being made: wake again within one delay even when they all
                     # ended already, so the next run's add needs no notify (a loop of
@@ -106,7 +113,7 @@ class _Scheduler:
                     due = min(due, now + self.recent_delay)
                     self.recent_delay = None
                 beat = now >= next_beat
-                if not starts and not beat:
+                if not starts and not beat and not flushes:
                     self.wake_at = due
                     self.cond.wait(due - now)
                     self.wake_at = 0.0
@@ -116,8 +123,11 @@ class _Scheduler:
                 n += 1
                 next_beat = now + HEARTBEAT_SECONDS
             self._serve(starts, beating, n)
+            for run in flushes:
+                with contextlib.suppress(Exception):
+                    run.flush_metrics()
             # hold no run while waiting: an ended run must be free to go
-            del starts, beating
+            del starts, beating, flushes
 
     def _take_due(self, now: float) -> list[ScheduledRun]:
         """The runs whose deferred start fell due by ``now``, marked as taken (lock held)."""
@@ -125,6 +135,14 @@ class _Scheduler:
         for run in starts:
             run.state.start_due = math.inf
         return starts
+
+    def _take_flushes(self, now: float) -> list[ScheduledRun]:
+        """The monitor runs whose periodic metrics flush fell due, due again one period
+        later (lock held)."""
+        out = [r for r in self.runs if r.state.flush_due <= now]
+        for run in out:
+            run.state.flush_due = now + run.flush_seconds
+        return out
 
     @staticmethod
     def _serve(starts: list[ScheduledRun], beating: list[ScheduledRun], n: int) -> None:

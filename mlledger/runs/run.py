@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import datetime as _dt
 
 
-__all__ = ["METRIC_CHUNK", "Run", "current_run"]
+__all__ = ["METRIC_CHUNK", "METRIC_FLUSH_SECONDS", "MONITOR_FLUSH_SECONDS", "Run", "current_run"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +49,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 METRIC_CHUNK = 1000
 #: seconds between metric flushes in a run that keeps logging
 METRIC_FLUSH_SECONDS = 10.0
+#: a monitor run's metrics reach the store at least this often, logged or idle
+MONITOR_FLUSH_SECONDS = 2.0
 
 
 def current_run() -> Run | None:
@@ -75,14 +77,17 @@ class Run:
         #: the run this one runs in (the active run when it started), or None
         self.parent: Run | None = None
         self._rows: list[tuple[Any, float, dict[str, Any]]] = []
+        #: logged metrics reach the store at least this often while the run logs
+        self.flush_seconds = METRIC_FLUSH_SECONDS
         self._flush_at = time.time() + METRIC_FLUSH_SECONDS
         self._chunk_rows = METRIC_CHUNK
         self._cols: dict[str, Column] = {}
         self._folded: dict[str, int] = {}
         self._step = -1
         self._env: dict[str, Any] | None = None
-        #: held while buffered rows are folded and chunks taken and written: the sampling
-        #: thread (sampler.py) flushes too; ``log`` itself never waits on it
+        #: held while buffered rows are folded and chunks taken and written: the scheduler
+        #: (monitor runs) and the sampler (sampler.py) flush from their threads while the
+        #: run logs; ``log`` itself never waits on it
         self._lock = threading.RLock()
 
     # -- read-only views -------------------------------------------------------
@@ -262,12 +267,18 @@ class Run:
         """The folded, unwritten metric values as one chunk document, or None."""
         with self._lock:
             self._fold()
-            self._flush_at = time.time() + METRIC_FLUSH_SECONDS
+            self._flush_at = time.time() + self.flush_seconds
             cols = self._cols
             if not cols:
                 return None
             self._cols, self._folded = {}, {}
             return chunk_doc(cols)
+
+    def flush_metrics(self) -> None:
+        """Write the metrics logged since the last chunk now (the scheduler's periodic
+        flush of a monitor run); a failure is a warning of the run, never an exception."""
+        if self.active:
+            self._flush_metrics()
 
     def ensure_started(self) -> None:
         """Write the start entry now if it is still pending (deferred starts, see _Scheduler).
@@ -319,23 +330,26 @@ class Run:
         pin(self, digests)
 
     def _flush_metrics(self) -> None:
-        with self._lock:
-            if self.state.detached:  # keep the summaries, drop the rows: nothing is written
-                self.take_chunk()
-                return
+        if self.state.detached:  # keep the summaries, drop the rows: nothing is written
+            self.take_chunk()
+            return
+        with self._lock:  # chunks are numbered and written in the order they were taken
             chunk = self.take_chunk()
             if chunk is None:
                 return
             self.state.chunks += 1
             name = f"metrics-{self.state.chunks:06d}.json"
-            try:
-                self.ensure_started()  # a chunk never comes before its run's start
-                self.write_chunk(name, json.dumps(chunk).encode())
-            except Exception as e:  # run.log() must never break the training loop
-                n = self.state.chunks
-                msg = f"metric chunk {n} not written (neither store nor spool took it): {e}"
-                self.state.warn(msg)
-                warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=3)
+            self._write_metrics(name, chunk)
+
+    def _write_metrics(self, name: str, chunk: dict[str, Any]) -> None:
+        try:
+            self.ensure_started()  # a chunk never comes before its run's start
+            self.write_chunk(name, json.dumps(chunk).encode())
+        except Exception as e:  # run.log() must never break the training loop
+            n = self.state.chunks
+            msg = f"metric chunk {n} not written (neither store nor spool took it): {e}"
+            self.state.warn(msg)
+            warnings.warn(f"mlledger: run {self.id}: {msg}", LedgerWarning, stacklevel=4)
 
     def write_chunk(self, name: str, data: bytes) -> None:
         """Write a metrics chunk entry and remember its digest for the end entry."""

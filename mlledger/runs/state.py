@@ -23,6 +23,7 @@ START_KEYS = (
     "id",
     "name",
     "kind",
+    "baseline",
     "started_at",
     "parent_id",
     "message",
@@ -61,6 +62,7 @@ class RunState:
         "chunks",
         "detached",
         "entry_digests",
+        "flush_due",
         "inputs",
         "outputs",
         "path_args",
@@ -89,6 +91,8 @@ class RunState:
         #: the start entry's fields, while it is not written (encoded only if it ever is)
         self.start_doc: dict[str, Any] | None = None
         self.start_due = math.inf  # when the deferred start entry falls due (monotonic)
+        #: when the scheduler next flushes this run's metrics (monotonic; monitor runs only)
+        self.flush_due = math.inf
         self.start_written = False
         self.start_lock = threading.Lock()
         #: name -> digest of each entry this run wrote before its end (start, metric chunks):

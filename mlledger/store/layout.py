@@ -7,6 +7,7 @@ Layout under the root URL::
     runs/<yyyy>/<mm>/<dd>/…        run entries, each written once (create-only)
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
+    checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
     tmp/                           local stores only: unfinished writes
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 from ..errors import LedgerError
 from ..hashing import parse_digest
+from ..ids import day_path
 
 __all__ = [
     "CATALOGS",
+    "CHECKS",
     "CONFIG_KEY",
     "GC",
     "OBJECTS",
@@ -29,6 +32,8 @@ __all__ = [
     "RUNS",
     "STATCACHE",
     "TMP",
+    "check_key",
+    "checks_prefix",
     "digest_of_key",
     "object_key",
     "objects_prefix",
@@ -45,6 +50,8 @@ RUNS = "runs"
 REFS = "refs"
 #: the store's policy history
 POLICY = "policy"
+#: the checks of each run, under the run's day (one entry per check, created once)
+CHECKS = "checks"
 #: gc's log of removed runs
 GC = "gc"
 #: unfinished writes of a local store
@@ -82,3 +89,13 @@ def digest_of_key(key: str) -> str | None:
 def ref_prefix(name: str) -> str:
     """The folder holding the history of the ref ``name``."""
     return f"{REFS}/{name}"
+
+
+def checks_prefix(run_id: str) -> str:
+    """``checks/<yyyy>/<mm>/<dd>/<run id>``: the folder of a run's check reports."""
+    return CHECKS + day_path(run_id)[len(RUNS):]
+
+
+def check_key(run_id: str, report_id: str) -> str:
+    """The key of one check report of ``run_id`` (``report_id`` sorts by time)."""
+    return f"{checks_prefix(run_id)}/{report_id}.json"

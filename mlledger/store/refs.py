@@ -10,6 +10,7 @@ target.  Rollback appends an entry pointing back: history is never rewritten.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import _settings, canonical
@@ -144,6 +145,7 @@ class Refs:
         run: str | None = None,
         run_entry: str | None = None,
         expect_seq: int | None = None,
+        force: bool = False,
     ) -> RefEntry:
         user, host = _who()
 
@@ -160,6 +162,7 @@ class Refs:
                 restores=restores,
                 run=run,
                 run_entry=run_entry,
+                force=force,
             ).to_json()
 
         def moved(current: int) -> ConflictError:
@@ -186,11 +189,13 @@ class Refs:
         *,
         run: str | None = None,
         run_entry: str | None = None,
+        force: bool = False,
     ) -> RefEntry:
         """Point ``name`` at ``target``; returns the new entry.
 
         ``run`` is the run the target came from; ``run_entry`` the digest of that run's
-        final entry (so the ref vouches for the run's record too).
+        final entry (so the ref vouches for the run's record too); ``force`` records that
+        the move overrode the policy.
         """
         check_ref_name(name)
         if not isinstance(target, str) or not target:
@@ -198,7 +203,13 @@ class Refs:
                 f"a ref target is a digest, run id or other target string, not {target!r}"
             )
         return self._append(
-            name, target, message=message, action="set", run=run, run_entry=run_entry
+            name,
+            target,
+            message=message,
+            action="set",
+            run=run,
+            run_entry=run_entry,
+            force=force,
         )
 
     def rollback(
@@ -209,10 +220,14 @@ class Refs:
         *,
         run: str | None = None,
         run_entry: str | None = None,
+        force: bool = False,
+        before: Callable[[str | None], None] | None = None,
     ) -> RefEntry:
         """Move ``name`` back to its previous target (or to ``to``: a target or a seq number).
 
-        Rolling back twice walks further back; the history only grows.
+        Rolling back twice walks further back; the history only grows.  ``before`` is
+        called with the run of the target it goes back to, before anything is written
+        (a protected ref's gate: it raises to refuse).
         """
         history = self.history(name)
         by_seq = {e.seq: e for e in history}
@@ -240,6 +255,8 @@ class Refs:
                 same = next((e for e in reversed(history) if e.target == target), None)
                 if same is not None:
                     run, run_entry = same.run, same.run_entry
+        if before is not None:
+            before(run)
         return self._append(
             name,
             target,
@@ -249,4 +266,5 @@ class Refs:
             expect_seq=current.seq,
             run=run,
             run_entry=run_entry,
+            force=force,
         )

@@ -176,3 +176,40 @@ def make_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (work / "train.py").write_text(TRAIN_SCRIPT)
     monkeypatch.chdir(work)
     return work
+
+
+def assert_real_cli_line(argv: list[str]) -> None:
+    """``argv`` (``mlledger ...``) names a real command and only the options its --help
+    lists, with a value where the option takes one (what the README and examples show)."""
+    import click
+
+    from mlledger.cli import cli as group
+
+    assert argv[0] == "mlledger"
+    command: click.Command = group
+    args = argv[1:]
+    positional_seen = False
+    while args:
+        token = args.pop(0)
+        if token == "--":
+            break
+        if token.startswith("-") and token != "-":
+            interspersed = command.context_settings.get(
+                "allow_interspersed_args", command.allow_interspersed_args
+            )
+            if positional_seen and not interspersed:
+                break  # the rest belongs to the program `mlledger run` starts
+            name = token.split("=", 1)[0]
+            options = {o: p for p in command.params for o in [*p.opts, *p.secondary_opts]}
+            assert name in options or name in ("-h", "--help"), (command.name, token)
+            param = options.get(name)
+            takes_value = isinstance(param, click.Option) and not param.is_flag
+            if takes_value and "=" not in token:
+                assert args, f"{token} needs a value"
+                args.pop(0)
+            continue
+        if isinstance(command, click.Group) and not positional_seen:
+            assert token in command.commands, f"no command {token!r} under {command.name}"
+            command = command.commands[token]
+            continue
+        positional_seen = True
