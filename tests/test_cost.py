@@ -140,3 +140,16 @@ def test_gpus_from_nvml_priced_by_model(tmp_path: Path) -> None:
     assert res["gpu_model"] == "NVIDIA H100 80GB HBM3"
     assert res["cost"] == pytest.approx(res["wall_s"] * 1 * 3600.0 / 3600, abs=2e-6)
     assert got["torch"] is False
+
+
+def test_check_rules_judge_the_recorded_cost(ledger: Ledger) -> None:
+    """A check rule on cost (or resources.wall_s) judges the figure the run recorded."""
+    ledger.policy.set(rates={"currency": "USD", "instance_hour": 3600.0})
+    with ledger.run("work") as run:
+        sum(range(100_000))
+    cost = ledger.get(run.id).resources["cost"]
+    assert ledger.check(run.id, rules=[f"cost max={cost * 2}"], record=False).ok
+    failed = ledger.check(run.id, rules=[f"cost max={cost / 2}"], record=False)
+    assert not failed.ok
+    assert failed.results[0].value == pytest.approx(cost)
+    assert ledger.check(run.id, rules=["resources.wall_s max=3600"], record=False).ok
