@@ -6,21 +6,40 @@
 2. ``with ledger.run()`` (10 params + 10 logs) on a store whose policy sets
    require_message, rates, checks and alerts, against the same on a store with
    no policy, in rounds A B A B (target: no worse, <= 1.1x for noise).
+3. ``ledger.cost()`` and ``ledger.du()`` over a ledger of 10,000 priced runs (every
+   tenth with an output), against one plain ``GROUP BY name`` over the same catalog
+   (informational: what the reports add to the SQL they need).
 
 Run through ``python benchmarks/run.py cost`` (``--quick``: a 3 s sampled run).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from _common import ABResult, Parts, Row, Timing, ab, workdir
 
-FULL = {"sample_run_s": 20.0, "busy_s": 2.0, "busy_repeat": 5, "runs": 200, "repeat": 9}
-QUICK = {"sample_run_s": 3.0, "busy_s": 0.5, "busy_repeat": 5, "runs": 50, "repeat": 5}
+FULL = {
+    "sample_run_s": 20.0,
+    "busy_s": 2.0,
+    "busy_repeat": 5,
+    "runs": 200,
+    "repeat": 9,
+    "ledger_runs": 10_000,
+}
+QUICK = {
+    "sample_run_s": 3.0,
+    "busy_s": 0.5,
+    "busy_repeat": 5,
+    "runs": 50,
+    "repeat": 5,
+    "ledger_runs": 1_000,
+}
 
 SAMPLER_MAX_PERCENT = 1.0
 POLICY_MAX_RATIO = 1.1
@@ -153,6 +172,44 @@ def bench_policy(tmp: Path, cfg: dict[str, float]) -> tuple[list[Row], list[str]
     return rows, ["2. local store, start_delay 0.1 s (the default), warm process"]
 
 
+def bench_reports(tmp: Path, cfg: dict[str, float]) -> tuple[list[Row], list[str]]:
+    import mlledger
+
+    n = int(cfg["ledger_runs"])
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp / "reports"
+    try:
+        ledger = mlledger.Ledger(root / "store", start_delay=3600, capture_files=False)
+        ledger.policy.set(rates={"currency": "USD", "instance_hour": 1.2, "cpu_hour": 0.04})
+        for k in range(n):
+            with ledger.run(("train", "eval", "prep")[k % 3], tags={"team": f"t{k % 7}"}) as r:
+                if k % 10 == 0:
+                    r.save({"k": k % 50}, name="out")
+        ledger.sync()
+        db = ledger.catalog.db
+
+        def plain() -> None:
+            db.execute("SELECT name, COUNT(*) FROM runs GROUP BY name").fetchall()
+
+        rows: list[Row] = []
+        for figure, fn in (
+            (f"3. ledger.cost(by='name'), {n:,} runs", lambda: ledger.cost(by="name")),
+            (
+                f"3. ledger.cost(by='tags.team', since='30d'), {n:,} runs",
+                lambda: ledger.cost(by="tags.team", since="30d"),
+            ),
+            (f"3. ledger.du(by='name'), {n:,} runs", lambda: ledger.du(by="name")),
+        ):
+            res = ab(fn, plain, int(cfg["repeat"]))
+            rows += Row.from_ab(figure, res, "   SELECT name, COUNT(*) ... GROUP BY name")
+        return rows, [
+            "3. store on /dev/shm when there is one; the catalog synced first; du lists "
+            f"{ledger.du().objects:,} objects each time"
+        ]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(quick: bool = False) -> list[Row]:
     cfg = QUICK if quick else FULL
     parts = Parts("cost", quick)
@@ -160,6 +217,7 @@ def main(quick: bool = False) -> list[Row]:
         parts.run("sampler thread", lambda: bench_sampler_thread(tmp, cfg))
         parts.run("sampler busy loop", lambda: bench_sampler_busy(tmp, cfg))
         parts.run("policy", lambda: bench_policy(tmp, cfg))
+        parts.run("reports", lambda: bench_reports(tmp, cfg))
     return parts.report()
 
 
