@@ -234,3 +234,25 @@ def test_gpu_figures_where_nvml_answers(tmp_path: Path) -> None:
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     assert metrics["sys.gpu_util_percent"] == 70
     assert metrics["sys.gpu_memory_bytes"] == 2 * 3 * 2**30  # both devices' used memory
+
+
+@pytest.mark.slow
+def test_notebook_track_sample(tmp_path: Path, kernel_env: dict[str, str]) -> None:
+    """%%track --sample 0.05 samples the cell's run in a real kernel; a bad --sample is a
+    UsageError of the magic and the cell does not run."""
+    pytest.importorskip("ipykernel")
+    from helpers.notebooks import by_name, execute
+
+    cells = [
+        "%load_ext mlledger",
+        "%%track spin --sample 0.05\nimport time\nend = time.perf_counter() + 0.3\n"
+        "while time.perf_counter() < end:\n    pass",
+        "%%track bad --sample -1\nnever = 1",
+        'print("never" in dir())',
+    ]
+    done = execute(tmp_path, cells, kernel_env)
+    run = by_name(done.ledger(), "spin")
+    assert len(run.metric_history("sys.cpu_percent")) >= 3
+    assert "sys.rss_bytes" in run.metrics
+    assert done.raised.get(2) == "UsageError"
+    assert done.text(3).strip() == "False"
