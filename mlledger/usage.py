@@ -144,11 +144,9 @@ def cost_report(
     by = check_by(by, COST_BY, tags=True)
     cutoff = since_time(since)
     cat.ensure_synced()
-    selected = sql.selected_runs(cat, where, cutoff)
-    ids = {rid for rid, _ in selected}
-    counted = [rid for rid, parent in selected if parent not in ids]
+    rows, nested = sql.cost_rows(cat, by, where, cutoff)
     groups: dict[str | None, list[Any]] = {}
-    for g, cur, runs, wall, priced, cost in sql.cost_rows(cat, counted, by):
+    for g, cur, runs, wall, priced, cost in rows:
         acc = groups.setdefault(g, [0, 0.0, 0, {}])
         acc[0] += runs
         acc[1] += wall / 3600
@@ -168,7 +166,7 @@ def cost_report(
         sum(c.priced for c in made),
         costs,
     )
-    return CostReport(by, cutoff, where, tuple(made), total, len(selected) - len(counted))
+    return CostReport(by, cutoff, where, tuple(made), total, nested)
 
 
 # -- disk usage -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from . import files
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["artifact_sizes", "cost_rows", "name_usage", "reference_totals", "selected_runs"]
+__all__ = ["artifact_sizes", "cost_rows", "name_usage", "reference_totals"]
 
 #: what each ``--by`` groups on: SQL over ``runs r`` (``tags.X`` joins ``tags t``)
 GROUPS = {
@@ -28,11 +28,10 @@ GROUPS = {
 }
 
 
-@files.healing
-def selected_runs(index: Index, where: str | None, since: str | None) -> list[tuple[str, str]]:
-    """``(run id, parent id or '')`` of the runs a ``where`` selects that started at or
-    after ``since`` (an ISO time), by id."""
-    q = "SELECT r.id, COALESCE(r.parent_id, '') FROM runs r WHERE 1"
+def _selection(where: str | None, since: str | None) -> tuple[str, list[Any]]:
+    """A CTE ``sel(id, parent_id)`` of the runs a ``where`` selects that started at or
+    after ``since`` (an ISO time), and its arguments."""
+    q = "WITH sel AS (SELECT r.id AS id, r.parent_id AS parent_id FROM runs r WHERE 1"
     args: list[Any] = []
     if since:
         q += " AND r.started_at >= ?"
@@ -41,14 +40,21 @@ def selected_runs(index: Index, where: str | None, since: str | None) -> list[tu
         sql, wargs = compile_where(where)
         q += f" AND ({sql})"
         args.extend(wargs)
-    return [(r[0], r[1]) for r in index.db.execute(q + " ORDER BY r.id", args)]
+    return q + ") ", args
+
+
+#: a selected run whose parent is selected too is inside the parent's time: left out
+_COUNTED = "(s.parent_id IS NULL OR s.parent_id NOT IN (SELECT id FROM sel))"
 
 
 @files.healing
-def cost_rows(index: Index, ids: list[str], by: str) -> list[tuple[Any, ...]]:
-    """``(group, currency, runs, wall seconds, priced runs, cost)`` of the runs ``ids``
-    grouped by ``by`` (a key of GROUPS or ``tags.X``) and currency."""
-    args: list[Any] = []
+def cost_rows(
+    index: Index, by: str, where: str | None, since: str | None
+) -> tuple[list[tuple[Any, ...]], int]:
+    """``(group, currency, runs, wall seconds, priced runs, cost)`` of the selected runs
+    (see :func:`_selection`) grouped by ``by`` (a key of GROUPS or ``tags.X``) and
+    currency, nested runs whose parent is selected left out; and how many were."""
+    cte, args = _selection(where, since)
     join = ""
     if by.startswith("tags."):
         join = "LEFT JOIN tags t ON t.run_id = r.id AND t.key = ?"
@@ -56,16 +62,20 @@ def cost_rows(index: Index, ids: list[str], by: str) -> list[tuple[Any, ...]]:
         group = "t.value_text"
     else:
         group = GROUPS[by]
-    args.append(json.dumps(ids))
     q = (
-        f"SELECT {group} AS g, cu.value_text AS cur, COUNT(*), TOTAL(w.value_num), "
-        "COUNT(c.value_num), TOTAL(c.value_num) FROM runs r "
+        f"{cte}SELECT {group} AS g, cu.value_text AS cur, COUNT(*), TOTAL(w.value_num), "
+        "COUNT(c.value_num), TOTAL(c.value_num) FROM sel s JOIN runs r ON r.id = s.id "
         "LEFT JOIN resources w ON w.run_id = r.id AND w.key = 'wall_s' "
         "LEFT JOIN resources c ON c.run_id = r.id AND c.key = 'cost' "
         "LEFT JOIN resources cu ON cu.run_id = r.id AND cu.key = 'currency' "
-        f"{join} WHERE r.id IN (SELECT value FROM json_each(?)) GROUP BY g, cur"
+        f"{join} WHERE {_COUNTED} GROUP BY g, cur"
     )
-    return [tuple(row) for row in index.db.execute(q, args)]
+    rows = [tuple(row) for row in index.db.execute(q, args)]
+    cte, args = _selection(where, since)
+    nested = index.db.execute(
+        f"{cte}SELECT COUNT(*) FROM sel s WHERE NOT {_COUNTED}", args
+    ).fetchone()[0]
+    return rows, int(nested)
 
 
 #: each run's distinct artifacts (an artifact a run both used and produced counts once)
