@@ -27,8 +27,14 @@ def run(
     message: str | None = None,
     tags: dict[str, Any] | None = None,
     capture_files: bool | None = None,
+    sample: float | None = None,
 ) -> RunContext:
     """``with mlledger.run("name") as run:`` on the default ledger."""
     return _default().run(  # type: ignore[no-any-return]
-        name, params=params, message=message, tags=tags, capture_files=capture_files
+        name,
+        params=params,
+        message=message,
+        tags=tags,
+        capture_files=capture_files,
+        sample=sample,
     )

@@ -111,6 +111,13 @@ def num(v: Any) -> str:
     return str(v)
 
 
+def money(amount: float, currency: str | None = None) -> str:
+    """An amount of money: cents from 1 up (``12.30 USD``), 3 significant digits below
+    (``0.00412 USD``), the currency after it when known."""
+    text = f"{amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"{amount:.3g}"
+    return f"{text} {currency}" if currency else text
+
+
 def short_value(v: Any, limit: int = 100) -> str:
     """A param or returned value on one line, cut to ``limit`` characters."""
     if isinstance(v, float):

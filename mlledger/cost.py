@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["RATE_KEYS", "check_rates", "run_cost"]
+__all__ = ["RATE_KEYS", "check_rates", "priced", "run_cost"]
 
 #: the keys of ``rates`` (``gpu_hour`` may also be a dict by GPU model)
 RATE_KEYS = ("currency", "instance_hour", "cpu_hour", "gpu_hour", "storage_gb_month")
@@ -86,3 +86,15 @@ def run_cost(resources: dict[str, Any], rates: dict[str, Any]) -> float | None:
     if isinstance(gpus, (int, float)) and gpus > 0:
         cost += hours * float(gpus) * _gpu_rate(rates, resources.get("gpu_model"))
     return round(cost, 6)
+
+
+def priced(resources: dict[str, Any], rates: dict[str, Any]) -> dict[str, Any]:
+    """``{"cost": ..., "currency": ...}`` for a run's ``resources`` at ``rates`` (what a
+    run's end adds to its resources); ``{}`` when no rate applies."""
+    cost = run_cost(resources, rates)
+    if cost is None:
+        return {}
+    out: dict[str, Any] = {"cost": cost}
+    if rates.get("currency"):
+        out["currency"] = str(rates["currency"])
+    return out

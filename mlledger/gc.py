@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .store import Store
 
-__all__ = ["GcReport", "collect"]
+__all__ = ["GcReport", "collect", "object_sizes"]
 
 
 class LiveDigests(Protocol):
@@ -93,6 +93,12 @@ class GcReport:
             "uploads": self.uploads,
             "kept_because": dict(self.kept_because),
         }
+
+
+def object_sizes(store: Store) -> Iterator[tuple[str, int]]:
+    """``(digest, size)`` of every object: one listing of ``objects/`` (``mlledger du``)."""
+    for d, _mtime, size in _objects_with_mtime(store):
+        yield d, size
 
 
 def _objects_with_mtime(store: Store) -> Iterator[tuple[str, float, int]]:

@@ -8,20 +8,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import canonical, run_entries
 from ._settings import default_url
 from .capture import files as _files
 from .capture.environment import DEFAULT_ENV_VARS
 from .capture.values import load_value
-from .errors import LedgerError, NotFoundError, UsageError
+from .errors import NotFoundError, UsageError
 from .ids import is_run_id
 from .policy import Policy
-from .records import Artifact, record_digests
+from .records import Artifact
 from .resolve import LedgerRefs, resolve, resolve_value, single_output
 from .runs import Run, RunContext, make_tracked
 from .runs.load import load_run
 from .runs.writer import RunWriter
-from .store import Refs, Store
+from .store import Store
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from .gc import GcReport
     from .lineage import Lineage
     from .store import VerifyReport
+    from .usage import CostReport, DiskUsage
 
 __all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
 
@@ -103,12 +103,15 @@ class Ledger:
         capture_files: bool | None = None,
         kind: str = "block",
         baseline: str | None = None,
+        sample: float | None = None,
     ) -> RunContext:
         """A run around a block: ``with ledger.run("train", params={...}) as run:``.
 
         ``kind="monitor"`` makes a long-lived run (a deployed model) whose logged metrics
         reach the store every few seconds; ``baseline`` (``@REF``, a run id or
         ``median:N``) is what check rules without a baseline of their own compare it with.
+        ``sample=10`` records the process's CPU and memory (and GPUs where NVML answers)
+        every 10 seconds as metrics ``sys.*`` of the run.
         """
         if name is not None and not isinstance(name, str):
             raise TypeError(
@@ -135,14 +138,15 @@ class Ledger:
             code_warnings=warns,
             kind=kind,
             baseline=baseline,
+            sample=sample,
         )
 
     def tracked(self, fn: Any = None, **options: Any) -> Any:
         """Decorator: every call of the function is a run.
 
-        ``@ledger.tracked`` or ``@ledger.tracked(name=..., ignore=[...], capture_files=True)``.
-        ``cache=True`` memoizes it: a call already made returns its recorded value
-        without running (``cache="pickle"`` also loads values stored as pickle).
+        ``@ledger.tracked`` or ``@ledger.tracked(name=..., ignore=[...], capture_files=True,
+        sample=10)``.  ``cache=True`` memoizes it: a call already made returns its recorded
+        value without running (``cache="pickle"`` also loads values stored as pickle).
         """
         return make_tracked(lambda: self, fn, **options)
 
@@ -341,6 +345,24 @@ class Ledger:
             publish=publish,
             curve_runs=curve_runs,
         )
+    def cost(
+        self, by: str = "name", since: Any = None, where: str | None = None
+    ) -> CostReport:
+        """Recorded cost by group (``name``, ``user``, ``host``, ``day``, ``status`` or
+        ``tags.X``) of the runs ``where`` selects that started ``since`` (``"30d"``, a
+        date); runs recorded before rates were set count as not priced."""
+        from .usage import cost_report
+
+        return cost_report(self.catalog, by=by, since=since, where=where)
+
+    def du(self, by: str | None = None) -> DiskUsage:
+        """Bytes stored, bytes the runs reference, bytes deduplication saves and the
+        storage cost per month (``rates.storage_gb_month``); ``by="name"`` or ``"ref"``
+        attributes referenced bytes to run names or to what each ref's lineage keeps."""
+        from .usage import du
+
+        rates = self.policy.get().get("rates")
+        return du(self.store, self.catalog, by=by, rates=rates, resolve=self.resolve)
 
     def changelog(self, ref: str, *, limit: int | None = None) -> Changelog:
         """Each move of ``ref``, newest first (the newest ``limit``): who, when, the message,
@@ -430,46 +452,9 @@ class Ledger:
         sound, that every run entry is a readable record (``damaged`` lists those not), and
         every seal and link of the audit trail (``.trail``; ``.unchained`` counts entries
         from before the chain)."""
-        import attrs
+        from .soundness import verify_ledger
 
-        from .audit import check_trail, read_run_entries
-
-        entries = read_run_entries(self.store)  # listed and read once for both checks
-        damaged = tuple(run_entries.scan(self.store, read=entries))
-        report = attrs.evolve(self.store.verify(callback=callback), damaged=damaged)
-        corrupt = set(report.corrupt)
-        present_missing: list[tuple[str, str]] = []
-        problems = list(report.problems)
-        for rid, digest in self._referenced_digests():
-            if digest in corrupt:
-                problems.append(f"run {rid} references the corrupt object {digest}")
-            elif not self.store.has(digest):
-                present_missing.append((rid, digest))
-        refs = Refs(self.store)
-        for name in refs.names():
-            try:
-                entry = refs.get(name)
-                self.resolve(entry.target)
-            except LedgerError as e:
-                problems.append(f"ref {name}: {e}")
-        missing = sorted(set(report.missing) | {d for _, d in present_missing})
-        trail, unchained = check_trail(self.store, entries)
-        return attrs.evolve(
-            report,
-            missing=tuple(missing),
-            dangling=tuple(sorted(set(report.dangling) | set(present_missing))),
-            problems=tuple(problems),
-            trail=tuple(trail),
-            unchained=unchained,
-        )
-
-    def _referenced_digests(self) -> Iterable[tuple[str, str]]:
-        """``(run id, digest)`` for every object the runs in the store reference."""
-        cat = self.catalog
-        cat.sync()
-        for rid, rec_text in cat.records():
-            for digest in record_digests(canonical.loads(rec_text)):
-                yield rid, digest
+        return verify_ledger(self.store, self.catalog, self.resolve, callback=callback)
 
     def gc(
         self,

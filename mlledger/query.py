@@ -6,16 +6,18 @@
     metrics.loss.min <= 0.1 and started_at >= '2026-11-01'
 
 Fields: ``params.X`` (``params.cfg.optim.lr`` for a field of a dict param:
-dataclass, attrs and namedtuple params are dicts), ``metrics.X`` (last value; ``.min``, ``.max``,
-``.last``, ``.count``), ``tags.X``, ``name``, ``status``, ``started_at``,
-``ended_at``, ``user``, ``host``, ``id``, ``parent_id``, ``kind``,
-``message``.  Operators ``= != < <= > >=``, ``in (...)``, ``not in (...)``,
-``like``, ``and``, ``or``, ``not``, parentheses, ``is null`` / ``is not
-null``.  Strings in single quotes (``''`` inside is a quote), numbers typed
-(``params.batch = 32`` does not match the string ``'32'``), ``true``/``false``.
-A comparison holds only for runs that have the field: ``params.opt != 'sgd'``
-and ``params.opt not in ('sgd')`` skip runs without ``opt`` (``not
-params.opt = 'sgd'`` keeps them); a param recorded as None ``is null``.
+dataclass, attrs and namedtuple params are dicts), ``metrics.X`` (last value;
+``.min``, ``.max``, ``.last``, ``.count``), ``tags.X``, ``name``, ``status``,
+``started_at``, ``ended_at``, ``user``, ``host``, ``id``, ``parent_id``,
+``kind``, ``message``, ``resources.X`` (``wall_s``, ``cpu_user_s``,
+``peak_rss_bytes``, ``gpu_model``...) and ``cost`` (``resources.cost``).
+Operators ``= != < <= > >=``, ``in (...)``, ``not in (...)``, ``like``,
+``and``, ``or``, ``not``, parentheses, ``is null`` / ``is not null``.  Strings
+in single quotes (``''`` inside is a quote), numbers typed (``params.batch =
+32`` does not match the string ``'32'``), ``true``/``false``.  A comparison
+holds only for runs that have the field: ``params.opt != 'sgd'`` and
+``params.opt not in ('sgd')`` skip runs without ``opt`` (``not params.opt =
+'sgd'`` keeps them); a param recorded as None ``is null``.
 Every value becomes a SQL parameter: no input can change the SQL's shape.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 from .errors import QueryError
 
 __all__ = [
+    "ALIASES",
     "COLUMNS",
     "compile_driven",
     "compile_match",
@@ -52,6 +55,10 @@ COLUMNS = {
     "message": "r.message",
 }
 _METRIC_STATS = {"last": "last", "min": "min", "max": "max", "count": "count"}
+#: sections whose fields are rows of (key, value_num, value_text) in a table of that name
+_KEYED = ("params", "tags", "resources")
+#: short names of fields in a section: ``cost`` is ``resources.cost``
+ALIASES = {"cost": "resources.cost"}
 _OPS = ("<=", ">=", "!=", "<>", "=", "==", "<", ">")
 
 _TOKEN_RE = re.compile(
@@ -306,13 +313,13 @@ class _Parser:
         return f"{col} {op} ?"
 
     def field_sql(self, field: _Tok, op: str, values: list[Any], op_tok: _Tok) -> str:
-        name = field.text
+        name = ALIASES.get(field.text, field.text)
         section, _, rest = name.partition(".")
         args = self.args
         if section in COLUMNS and not rest:
             return self._cmp(COLUMNS[section], op, values, args)
-        if section in ("params", "tags") and rest:
-            table = "params" if section == "params" else "tags"
+        if section in _KEYED and rest:
+            table = section
             args.append(rest)
             if op in ("is null", "is not null"):
                 # a param recorded as None is null, as is a missing one
@@ -362,7 +369,9 @@ class _Parser:
             args.append(key)
             c = self._cmp(f'"{stat}"', op, values, args)
             return f"r.id IN (SELECT run_id FROM metrics WHERE key = ? AND {c})"
-        known = ", ".join(["params.X", "metrics.X[.min|.max]", "tags.X", *COLUMNS])
+        known = ", ".join(
+            ["params.X", "metrics.X[.min|.max]", "tags.X", "resources.X", "cost", *COLUMNS]
+        )
         raise _error(self.text, field.pos, f"unknown field {name!r}: use one of {known}")
 
 
@@ -391,7 +400,7 @@ def compile_match(text: str) -> tuple[str, list[Any]]:
 
 
 _SIMPLE = re.compile(
-    r"^r\.id IN \(SELECT run_id FROM (params|tags|metrics) WHERE (key = \?.*)\)$", re.S
+    r"^r\.id IN \(SELECT run_id FROM (params|tags|metrics|resources) WHERE (key = \?.*)\)$", re.S
 )
 
 
@@ -444,6 +453,7 @@ def compile_order(spec: str) -> tuple[str, str, list[Any]]:
         raise QueryError("order_by takes a field such as 'started_at' or '-metrics.accuracy'")
     desc = spec.startswith("-")
     name = spec.lstrip("+-").strip()
+    name = ALIASES.get(name, name)
     direction = "DESC" if desc else "ASC"
     section, _, rest = name.partition(".")
     if section in COLUMNS and not rest:
@@ -455,8 +465,8 @@ def compile_order(spec: str) -> tuple[str, str, list[Any]]:
             key, stat = head, _METRIC_STATS[last]
         join = "LEFT JOIN metrics o ON o.run_id = r.id AND o.key = ?"
         return join, f'o."{stat}" IS NULL, o."{stat}" {direction}, r.id DESC', [key]
-    if section in ("params", "tags") and rest:
-        table = "params" if section == "params" else "tags"
+    if section in _KEYED and rest:
+        table = section
         join = f"LEFT JOIN {table} o ON o.run_id = r.id AND o.key = ?"
         return (
             join,
@@ -466,7 +476,7 @@ def compile_order(spec: str) -> tuple[str, str, list[Any]]:
         )
     raise QueryError(
         f"cannot order by {spec!r}: use a field such as started_at, name, "
-        "metrics.X or params.X, with '-' in front for descending"
+        "metrics.X, params.X, resources.X or cost, with '-' in front for descending"
     )
 
 
@@ -481,8 +491,8 @@ def fields_named(where: str | None = None, order_by: str | None = None) -> list[
         names.append(order_by.lstrip("+-").strip())
     out: list[tuple[str, str]] = []
     for name in names:
-        section, _, key = name.partition(".")
-        if section not in ("params", "metrics", "tags") or not key:
+        section, _, key = ALIASES.get(name, name).partition(".")
+        if section not in ("params", "metrics", "tags", "resources") or not key:
             continue
         if section == "metrics":
             head, _, last = key.rpartition(".")

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._fmt import age, counted, human_seconds, human_size, num, short_digest, short_value, when
+from ._fmt import (
+    age,
+    counted,
+    human_seconds,
+    human_size,
+    money,
+    num,
+    short_digest,
+    short_value,
+    when,
+)
 from .errors import LedgerError
 from .ids import short_ids
 from .records import param_fields
@@ -32,6 +42,7 @@ __all__ = [
     "STATUS_COLORS",
     "artifact_line",
     "artifact_text",
+    "cost_text",
     "lineage_text",
     "metrics_text",
     "ref_current",
@@ -70,6 +81,15 @@ def artifact_line(name: str, art: Artifact, width: int) -> str:
     elif art.format:
         extra = f", {art.format}"
     return f"  {name:<{width}}  {art.digest}  {art.kind}, {human_size(art.size)}{extra}"
+
+
+def cost_text(run: Run) -> str | None:
+    """What a run cost (``0.0412 USD``), or None when it was not priced."""
+    res = run.resources
+    cost = res.get("cost")
+    if not isinstance(cost, (int, float)) or isinstance(cost, bool):
+        return None
+    return money(float(cost), res.get("currency"))
 
 
 def metrics_text(run: Run, limit: int = 4) -> str:
@@ -225,7 +245,10 @@ def run_lines(ledger: Ledger, runs: Sequence[Run]) -> list[str]:
     """Runs one a line: the short id, age, name, status and up to four metrics (last values)."""
     now = _dt.datetime.now(_dt.timezone.utc)
     shorts = short_run_ids(ledger, [r.id for r in runs])
-    rows = [(shorts[r.id], age(r.started_at, now), r.name, r.status, metrics_text(r)) for r in runs]
+    rows = [
+        (shorts[r.id], age(r.started_at, now), r.name, r.status, _cost_and_metrics(r))
+        for r in runs
+    ]
     w_id = max(len(r[0]) for r in rows)
     w_age = max(len(r[1]) for r in rows)
     w_name = max(len(r[2]) for r in rows)
@@ -238,6 +261,12 @@ def run_lines(ledger: Ledger, runs: Sequence[Run]) -> list[str]:
         )
         lines.append(f"{line}  {metrics}".rstrip())
     return lines
+
+
+def _cost_and_metrics(run: Run) -> str:
+    cost = cost_text(run)
+    metrics = metrics_text(run)
+    return f"{cost}  {metrics}" if cost else metrics
 
 
 def run_text(ledger: Ledger, run: Run, *, packages: bool = False) -> str:
@@ -319,7 +348,12 @@ def run_text(ledger: Ledger, run: Run, *, packages: bool = False) -> str:
             parts.append(f"peak RSS {human_size(res['peak_rss_bytes'])}")
         if "gpu_peak_memory_bytes" in res:
             parts.append(f"GPU peak {human_size(res['gpu_peak_memory_bytes'])}")
+        if res.get("gpu_count"):
+            parts.append(f"{counted(int(res['gpu_count']), 'GPU')} ({res.get('gpu_model', '?')})")
         out += ["", click.style("resources", bold=True), "  " + ", ".join(parts)]
+        cost = cost_text(run)
+        if cost:
+            out.append(f"  cost {cost}")
     err = run.error
     if err is not None:
         out += ["", click.style("error", bold=True, fg="red"), f"  {err.summary}"]

@@ -63,6 +63,8 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.alerts",
         "mlledger.changelog",  # a ref's moves with their diffs (reads refs, catalog, diff)
         "mlledger.checks",
+        "mlledger.usage",  # cost and disk usage reports over the catalog
+        "mlledger.soundness",  # verify: the store, the runs' references, the refs
     ),
     ("mlledger.ledger",),  # the facade users hold
     # bridges to other tools: script parsers, MLflow import, OpenLineage events

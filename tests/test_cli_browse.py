@@ -59,7 +59,8 @@ def test_log_json_shape(shared: Shared) -> None:
     assert [r["id"] for r in runs][:2] == [shared.export, shared.failed]
     train1 = next(r for r in runs if r["id"] == shared.train1)
     assert set(train1) == {"id", "name", "status", "kind", "started_at", "ended_at", "wall_s",
-                           "parent_id", "message", "user", "host", "tags", "params", "metrics"}
+                           "cost", "currency", "parent_id", "message", "user", "host", "tags",
+                           "params", "metrics"}
     assert train1["params"] == {"lr": 0.1}
     assert train1["metrics"] == {"acc": pytest.approx(0.3), "loss": 0.7}
     assert train1["tags"] == {"team": "cv"}

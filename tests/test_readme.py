@@ -72,9 +72,15 @@ def test_ci_runs_readme_command_two_verbatim() -> None:
 
 
 def _section(title: str) -> str:
+    """The text of the ``## title`` section (to the next ``##``) or the ``### title``
+    subsection (to the next heading of either level)."""
     text = README.read_text(encoding="utf-8")
-    body = text[text.index(f"\n## {title}\n") + 1 :]
-    return body[: body.index("\n## ", 5)]
+    if f"\n## {title}\n" in text:
+        body = text[text.index(f"\n## {title}\n") + 1 :]
+        return body[: body.index("\n## ", 5)]
+    body = text[text.index(f"\n### {title}\n") + 1 :]
+    ends = [i for i in (body.find("\n## ", 5), body.find("\n### ", 5)) if i != -1]
+    return body[: min(ends)] if ends else body
 
 
 def _blocks(section: str, lang: str) -> list[str]:
@@ -191,3 +197,13 @@ def test_alerts_block_runs_and_sends(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert alert.kind == "failed"
     assert body["text"].startswith("[mlledger failed]")
     assert (tmp_path / "alerts.jsonl").read_text().count(alert.run_id) >= 1
+def test_resources_and_cost_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The python block of "Resources and cost" runs as written: a priced, sampled run."""
+    (block,) = _blocks("Resources and cost", "python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    exec(compile(block, str(README), "exec"), namespace)  # our own docs
+    run = namespace["run"]
+    assert run.resources["cost"] > 0  # type: ignore[attr-defined]
+    assert run.metrics["sys.rss_bytes"] > 0  # type: ignore[attr-defined]

@@ -91,7 +91,7 @@ class Index(files.CatalogFiles):
                 canonical.dumps(rec).decode("utf-8"),
             ),
         )
-        for table in ("params", "tags", "metrics", "edges"):
+        for table in _PER_RUN:
             cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
         cur.execute("DELETE FROM damaged WHERE id = ?", (rid,))
         # each param, then the fields of dict params: params.cfg.optim.lr
@@ -120,6 +120,13 @@ class Index(files.CatalogFiles):
                 )
                 for k, m in (rec.get("metrics") or {}).items()
                 if isinstance(m, dict)
+            ],
+        )
+        cur.executemany(  # resources.wall_s, resources.cost... (gpu_model is text)
+            "INSERT INTO resources VALUES (?, ?, ?, ?)",
+            [
+                (rid, k, None, v) if isinstance(v, str) else (rid, k, num_value(v), None)
+                for k, v in (rec.get("resources") or {}).items()
             ],
         )
         edges = []
@@ -165,7 +172,7 @@ class Index(files.CatalogFiles):
 
     def clear(self) -> None:
         """Empty the index of runs and days (a rebuild, inside its transaction)."""
-        for table in ("runs", "params", "tags", "metrics", "edges", "artifacts", "days", "damaged"):
+        for table in ("runs", *_PER_RUN, "artifacts", "days", "damaged"):
             self.db.execute(f"DELETE FROM {table}")
         self.db.execute("DELETE FROM meta WHERE key LIKE 'watch:%'")  # watchers start over
 
@@ -180,7 +187,7 @@ class Index(files.CatalogFiles):
             marks = ", ".join("?" * len(chunk))
             db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
             db.execute(f"DELETE FROM damaged WHERE id IN ({marks})", chunk)
-            for table in ("params", "tags", "metrics", "edges"):
+            for table in _PER_RUN:
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
         db.execute("DELETE FROM artifacts WHERE digest NOT IN (SELECT digest FROM edges)")
 
@@ -492,9 +499,13 @@ def _rollback(db: sqlite3.Connection) -> None:
 #: variables, table references): a query too large, not a damaged catalog
 _TOO_LARGE = ("too large", "stack overflow", "too many")
 
+#: the tables holding rows of each run (deleted with it)
+_PER_RUN = ("params", "tags", "metrics", "resources", "edges")
+
 #: the columns each ``<table>_key_run`` index holds (a driven plan's sample reads only those)
 _KEY_RUN_COLUMNS = {
     "params": "key, run_id, value_num, value_text",
+    "resources": "key, run_id, value_num, value_text",
     "tags": "key, run_id, value_num, value_text",
     "metrics": 'key, run_id, "last", "min", "max"',
 }

@@ -54,7 +54,8 @@ class RunList(Sequence["Run"]):
         return f"<RunList of {len(self.ids)} runs>"
 
     def to_pandas(self) -> Any:
-        """A DataFrame, one row per run: id, name, status, times, params.*, metrics.*, tags.*.
+        """A DataFrame, one row per run: id, name, status, times, params.*, metrics.*, tags.*,
+        resources.* and cost (``resources.cost``, for a run priced at the policy's rates).
 
         Needs pandas.
         """
@@ -79,5 +80,10 @@ class RunList(Sequence["Run"]):
                 row[f"metrics.{k}"] = m
             for k, t in run.tags.items():
                 row[f"tags.{k}"] = t
+            res = run.resources
+            for k, r in res.items():
+                row[f"resources.{k}"] = r
+            if "cost" in res:
+                row["cost"] = res["cost"]
             rows.append(row)
         return pd.DataFrame(rows)

@@ -1,9 +1,10 @@
 """The catalog's tables, and how a value is stored in their columns.
 
-Runs are indexed with their params, tags, metric summaries and input and output
-edges; a param or tag value goes into a number column and a text column, so a
-query compares numbers as numbers and strings as strings.  A file written under
-another ``SCHEMA_VERSION`` is left for a fresh one (the catalog is only a cache).
+Runs are indexed with their params, tags, metric summaries, resources (wall and
+CPU time, memory, cost) and input and output edges; a param, tag or resource
+value goes into a number column and a text column, so a query compares numbers
+as numbers and strings as strings.  A file written under another
+``SCHEMA_VERSION`` is left for a fresh one (the catalog is only a cache).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .. import canonical
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "num_value", "text_value"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,6 +47,12 @@ CREATE INDEX IF NOT EXISTS metrics_max ON metrics(key, "max");
 CREATE INDEX IF NOT EXISTS metrics_key_run ON metrics(key, run_id, "last", "min", "max");
 CREATE INDEX IF NOT EXISTS params_key_run ON params(key, run_id, value_num, value_text);
 CREATE INDEX IF NOT EXISTS tags_key_run ON tags(key, run_id, value_num, value_text);
+CREATE TABLE IF NOT EXISTS resources (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value_num REAL, value_text TEXT,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS resources_num ON resources(key, value_num);
+CREATE INDEX IF NOT EXISTS resources_key_run ON resources(key, run_id, value_num, value_text);
 CREATE TABLE IF NOT EXISTS edges (
     run_id TEXT NOT NULL, digest TEXT NOT NULL, dir TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (run_id, dir, name)

@@ -56,13 +56,15 @@ protected ref's policy.  A *CheckReport* is ``{"run_id", "at", "ok", "user",
 "baseline_run", "spec"}]}`` (numbers or null; NaN as text).
 
 - ``log``: a list of ``{"id", "name", "status", "kind", "started_at",
-  "ended_at", "wall_s", "parent_id", "message", "user", "host", "tags",
-  "params", "metrics": {KEY: last value}}``, in the listing's order.
+  "ended_at", "wall_s", "cost", "currency", "parent_id", "message", "user",
+  "host", "tags", "params", "metrics": {KEY: last value}}``, in the listing's
+  order (``cost`` and ``currency`` null for a run not priced).
 - ``show``: the run's whole record (``Run.record``: ``id``, ``name``,
   ``kind``, ``status``, ``started_at``, ``ended_at``, ``message``, ``tags``,
   ``params``, ``metrics: {KEY: {"last", "min", "max", "step", "count"}}``,
   ``inputs``/``outputs: {NAME: Artifact}``, ``code``, ``git``, ``env``
-  (digest), ``process``, ``resources``, ``error: {"type", "message",
+  (digest), ``process``, ``resources`` (with ``cost`` and ``currency`` when
+  priced), ``error: {"type", "message",
   "traceback"}`` when it failed, ``warnings``, ``parent_id``, ``user``,
   ``host``) plus ``"environment"``: the environment record (``python``,
   ``platform``, ``host``, ``packages``, ``env_vars``, ``process``).
@@ -76,6 +78,15 @@ protected ref's policy.  A *CheckReport* is ``{"run_id", "at", "ok", "user",
   and with ``--files`` ``"entries"``: ``[{"path", "digest", "size",
   "exec"} | {"path", "link"} | {"path", "dir": true}]``.
 - ``restore``: ``{"target", "digest", "kind", "size", "path"}``.
+- ``cost``: ``{"by", "since", "where", "groups": [Group], "total": Group,
+  "nested"}``, a Group being ``{"group", "runs", "hours", "cost", "currency",
+  "costs": {CURRENCY: amount}, "priced", "not_priced"}`` (``currency`` is
+  ``"mixed"`` when the runs were priced in several), most expensive first;
+  ``nested`` counts runs left out because their parent is counted.
+- ``du``: ``{"objects", "stored_bytes", "logical_bytes", "distinct_bytes",
+  "saved_bytes", "artifacts", "runs", "storage_gb_month", "monthly_cost",
+  "currency", "by", "groups": [{"group", "runs", "referenced", "distinct",
+  "exclusive"}]}``.
 - ``ref set``, ``ref get``, ``ref rollback``: a RefEntry; ``ref log``: the
   ref's RefEntries oldest first; ``ref list``: each ref's current RefEntry,
   by name.

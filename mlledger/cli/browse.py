@@ -34,6 +34,8 @@ def _run_summary(run: Run) -> dict[str, Any]:
         "started_at": rec.get("started_at"),
         "ended_at": rec.get("ended_at"),
         "wall_s": run.resources.get("wall_s"),
+        "cost": run.resources.get("cost"),
+        "currency": run.resources.get("currency"),
         "parent_id": run.parent_id,
         "message": run.message,
         "user": run.user,
@@ -58,8 +60,8 @@ def _run_summary(run: Run) -> dict[str, Any]:
     default=None,
     metavar="EXPR",
     help='A filter such as "params.lr > 0.01 and metrics.loss < 0.5" (fields params.X, '
-    "params.cfg.X for a config's fields, metrics.X[.min|.max], tags.X, name, status, "
-    "started_at, user, host).",
+    "params.cfg.X for a config's fields, metrics.X[.min|.max], tags.X, resources.X, cost, "
+    "name, status, started_at, user, host).",
 )
 @click.option(
     "--order-by",
@@ -90,7 +92,8 @@ def log(
     """List runs, newest first, one a line.
 
     Each line: the short id (the shortest unique prefix, at least 12
-    characters), age, name, status and up to four metrics (last values).
+    characters), age, name, status, cost (when priced) and up to four metrics
+    (last values).
     """
     ledger = state.ledger()
     runs = ledger.runs(

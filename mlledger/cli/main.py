@@ -24,6 +24,7 @@ from .refs import ref
 from .report import report
 from .run import run
 from .state import State
+from .usage import cost, du
 from .watch import watch
 
 __all__ = ["CliError", "CliFailure", "cli", "cli_error", "main"]
@@ -184,7 +185,7 @@ def cli(
 
 
 # the commands by area: browse.py, changelog.py, check.py, imports.py, maintain.py,
-# policy.py, refs.py, report.py, run.py, watch.py
+# policy.py, refs.py, report.py, run.py, usage.py, watch.py
 for _command in (
     artifact, check, diff, lineage, log, show, gc, init, reindex, restore, sync, verify
 ):  # fmt: skip
@@ -196,6 +197,8 @@ cli.add_command(run)
 cli.add_command(import_group)
 cli.add_command(watch)
 cli.add_command(report)
+cli.add_command(cost)
+cli.add_command(du)
 
 
 def main() -> None:

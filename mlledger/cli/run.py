@@ -20,6 +20,8 @@ from .._fmt import display_path, human_seconds, one_line
 from .._settings import URL, disabled
 from ..errors import UsageError
 from ..render import styled_status
+from ..runs import current_run
+from ..runs.sampler import check_interval, follow
 from .options import parse_tags
 from .state import State, pass_state
 
@@ -104,6 +106,9 @@ def _command_body(cmd: list[str], url: str | None) -> Body:
             why = f"cannot run {cmd[0]!r}: {e.strerror or e}"
             click.echo(f"mlledger: error: {why}", err=True)
             return (127 if isinstance(e, FileNotFoundError) else 126), ProgramFailed(why)
+        run = current_run()
+        if run is not None:  # a sampled run samples the program, not this process
+            follow(run, proc.pid)
         try:
             rc = proc.wait()
         except KeyboardInterrupt as e:  # the program got the signal too: let it finish
@@ -166,6 +171,7 @@ def _execute(
     outputs: Sequence[str],
     capture_files: bool,
     script_args: bool = False,
+    sample: float | None = None,
 ) -> tuple[Run, int]:
     """Run ``body`` inside a run; returns the ended run and the exit status.
 
@@ -183,6 +189,7 @@ def _execute(
         capture_files=capture_files,
         code=code,
         kind=kind,
+        sample=sample,
     )
     # where each output is and its name, fixed now: the program may change directory
     where = {p: os.path.abspath(p) for p in outputs}
@@ -257,6 +264,14 @@ def _execute(
     is_flag=True,
     help="For a script: do not record the files it opens (only --input/--output).",
 )
+@click.option(
+    "--sample",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Record the script's (or program's) CPU and memory, and GPUs where NVML answers, "
+    "every SECONDS as metrics sys.cpu_percent, sys.rss_bytes... of the run.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr when the run ends.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @pass_state
@@ -270,6 +285,7 @@ def run(
     outputs: tuple[str, ...],
     force_exec: bool,
     no_capture: bool,
+    sample: float | None,
     quiet: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -293,6 +309,8 @@ def run(
         if not os.path.lexists(p):
             raise UsageError(f"--input {p!r}: no such file or folder")
     script_mode = cmd[0].endswith(".py") and not force_exec
+    if sample is not None:
+        check_interval(sample)
     if script_mode:
         path = os.path.abspath(cmd[0])
         if not os.path.isfile(path):
@@ -353,6 +371,7 @@ def run(
             outputs=outputs,
             capture_files=script_mode and not no_capture,
             script_args=script_mode,
+            sample=sample,
         )
     if not quiet:
         err = done.error

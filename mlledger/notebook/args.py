@@ -47,6 +47,12 @@ def track_parser() -> Parser:
     p.add_argument("name", nargs="?", help="the run's name (default: cell[<execution count>])")
     p.add_argument("-m", "--message", help="why this run")
     _tag_option(p)
+    p.add_argument(
+        "--sample",
+        type=float,
+        metavar="SECONDS",
+        help="record CPU and memory every SECONDS as metrics sys.cpu_percent, sys.rss_bytes",
+    )
     return p
 
 

@@ -21,6 +21,7 @@ from ..capture.values import encode_redacted, why_not_stored
 from ..errors import LedgerError, LedgerWarning, PolicyError
 from ..ledger import Ledger, default_ledger
 from ..runs import Run, RunContext
+from ..runs.sampler import check_interval
 from .args import (
     ArgError,
     ArgExit,
@@ -105,6 +106,7 @@ class Extension:
         cell_id: Any = None,
         info: Any = None,
         outer: Any = None,
+        sample: float | None = None,
     ) -> _CellRun | None:
         """Start the run of a cell about to execute; None when it cannot be tracked.
 
@@ -152,6 +154,7 @@ class Extension:
             code=code,
             code_warnings=warns,
             kind="cell",
+            sample=sample,
         )
         try:
             run = ctx.__enter__()
@@ -220,7 +223,7 @@ class Extension:
     def track(self, line: str, cell: str) -> None:
         """Run the cell as one run on the record.
 
-        %%track [NAME] [-m MESSAGE] [--tag KEY=VALUE ...]
+        %%track [NAME] [-m MESSAGE] [--tag KEY=VALUE ...] [--sample SECONDS]
 
         The cell runs in the notebook's namespace exactly as without the magic
         (same output, same exceptions).  The run records the cell's source and
@@ -235,6 +238,10 @@ class Extension:
             return
         except ArgError as e:
             raise usage_error(str(e)) from None
+        try:
+            check_interval(args.sample)
+        except LedgerError as e:
+            raise usage_error(f"%%track --sample: {e}") from None
         shell = self.shell
         # IPython ends a cell magic's body with a newline the cell itself did not
         # have; without it the body is the very text the cell would run plainly
@@ -257,6 +264,7 @@ class Extension:
                 tags=args.tags,
                 cell_id=getattr(info, "cell_id", None),
                 outer=outer,
+                sample=args.sample,
             )
         except PolicyError as e:
             raise usage_error(str(e)) from None

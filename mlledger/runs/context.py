@@ -9,8 +9,6 @@ import functools
 import inspect
 import json
 import os
-import resource
-import sys
 import time
 import traceback
 import warnings
@@ -20,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from .._settings import disabled
 from ..capture import code as _code
 from ..capture import files as _files
+from ..capture import resources as _resources
 from ..capture.redact import (
     REDACTED,
     environ_secrets,
@@ -28,11 +27,12 @@ from ..capture.redact import (
     scrub,
     secret_attributes,
 )
+from ..cost import priced
 from ..errors import LedgerWarning, UsageError
 from ..ids import day_path, new_run_id, whole_key
 from ..records import Artifact, now_iso
 from ..store.chain import seal_bytes
-from . import heartbeat
+from . import heartbeat, sampler
 from .active import CURRENT
 from .run import MONITOR_FLUSH_SECONDS, Run
 from .state import END_KEYS, START_KEYS, start_doc
@@ -90,6 +90,7 @@ def tracked_context(
         code_warnings=list(warns),
         kind="call",
         checked=True,
+        sample=opts.get("sample"),
     )
 
 
@@ -114,8 +115,11 @@ class RunContext:
         kind: str = "block",
         checked: bool = False,
         baseline: str | None = None,
+        sample: float | None = None,
     ) -> None:
         self.ledger = ledger
+        #: seconds between samples of the process's CPU and memory (sampler.py), or None
+        self.sample = sampler.check_interval(sample)
         self.writer = ledger.writer
         #: the caller already found tracking enabled (a tracked call checks MLLEDGER_DISABLE)
         self.checked = checked
@@ -132,8 +136,7 @@ class RunContext:
         self.run: Run | None = None
         self._token: contextvars.Token[Run | None] | None = None
         self._watch: _files.FileWatch | None = None
-        self._t0 = 0.0
-        self._ru0: Any = None
+        self._res0: _resources.Start = (0.0, 0.0, 0.0)
 
     # -- start -----------------------------------------------------------------------
     def __enter__(self) -> Run:
@@ -199,6 +202,7 @@ class RunContext:
             inputs=self.pre_inputs,
             kind=self.kind,
             baseline=self.baseline,
+            sample=self.sample,
         )
 
     def _enter_detached(self, error: Exception | None) -> Run:
@@ -225,6 +229,8 @@ class RunContext:
             self._watch = None
         if self.run is not None:
             heartbeat.unschedule(self.run)
+            if self.sample:
+                sampler.remove(self.run, last=False)
             self.run = None
         if self._token is not None:
             with contextlib.suppress(ValueError):
@@ -257,8 +263,7 @@ class RunContext:
 
     def _start(self) -> Run:
         ledger = self.ledger
-        self._t0 = time.perf_counter()
-        self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        self._res0 = _resources.start()
         run = self._new_run(self.name or (self.code or {}).get("qualname") or "run")
         record = run.state.record
         for w in self.code_warnings:
@@ -308,6 +313,8 @@ class RunContext:
             run.state.flush_due = time.monotonic() + run.flush_seconds
             run.ensure_started()
         heartbeat.schedule(run, delay if delay and delay > 0 else None)
+        if self.sample:
+            sampler.add(run, self.sample)
         self._token = CURRENT.set(run)
         return run
 
@@ -353,6 +360,8 @@ class RunContext:
     ) -> None:
         record = run.state.record
         heartbeat.unschedule(run)
+        if self.sample:
+            sampler.remove(run)  # with a last sample of the time since the one before
         status = _status(exc_type, exc)
         if exc is not None and status != "finished":
             # what an exception says (its message, the source lines of its traceback) may
@@ -382,18 +391,10 @@ class RunContext:
                     self.writer.collect_path_outputs(run, watch)
             except Exception as e:
                 run.state.warn(f"files named by path arguments not recorded: {e!r}")
-        resources: dict[str, Any] = {"wall_s": round(time.perf_counter() - self._t0, 6)}
-        try:
-            ru = resource.getrusage(resource.RUSAGE_SELF)
-            resources["cpu_user_s"] = round(ru.ru_utime - self._ru0.ru_utime, 6)
-            resources["cpu_system_s"] = round(ru.ru_stime - self._ru0.ru_stime, 6)
-            rss_unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-            resources["peak_rss_bytes"] = int(ru.ru_maxrss) * rss_unit
-            torch = sys.modules.get("torch")
-            if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-                resources["gpu_peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
-        except Exception as e:
-            run.state.warn(f"resources not fully recorded: {e}")
+        resources, warns = _resources.measure(self._res0)
+        for w in warns:
+            run.state.warn(w)
+        self._price(run, resources)
         run.active = False
         try:
             # the last chunk rides in end.json: one write fewer for every short run
@@ -427,6 +428,17 @@ class RunContext:
         writer = self.writer
         writer.write_entry(key, seal_bytes(run.encode_entry(build), writer.store.algorithm), run)
         writer.after_run(run)
+
+
+    def _price(self, run: Run, resources: dict[str, Any]) -> None:
+        """Add ``cost`` and ``currency`` at the policy's rates (a cached read: no listing of
+        the store per run); a policy that cannot be read costs a warning, not the run."""
+        try:
+            rates = self.writer.policy.current().get("rates")
+            if rates:
+                resources.update(priced(resources, rates))
+        except Exception as e:
+            run.state.warn(f"cost not recorded: {e}")
 
 
 #: param types recorded as they are (a float that is NaN or infinite is written as its repr)

@@ -9,7 +9,14 @@ from typing import Any
 
 from .encodable import safe_text
 
-__all__ = ["Column", "chunk_doc", "fold_rows", "fold_stats"]
+__all__ = ["Column", "SampleStep", "chunk_doc", "fold_rows", "fold_stats"]
+
+
+class SampleStep(int):
+    """The step of a row the sampling thread logged: the row is recorded at it, and the
+    run's running step (what ``run.log()`` without a step counts from) does not move."""
+
+    __slots__ = ()
 
 #: a metric's buffered steps, values and times
 Column = tuple[list[int], list[float], list[float]]
@@ -58,6 +65,9 @@ def fold_rows(
             step += 1
         elif type(s) is int:
             step = s
+        elif type(s) is SampleStep:  # the sampler's row: at its own step, this one unmoved
+            bad += fold_rows([(None, t, values)], cols, int(s) - 1, stats)[1]
+            continue
         else:
             try:
                 step = int(s)

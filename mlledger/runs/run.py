@@ -31,7 +31,7 @@ from .active import CURRENT
 from .dry import dry_put_path, dry_put_value
 from .encodable import make_run_storable
 from .heartbeat import HEARTBEAT_SECONDS, HEARTBEAT_TIMEOUT
-from .metrics import Column, chunk_doc, fold_rows, fold_stats
+from .metrics import Column, SampleStep, chunk_doc, fold_rows, fold_stats
 from .pins import pin, run_digests
 from .process import pid_alive
 from .state import RunState, start_doc
@@ -85,8 +85,9 @@ class Run:
         self._folded: dict[str, int] = {}
         self._step = -1
         self._env: dict[str, Any] | None = None
-        # held while rows are folded and chunks taken: the scheduler flushes monitor runs
-        # from its thread while the run logs
+        #: held while buffered rows are folded and chunks taken and written: the scheduler
+        #: (monitor runs) and the sampler (sampler.py) flush from their threads while the
+        #: run logs; ``log`` itself never waits on it
         self._lock = threading.RLock()
 
     # -- read-only views -------------------------------------------------------
@@ -242,13 +243,29 @@ class Run:
         if t >= self._flush_at or len(rows) >= self._chunk_rows:
             self._flush_metrics()
 
+    def add_sample(self, step: int, values: dict[str, float]) -> None:
+        """Metric values the sampling thread measured (sampler.py), at its own ``step``:
+        the step ``log()`` counts from does not move.  Ignored once the run ended."""
+        with self._lock:
+            if not self.active:
+                return
+            t = time.time()
+            self._rows.append((SampleStep(step), t, values))
+            if t >= self._flush_at:
+                self._flush_metrics()
+
     def _fold(self) -> None:
         """Move buffered rows into per-metric columns and update the summaries."""
         with self._lock:
-            rows, self._rows = self._rows, []
-            if not rows:
+            rows = self._rows
+            n = len(rows)
+            if not n:
                 return
-            self._step, bad = fold_rows(rows, self._cols, self._step, self.state.stats)
+            # the list stays in place: a row another thread's log() appends meanwhile
+            # lands after these n and waits for the next fold (never lost)
+            taken = rows[:n]
+            del rows[:n]
+            self._step, bad = fold_rows(taken, self._cols, self._step, self.state.stats)
             for w in bad:
                 self.state.warn(w)
             fold_stats(self._cols, self._folded, self.state.stats)

@@ -31,13 +31,17 @@ def make_tracked(
 
 def make_tracked(ledger_getter: Callable[[], RunMaker], fn: Any = None, **opts: Any) -> Any:
     """The machinery behind ``@ledger.tracked`` and ``@mlledger.tracked``."""
-    allowed = {"name", "ignore", "capture_files", "message", "tags", "cache"}
+    allowed = {"name", "ignore", "capture_files", "message", "tags", "cache", "sample"}
     unknown = set(opts) - allowed
     if unknown:
         raise TypeError(
             f"tracked() got unknown option(s) {sorted(unknown)}; it takes "
             f"{', '.join(sorted(allowed))}"
         )
+    if "sample" in opts:
+        from .sampler import check_interval
+
+        check_interval(opts["sample"])  # a bad interval is refused where it is written
     if fn is None:
         return lambda f: make_tracked(ledger_getter, f, **opts)
     if isinstance(fn, (staticmethod, classmethod)):
