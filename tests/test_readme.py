@@ -38,7 +38,7 @@ def test_changelog_block_runs_after_the_tour(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The changelog block runs on the ledger the tour leaves: model/prod's three moves."""
-    (block,) = _blocks("The command line", "python")
+    (block,) = _blocks("Changelog of a ref", "python")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLLEDGER_URL", str(tmp_path / "store"))
     namespace: dict[str, object] = {"__name__": "__readme__"}
