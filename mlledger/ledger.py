@@ -334,7 +334,7 @@ class Ledger:
         (``path=None``: only there).  Returns where it went.  Curves are embedded for
         the first ``curve_runs`` runs.
         """
-        from .report import write_report  # the report sits above the ledger
+        from .report import write_report  # imported on use: it brings the page assets
 
         return write_report(
             self,

@@ -65,18 +65,15 @@ LAYERS: list[tuple[str, ...]] = [
         "mlledger.checks",
         "mlledger.usage",  # cost and disk usage reports over the catalog
         "mlledger.soundness",  # verify: the store, the runs' references, the refs
+        "mlledger.report",  # the HTML report, reading a ledger through a protocol
     ),
     ("mlledger.ledger",),  # the facade users hold
     # bridges to other tools: script parsers, MLflow import, OpenLineage events
     ("mlledger.integrations",),
-    ("mlledger._api", "mlledger.render", "mlledger.report"),
+    ("mlledger._api", "mlledger.render"),
     ("mlledger.cli", "mlledger.notebook"),  # front ends
     ("mlledger",),  # the package's public face re-exports everything
 ]
-
-#: the only arrows allowed to point up, each an import inside a function (never at module
-#: level): a facade method that hands its work to a room above it (``Ledger.report``)
-LAZY_UPWARD = {("mlledger.ledger", "mlledger.report")}
 
 
 def _modules() -> dict[str, Path]:
@@ -126,7 +123,7 @@ def _imports(module: str) -> Iterator[tuple[str, int]]:
 
 def _graph() -> dict[str, set[str]]:
     return {
-        m: {t for t, _ in _imports(m) if t in MODULES and t != m and (m, t) not in LAZY_UPWARD}
+        m: {t for t, _ in _imports(m) if t in MODULES and t != m}
         for m in MODULES
     }
 
@@ -183,27 +180,9 @@ def test_imports_point_down_the_layers() -> None:
         f"{m}:{line} imports {t}"
         for m in MODULES
         for t, line in _imports(m)
-        if t in MODULES and _layer(t) > _layer(m) and (m, t) not in LAZY_UPWARD
+        if t in MODULES and _layer(t) > _layer(m)
     ]
     assert upward == []
-
-
-def test_allowed_upward_imports_happen_only_inside_functions() -> None:
-    """Each allowed upward arrow is a lazy import in a function body: importing the lower
-    module never imports the upper one."""
-    for module, target in LAZY_UPWARD:
-        tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
-        top_lines = {
-            line
-            for node in tree.body
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.If, ast.Try))
-            for sub in ast.walk(node)
-            if isinstance(sub, (ast.Import, ast.ImportFrom))
-            for line in (sub.lineno,)
-        }
-        lines = [line for t, line in _imports(module) if t == target]
-        assert lines, f"{module} no longer imports {target}: drop it from LAZY_UPWARD"
-        assert not set(lines) & top_lines, f"{module} imports {target} at module level"
 
 
 def test_no_private_name_is_imported_from_another_module() -> None:

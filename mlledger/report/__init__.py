@@ -18,7 +18,7 @@ from .markdown import render_markdown
 from .page import embed_json, render_html, write_atomic
 
 if TYPE_CHECKING:
-    from ..ledger import Ledger
+    from .source import ReportSource
 
 __all__ = ["FORMATS", "collect", "embed_json", "render_html", "render_markdown", "write_report"]
 
@@ -27,7 +27,7 @@ FORMATS = {"html": "html", "markdown": "md"}
 
 
 def write_report(
-    ledger: Ledger,
+    ledger: ReportSource,
     path: str | os.PathLike[str] | None = "mlledger-report.html",
     where: str | None = None,
     *,

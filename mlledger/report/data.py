@@ -26,8 +26,8 @@ from .graph import layers
 from .lttb import lttb
 
 if TYPE_CHECKING:
-    from ..ledger import Ledger
     from ..runs import Run
+    from .source import ReportSource
 
 __all__ = ["CURVE_RUNS", "GRAPH_RUNS", "POINTS", "collect", "number", "run_row"]
 
@@ -155,7 +155,7 @@ def _curves(run: Run, points: int) -> dict[str, Any]:
     return out
 
 
-def _envs(ledger: Ledger, digests: Iterable[str]) -> dict[str, Any]:
+def _envs(ledger: ReportSource, digests: Iterable[str]) -> dict[str, Any]:
     """What a diff compares of each distinct environment: packages, env vars, python, platform."""
     out: dict[str, Any] = {}
     for d in digests:
@@ -198,7 +198,7 @@ def _lineage(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"nodes": list(nodes.values()), "edges": [list(e) for e in dict.fromkeys(edges)]}
 
 
-def _checks(ledger: Ledger, run_ids: Iterable[str]) -> dict[str, Any]:
+def _checks(ledger: ReportSource, run_ids: Iterable[str]) -> dict[str, Any]:
     """Each run's newest recorded check results (runs never checked are left out)."""
     out: dict[str, Any] = {}
     for rid in run_ids:
@@ -225,7 +225,7 @@ def _checks(ledger: Ledger, run_ids: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _changelogs(ledger: Ledger, names: list[str]) -> list[dict[str, Any]]:
+def _changelogs(ledger: ReportSource, names: list[str]) -> list[dict[str, Any]]:
     """Each ref's changelog as text (its newest ``CHANGELOG_MOVES`` moves), for the first
     ``CHANGELOG_REFS`` refs; a ref whose changelog cannot be built says why."""
     out: list[dict[str, Any]] = []
@@ -238,7 +238,7 @@ def _changelogs(ledger: Ledger, names: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _refs(ledger: Ledger) -> list[dict[str, Any]]:
+def _refs(ledger: ReportSource) -> list[dict[str, Any]]:
     """Each ref's moves, newest first: who, when, what it pointed at, why."""
     out: list[dict[str, Any]] = []
     for name in ledger.refs.names():
@@ -264,7 +264,7 @@ def _refs(ledger: Ledger) -> list[dict[str, Any]]:
 
 
 def collect(
-    ledger: Ledger,
+    ledger: ReportSource,
     *,
     where: str | None = None,
     limit: int | None = None,
