@@ -36,7 +36,7 @@ from . import canonical
 from ._settings import host_name, user_name
 from .errors import LedgerError
 from .ids import day_path, id_time, new_run_id, whole_key
-from .lineage import traverse
+from .lineage import upstream_of
 from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store.backends import LocalBackend
@@ -182,10 +182,7 @@ def collect(
                 got = resolve(entry.target)
             except LedgerError:
                 continue
-            if isinstance(got, Run):
-                runs, digests, _, _ = traverse(cat, runs=[got.id], direction="upstream")
-            else:
-                runs, digests, _, _ = traverse(cat, digests=[got.digest], direction="upstream")
+            runs, digests = upstream_of(cat, got)
             by_ref |= runs
             kept |= digests
     kept_runs |= by_ref

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .runs import Run
 
-__all__ = ["Edge", "Lineage", "traverse"]
+__all__ = ["Edge", "Lineage", "traverse", "upstream_of"]
 
 
 @attrs.frozen
@@ -231,3 +231,13 @@ def traverse(
 
 def _node_in(node: str, runs: set[str], arts: set[str]) -> bool:
     return node in runs or node in arts
+
+
+def upstream_of(catalog: Catalog, target: Run | Artifact) -> tuple[set[str], set[str]]:
+    """``(run ids, digests)`` of everything ``target`` (a run, or an artifact with a
+    ``digest``) was made from, itself included: what a ref pointing at it keeps."""
+    if isinstance(target, Artifact):
+        runs, digests, _, _ = traverse(catalog, digests=[target.digest], direction="upstream")
+    else:
+        runs, digests, _, _ = traverse(catalog, runs=[target.id], direction="upstream")
+    return set(runs), set(digests)

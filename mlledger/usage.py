@@ -20,7 +20,7 @@ import attrs
 from .catalog import usage as sql
 from .errors import LedgerError, UsageError
 from .gc import object_sizes
-from .lineage import traverse
+from .lineage import upstream_of
 from .records import Artifact, to_iso
 from .rules import parse_duration
 from .runs import Run
@@ -291,11 +291,7 @@ def _ref_usage(
             got = resolve(refs.get(name).target)
         except LedgerError:
             continue
-        if isinstance(got, Run):
-            runs, digests, _, _ = traverse(cat, runs=[got.id], direction="upstream")
-        else:
-            runs, digests, _, _ = traverse(cat, digests=[got.digest], direction="upstream")
-        kept[name] = (set(runs), set(digests))
+        kept[name] = upstream_of(cat, got)
     every = sorted({d for _, ds in kept.values() for d in ds})
     sizes = sql.artifact_sizes(cat, every) if every else {}
     holders: dict[str, int] = {}
