@@ -302,6 +302,15 @@ class TrainingRun:
             return None
         return art
 
+    def mark_seen(self, paths: Iterable[str]) -> None:
+        """Take ``paths`` as they are now as already stored (files from before training)."""
+        for p in paths:
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            self._stored[p] = (st.st_mtime_ns, st.st_size)
+
     def save_new(self, paths: Iterable[str]) -> None:
         """Store each of ``paths`` that exists and changed since it was last stored here."""
         for p in paths:
