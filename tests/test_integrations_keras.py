@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.readme import hooks_block
 
 import mlledger
 from mlledger import Ledger
@@ -144,3 +145,14 @@ def test_a_bad_step_count_is_a_value_error() -> None:
     """``log_every_n_steps`` takes a count of batches; anything else fails at construction."""
     with pytest.raises(ValueError, match="count of batches"):
         LedgerCallback(log_every_n_steps=-1)
+
+
+def test_readme_block_runs(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    """The README's Keras block runs as written and records one finished run."""
+    monkeypatch.setenv("MLLEDGER_URL", str(workdir.parent / "readme-store"))
+    x, y = _data()
+    namespace = {"__name__": "__readme__", "model": _model(), "x": x, "y": y}
+    exec(compile(hooks_block("keras"), "README.md", "exec"), namespace)  # our docs
+    (run,) = Ledger().runs()
+    assert run.status == "finished"
+    assert {"ckpt/model-01.keras", "ckpt/model-02.keras", "model"} <= set(run.outputs)

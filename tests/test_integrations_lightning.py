@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.readme import hooks_block
 
 import mlledger
 from mlledger import Ledger
@@ -136,3 +137,14 @@ def test_no_run_and_no_ledger_uses_the_default_ledger(workdir: Path) -> None:
     assert run.name == "regressor"
     assert run.status == "finished"
     assert len(run.metric_history("train_loss")) == 8
+
+
+def test_readme_block_runs(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    """The README's Lightning block runs as written and records one finished run."""
+    monkeypatch.setenv("MLLEDGER_URL", str(workdir.parent / "readme-store"))
+    namespace = {"__name__": "__readme__", "module": Regressor(), "train_loader": _loader()}
+    exec(compile(hooks_block("lightning"), "README.md", "exec"), namespace)  # our docs
+    (run,) = Ledger().runs()
+    assert run.status == "finished"
+    assert run.params["lr"] == 0.05
+    assert "model" in run.outputs

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.readme import hooks_block
 
 import mlledger
 from mlledger import Ledger, LedgerWarning
@@ -156,3 +157,14 @@ def test_a_bad_ledger_argument_is_a_type_error() -> None:
     """``ledger=`` takes a Ledger or a URL: anything else fails at construction."""
     with pytest.raises(TypeError, match=r"takes a mlledger\.Ledger or a store URL"):
         LedgerCallback(ledger=42)
+
+
+def test_readme_block_runs(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    """The README's Hugging Face block runs as written and records one finished run."""
+    monkeypatch.setenv("MLLEDGER_URL", str(workdir.parent / "readme-store"))
+    namespace = {"__name__": "__readme__", "model": _model(), "train_data": _Data()}
+    exec(compile(hooks_block("transformers"), "README.md", "exec"), namespace)  # our docs
+    (run,) = Ledger().runs()
+    assert run.status == "finished"
+    assert "out/checkpoint-2" in run.outputs
+    assert "model" in run.outputs
