@@ -100,7 +100,9 @@ class LedgerCallback(TrainerCallback):
             return
         model = kwargs.get("model")
         if self.log_model and model is not None:
-            processor = kwargs.get("processing_class") or kwargs.get("tokenizer")
+            processor = kwargs.get("processing_class")
+            if processor is None:  # releases before processing_class
+                processor = kwargs.get("tokenizer")
             training.save_model(lambda folder: _write_model(model, processor, folder))
         training.end()
 
