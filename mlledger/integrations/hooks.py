@@ -270,7 +270,7 @@ class TrainingRun:
     def log(self, step: int | None, values: Mapping[str, Any]) -> None:
         """Numeric ``values`` at ``step`` (the global step); others are left out."""
         run = self.run
-        if run is None:
+        if run is None or not run.active:  # a late call from a framework's worker thread
             return
         numbers = metric_values(values)
         if not numbers:

@@ -66,6 +66,11 @@ class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
     ``log_model``: store the ``ModelCheckpoint`` files / the final model.
     """
 
+    #: Keras may call ``on_train_batch_end`` from a worker thread, without holding the
+    #: training loop up (its async dispatch): the step comes from the batch index, and a
+    #: run's ``log`` takes calls from any thread
+    async_safe = True
+
     def __init__(
         self,
         ledger: Any = None,
@@ -89,8 +94,10 @@ class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.every = log_every_n_steps
         self.log_checkpoints = log_checkpoints
         self.log_model = log_model
-        self.step = 0
+        self.step = 0  # the global step at the start of the current epoch
         self._checkpoints: list[Any] = []
+        if not log_every_n_steps:  # Keras then keeps its fast path: no per-batch call at all
+            self.on_train_batch_end = keras.callbacks.Callback.on_train_batch_end.__get__(self)
         guard(keras.Model, "fit", _fit_call)
 
     @property
@@ -117,9 +124,9 @@ class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.training.mark_seen(self._checkpoint_files())  # files of an earlier fit
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self.step += 1
-        if self.every and logs and self.step % self.every == 0 and self.training.run:
-            self.training.log(self.step, logs)
+        step = self.step + batch + 1
+        if logs and step % self.every == 0 and self.training.run:
+            self.training.log(step, logs)
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._save_checkpoints()
@@ -127,6 +134,10 @@ class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self.training.run is None:
             return
+        try:  # Keras has waited for every batch call of the epoch by now
+            self.step = int(self.model.optimizer.iterations)
+        except Exception as e:
+            self.training.warn("global step not read", e)
         values = {**(logs or {}), "epoch": epoch + 1}
         # a rate some backend cannot turn into a float is left out
         with contextlib.suppress(Exception):
