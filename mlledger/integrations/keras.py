@@ -97,7 +97,8 @@ class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.step = 0  # the global step at the start of the current epoch
         self._checkpoints: list[Any] = []
         if not log_every_n_steps:  # Keras then keeps its fast path: no per-batch call at all
-            self.on_train_batch_end = keras.callbacks.Callback.on_train_batch_end.__get__(self)
+            default = keras.callbacks.Callback.on_train_batch_end.__get__(self)
+            self.on_train_batch_end = default  # type: ignore[method-assign]
         guard(keras.Model, "fit", _fit_call)
 
     @property
