@@ -5,6 +5,7 @@ mid-transfer."""
 from __future__ import annotations
 
 import os
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,40 @@ def test_a_server_failing_mid_transfer_leaves_nothing(
     assert leftovers(tmp_path) == []
     proxy.cut_after = None
     assert snapshot(store.restore(target, tmp_path / "again")) == snapshot(src)
+
+
+def test_a_restore_asks_once_per_distinct_object(
+    remote: tuple[StoreSpec, Proxy], tmp_path: Path
+) -> None:
+    """Restoring a tree sends one request per distinct file (no existence check, no
+    peek, no size query; repeated contents fetched once) and one for the manifest (two
+    on GCS: gcsfs streams no reads, so an object of unknown size is asked its size)."""
+    spec, proxy = remote
+    src = many_files(tmp_path / "src", 20)
+    (src / "again.bin").write_bytes((src / "d0" / "f0000.bin").read_bytes())
+    digest = open_store(spec).put(src).digest
+    store = through(spec, proxy)
+    proxy.reset()
+    assert snapshot(store.restore(digest, tmp_path / "out")) == snapshot(src)
+    assert proxy.requests == (1 if spec.kind == "s3" else 2) + 20
+
+
+def test_memory_stays_bounded_whatever_the_size(
+    remote: tuple[StoreSpec, Proxy], tmp_path: Path
+) -> None:
+    """Restoring a file of ten pieces allocates a few pieces' worth at most, not the
+    file's size."""
+    spec, _ = remote
+    data = os.urandom(10 * PIECE)
+    (tmp_path / "big.bin").write_bytes(data)
+    digest = open_store(spec).put(tmp_path / "big.bin").digest
+    del data
+    store = open_store(spec)
+    tracemalloc.start()
+    try:
+        store.restore(digest, tmp_path / "out.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "out.bin").stat().st_size == 10 * PIECE
+    assert peak < 4 * PIECE

@@ -53,6 +53,7 @@ class Proxy:
         self.open = 0  # connections open now
         self.in_flight = 0  # requests sent on and not yet answered
         self.peak = 0  # the most requests in flight at once
+        self.requests = 0  # requests seen
         self.accepted = 0
         self.cuts = 0
         self.url = ""
@@ -96,6 +97,7 @@ class Proxy:
         """Forget the counts so far (requests still in flight stay counted)."""
         with self._lock:
             self.peak = self.in_flight
+            self.requests = 0
             self.accepted = 0
             self.cuts = 0
 
@@ -112,6 +114,7 @@ class Proxy:
             self.open += connections
             self.accepted += max(connections, 0)
             self.in_flight += requests
+            self.requests += max(requests, 0)
             self.peak = max(self.peak, self.in_flight)
 
     async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
