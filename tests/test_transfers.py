@@ -228,7 +228,10 @@ def test_a_restore_asks_once_per_distinct_object(
     store = through(spec, proxy)
     proxy.reset()
     assert snapshot(store.restore(digest, tmp_path / "out")) == snapshot(src)
-    assert proxy.requests == (1 if spec.kind == "s3" else 2) + 20
+    expected = (1 if spec.kind == "s3" else 2) + 20
+    # a retry the client makes on its own (gcsfs, on a loaded machine) may add one or two;
+    # a size query or peek per file would add twenty
+    assert expected <= proxy.requests <= expected + 2
 
 
 def test_memory_stays_bounded_whatever_the_size(

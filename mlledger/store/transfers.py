@@ -142,7 +142,7 @@ async def _fetch(
         raise StoreError(f"cannot create {job.path!r} to restore into: {e}") from e
     try:
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
+            with os.fdopen(fd, "wb") as out:
                 head = await _stream(fsb.fs, path, job, hasher, out.write, callback=callback)
         except LedgerError:
             raise
@@ -168,13 +168,15 @@ async def _fetch(
 
 
 def _failed(fsb: FsspecBackend, job: Download, e: Exception) -> LedgerError:
+    """The error for a transfer that failed: of the kind the failure is (refused access,
+    unreachable store, a read that broke off), naming the object and its key."""
     why = remote_error(fsb.url, e)
     if why is None:
         oserr = e if isinstance(e, OSError) else OSError(f"{type(e).__name__}: {e}")
         why = store_error("read", fsb.fs_path(job.key), oserr)
-    return StoreError(
-        f"downloading object {job.digest} (key {job.key!r}) failed: {why}; nothing was "
-        "written; try again"
+    return type(why)(
+        f"downloading object {job.digest} (key {job.key!r}) failed, so nothing was "
+        f"written: {why}"
     )
 
 
