@@ -16,6 +16,7 @@ __all__ = [
     "CACHE",
     "DEBUG",
     "DISABLE",
+    "TRANSFERS",
     "URL",
     "cache_dir",
     "cache_enabled",
@@ -24,6 +25,7 @@ __all__ = [
     "default_url",
     "disabled",
     "host_name",
+    "transfers",
     "user_name",
 ]
 
@@ -35,6 +37,8 @@ DISABLE = "MLLEDGER_DISABLE"
 DEBUG = "MLLEDGER_DEBUG"
 #: set to 0, false or no: a memoized call (``tracked(cache=True)``) never reuses a result
 CACHE = "MLLEDGER_CACHE"
+#: how many objects a restore from S3, GCS or Azure keeps in flight at once
+TRANSFERS = "MLLEDGER_TRANSFERS"
 
 _FALSE = ("", "0", "false", "no")
 
@@ -59,6 +63,22 @@ def cache_enabled() -> bool:
 def debug() -> bool:
     """``MLLEDGER_DEBUG`` is set to a true value."""
     return _flag(DEBUG)
+
+
+def transfers(default: int) -> int:
+    """``MLLEDGER_TRANSFERS`` as a positive count, else ``default``."""
+    value = os.environ.get(TRANSFERS, "").strip()
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        from .errors import UsageError
+
+        raise UsageError(f"{TRANSFERS}={value!r} is not a positive whole number; set it to 16, say")
+    return n
 
 
 def data_dir() -> Path:

@@ -10,10 +10,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .._settings import transfers
 from ..errors import ExistsError, IntegrityError, LedgerError, NotFoundError
 from ..hashing import digest_file
 from .backends import LocalBackend
 from .localfiles import copy_hashed, os_error
+from .remote_restore import restore_remote
+from .transfers import DEFAULT_LIMIT, concurrent
 from .tree import Tree
 
 if TYPE_CHECKING:
@@ -46,14 +49,21 @@ def restore(
     *,
     overwrite: bool = False,
     callback: Callback | None = None,
+    concurrency: int | None = None,
 ) -> Path:
     """Write the file or tree ``digest`` to ``dest``, byte-identical and verified.
 
     Nothing appears at ``dest`` unless every byte checked out; an existing
-    ``dest`` is refused unless ``overwrite=True``.
+    ``dest`` is refused unless ``overwrite=True``.  From S3, GCS or Azure, a tree's
+    files download ``concurrency`` at a time (default: ``MLLEDGER_TRANSFERS``, else 16).
     """
     dest_p = os.path.abspath(os.fspath(dest))
-    if not store.has(digest):
+    remote = concurrent(store.backend)
+    limit = concurrency if concurrency is not None else transfers(DEFAULT_LIMIT)
+    if limit < 1:
+        raise ValueError(f"concurrency must be at least 1, not {limit}")
+    # from a remote store the one GET of the object says whether it is there
+    if not remote and not store.has(digest):
         raise NotFoundError(f"object {digest} is not in the store at {store.url}")
     if os.path.lexists(dest_p) and not overwrite:
         raise ExistsError(
@@ -67,8 +77,13 @@ def restore(
         raise os_error(parent, e, "write") from e
     tmp = os.path.join(parent, f".{os.path.basename(dest_p)}.mlledger-{uuid.uuid4().hex[:12]}")
     try:
-        manifest = store.manifest_bytes(digest)
-        if manifest is not None:
+        manifest = None if remote else store.manifest_bytes(digest)
+        if remote:
+            restore_remote(
+                store.backend, store.algorithm, store.key, digest, tmp,
+                limit=limit, callback=callback,
+            )
+        elif manifest is not None:
             tree = Tree.from_bytes(manifest, store.algorithm)
             os.mkdir(tmp)
             _restore_tree(store, tree, tmp, callback)

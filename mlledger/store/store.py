@@ -426,13 +426,18 @@ class Store:
         *,
         overwrite: bool = False,
         callback: Callback | None = None,
+        concurrency: int | None = None,
     ) -> Path:
         """Write the file or tree ``digest`` to ``dest``, byte-identical and verified.
 
         Nothing appears at ``dest`` unless every byte checked out; an existing
-        ``dest`` is refused unless ``overwrite=True``.
+        ``dest`` is refused unless ``overwrite=True``.  From S3, GCS or Azure, objects
+        stream in ``concurrency`` at a time (default: ``MLLEDGER_TRANSFERS``, else 16),
+        each hashed as it arrives.
         """
-        return restore(self, digest, dest, overwrite=overwrite, callback=callback)
+        return restore(
+            self, digest, dest, overwrite=overwrite, callback=callback, concurrency=concurrency
+        )
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
         """Rehash every object; report corrupt objects and trees with missing entries."""
