@@ -252,4 +252,6 @@ def test_memory_stays_bounded_whatever_the_size(
     finally:
         tracemalloc.stop()
     assert (tmp_path / "out.bin").stat().st_size == 10 * PIECE
-    assert peak < 4 * PIECE
+    # a piece in hand, the next in flight and the client's own copies of them: a few
+    # pieces (GCS's ranged reads peaked at just over 4 under load), never the ten
+    assert peak < 6 * PIECE

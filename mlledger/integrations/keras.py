@@ -56,7 +56,7 @@ _FIT_PARAMS = (
 _FIELD = re.compile(r"\{[^{}]*\}")
 
 
-class LedgerCallback(keras.callbacks.Callback):  # type: ignore[misc]
+class LedgerCallback(keras.callbacks.Callback):
     """Record a Keras ``fit``: params, metrics per step, checkpoints and the final model.
 
     ``ledger``: a :class:`mlledger.Ledger` or a store URL for the run this callback
