@@ -56,7 +56,7 @@ class Catalog(Index, Changes):
     def _moved(self) -> None:
         """The catalog moved to a fresh file: sync it from the store before answering."""
         self._synced = False
-        self._sync.seen_marks = set()
+        self._sync.forget()
 
     def _refill(self) -> bool:
         if self._refilling:  # the sync that refills is itself healing: no loop
