@@ -135,12 +135,14 @@ class Sync:
                     changed += self.load_names(
                         sorted(fresh), settled, in_transaction=rebuild, keep=read
                     )
+                if read is not None and not _read_all(read, day, names):
+                    read = None  # runs known before were not read again: no bytes for them
                 self.stamps.pop(day, None)
                 if stamp is not None and len(settled) == len(names):
                     self.stamps[day] = stamp
                 if old and self.all_ended(names, settled):
+                    segs.sealed(day, read)  # first: a sealer killed here seals it again
                     index.seal_day(day)
-                    segs.sealed(day, read)
                 elif day in reopened:  # a late run still going: keep listing the day
                     index.reopen_day(day)
             # seen only now that their days were listed again
@@ -321,3 +323,13 @@ class Sync:
                 self.index.add_records(records, in_transaction=in_transaction)
                 changed += len(records)
         return changed
+
+
+def _read_all(read: dict[str, bytes | None], day: str, names: list[str]) -> bool:
+    """Whether ``read`` holds the final entry of every run a day's listing names."""
+    for n in names:
+        if run_id_of_entry(n) is None:
+            continue
+        if (f"runs/{day}/{n}" if n.endswith(".json") else f"runs/{day}/{n}/end.json") not in read:
+            return False
+    return True
