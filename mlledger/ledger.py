@@ -257,7 +257,7 @@ class Ledger:
         ids = self.catalog.query(
             name=name, status=status, where=where, order_by=order_by, limit=limit
         )
-        return RunList(self.catalog.run, ids)
+        return RunList(self.catalog.run, ids, self.catalog)
 
     def sync(self) -> int:
         """Bring the local catalog up to date with the store; returns how many runs changed."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AmbiguousError, NotFoundError
 from ..ids import is_run_id
 from ..records import Artifact
-from . import files
+from . import files, rows
 from .changes import Changes
 from .index import Index
 from .sync import Sync
@@ -97,6 +97,21 @@ class Catalog(Index, Changes):
         if rec is None:
             return self.load_run(run_id)
         return self.make_run(rec)
+
+    @files.healing
+    def runs_of(self, run_ids: list[str]) -> dict[str, Run]:
+        """Runs by full id, built from their indexed records in bulk (those indexed)."""
+        return {rid: self.make_run(rec) for rid, rec in rows.records_of(self.db, run_ids).items()}
+
+    @files.healing
+    def metrics_of(self, run_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Each run's last metric values from the index's rows (see ``rows.metrics_of``)."""
+        return rows.metrics_of(self.db, run_ids)
+
+    @files.healing
+    def fields_of(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each run's table fields from the index's rows (see ``rows.fields_of``)."""
+        return rows.fields_of(self.db, run_ids)
 
     def query(
         self,
