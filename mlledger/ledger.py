@@ -13,9 +13,7 @@ from .errors import NotFoundError, UsageError
 from .ids import is_run_id
 from .store.store import Store
 
-# what a run needs (capture, runs, resolve, policy) is imported when first used, not
-# by ``Ledger()``: a process that only queries never pays for it
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Ledger()
     from fsspec.callbacks import Callback
 
     from .alerts.alert import Alert
@@ -100,10 +98,6 @@ class Ledger:
             if self._catalog is not None:
                 self._writer.index = self._catalog  # each ended run is added to it
         return self._writer
-
-    @writer.setter
-    def writer(self, writer: RunWriter) -> None:
-        self._writer = writer
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"
@@ -195,23 +189,16 @@ class Ledger:
         self.writer.inline_limit = limit
 
     # ------------------------------------------------------------- reading
-    def get(self, run_id: str) -> Run:
+    def get(self, run_id: str | Run) -> Run:
         """A run by id (or unique id prefix, once the catalog knows it)."""
         from .runs import Run
-        from .runs.load import load_run
 
         if isinstance(run_id, Run):
             return run_id
         if not isinstance(run_id, str) or not run_id:
             raise NotFoundError(f"a run id is a non-empty string, not {run_id!r}")
-        if is_run_id(run_id.upper()):
-            return load_run(self.writer, run_id.upper())
-        return self._get_by_prefix(run_id)
-
-    def _get_by_prefix(self, prefix: str) -> Run:
-        from .runs.load import load_run
-
-        return load_run(self.writer, self.catalog.resolve_run(prefix))
+        full = run_id.upper() if is_run_id(run_id.upper()) else self.catalog.resolve_run(run_id)
+        return self._load_run(full)
 
     @property
     def catalog(self) -> Catalog:
@@ -355,11 +342,8 @@ class Ledger:
     def diff(self, a: str | Run, b: str | Run) -> RunDiff:
         """What changed from run ``a`` to run ``b``: params, metrics, inputs, outputs, code, env."""
         from .diff import diff_runs
-        from .runs import Run
 
-        ra = a if isinstance(a, Run) else self.get(a)
-        rb = b if isinstance(b, Run) else self.get(b)
-        return diff_runs(self.store.get, ra, rb)
+        return diff_runs(self.store.get, self.get(a), self.get(b))  # get() passes a Run through
 
     def report(
         self,
