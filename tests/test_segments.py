@@ -151,6 +151,10 @@ def test_a_late_run_after_the_segment_is_found_by_a_first_sync(
     newest = [s for s in segments.read_day(reader.store, keys) if late in s.records]
     assert newest
     assert sorted(newest[0].records) == sorted([*ids, late])
+    # one more late run: the reader lists the day again and indexes only that run
+    (later,) = old_runs(writer, monkeypatch, 1)
+    assert reader.sync() == 1
+    assert later in reader.runs().ids
 
 
 def test_gc_that_deletes_runs_of_a_day_rewrites_its_segment(

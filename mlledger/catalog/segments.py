@@ -50,7 +50,8 @@ class DaySegments:
             self.found = segments.find(self.store)
         if self.found is not None:
             return self.found.get(day, [])
-        return [f"{SEGMENTS}/{day}/{n}" for n in self.store.backend.list_dir(f"{SEGMENTS}/{day}")]
+        names = self.store.backend.list_dir(f"{SEGMENTS}/{day}")
+        return [f"{SEGMENTS}/{day}/{n}" for n in names if n.endswith(segments.SUFFIX)]
 
     def take(self, day: str, names: set[str]) -> tuple[list[dict[str, Any]], set[str]]:
         """Records of the runs ``names`` (new names of the day's listing) that the day's

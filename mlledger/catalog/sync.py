@@ -124,6 +124,7 @@ class Sync:
                 fresh = set(names).difference(settled)  # the listing's diff
                 read: dict[str, bytes | None] | None = {} if not settled else None
                 if fresh and old:
+                    fresh -= self.settle_known(fresh, settled)  # a day listed again
                     records, covered = segs.take(day, fresh)
                     if records:
                         index.add_records(records, in_transaction=rebuild)
@@ -143,6 +144,8 @@ class Sync:
                 if old and self.all_ended(names, settled):
                     segs.sealed(day, read)  # first: a sealer killed here seals it again
                     index.seal_day(day)
+                    self.settled.pop(day, None)  # not listed again (unless a late run lands)
+                    self.stamps.pop(day, None)
                 elif day in reopened:  # a late run still going: keep listing the day
                     index.reopen_day(day)
             # seen only now that their days were listed again
@@ -155,6 +158,14 @@ class Sync:
                 index.rollback()
             raise
         return changed
+
+    def settle_known(self, names: set[str], settled: set[str]) -> set[str]:
+        """Add to ``settled`` (and return) the names whose runs the index holds for good."""
+        of = {n: rid for n in names if (rid := run_id_of_entry(n)) is not None}
+        known = self.index.known_statuses(sorted(set(of.values())))
+        done = {n for n, rid in of.items() if known.get(rid) not in (None, *_UNSETTLED)}
+        settled |= done
+        return done
 
     def stamp(self, day: str) -> int | None:
         """When a local store's day folder last changed (ns), if long enough ago that an

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = [
+    "SUFFIX",
     "Segment",
     "build",
     "check",
@@ -60,7 +61,8 @@ __all__ = [
 ]
 
 FORMAT = 1
-_SUFFIX = ".json.gz"
+#: how a segment's name ends (after the digest of its JSON)
+SUFFIX = ".json.gz"
 
 
 class Segment:
@@ -148,7 +150,7 @@ def encode(seg: Segment, algorithm: str) -> tuple[str, bytes]:
     }
     raw = canonical.dumps(doc)
     name = entry_digest(raw, algorithm).partition(":")[2]
-    return segment_key(seg.day, name + _SUFFIX), gzip.compress(raw, compresslevel=6, mtime=0)
+    return segment_key(seg.day, name + SUFFIX), gzip.compress(raw, compresslevel=6, mtime=0)
 
 
 def decode(key: str, data: bytes, algorithm: str) -> Segment:
@@ -159,7 +161,7 @@ def decode(key: str, data: bytes, algorithm: str) -> Segment:
     except (OSError, EOFError) as e:
         raise ValueError(f"{key}: not gzip ({e})") from None
     name = key.rsplit("/", 1)[-1]
-    if entry_digest(raw, algorithm).partition(":")[2] + _SUFFIX != name:
+    if entry_digest(raw, algorithm).partition(":")[2] + SUFFIX != name:
         raise ValueError(f"{key}: its content does not match its name")
     doc = canonical.loads(raw)
     day = "/".join(key.split("/")[1:4])
@@ -186,7 +188,7 @@ def find(store: Store) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key in store.backend.list(SEGMENTS):
         parts = key.split("/")
-        if len(parts) == 5 and parts[4].endswith(_SUFFIX):
+        if len(parts) == 5 and parts[4].endswith(SUFFIX):
             out.setdefault("/".join(parts[1:4]), []).append(key)
     return out
 
