@@ -12,6 +12,13 @@ Runs that ``gc`` deleted on another machine are dropped too: each gc that
 deletes runs leaves a ``gc/<id>.json`` entry naming them, and a sync reads
 the entries it has not seen yet (one folder listing when there are none).
 
+A folder that is listed again is diffed against the names this object already
+settled (their runs indexed for good), so only new names are looked at; on
+local disk a day folder whose stamp did not change since is not listed at all.
+A day read from scratch takes its records from the day's catalog segments
+where they cover the listing, and the sync that seals a day writes its
+segment first (``segments``).
+
 The sync reads the store and writes the index; a run still going is read
 through ``load_run`` (its heartbeats and process say whether it still is).
 """
