@@ -68,6 +68,23 @@ class Sync:
         self.settled: dict[str, set[str]] = {}
         #: day -> its local folder's stamp when every name in it was settled (see ``stamp``)
         self.stamps: dict[str, int] = {}
+        #: the catalog file ``settled`` and ``stamps`` hold for (path, device, inode)
+        self.file: tuple[str, int, int] | None = None
+
+    def check_file(self) -> None:
+        """Forget what this object saw when the catalog is another file than it was (a newer
+        generation another process made, a cache folder deleted and made again): what
+        this object settled is in the file it synced, not necessarily in this one."""
+        db = self.index.db  # (re)opens the newest file
+        del db
+        try:
+            st = os.stat(self.index.path)
+            ident: tuple[str, int, int] | None = (self.index.path, st.st_dev, st.st_ino)
+        except OSError:
+            ident = None
+        if ident != self.file or ident is None:
+            self.forget()
+            self.file = ident
 
     def forget(self) -> None:
         """Forget what this object saw (the catalog moved to a fresh file): read afresh."""
@@ -99,6 +116,7 @@ class Sync:
         seeing the old catalog until the new one is complete.
         """
         index = self.index
+        self.check_file()
         if rebuild:
             index.begin()
         try:
