@@ -25,6 +25,7 @@ __all__ = [
     "default_url",
     "disabled",
     "host_name",
+    "spool_dir",
     "transfers",
     "user_name",
 ]
@@ -86,6 +87,15 @@ def data_dir() -> Path:
     import platformdirs
 
     return platformdirs.user_data_path("mlledger")
+
+
+def spool_dir(url: str) -> str:
+    """The spool folder of the store at ``url`` (in the user data dir, one per store): where
+    a run's entries wait while the store refuses them."""
+    import hashlib
+
+    h = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return str(data_dir() / "spool" / h)
 
 
 def default_url() -> str:

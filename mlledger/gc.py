@@ -39,6 +39,7 @@ from .ids import day_path, id_time, new_run_id, whole_key
 from .lineage import upstream_of
 from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
+from .store import segments
 from .store.backends import LocalBackend
 from .store.cacheindex import sweep
 from .store.layout import checks_prefix
@@ -232,6 +233,7 @@ def collect(
         if doomed_runs:
             cat.forget_runs(doomed_runs)
             _log_deleted_runs(store, cat, doomed_runs)
+            _rewrite_segments(store, doomed_runs)
         for d in doomed:
             store.delete(d)
         _forget(stored, set(doomed))
@@ -284,6 +286,15 @@ def _log_deleted_runs(store: Store, cat: Catalog, run_ids: list[str]) -> None:
             # this catalog forgot them already: no need to read the entry back
             cat.mark_gc_seen(name)
             return
+
+
+def _rewrite_segments(store: Store, run_ids: list[str]) -> None:
+    """Each segment of a day that lost runs is written afresh from the entries left, and
+    the old one deleted: no record of a deleted run stays in the store."""
+    found = segments.find(store)
+    for day in sorted({day_path(rid).split("/", 1)[1].rsplit("/", 1)[0] for rid in run_ids}):
+        if day in found:
+            segments.rewrite_day(store, day, found[day])
 
 
 def _forget(stored: MutableMapping[str, Any], deleted: Iterable[str]) -> None:

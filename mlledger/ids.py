@@ -105,8 +105,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+#: the characters of a run id, as a set (``issuperset`` checks a whole name in C)
+_CHARS = frozenset(_ALPHABET)
+
+
 def is_run_id(s: str) -> bool:
-    return len(s) == 26 and all(c in _INDEX for c in s)
+    return len(s) == 26 and _CHARS.issuperset(s)
 
 
 #: Crockford digits to the digits ``int(s, 32)`` reads
@@ -141,9 +145,11 @@ def whole_key(run_id: str) -> str:
 
 def run_id_of_entry(name: str) -> str | None:
     """The run id a name in a day folder stands for: a run's folder or its one-entry file."""
-    if name.endswith(".json"):
-        name = name[:-5]
-    return name if is_run_id(name) else None
+    if len(name) == 31 and name.endswith(".json"):
+        name = name[:26]
+    elif len(name) != 26:
+        return None
+    return name if _CHARS.issuperset(name) else None
 
 
 def day_path(run_id: str) -> str:

@@ -8,21 +8,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._settings import default_url
-from .capture import files as _files
-from .capture.environment import DEFAULT_ENV_VARS
-from .capture.values import load_value
+from ._settings import default_url, spool_dir
 from .errors import NotFoundError, UsageError
 from .ids import is_run_id
-from .policy import Policy
-from .records import Artifact
-from .resolve import LedgerRefs, resolve, resolve_value, single_output
-from .runs import Run, RunContext, make_tracked
-from .runs.load import load_run
-from .runs.writer import RunWriter
-from .store import Store
+from .store.store import Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Ledger()
     from fsspec.callbacks import Callback
 
     from .alerts.alert import Alert
@@ -33,10 +24,15 @@ if TYPE_CHECKING:
     from .diff import RunDiff
     from .gc import GcReport
     from .lineage import Lineage
+    from .policy import Policy
+    from .records import Artifact
+    from .resolve import LedgerRefs
+    from .runs import Run, RunContext
+    from .runs.writer import RunWriter
     from .store import VerifyReport
     from .usage import CostReport, DiskUsage
 
-__all__ = ["Ledger", "LedgerRefs", "default_ledger", "set_default_ledger"]
+__all__ = ["Ledger", "default_ledger", "set_default_ledger"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,14 +76,28 @@ class Ledger:
         self.capture_include = tuple(capture_include)
         self.capture_exclude = tuple(capture_exclude)
         self.start_delay = start_delay
-        #: writes runs into the store (and the local spool); runs and contexts hold it
-        self.writer = RunWriter(
-            self.store,
-            env_vars=tuple(dict.fromkeys((*DEFAULT_ENV_VARS, *env_vars))),
-            inline_limit=inline_limit,
-        )
+        self._env_vars = tuple(env_vars)
+        self._inline_limit = inline_limit
+        self._writer: RunWriter | None = None
         self._catalog: Catalog | None = None
-        self.writer.push_spool(quiet=True)
+        if os.path.isdir(spool_dir(self.url)):  # runs kept while the store refused them
+            self.writer.push_spool(quiet=True)
+
+    @property
+    def writer(self) -> RunWriter:
+        """Writes runs into the store (and the local spool); runs and contexts hold it."""
+        if self._writer is None:
+            from .capture.environment import DEFAULT_ENV_VARS
+            from .runs.writer import RunWriter
+
+            self._writer = RunWriter(
+                self.store,
+                env_vars=tuple(dict.fromkeys((*DEFAULT_ENV_VARS, *self._env_vars))),
+                inline_limit=self._inline_limit,
+            )
+            if self._catalog is not None:
+                self._writer.index = self._catalog  # each ended run is added to it
+        return self._writer
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"
@@ -113,6 +123,9 @@ class Ledger:
         ``sample=10`` records the process's CPU and memory (and GPUs where NVML answers)
         every 10 seconds as metrics ``sys.*`` of the run.
         """
+        from .capture import files as _files
+        from .runs import RunContext
+
         if name is not None and not isinstance(name, str):
             raise TypeError(
                 f"ledger.run() takes the run's name as a string, not {type(name).__qualname__}"
@@ -148,6 +161,8 @@ class Ledger:
         sample=10)``.  ``cache=True`` memoizes it: a call already made returns its recorded
         value without running (``cache="pickle"`` also loads values stored as pickle).
         """
+        from .runs import make_tracked
+
         return make_tracked(lambda: self, fn, **options)
 
     # ------------------------------------------------- spool and settings
@@ -174,18 +189,16 @@ class Ledger:
         self.writer.inline_limit = limit
 
     # ------------------------------------------------------------- reading
-    def get(self, run_id: str) -> Run:
+    def get(self, run_id: str | Run) -> Run:
         """A run by id (or unique id prefix, once the catalog knows it)."""
+        from .runs import Run
+
         if isinstance(run_id, Run):
             return run_id
         if not isinstance(run_id, str) or not run_id:
             raise NotFoundError(f"a run id is a non-empty string, not {run_id!r}")
-        if is_run_id(run_id.upper()):
-            return load_run(self.writer, run_id.upper())
-        return self._get_by_prefix(run_id)
-
-    def _get_by_prefix(self, prefix: str) -> Run:
-        return load_run(self.writer, self.catalog.resolve_run(prefix))
+        full = run_id.upper() if is_run_id(run_id.upper()) else self.catalog.resolve_run(run_id)
+        return self._load_run(full)
 
     @property
     def catalog(self) -> Catalog:
@@ -194,21 +207,29 @@ class Ledger:
             from .catalog import Catalog
 
             self._catalog = Catalog(self.store, self._load_run, self._run_of_record)
-            self.writer.index = self._catalog  # each ended run is added to it
+            if self._writer is not None:  # each ended run is added to it (see ``writer``)
+                self._writer.index = self._catalog
         return self._catalog
 
     def _load_run(self, run_id: str) -> Run:
         """A run read back from the store (the catalog's loader)."""
+        from .runs.load import load_run
+
         return load_run(self.writer, run_id)
 
     def _run_of_record(self, record: dict[str, Any]) -> Run:
         """A run from its indexed record (the catalog's), a stale ``running`` resolved."""
+        from .runs import Run
+
         run = Run(self.writer, record)
         run.resolve_status()
         return run
 
     def load(self, target: str, *, allow_pickle: bool = False) -> Any:
         """A stored value back as a Python object (pickles only with ``allow_pickle=True``)."""
+        from .capture.values import load_value
+        from .resolve import resolve_value
+
         digest, fmt = resolve_value(self, target)
         return load_value(self.store.get(digest), fmt, allow_pickle=allow_pickle)
 
@@ -220,6 +241,8 @@ class Ledger:
         ``@REF`` for a ref's current target, or a file or folder on disk that
         none of those readings finds (the artifact holding exactly its bytes).
         """
+        from .resolve import resolve
+
         return resolve(self, target)
 
     def restore(
@@ -234,6 +257,9 @@ class Ledger:
 
         Refuses to replace an existing ``dest`` unless ``overwrite=True``.
         """
+        from .resolve import single_output
+        from .runs import Run
+
         got = self.resolve(target)
         if isinstance(got, Run):
             got = single_output(got)
@@ -257,7 +283,7 @@ class Ledger:
         ids = self.catalog.query(
             name=name, status=status, where=where, order_by=order_by, limit=limit
         )
-        return RunList(self.catalog.run, ids)
+        return RunList(self.catalog.run, ids, self.catalog)
 
     def sync(self) -> int:
         """Bring the local catalog up to date with the store; returns how many runs changed."""
@@ -269,6 +295,8 @@ class Ledger:
 
     def artifact(self, digest: str) -> Artifact:
         """An artifact by digest or unique prefix, with ``.producers`` and ``.consumers``."""
+        from .records import Artifact
+
         if isinstance(digest, Artifact):
             digest = digest.digest
         if not isinstance(digest, str):
@@ -288,6 +316,8 @@ class Ledger:
         the run, or the runs that made (used) an artifact, with theirs; None: no limit.
         """
         from .lineage import Lineage, traverse
+        from .records import Artifact
+        from .runs import Run
 
         got = self.resolve(target)  # type: ignore[arg-type]
         cat = self.catalog
@@ -313,9 +343,7 @@ class Ledger:
         """What changed from run ``a`` to run ``b``: params, metrics, inputs, outputs, code, env."""
         from .diff import diff_runs
 
-        ra = a if isinstance(a, Run) else self.get(a)
-        rb = b if isinstance(b, Run) else self.get(b)
-        return diff_runs(self.store.get, ra, rb)
+        return diff_runs(self.store.get, self.get(a), self.get(b))  # get() passes a Run through
 
     def report(
         self,
@@ -345,9 +373,8 @@ class Ledger:
             publish=publish,
             curve_runs=curve_runs,
         )
-    def cost(
-        self, by: str = "name", since: Any = None, where: str | None = None
-    ) -> CostReport:
+
+    def cost(self, by: str = "name", since: Any = None, where: str | None = None) -> CostReport:
         """Recorded cost by group (``name``, ``user``, ``host``, ``day``, ``status`` or
         ``tags.X``) of the runs ``where`` selects that started ``since`` (``"30d"``, a
         date); runs recorded before rates were set count as not priced."""
@@ -437,6 +464,8 @@ class Ledger:
 
         A ref the policy protects moves only with a message and passing checks on the
         target's run (``force=True`` overrides; recorded)."""
+        from .resolve import LedgerRefs
+
         return LedgerRefs(self, gate=self._gate_ref)
 
     def _gate_ref(

@@ -11,7 +11,7 @@ from . import canonical, run_entries
 from .audit import check_trail, read_run_entries
 from .errors import LedgerError
 from .records import record_digests
-from .store import Refs
+from .store import Refs, segments
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
@@ -51,6 +51,7 @@ def verify_ledger(
         except LedgerError as e:
             problems.append(f"ref {name}: {e}")
     missing = sorted(set(report.missing) | {d for _, d in present_missing})
+    problems += segment_problems(store, entries)
     trail, unchained = check_trail(store, entries)
     return attrs.evolve(
         report,
@@ -60,6 +61,24 @@ def verify_ledger(
         trail=tuple(trail),
         unchained=unchained,
     )
+
+
+def segment_problems(store: Store, entries: dict[str, bytes | None]) -> list[str]:
+    """What is wrong with each catalog segment against the run entries it covers."""
+    out = []
+    for keys in segments.find(store).values():
+        got = store.backend.read_many(keys)
+        for key in keys:
+            data = got.get(key)
+            if data is None:
+                continue
+            try:
+                seg = segments.decode(key, data, store.algorithm)
+            except ValueError as e:
+                out.append(f"segment {e}: a first sync reads that day entry by entry")
+                continue
+            out += [f"segment {key}: {p}" for p in segments.check(seg, entries, store.algorithm)]
+    return out
 
 
 def _referenced_digests(catalog: Catalog) -> Iterable[tuple[str, str]]:

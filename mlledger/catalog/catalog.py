@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AmbiguousError, NotFoundError
 from ..ids import is_run_id
 from ..records import Artifact
-from . import files
+from . import files, rows
 from .changes import Changes
 from .index import Index
 from .sync import Sync
@@ -56,7 +56,7 @@ class Catalog(Index, Changes):
     def _moved(self) -> None:
         """The catalog moved to a fresh file: sync it from the store before answering."""
         self._synced = False
-        self._sync.seen_marks = set()
+        self._sync.forget()
 
     def _refill(self) -> bool:
         if self._refilling:  # the sync that refills is itself healing: no loop
@@ -97,6 +97,21 @@ class Catalog(Index, Changes):
         if rec is None:
             return self.load_run(run_id)
         return self.make_run(rec)
+
+    @files.healing
+    def runs_of(self, run_ids: list[str]) -> dict[str, Run]:
+        """Runs by full id, built from their indexed records in bulk (those indexed)."""
+        return {rid: self.make_run(rec) for rid, rec in rows.records_of(self.db, run_ids).items()}
+
+    @files.healing
+    def metrics_of(self, run_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Each run's last metric values from the index's rows (see ``rows.metrics_of``)."""
+        return rows.metrics_of(self.db, run_ids)
+
+    @files.healing
+    def fields_of(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each run's table fields from the index's rows (see ``rows.fields_of``)."""
+        return rows.fields_of(self.db, run_ids)
 
     def query(
         self,

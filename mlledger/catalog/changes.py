@@ -1,7 +1,7 @@
 """What changed in the catalog since a watcher last looked, and the watcher's own notes.
 
 Every write of a run into the index gives its row a larger rowid than any row
-had before (``Index._insert``), so ``rowid > cursor`` lists exactly the runs
+had before (``bulk.insert_records``), so ``rowid > cursor`` lists exactly the runs
 that appeared or changed (a status moved from ``running`` to ``failed``, a
 heartbeat went stale) since the cursor, at a cost that grows with the changes,
 not with the ledger.  A watcher keeps, in the catalog's ``meta`` table, its

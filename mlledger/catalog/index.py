@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +28,10 @@ from ..query import (
     driven_sql,
     fields_named,
 )
-from ..records import Artifact, param_fields
+from ..records import Artifact
 from . import files
-from .schema import SCHEMA, SCHEMA_VERSION, num_value, text_value
+from .bulk import PER_RUN, insert_records
+from .schema import SCHEMA, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -68,83 +68,13 @@ class Index(files.CatalogFiles):
         return self.db.in_transaction
 
     # -- writing ---------------------------------------------------------------------
-    def _insert(self, cur: sqlite3.Connection | sqlite3.Cursor, rec: dict[str, Any]) -> None:
-        rid = rec["id"]
-        cur.execute(
-            # the rowid grows with every write of a run (never reused, even for the newest
-            # row replaced or deleted): ``changes_since`` lists what changed after a point
-            "INSERT OR REPLACE INTO runs(rowid, id, name, status, kind, started_at, ended_at,"
-            " parent_id, user, host, message, record) VALUES ((SELECT max(ifnull(max(rowid), 0)"
-            " + 1, ?) FROM runs), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                time.time_ns() // 1000,
-                rid,
-                rec.get("name"),
-                rec.get("status", "running"),
-                rec.get("kind"),
-                rec.get("started_at"),
-                rec.get("ended_at"),
-                rec.get("parent_id"),
-                rec.get("user"),
-                rec.get("host"),
-                rec.get("message"),
-                canonical.dumps(rec).decode("utf-8"),
-            ),
-        )
-        for table in _PER_RUN:
-            cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
-        cur.execute("DELETE FROM damaged WHERE id = ?", (rid,))
-        # each param, then the fields of dict params: params.cfg.optim.lr
-        cur.executemany(
-            "INSERT INTO params VALUES (?, ?, ?, ?)",
-            [
-                (rid, k, num_value(v) if not isinstance(v, str) else None, text_value(v))
-                for k, v in param_fields(rec.get("params") or {}, nodes=True).items()
-            ],
-        )
-        cur.executemany(
-            "INSERT INTO tags VALUES (?, ?, ?, ?)",
-            [(rid, k, num_value(v), str(v)) for k, v in (rec.get("tags") or {}).items()],
-        )
-        cur.executemany(
-            "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    rid,
-                    k,
-                    num_value(m.get("last")),
-                    num_value(m.get("min")),
-                    num_value(m.get("max")),
-                    m.get("step"),
-                    m.get("count"),
-                )
-                for k, m in (rec.get("metrics") or {}).items()
-                if isinstance(m, dict)
-            ],
-        )
-        cur.executemany(  # resources.wall_s, resources.cost... (gpu_model is text)
-            "INSERT INTO resources VALUES (?, ?, ?, ?)",
-            [
-                (rid, k, None, v) if isinstance(v, str) else (rid, k, num_value(v), None)
-                for k, v in (rec.get("resources") or {}).items()
-            ],
-        )
-        edges = []
-        arts = []
-        for direction, key in (("in", "inputs"), ("out", "outputs")):
-            for name, a in (rec.get(key) or {}).items():
-                edges.append((rid, a["digest"], direction, name))
-                arts.append((a["digest"], a.get("size"), a.get("kind"), a.get("format")))
-        cur.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", edges)
-        cur.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", arts)
-
     @files.healing
     def add_run(self, rec: dict[str, Any]) -> None:
         """Index one run record (the writing process adds its runs at once)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._insert(db, rec)
+            insert_records(db, [rec])
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -154,13 +84,11 @@ class Index(files.CatalogFiles):
         """Index run records read by a sync, in one transaction (or in the caller's)."""
         db = self.db
         if in_transaction:
-            for rec in records:
-                self._insert(db, rec)
+            insert_records(db, records)
         else:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for rec in records:
-                    self._insert(db, rec)
+                insert_records(db, records)
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
@@ -172,7 +100,7 @@ class Index(files.CatalogFiles):
 
     def clear(self) -> None:
         """Empty the index of runs and days (a rebuild, inside its transaction)."""
-        for table in ("runs", *_PER_RUN, "artifacts", "days", "damaged"):
+        for table in ("runs", *PER_RUN, "artifacts", "days", "damaged"):
             self.db.execute(f"DELETE FROM {table}")
         self.db.execute("DELETE FROM meta WHERE key LIKE 'watch:%'")  # watchers start over
 
@@ -187,7 +115,7 @@ class Index(files.CatalogFiles):
             marks = ", ".join("?" * len(chunk))
             db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
             db.execute(f"DELETE FROM damaged WHERE id IN ({marks})", chunk)
-            for table in _PER_RUN:
+            for table in PER_RUN:
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
         db.execute("DELETE FROM artifacts WHERE digest NOT IN (SELECT digest FROM edges)")
 
@@ -498,9 +426,6 @@ def _rollback(db: sqlite3.Connection) -> None:
 #: SQLite's words for a statement over one of its limits (expression depth, parser stack,
 #: variables, table references): a query too large, not a damaged catalog
 _TOO_LARGE = ("too large", "stack overflow", "too many")
-
-#: the tables holding rows of each run (deleted with it)
-_PER_RUN = ("params", "tags", "metrics", "resources", "edges")
 
 #: the columns each ``<table>_key_run`` index holds (a driven plan's sample reads only those)
 _KEY_RUN_COLUMNS = {

@@ -12,6 +12,13 @@ Runs that ``gc`` deleted on another machine are dropped too: each gc that
 deletes runs leaves a ``gc/<id>.json`` entry naming them, and a sync reads
 the entries it has not seen yet (one folder listing when there are none).
 
+A folder that is listed again is diffed against the names this object already
+settled (their runs indexed for good), so only new names are looked at; on
+local disk a day folder whose stamp did not change since is not listed at all.
+A day read from scratch takes its records from the day's catalog segments
+where they cover the listing, and the sync that seals a day writes its
+segment first (``segments``).
+
 The sync reads the store and writes the index; a run still going is read
 through ``load_run`` (its heartbeats and process say whether it still is).
 """
@@ -20,12 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import canonical, run_entries
-from ..ids import day_path, is_run_id, run_id_of_entry, whole_key
+from ..ids import day_path, run_id_of_entry, whole_key
 from ..late import marked_day
+from .segments import DaySegments
 
 if TYPE_CHECKING:
     from ..runs import Run
@@ -36,6 +46,11 @@ __all__ = ["Sync"]
 
 #: days this close to now are never sealed (clock skew between writers)
 _OPEN_DAYS = 2
+#: statuses a later sync reads again (the run may still end, or end differently)
+_UNSETTLED = ("running", "incomplete")
+#: a local day folder changed at least this long ago (ns) is not listed while unchanged
+#: (an entry created in the same clock tick as the last listing could not be told apart)
+_STAMP_AGE_NS = 2_000_000_000
 
 
 class Sync:
@@ -48,6 +63,34 @@ class Sync:
         self.load_run = load_run
         #: late markers this catalog acted on (see ``late``), as far as this object knows
         self.seen_marks: set[str] = set()
+        #: day -> the names in its folder whose runs this object saw indexed for good (ended
+        #: or damaged): a sync lists the folder and looks only at the other names
+        self.settled: dict[str, set[str]] = {}
+        #: day -> its local folder's stamp when every name in it was settled (see ``stamp``)
+        self.stamps: dict[str, int] = {}
+        #: the catalog file ``settled`` and ``stamps`` hold for (path, device, inode)
+        self.file: tuple[str, int, int] | None = None
+
+    def check_file(self) -> None:
+        """Forget what this object saw when the catalog is another file than it was (a newer
+        generation another process made, a cache folder deleted and made again): what
+        this object settled is in the file it synced, not necessarily in this one."""
+        db = self.index.db  # (re)opens the newest file
+        del db
+        try:
+            st = os.stat(self.index.path)
+            ident: tuple[str, int, int] | None = (self.index.path, st.st_dev, st.st_ino)
+        except OSError:
+            ident = None
+        if ident != self.file or ident is None:
+            self.forget()
+            self.file = ident
+
+    def forget(self) -> None:
+        """Forget what this object saw (the catalog moved to a fresh file): read afresh."""
+        self.seen_marks = set()
+        self.settled = {}
+        self.stamps = {}
 
     def days(self, marks: dict[str, str] | None = None) -> Iterator[str]:
         """Every day folder of the store; ``marks`` gets each late marker found on the way
@@ -73,11 +116,14 @@ class Sync:
         seeing the old catalog until the new one is complete.
         """
         index = self.index
+        self.check_file()
         if rebuild:
             index.begin()
         try:
             if rebuild:
                 index.clear()
+                self.settled.clear()
+                self.stamps.clear()
                 sealed: set[str] = set()
             else:
                 sealed = index.sealed_days()
@@ -89,18 +135,42 @@ class Sync:
             new_marks = self.new_marks(marks, rebuild=rebuild)
             reopened = set(new_marks.values()) & sealed
             sealed -= reopened  # a late run landed there: list it again
+            segs = DaySegments(self.store, use=not rebuild)
             for day in days:
                 if day in sealed:
                     continue
-                names = self.store.backend.list_dir(f"runs/{day}")
-                flat = {n[:-5] for n in names if n.endswith(".json") and is_run_id(n[:-5])}
-                ids = sorted({r for n in names if (r := run_id_of_entry(n)) is not None})
-                known = index.known_statuses(ids)
-                todo = [i for i in ids if i not in known or known[i] in ("running", "incomplete")]
-                changed += self.load(todo, known, in_transaction=rebuild, flat=flat)
                 y, m, d = (int(x) for x in day.split("/"))
-                if (today - _dt.date(y, m, d)).days >= _OPEN_DAYS and index.all_ended(ids):
+                old = (today - _dt.date(y, m, d)).days >= _OPEN_DAYS
+                stamp = self.stamp(day)
+                if not old and stamp is not None and self.stamps.get(day) == stamp:
+                    continue  # nothing still going there, and the folder did not change
+                names = self.store.backend.list_dir(f"runs/{day}")
+                settled = self.settled.setdefault(day, set())
+                fresh = set(names).difference(settled)  # the listing's diff
+                read: dict[str, bytes | None] | None = {} if not settled else None
+                if fresh and old:
+                    fresh -= self.settle_known(fresh, settled)  # a day listed again
+                    records, covered = segs.take(day, fresh)
+                    if records:
+                        index.add_records(records, in_transaction=rebuild)
+                        changed += len(records)
+                        settled |= covered
+                        fresh -= covered
+                        read = None
+                if fresh:
+                    changed += self.load_names(
+                        sorted(fresh), settled, in_transaction=rebuild, keep=read
+                    )
+                if read is not None and not _read_all(read, day, names):
+                    read = None  # runs known before were not read again: no bytes for them
+                self.stamps.pop(day, None)
+                if stamp is not None and len(settled) == len(names):
+                    self.stamps[day] = stamp
+                if old and self.all_ended(names, settled):
+                    segs.sealed(day, read)  # first: a sealer killed here seals it again
                     index.seal_day(day)
+                    self.settled.pop(day, None)  # not listed again (unless a late run lands)
+                    self.stamps.pop(day, None)
                 elif day in reopened:  # a late run still going: keep listing the day
                     index.reopen_day(day)
             # seen only now that their days were listed again
@@ -113,6 +183,60 @@ class Sync:
                 index.rollback()
             raise
         return changed
+
+    def settle_known(self, names: set[str], settled: set[str]) -> set[str]:
+        """Add to ``settled`` (and return) the names whose runs the index holds for good."""
+        of = {n: rid for n in names if (rid := run_id_of_entry(n)) is not None}
+        known = self.index.known_statuses(sorted(set(of.values())))
+        done = {n for n, rid in of.items() if known.get(rid) not in (None, *_UNSETTLED)}
+        settled |= done
+        return done
+
+    def stamp(self, day: str) -> int | None:
+        """When a local store's day folder last changed (ns), if long enough ago that an
+        entry created since would change it again (None: not local, or too recent)."""
+        path = self.store.backend.local_path(f"runs/{day}")
+        if path is None:
+            return None
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            return None
+        return mtime if time.time_ns() - mtime > _STAMP_AGE_NS else None
+
+    def load_names(
+        self,
+        names: list[str],
+        settled: set[str],
+        *,
+        in_transaction: bool,
+        keep: dict[str, bytes | None] | None = None,
+    ) -> int:
+        """Index the runs of the day-folder entries ``names`` (a listing's new names); add
+        to ``settled`` the names whose runs are now indexed for good (ended or damaged).
+        ``keep`` gets the entries read."""
+        flat: set[str] = set()
+        of: dict[str, str] = {}
+        for n in names:
+            rid = run_id_of_entry(n)
+            if rid is None:
+                continue
+            of[n] = rid
+            if n.endswith(".json"):
+                flat.add(rid)
+        ids = sorted(set(of.values()))
+        known = self.index.known_statuses(ids)
+        todo = [i for i in ids if i not in known or known[i] in _UNSETTLED]
+        changed = self.load(todo, known, in_transaction=in_transaction, flat=flat, keep=keep)
+        now = self.index.known_statuses(todo) if todo else known
+        done = {i for i in ids if (now.get(i) or known.get(i)) not in (None, *_UNSETTLED)}
+        settled.update(n for n, rid in of.items() if rid in done)
+        return changed
+
+    def all_ended(self, names: list[str], settled: set[str]) -> bool:
+        """Whether every run of a day's listing is indexed and none is still running."""
+        ids = [rid for n in names if n not in settled and (rid := run_id_of_entry(n))]
+        return self.index.all_ended(sorted(set(ids)))
 
     def new_marks(self, marks: dict[str, str], *, rebuild: bool) -> dict[str, str]:
         """The late markers (name -> day) this catalog has not acted on yet (those it has
@@ -168,10 +292,12 @@ class Sync:
         *,
         in_transaction: bool = False,
         flat: set[str] | None = None,
+        keep: dict[str, bytes | None] | None = None,
     ) -> int:
         """Read and index the runs ``ids`` (batched reads on remote stores).
 
-        ``flat``: ids listed as one-entry files (short runs), read from that file only.
+        ``flat``: ids listed as one-entry files (short runs), read from that file only;
+        ``keep`` gets every entry read (key -> bytes).
         """
         flat = flat or set()
         if not ids:
@@ -195,6 +321,12 @@ class Sync:
                 if (e := got.get(f"{day_path(rid)}/end.json")) is None or b'"started_at"' not in e
             ]
             got.update(backend.read_many(need))
+            if keep is not None:  # as stored: a short run's entry under its own key
+                keep.update(whole)
+                for rid in batch:
+                    if rid not in flat:
+                        for k in (f"{day_path(rid)}/start.json", f"{day_path(rid)}/end.json"):
+                            keep[k] = got.get(k)
             records: list[dict[str, Any]] = []
             damaged: list[tuple[str, int]] = []
             for rid in batch:
@@ -227,3 +359,13 @@ class Sync:
                 self.index.add_records(records, in_transaction=in_transaction)
                 changed += len(records)
         return changed
+
+
+def _read_all(read: dict[str, bytes | None], day: str, names: list[str]) -> bool:
+    """Whether ``read`` holds the final entry of every run a day's listing names."""
+    for n in names:
+        if run_id_of_entry(n) is None:
+            continue
+        if (f"runs/{day}/{n}" if n.endswith(".json") else f"runs/{day}/{n}/end.json") not in read:
+            return False
+    return True

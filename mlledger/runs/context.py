@@ -62,11 +62,13 @@ class RunMaker(Protocol):
     """What makes runs (the Ledger): its writer and its run settings, read at each start."""
 
     url: str
-    writer: RunWriter
     start_delay: float
     capture_files: bool
     capture_include: tuple[str, ...]
     capture_exclude: tuple[str, ...]
+
+    @property
+    def writer(self) -> RunWriter: ...
 
 
 def tracked_context(

@@ -16,11 +16,10 @@ it refers to.**
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .._settings import data_dir
+from .._settings import spool_dir
 from ..errors import IntegrityError
 from ..ids import run_id_of_entry
 
@@ -31,12 +30,6 @@ __all__ = ["entry_order", "push", "spool_dir"]
 
 #: where in a run's folder an entry comes: start first, end last
 _RANK = {"start.json": 0, "end.json": 2}
-
-
-def spool_dir(url: str) -> str:
-    """The spool folder of the store at ``url`` (in the user data dir, one per store)."""
-    h = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return str(data_dir() / "spool" / h)
 
 
 def entry_order(key: str) -> tuple[int, str, int, str]:

@@ -10,6 +10,7 @@ Layout under the root URL::
     alerts/<key hash>/…            each alert's claims and outcomes, per sink
     checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
+    segments/<yyyy>/<mm>/<dd>/<digest>.json.gz   a sealed day's run records in one object
     cache/<function>/<call>/<seq>.json   which finished run answers a memoized call
     reports/<yyyy>/<mm>/<dd>/<id>.<ext>   published reports (``mlledger report --publish``)
     tmp/                           local stores only: unfinished writes
@@ -36,6 +37,7 @@ __all__ = [
     "REFS",
     "REPORTS",
     "RUNS",
+    "SEGMENTS",
     "STATCACHE",
     "TMP",
     "alert_prefix",
@@ -47,6 +49,7 @@ __all__ = [
     "objects_prefix",
     "ref_prefix",
     "report_key",
+    "segment_key",
 ]
 
 #: the store's config: its format, hash algorithm and policy (its presence makes a store)
@@ -66,6 +69,8 @@ ALERTS = "alerts"
 CHECKS = "checks"
 #: gc's log of removed runs
 GC = "gc"
+#: catalog segments: a sealed day's run records in one object (see ``segments``)
+SEGMENTS = "segments"
 #: published reports, by day, each written once
 REPORTS = "reports"
 #: unfinished writes of a local store
@@ -123,7 +128,7 @@ def report_key(report_id: str, ext: str) -> str:
 
 def checks_prefix(run_id: str) -> str:
     """``checks/<yyyy>/<mm>/<dd>/<run id>``: the folder of a run's check reports."""
-    return CHECKS + day_path(run_id)[len(RUNS):]
+    return CHECKS + day_path(run_id)[len(RUNS) :]
 
 
 def check_key(run_id: str, report_id: str) -> str:
@@ -134,3 +139,8 @@ def check_key(run_id: str, report_id: str) -> str:
 def cache_prefix(function: str, call: str) -> str:
     """The folder holding the memo entries of one call (``function`` key, ``call`` key)."""
     return f"{CACHE}/{function}/{call}"
+
+
+def segment_key(day: str, name: str) -> str:
+    """The key of a segment of ``day`` (``yyyy/mm/dd``) named ``name``."""
+    return f"{SEGMENTS}/{day}/{name}"

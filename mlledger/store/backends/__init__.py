@@ -17,12 +17,25 @@ protocol needs (its extra, its listing cache) in this one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import MissingExtraError, StoreError
 from .base import Backend, NullBackend, store_error
 from .local import LocalBackend
-from .remote import BATCH, FsspecBackend, remote_error, strip_protocol
+
+if TYPE_CHECKING:  # imported on first use (asyncio and fsspec): a local store never needs it
+    from .remote import BATCH, FsspecBackend, remote_error, strip_protocol
+
+_REMOTE = ("BATCH", "FsspecBackend", "remote_error", "strip_protocol")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REMOTE:
+        from . import remote
+
+        return getattr(remote, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BATCH",
@@ -63,6 +76,8 @@ def open_backend(url: str, storage_options: dict[str, Any], *, create: bool = Tr
     protocol = url.split("://", 1)[0]
     import fsspec
     from fsspec.registry import known_implementations
+
+    from .remote import FsspecBackend
 
     if protocol not in known_implementations and protocol not in fsspec.available_protocols():
         raise StoreError(

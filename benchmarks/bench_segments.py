@@ -1,0 +1,295 @@
+"""Catalogs at the speed of the bucket: a simulated ledger of years of runs.
+
+The runs are generated (``_synth``: each a short run's one sealed entry,
+written straight into the store's day folders), not made through
+``ledger.run()``: a million real runs would take a quarter of an hour to make.
+Figures, each against a plain baseline in the same rounds:
+
+- sync with nothing new, when 20,000 runs were made today;
+- first sync of the whole ledger: the first catalog (it reads every entry
+  and writes each sealed day's segment), then a new team member's (segments);
+- a filter over the whole ledger, and turning its matches into ``.metrics``;
+- the first ``Ledger()`` in a fresh process;
+- a first sync from S3 (moto), without segments and with them.
+
+Run through ``python benchmarks/run.py segments`` or alone:
+``python benchmarks/bench_segments.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import REPO, Parts, Row, Timing, ab, fs_type, measure, moto_s3, s3_missing, workdir
+from _synth import entries, write_local
+
+DAY_MS = 86_400_000
+FULL = {"runs": 1_000_000, "days": 3 * 365, "today": 20_000, "s3_runs": 10_000, "s3_days": 10}
+QUICK = {"runs": 20_000, "days": 30, "today": 2_000, "s3_runs": 300, "s3_days": 3}
+REPEAT = 7
+#: targets (BENCHMARKS.md)
+SYNC_NOTHING_S = 0.010
+FILTER_S = 0.100
+MATERIALISE_RATIO = 3.0
+FIRST_LEDGER_S = 0.020
+S3_COLD_100K_S = 30.0
+WHERE = "metrics.loss < {x}"
+
+_FIRST_LEDGER = r"""
+import sys, time
+t0 = time.perf_counter()
+import mlledger
+t1 = time.perf_counter()
+mlledger.Ledger(sys.argv[1])
+t2 = time.perf_counter()
+print(f"{t1 - t0} {t2 - t1}")
+"""
+
+
+def _child_times(args: list[str], n: int) -> list[list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = []
+    for _ in range(n):
+        got = subprocess.run(
+            [sys.executable, *args], capture_output=True, text=True, env=env, check=True
+        )
+        out.append([float(x) for x in got.stdout.split()] if got.stdout.strip() else [])
+    return out
+
+
+def bench_first_ledger(root: Path) -> tuple[list[Row], list[str]]:
+    """The first ``Ledger()`` in a fresh process (timed inside it), rounds paired with a
+    fresh ``python -c pass`` (wall time of the process, for the machine's load)."""
+    ours, plain = Timing(), Timing()
+    for _ in range(REPEAT):
+        (t,) = _child_times(["-c", _FIRST_LEDGER, str(root)], 1)
+        ours.samples.append(t[1])
+        t0 = time.perf_counter()
+        _child_times(["-c", "pass"], 1)
+        plain.samples.append(time.perf_counter() - t0)
+    rows = [
+        Row.from_timing(
+            "first Ledger(url) in a fresh process (after import mlledger)",
+            ours,
+            target=f"<= {FIRST_LEDGER_S * 1e3:g} ms",
+            passed=ours.median <= FIRST_LEDGER_S,
+            ratio=ours.median / plain.median,
+        ),
+        Row.from_timing("  baseline: a whole `python -c pass` process", plain, ratio=1.0),
+    ]
+    return rows, []
+
+
+def bench_local(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    import mlledger
+    from mlledger.catalog import Catalog
+
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and fs_type(shm) == "tmpfs" else tmp
+    root = Path(tempfile.mkdtemp(prefix="mlledger-bench-segments-", dir=base))
+    rows: list[Row] = []
+    notes: list[str] = []
+    try:
+        now = time.time_ns() // 1_000_000
+        today0 = now - now % DAY_MS
+        mlledger.Ledger(root)
+        t0 = time.perf_counter()
+        write_local(root, cfg["runs"], today0 - cfg["days"] * DAY_MS, today0 - 2 * DAY_MS, 1)
+        write_local(root, cfg["today"], today0 + 1, min(now - 5000, today0 + DAY_MS - 1), 2)
+        made = time.perf_counter() - t0
+        total = cfg["runs"] + cfg["today"]
+        notes.append(
+            f"local store in {root.parent} ({fs_type(root)}): {cfg['runs']:,} generated runs "
+            f"over {cfg['days']} days before yesterday plus {cfg['today']:,} today, written "
+            f"in {made:.0f} s (untimed); catalogs in {tmp} ({fs_type(tmp)})"
+        )
+        ledger = mlledger.Ledger(root)
+        first = cold_sync(ledger, Catalog, tmp / "first.sqlite3")
+        segs = sum(1 for _ in (root / "segments").rglob("*.json.gz"))
+        rows.append(
+            Row(
+                f"first sync of {total:,} runs, no segments yet (reads every entry, writes "
+                "each sealed day's segment)",
+                first,
+                target="info",
+                note=f"{total / first:,.0f} runs/s; {segs:,} segments written",
+            )
+        )
+        second = cold_sync(ledger, Catalog, tmp / "second.sqlite3")
+        t0 = time.perf_counter()
+        for p in (root / "segments").rglob("*.json.gz"):
+            p.read_bytes()
+        for p in (root / "runs").glob("*/*/*"):
+            if p.is_dir():
+                os.listdir(p)
+        raw = time.perf_counter() - t0
+        rows.append(
+            Row(
+                f"first sync of {total:,} runs by a new team member (segments)",
+                second,
+                ratio=second / first,
+                target="info",
+                note=f"{total / second:,.0f} runs/s; ratio to the row above; reading the "
+                f"segments and listing every day folder alone takes {raw:.2f} s",
+            )
+        )
+        ledger.sync()
+        today = next(p for p in (root / "runs").glob("*/*/*") if len(os.listdir(p)) >= 1000)
+        res = ab(ledger.sync, lambda: os.listdir(today), REPEAT)
+        rows += Row.from_ab(
+            f"sync() with nothing new ({cfg['today']:,} runs today, {total:,} in all)",
+            res,
+            "os.listdir of today's folder",
+            target=f"<= {SYNC_NOTHING_S * 1e3:g} ms",
+        )
+        rows[-2].passed = res.a.median <= SYNC_NOTHING_S
+        x = 16_700 / total
+        where = WHERE.format(x=x)
+        db = ledger.catalog.db
+        plain = f"SELECT run_id FROM metrics WHERE key = 'loss' AND \"last\" < {x}"
+        res = ab(lambda: ledger.runs(where=where), lambda: db.execute(plain).fetchall(), REPEAT)
+        n = len(ledger.runs(where=where))
+        rows += Row.from_ab(
+            f"runs(where={where!r}) over {total:,} runs",
+            res,
+            "one SQLite SELECT on the catalog's metrics table",
+            target=f"<= {FILTER_S * 1e3:g} ms",
+            note=f"{n:,} matches",
+        )
+        rows[-2].passed = res.a.median <= FILTER_S
+        query, mat, each = Timing(), Timing(), Timing()
+        for _ in range(REPEAT):
+            t0 = time.perf_counter()
+            got = ledger.runs(where=where)
+            t1 = time.perf_counter()
+            _ = got.metrics
+            t2 = time.perf_counter()
+            query.samples.append(t1 - t0)
+            mat.samples.append(t2 - t1)
+        t0 = time.perf_counter()
+        _ = [r.metrics for r in ledger.runs(where=where)]
+        each.samples.append(time.perf_counter() - t0 - query.median)
+        ratio = statistics.median(m / q for m, q in zip(mat.samples, query.samples, strict=True))
+        rows.append(
+            Row.from_timing(
+                f"runs(where=...).metrics for the {n:,} matches",
+                mat,
+                ratio=ratio,
+                target=f"<= {MATERIALISE_RATIO:g}x the query",
+                passed=ratio <= MATERIALISE_RATIO,
+                note=f"[r.metrics for r in runs] (Run objects, bulk-built): {each.median:.2f} s",
+            )
+        )
+        rows.append(Row.from_timing("  baseline: the query itself (same rounds)", query, ratio=1.0))
+        df_t = measure(lambda: ledger.runs(where=where).to_pandas(), 3)
+        rows.append(
+            Row.from_timing(f"runs(where=...).to_pandas(), {n:,} rows", df_t, target="info")
+        )
+        ledger.catalog.close()
+        r, n2 = bench_first_ledger(root)
+        rows += r
+        notes += n2
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return rows, notes
+
+
+def cold_sync(ledger: Any, catalog_class: Any, path: Path) -> float:
+    """Seconds a fresh, empty catalog of the ledger's store takes to sync."""
+    own = ledger.catalog
+    cat = catalog_class(ledger.store, own.load_run, own.make_run, path=str(path))
+    t0 = time.perf_counter()
+    cat.sync()
+    took = time.perf_counter() - t0
+    cat.close()
+    return took
+
+
+def bench_s3(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    """First sync from moto S3: a store never sealed (one read per run) vs the same store
+    once a catalog sealed its days (one segment per day)."""
+    missing = s3_missing()
+    if missing:
+        return [], [f"S3 rows skipped: {missing}"]
+    import mlledger
+    from mlledger.catalog import Catalog
+
+    n, days = cfg["s3_runs"], cfg["s3_days"]
+    now = time.time_ns() // 1_000_000
+    today0 = now - now % DAY_MS
+    tmp = Path(tempfile.mkdtemp(prefix="mlledger-bench-segments-s3-"))
+    try:
+        with moto_s3("mlledger-bench") as (fs, opts):
+            prefix = "mlledger-bench/seg"
+            mlledger.Ledger(f"s3://{prefix}", **opts)
+            t0 = time.perf_counter()
+            batch: dict[str, bytes] = {}
+            for key, raw in entries(n, today0 - (days + 2) * DAY_MS, today0 - 2 * DAY_MS, 3):
+                batch[f"{prefix}/{key}"] = raw
+                if len(batch) == 1000:
+                    fs.pipe(batch)
+                    batch = {}
+            if batch:
+                fs.pipe(batch)
+            upload = time.perf_counter() - t0
+            ledger = mlledger.Ledger(f"s3://{prefix}", **opts)
+            without = cold_sync(ledger, Catalog, tmp / "a.sqlite3")
+            with_segs = cold_sync(ledger, Catalog, tmp / "b.sqlite3")
+            t0 = time.perf_counter()
+            fs.cat(fs.find(f"{prefix}/segments"))
+            raw = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = [
+        Row(
+            f"first sync of {n:,} runs from S3 (moto), no segments (reads each run)",
+            without,
+            target="info",
+            note=f"{n / without:,.0f} runs/s (and writes the {days} days' segments)",
+        ),
+        Row(
+            f"first sync of {n:,} runs from S3 (moto), with segments",
+            with_segs,
+            ratio=with_segs / without,
+            target=f"100k runs <= {S3_COLD_100K_S:g} s",
+            passed=with_segs * 100_000 / n <= S3_COLD_100K_S,
+            note=f"{n / with_segs:,.0f} runs/s, so 100,000 runs in ~{with_segs * 1e5 / n:.0f} s "
+            f"at this rate; ratio to the row above; s3fs find + cat of the segments alone: "
+            f"{raw:.2f} s",
+        ),
+    ]
+    notes = [
+        f"S3 rows: moto server on 127.0.0.1, {n:,} generated runs over {days} days uploaded "
+        f"with fs.pipe in {upload:.0f} s (untimed); one round each (moto serves ~100-200 "
+        "requests/s here)"
+    ]
+    return rows, notes
+
+
+def main(quick: bool = False) -> list[Row]:
+    cfg = dict(QUICK if quick else FULL)
+    for key in ("runs", "s3_runs"):  # MLLEDGER_BENCH_SEGMENT_RUNS, ..._S3_RUNS: other sizes
+        got = os.environ.get(f"MLLEDGER_BENCH_SEGMENT_{key.upper()}")
+        if got:
+            cfg[key] = int(got)
+    parts = Parts("segments", quick)
+    with workdir("segments") as tmp:
+        parts.run("local", lambda: bench_local(tmp, cfg))
+        parts.run("s3", lambda: bench_s3(cfg))
+    parts.notes.append(
+        "sizes: MLLEDGER_BENCH_SEGMENT_RUNS and MLLEDGER_BENCH_SEGMENT_S3_RUNS override the "
+        "run counts; page cache warm"
+    )
+    return parts.report()
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv[1:])

@@ -1,0 +1,241 @@
+"""Catalog segments: a sealed day's run records compacted into one object.
+
+A catalog that syncs a store from scratch would read one entry (or two) per
+run.  Once a day is sealed (over, and every run in it ended: see
+``catalog.sync``), the process that seals it first writes a *segment*::
+
+    segments/<yyyy>/<mm>/<dd>/<digest>.json.gz
+
+gzip of canonical JSON: the day, the digest algorithm, ``entries`` (every
+entry key it was built from -> the digest of that entry's bytes) and
+``records`` (run id -> the record merged from those entries, exactly what a
+reader merging them gets).  The name is the digest of the JSON, so a segment
+is written create-only and never changes; two processes sealing the same day
+from the same entries write the same name, and the second finds it there.
+
+A segment is derived data, never the truth:
+
+- a reader takes a run's record from a segment only when the entry the
+  segment was built from is in its own listing of the day (same key: a short
+  run's ``<id>.json`` or a run folder's ``end.json``); every other name of
+  the listing (a late run, a run the segment left out) is read from its
+  entries, and a run the segment covers but the listing lacks (deleted by
+  ``gc``) is not taken;
+- a segment whose bytes do not match its name, or that does not parse, is
+  ignored (the day is read entry by entry);
+- ``verify`` rebuilds every segment's records from the entries it covers and
+  compares digests and records (``check``);
+- ``gc`` that deletes runs of a day writes that day's segment afresh from
+  the entries left and deletes the old one (``rewrite_day``), so no record
+  of a deleted run stays behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import canonical, run_entries
+from ..errors import DamagedEntryError
+from ..ids import run_id_of_entry
+from .chain import entry_digest
+from .layout import SEGMENTS, segment_key
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = [
+    "SUFFIX",
+    "Segment",
+    "build",
+    "check",
+    "day_entry_keys",
+    "decode",
+    "encode",
+    "find",
+    "read_day",
+    "read_entries",
+    "rewrite_day",
+    "write",
+]
+
+FORMAT = 1
+#: how a segment's name ends (after the digest of its JSON)
+SUFFIX = ".json.gz"
+
+
+class Segment:
+    """One day's run records and the entries (key -> digest) they were merged from."""
+
+    def __init__(
+        self, day: str, entries: dict[str, str], records: dict[str, dict[str, Any]]
+    ) -> None:
+        self.day = day
+        self.entries = entries
+        self.records = records
+
+    def record_for(self, day_name: str) -> dict[str, Any] | None:
+        """The record of the run a name in the day's folder stands for, when this segment
+        was built from that very entry (a short run's ``<id>.json``, a folder's end)."""
+        rid = run_id_of_entry(day_name)
+        if rid is None:
+            return None
+        key = f"runs/{self.day}/{day_name}" + ("" if day_name.endswith(".json") else "/end.json")
+        if key not in self.entries:
+            return None
+        return self.records.get(rid)
+
+
+def day_entry_keys(day: str, names: Iterable[str]) -> list[str]:
+    """The entry keys a segment of ``day`` is built from, for the names of its folder: each
+    short run's ``<id>.json``, each run folder's ``start.json`` and ``end.json``."""
+    keys = []
+    for n in names:
+        if run_id_of_entry(n) is None:
+            continue
+        if n.endswith(".json"):
+            keys.append(f"runs/{day}/{n}")
+        else:
+            keys += [f"runs/{day}/{n}/start.json", f"runs/{day}/{n}/end.json"]
+    return keys
+
+
+def build(day: str, got: Mapping[str, bytes | None], algorithm: str) -> Segment:
+    """A segment of ``day`` from its entries' bytes (``key -> bytes``): every run that
+    ended (a short run's one entry, or a folder with an end entry) and is not damaged."""
+    prefix = f"runs/{day}/"
+    runs: dict[str, dict[str, tuple[str, bytes]]] = {}
+    for key, raw in got.items():
+        if raw is None or not key.startswith(prefix):
+            continue
+        rest = key[len(prefix) :]
+        if "/" in rest:
+            folder, _, entry = rest.partition("/")
+            rid = run_id_of_entry(folder)
+            part = entry[: -len(".json")]
+        else:
+            rid, part = run_id_of_entry(rest), "whole"
+        if rid is not None and part in ("start", "end", "whole"):
+            runs.setdefault(rid, {})[part] = (key, raw)
+    entries: dict[str, str] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for rid in sorted(runs):
+        parts = runs[rid]
+        whole = "whole" in parts
+        end = parts.get("whole") or parts.get("end")
+        if end is None:
+            continue  # no end entry: still going, or its process died (read from entries)
+        start = None if whole else parts.get("start")
+        try:
+            rec = run_entries.merge(rid, start, end, whole=whole)
+        except DamagedEntryError:
+            continue
+        if rec is None or rec.get("status", "running") == "running":
+            continue
+        records[rid] = rec
+        for key, raw in (end,) if start is None else (start, end):
+            entries[key] = entry_digest(raw, algorithm)
+    return Segment(day, entries, records)
+
+
+def encode(seg: Segment, algorithm: str) -> tuple[str, bytes]:
+    """The key and the bytes of a segment (its name: the digest of its JSON)."""
+    doc = {
+        "format": FORMAT,
+        "day": seg.day,
+        "algorithm": algorithm,
+        "entries": seg.entries,
+        "records": seg.records,
+    }
+    raw = canonical.dumps(doc)
+    name = entry_digest(raw, algorithm).partition(":")[2]
+    return segment_key(seg.day, name + SUFFIX), gzip.compress(raw, compresslevel=6, mtime=0)
+
+
+def decode(key: str, data: bytes, algorithm: str) -> Segment:
+    """A segment read back; ``ValueError`` when it is damaged, is not a segment of the day
+    its key names, or its bytes do not match its name."""
+    try:
+        raw = gzip.decompress(data)
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{key}: not gzip ({e})") from None
+    name = key.rsplit("/", 1)[-1]
+    if entry_digest(raw, algorithm).partition(":")[2] + SUFFIX != name:
+        raise ValueError(f"{key}: its content does not match its name")
+    doc = canonical.loads(raw)
+    day = "/".join(key.split("/")[1:4])
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("day") != day:
+        raise ValueError(f"{key}: not a format-{FORMAT} segment of {day}")
+    entries, records = doc.get("entries"), doc.get("records")
+    if not isinstance(entries, dict) or not isinstance(records, dict):
+        raise ValueError(f"{key}: no entries or records")
+    return Segment(day, entries, records)
+
+
+def write(store: Store, seg: Segment) -> str | None:
+    """Write a segment create-only (an identical one there already is success); its key,
+    or None when it covers no run."""
+    if not seg.records:
+        return None
+    key, data = encode(seg, store.algorithm)
+    store.create_entry(key, data)
+    return key
+
+
+def find(store: Store) -> dict[str, list[str]]:
+    """Every segment of the store by day (``yyyy/mm/dd`` -> keys): one listing."""
+    out: dict[str, list[str]] = {}
+    for key in store.backend.list(SEGMENTS):
+        parts = key.split("/")
+        if len(parts) == 5 and parts[4].endswith(SUFFIX):
+            out.setdefault("/".join(parts[1:4]), []).append(key)
+    return out
+
+
+def read_day(store: Store, keys: list[str]) -> list[Segment]:
+    """The sound segments among ``keys`` (one day's); a damaged one is left out."""
+    got = store.backend.read_many(keys)
+    out = []
+    for key in keys:
+        data = got.get(key)
+        if data is None:
+            continue
+        try:
+            out.append(decode(key, data, store.algorithm))
+        except ValueError:
+            continue
+    return out
+
+
+def read_entries(store: Store, day: str) -> dict[str, bytes | None]:
+    """Every run entry of ``day`` a segment is built from, read from the store (an entry
+    not there reads as None)."""
+    names = store.backend.list_dir(f"runs/{day}")
+    return store.backend.read_many(day_entry_keys(day, names))
+
+
+def rewrite_day(store: Store, day: str, old: list[str]) -> str | None:
+    """After runs of ``day`` were deleted (gc): write its segment afresh from the entries
+    left, then delete the ``old`` segments (the new one is complete before they go)."""
+    key = write(store, build(day, read_entries(store, day), store.algorithm))
+    for k in old:
+        if k != key:
+            store.backend.delete(k)
+    return key
+
+
+def check(seg: Segment, got: Mapping[str, bytes | None], algorithm: str) -> list[str]:
+    """What is wrong with a segment against the entries it covers (``got``: their bytes):
+    an entry whose digest differs, a record that differs from the one its entries give.
+    Entries no longer there (runs gc deleted) are not wrong: such records are never read."""
+    problems = []
+    present = {k: raw for k in seg.entries if (raw := got.get(k)) is not None}
+    for key, raw in present.items():
+        if entry_digest(raw, algorithm) != seg.entries[key]:
+            problems.append(f"it was built from another {key}")
+    rebuilt = build(seg.day, present, algorithm)
+    for rid, rec in rebuilt.records.items():
+        if rid in seg.records and canonical.dumps(seg.records[rid]) != canonical.dumps(rec):
+            problems.append(f"its record of run {rid} differs from the run's entries")
+    return problems
