@@ -27,7 +27,7 @@ import inspect
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,16 +127,9 @@ class Memo:
         probe = self._probe(maker, args, kwargs)
         if isinstance(probe, _Hit):
             return probe.value
-        with contextlib.ExitStack() as stack:
-            with arrays.remembered(probe.hints if probe is not None else None):
-                ctx = start()
-                run = stack.enter_context(ctx) if ctx is not None else None
-            result = self.fn(*args, **kwargs)
-            if ctx is not None and run is not None:
-                ctx.writer.record_return(run, result)
-        if probe is not None and ctx is not None and run is not None:
-            self._remember(ctx.writer, run, probe, result)
-        return result
+        with self._recording(start, probe) as result:
+            result.append(self.fn(*args, **kwargs))
+        return result[0]
 
     async def acall(
         self,
@@ -149,16 +142,28 @@ class Memo:
         probe = self._probe(maker, args, kwargs)
         if isinstance(probe, _Hit):
             return probe.value
+        with self._recording(start, probe) as result:
+            result.append(await self.fn(*args, **kwargs))
+        return result[0]
+
+    @contextlib.contextmanager
+    def _recording(
+        self, start: Callable[[], RunContext | None], probe: _Probe | None
+    ) -> Iterator[list[Any]]:
+        """A miss: the run around the call (started while the probe's array digests are
+        remembered), its return value recorded before the run ends and remembered in the
+        memo index after; the block appends the value to the list it gets.  A call that
+        raises records nothing (the run ends failed)."""
+        result: list[Any] = []
         with contextlib.ExitStack() as stack:
             with arrays.remembered(probe.hints if probe is not None else None):
                 ctx = start()
                 run = stack.enter_context(ctx) if ctx is not None else None
-            result = await self.fn(*args, **kwargs)
+            yield result
             if ctx is not None and run is not None:
-                ctx.writer.record_return(run, result)
+                ctx.writer.record_return(run, result[0])
         if probe is not None and ctx is not None and run is not None:
-            self._remember(ctx.writer, run, probe, result)
-        return result
+            self._remember(ctx.writer, run, probe, result[0])
 
     # -- the key -----------------------------------------------------------------
     def _probe(self, maker: Callable[[], RunMaker], args: Any, kwargs: Any) -> _Probe | _Hit | None:
