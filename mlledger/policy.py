@@ -213,6 +213,16 @@ class Policy:
                 warnings.warn(f"mlledger: {e}", LedgerWarning, stacklevel=3)
         return None
 
+    def _before(self, seq: int) -> PolicyEntry | None:
+        """The entry ``seq`` will follow (``append`` has just listed the history): read
+        directly, or, when it is damaged, the newest readable one before it."""
+        if seq <= 1:
+            return None
+        try:
+            return self._parse(seq - 1, self._history.read(seq - 1))
+        except IntegrityError:
+            return self._newest()
+
     def get(self) -> dict[str, Any]:
         """The policy in force, read fresh from the store: ``{}`` when none is set."""
         out = self._base()
@@ -247,7 +257,7 @@ class Policy:
         base = self._base()
 
         def build(seq: int) -> dict[str, Any]:
-            newest = self._newest() if seq > 1 else None
+            newest = self._before(seq)
             policy = dict(base)
             if newest is not None:
                 policy.update(newest.policy)
