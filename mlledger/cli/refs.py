@@ -16,16 +16,20 @@ def ref() -> None:
     """Named refs (model/prod): append-only histories of targets."""
 
 
-@ref.command("set")
-@click.argument("name")
-@click.argument("target")
-@click.option("-m", "--message", default=None, help="Why the ref moves.")
-@click.option(
+#: ``--force`` of ``ref set`` and ``ref rollback``
+force_option = click.option(
     "--force",
     is_flag=True,
     help="Move a protected ref (the policy's protect) without a message or failing checks; "
     "the entry records it.",
 )
+
+
+@ref.command("set")
+@click.argument("name")
+@click.argument("target")
+@click.option("-m", "--message", default=None, help="Why the ref moves.")
+@force_option
 @json_option()
 @pass_state
 def ref_set(
@@ -90,12 +94,7 @@ def ref_log(state: State, name: str, as_json: bool) -> None:
     "100000). Default: the target before the current one.",
 )
 @click.option("-m", "--message", default=None, help="Why the ref moves back.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Move a protected ref (the policy's protect) without a message or failing checks; "
-    "the entry records it.",
-)
+@force_option
 @json_option()
 @pass_state
 def ref_rollback(
