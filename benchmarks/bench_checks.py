@@ -59,7 +59,7 @@ def _main(tmp: Path, stores: Path, cfg: dict[str, int], parts: Parts) -> None:
     seconds = build(str(root), n, cfg["big_days"], tmp / "plain.sqlite3", 7)
     parts.rows.append(
         Row(f"   build: {n:,} runs through ledger.run()", seconds, target="info",
-            note=f"{n / seconds:,.0f} runs/s")  # fmt: skip
+            note=f"{n / seconds:,.0f} runs/s")
     )
     ledger = mlledger.Ledger(root)
     ledger.sync()
