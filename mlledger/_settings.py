@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CACHE",
     "DEBUG",
     "DISABLE",
+    "PARENT",
     "TRANSFERS",
     "URL",
     "cache_dir",
@@ -25,6 +27,7 @@ __all__ = [
     "default_url",
     "disabled",
     "host_name",
+    "outer_run",
     "spool_dir",
     "transfers",
     "user_name",
@@ -40,6 +43,9 @@ DEBUG = "MLLEDGER_DEBUG"
 CACHE = "MLLEDGER_CACHE"
 #: how many objects a restore from S3, GCS or Azure keeps in flight at once
 TRANSFERS = "MLLEDGER_TRANSFERS"
+#: set by ``mlledger run`` for the program it runs: the run that program is inside, as
+#: JSON (``id``, ``url``, ``message``, ``tags``); its own runs nest under it
+PARENT = "MLLEDGER_PARENT"
 
 _FALSE = ("", "0", "false", "no")
 
@@ -52,6 +58,23 @@ def _flag(name: str) -> bool:
 def disabled() -> bool:
     """``MLLEDGER_DISABLE`` is set to a true value: track nothing."""
     return _flag(DISABLE)
+
+
+def outer_run(url: str) -> dict[str, Any] | None:
+    """The run of another process this one runs inside (``$MLLEDGER_PARENT``, set by
+    ``mlledger run`` for its program), if it is on the store at ``url``; else None."""
+    value = os.environ.get(PARENT)
+    if not value:
+        return None
+    import json
+
+    try:
+        outer = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(outer, dict) or not isinstance(outer.get("id"), str):
+        return None
+    return outer if outer.get("url") == url else None
 
 
 def cache_enabled() -> bool:

@@ -297,3 +297,47 @@ def test_every_key_is_documented_in_the_cli_help() -> None:
     text = invoke("policy", "--help").stdout
     for key in KEYS:
         assert key in text
+
+
+def test_cli_run_exec_programs_runs_nest_under_it_with_its_message(tmp_path: Path) -> None:
+    """A program run by `mlledger run -m WHY --tag K=V --exec -- python prog.py` (another
+    process) records its own tracked runs under the command's run, with its message and
+    tags, so require_message holds for them; a program run outside `mlledger run` is not
+    affected by a stale variable naming another store."""
+    url = str(tmp_path / "store")
+    assert console("init", "--require-message", url=url).returncode == 0
+    prog = tmp_path / "prog.py"
+    prog.write_text(
+        textwrap.dedent(
+            """
+            import mlledger
+
+            @mlledger.tracked
+            def fit(lr):
+                return lr * 2
+
+            print("fit", fit(0.5))
+            """
+        )
+    )
+    done = console(
+        "run", "-m", "try a smaller lr", "--tag", "team=vision", "--exec", "--",
+        sys.executable, str(prog), url=url, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "fit 1.0" in done.stdout
+    runs = json.loads(console("log", "--json", url=url).stdout)
+    assert len(runs) == 2
+    outer = next(r for r in runs if r["name"] != "fit")
+    inner = next(r for r in runs if r["name"] == "fit")
+    assert inner["parent_id"] == outer["id"]
+    assert inner["message"] == outer["message"] == "try a smaller lr"
+    assert inner["tags"] == {"team": "vision"}
+    # a variable left from another store's command is ignored: here the policy refuses
+    other = json.dumps({"id": outer["id"], "url": "/elsewhere", "message": "m", "tags": {}})
+    alone = subprocess.run(
+        [sys.executable, str(prog)], cwd=tmp_path, capture_output=True, text=True,
+        env={**python_env(), "MLLEDGER_URL": url, "MLLEDGER_PARENT": other}, timeout=60,
+    )
+    assert alone.returncode != 0
+    assert "message" in alone.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import runpy
 import shutil
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._fmt import display_path, human_seconds, one_line
-from .._settings import URL, disabled
+from .._settings import PARENT, URL, disabled
 from ..errors import UsageError
 from ..render import styled_status
 from ..runs import current_run
@@ -98,6 +99,15 @@ def _command_body(cmd: list[str], url: str | None) -> Body:
         env = dict(os.environ)
         if url is not None:
             env[URL] = url
+        outer = current_run()
+        if outer is not None and not outer.state.detached:
+            # the program's own runs nest under this one, with its why and tags
+            outer.ensure_started()  # their parent is in the store before they are
+            record = outer.record
+            env[PARENT] = json.dumps({
+                "id": outer.id, "url": outer.writer.store.url, "message": record.get("message"),
+                "tags": record.get("tags") or {},
+            })
         sys.stdout.flush()
         sys.stderr.flush()
         try:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from .._settings import disabled
+from .._settings import disabled, outer_run
 from ..capture import code as _code
 from ..capture import files as _files
 from ..capture import resources as _resources
@@ -136,6 +136,8 @@ class RunContext:
         self.kind = kind
         self.baseline = baseline
         self.run: Run | None = None
+        #: the run of another process this one runs inside (``mlledger run``), if any
+        self.outer_id: str | None = None
         self._token: contextvars.Token[Run | None] | None = None
         self._watch: _files.FileWatch | None = None
         self._res0: _resources.Start = (0.0, 0.0, 0.0)
@@ -151,12 +153,16 @@ class RunContext:
                     f"{what}={{'name': value}}"
                 )
         parent = CURRENT.get()
-        if parent is not None:  # a nested or tracked run carries on its parent's why and tags
+        # a nested or tracked run carries on its parent's why and tags; so does a run of a
+        # program that `mlledger run` runs, under that command's run (another process)
+        outer = parent.state.record if parent is not None else outer_run(self.ledger.url)
+        if outer is not None:
             if self.message is None:
-                self.message = parent.state.record.get("message")
-            inherited = parent.state.record.get("tags") or {}
+                self.message = outer.get("message")
+            inherited = outer.get("tags") or {}
             if inherited:
                 self.tags = {**inherited, **(self.tags or {})}
+        self.outer_id = outer.get("id") if parent is None and outer is not None else None
         if not self.checked and disabled():
             return self._enter_detached(None)
         self.writer.check_policy(self.message, self.tags)
@@ -249,7 +255,7 @@ class RunContext:
             "kind": self.kind,
             "status": "running",
             "started_at": now_iso(),
-            "parent_id": parent.id if parent is not None else None,
+            "parent_id": parent.id if parent is not None else self.outer_id,
             "message": scrub(self.message) if isinstance(self.message, str) else self.message,
             "tags": {},
             "params": {},
