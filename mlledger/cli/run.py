@@ -175,7 +175,7 @@ def _execute(
 ) -> tuple[Run, int]:
     """Run ``body`` inside a run; returns the ended run and the exit status.
 
-    ``script_args``: what the script's argparse or click parses becomes params.
+    ``script_args``: what the script's argparse, click or Hydra parses becomes params.
     """
     from ..capture.redact import redact_argv
     from ..integrations.scriptargs import ScriptArgs
@@ -199,8 +199,10 @@ def _execute(
         run.log_params(argv=redact_argv(list(argv)))
         for p in inputs:
             run.use(p)
-        with ScriptArgs(run) if script_args else contextlib.nullcontext():
+        with ScriptArgs(run, ledger) if script_args else contextlib.nullcontext() as args:
             rc, exc = body()
+            if args is not None:  # why a Hydra app ran no task, a sweep's job left open
+                args.ended(rc, exc)
         missing = [p for p in outputs if not os.path.lexists(where[p])]
         for p in outputs:
             if p not in missing:
