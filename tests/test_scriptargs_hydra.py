@@ -155,9 +155,10 @@ def test_the_scripts_own_param_wins(two_runs: tuple[Path, str]) -> None:
 
 
 def test_multirun_jobs_are_child_runs(app: Path, tmp_path: Path) -> None:
-    """-m lr=0.1,0.2 with chdir: one child run per job with its params, files and metrics."""
+    """-m lr=0.1,0.2 with chdir: one child run per job with its params, config files, the
+    files the task read and wrote, and its metrics."""
     url = str(tmp_path / "store")
-    out = console("run", "train.py", "-m", "lr=0.1,0.2", "hydra.job.chdir=True",
+    out = console("run", "train.py", "-m", "lr=0.1,0.2", "model=big", "hydra.job.chdir=True",
                   url=url, cwd=app)
     assert out.returncode == 0, out.stderr
     ledger = Ledger(url)
@@ -166,11 +167,15 @@ def test_multirun_jobs_are_child_runs(app: Path, tmp_path: Path) -> None:
     jobs = [r for r in jobs if r.parent_id == parent.id]
     assert [j.params["lr"] for j in jobs] == [0.1, 0.2]
     assert [j.tags["hydra_job"] for j in jobs] == ["0", "1"]
-    assert parent.params == {"argv": ["train.py", "-m", "lr=0.1,0.2", "hydra.job.chdir=True"]}
+    assert parent.params == {
+        "argv": ["train.py", "-m", "lr=0.1,0.2", "model=big", "hydra.job.chdir=True"]
+    }
     assert "conf/config.yaml" in parent.inputs
     for num, job in enumerate(jobs):
         assert job.status == "finished", job.warnings
-        assert job.params["model"] == {"name": "small", "depth": 2, "width": 64}
+        assert job.params["model"] == {"name": "big", "depth": 8, "width": 512}
+        # the files Hydra composed the job's config from
+        assert {"conf/config.yaml", "conf/model/big.yaml"} <= set(job.inputs)
         assert job.metrics["loss"] == pytest.approx(job.params["lr"] * 2)
         assert "data.csv" in job.inputs  # read through to_absolute_path after the chdir
         (name,) = job.outputs

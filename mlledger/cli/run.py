@@ -300,8 +300,10 @@ def run(
     A script (the first word ends in .py, no --exec) runs in this process with
     full capture: the files it reads and writes, the environment, its code
     (the script's digest), argv and the arguments its argparse or click
-    parser reads (--lr 0.2 as params.lr = 0.2) as params.  Any other COMMAND runs as a
-    subprocess; its inputs and outputs are the --input/--output paths.
+    parser reads (--lr 0.2 as params.lr = 0.2) or its Hydra app's composed config
+    (lr=0.2 as params.lr = 0.2; a --multirun job as a child run) as params.  Any
+    other COMMAND runs as a subprocess; its inputs and outputs are the
+    --input/--output paths.
     Options after the script or COMMAND are its own; '--' ends mlledger's
     options.  Exit status: the program's (1 for an exception in a script).
     """

@@ -58,14 +58,17 @@ _TARGET = f"{__name__}.LedgerCallback"
 #: a callback Hydra pickles to another process (a remote launcher) does nothing there
 _ACTIVE: list[HydraHook] = []
 
-#: Hydra's flags that print something and run no task, and what they print
+#: Hydra's flags that run no composed task through the callbacks, and what they did
 _SHOWS = (
-    ("help", "--help printed the app's help"),
-    ("hydra_help", "--hydra-help printed Hydra's help"),
-    ("cfg", "--cfg printed the config"),
-    ("info", "--info printed information about the app"),
-    ("shell_completion", "--shell-completion ran"),
-    ("experimental_rerun", "--experimental-rerun ran the task outside mlledger's hook"),
+    ("help", "--help printed the app's help; no task ran"),
+    ("hydra_help", "--hydra-help printed Hydra's help; no task ran"),
+    ("cfg", "--cfg printed the config; no task ran"),
+    ("info", "--info printed information about the app; no task ran"),
+    ("shell_completion", "--shell-completion ran; no task ran"),
+    (
+        "experimental_rerun",
+        "--experimental-rerun ran the task from a saved config, which is not recorded as params",
+    ),
 )
 
 
@@ -95,6 +98,39 @@ def config_params(config: Any) -> tuple[dict[str, Any], list[str]]:
         else:
             out[key] = value
     return out, skipped
+
+
+def config_files(config: Any) -> list[str]:
+    """The config files on disk a composed config was made of: the primary config and
+    each group's choice, found in the ``file://`` config sources (first source wins)."""
+    from omegaconf import OmegaConf
+
+    runtime = OmegaConf.select(config, "hydra.runtime", default=None)
+    if runtime is None:
+        return []
+    sources = OmegaConf.to_container(runtime.get("config_sources") or OmegaConf.create([]))
+    folders = [
+        str(src["path"])
+        for src in (sources if isinstance(sources, list) else [])
+        if isinstance(src, dict) and src.get("schema") == "file" and src.get("path")
+    ]
+    names = []
+    primary = OmegaConf.select(config, "hydra.job.config_name", default=None)
+    if isinstance(primary, str):
+        names.append(primary)
+    for key, option in (runtime.get("choices") or {}).items():
+        group = str(key).split("@", 1)[0]  # db@backup: group db, placed at backup
+        if isinstance(option, str) and not group.startswith("hydra/"):
+            names.append(f"{group}/{option}")
+    found = []
+    for name in names:
+        file = name if name.endswith(".yaml") else f"{name}.yaml"
+        for folder in folders:
+            path = os.path.join(folder, file)
+            if os.path.isfile(path):
+                found.append(path)
+                break
+    return found
 
 
 def _plain(v: Any) -> Any:
@@ -186,6 +222,20 @@ class HydraHook:
         args.record(values, "Hydra", into=run, convert=_plain)
         if skipped:
             run.state.warn(f"Hydra config key(s) not recorded as params: {', '.join(skipped)}")
+        if self.sweep:  # Hydra composed the job's config while capture was paused
+            self._use_config_files(run, config)
+
+    def _use_config_files(self, run: Run, config: DictConfig) -> None:
+        """The job's config files as its inputs, named as the script's run names them."""
+        from omegaconf import OmegaConf
+
+        try:
+            home = OmegaConf.select(config, "hydra.runtime.cwd", default=None) or os.getcwd()
+            for path in config_files(config):
+                rel = os.path.relpath(path, home)
+                run.use(path, name=path if rel.startswith(os.pardir) else rel)
+        except Exception as e:  # capture never breaks the user's code
+            run.state.warn(f"Hydra config files not recorded as inputs: {e!r}")
 
     def job_end(self, job_return: JobReturn) -> None:
         """A job's task returned or raised."""
@@ -263,10 +313,11 @@ class HydraHook:
         run = self.args.run
         if not getattr(run, "active", False):
             return
-        if self.shown is not None:
-            self.args.exited("Hydra", status, f"{self.shown}; no task ran")
+        if self.shown is not None and status == 0:
+            self.args.exited("Hydra", status, self.shown)
         elif self.jobs_started == 0 and status != 0:
-            # Hydra prints why and exits 1 while handling the error: it is the exit's context
+            # Hydra prints why and exits 1 while handling the error: it is the exit's
+            # context (or Hydra raised it: two commands such as --cfg with --multirun)
             cause = exc.__context__ if isinstance(exc, SystemExit) else exc
             if cause is not None:
                 why = one_line(str(cause))
@@ -304,42 +355,38 @@ def _in_folder(path: str) -> Iterator[None]:
 class LedgerCallback(Callback):
     """Hydra's callback, registered by :class:`HydraHook` through ``hydra.callbacks``.
 
-    Outside ``mlledger run`` (another process, the hook gone) it does nothing.
+    Outside ``mlledger run`` (another process, the hook gone) it does nothing; a
+    problem inside it is a warning on the script's run, never an error of the app.
     """
 
     @staticmethod
-    def _hook() -> HydraHook | None:
-        return _ACTIVE[-1] if _ACTIVE and os.getpid() == _PID else None
+    def _call(event: str, *args: Any) -> None:
+        hook = _ACTIVE[-1] if _ACTIVE and os.getpid() == _PID else None
+        if hook is None:
+            return
+        try:
+            getattr(hook, event)(*args)
+        except Exception as e:  # capture never breaks the user's code
+            with contextlib.suppress(Exception):
+                hook.args.run.state.warn(f"Hydra {event} not recorded: {e!r}")
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.begin(sweep=False)
+        self._call("begin", False)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.finish()
+        self._call("finish")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.begin(sweep=True)
+        self._call("begin", True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.finish()
+        self._call("finish")
 
     def on_job_start(self, config: DictConfig, *, task_function: Any, **kwargs: Any) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.job_start(config, task_function)
+        self._call("job_start", config, task_function)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.job_end(job_return)
+        self._call("job_end", job_return)
 
 
 _PID = os.getpid()
