@@ -16,6 +16,7 @@ from helpers.cli import console, invoke
 from omegaconf import OmegaConf
 
 from mlledger import Ledger
+from mlledger.capture.redact import REDACTED
 from mlledger.integrations.hydra import LedgerCallback, config_params
 from mlledger.integrations.scriptargs import ScriptArgs
 
@@ -55,6 +56,7 @@ CONFIG = textwrap.dedent(
     data: data.csv
     layers: [64, 64]
     fail: false
+    db: {user: me, password: hunter2}
     """
 )
 
@@ -119,6 +121,7 @@ def test_the_composed_config_becomes_typed_params(two_runs: tuple[Path, str]) ->
     assert run.params["tag"] == "big-lr0.2"  # ${model.name}-lr${lr}
     assert run.params["layers"] == [64, 64]
     assert run.params["fail"] is False
+    assert run.params["db"] == {"user": "me", "password": REDACTED}  # a secret-looking key
     assert "hydra" not in run.params
     assert "overrides" not in run.params  # Hydra's own parser is no params
     assert {"conf/config.yaml", "conf/model/big.yaml", "data.csv"} <= set(run.inputs)
