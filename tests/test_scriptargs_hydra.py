@@ -26,6 +26,7 @@ APP = textwrap.dedent(
     """
     import os, pathlib
     import hydra
+    from hydra.core.hydra_config import HydraConfig
     from hydra.utils import to_absolute_path
     import mlledger
 
@@ -36,6 +37,9 @@ APP = textwrap.dedent(
     def main(cfg):
         rows = pathlib.Path(to_absolute_path(cfg.data)).read_text().splitlines()
         pathlib.Path("model.txt").write_text(f"{cfg.lr} {cfg.model.depth} {len(rows)}")
+        # a file the task writes into Hydra's output folder on purpose
+        out = pathlib.Path(HydraConfig.get().runtime.output_dir)
+        (out / "report.txt").write_text(f"rows={len(rows)}")
         mlledger.current_run().log(step=1, loss=cfg.lr * 2)
         if cfg.fail:
             raise ValueError("the task broke")
@@ -126,6 +130,9 @@ def test_the_composed_config_becomes_typed_params(two_runs: tuple[Path, str]) ->
     assert "overrides" not in run.params  # Hydra's own parser is no params
     assert {"conf/config.yaml", "conf/model/big.yaml", "data.csv"} <= set(run.inputs)
     assert "model.txt" in run.outputs
+    # what the task wrote into Hydra's output folder is an output; Hydra's own files not
+    (report,) = [n for n in run.outputs if n.endswith("/report.txt")]
+    assert report.startswith("outputs/")
     assert _hydra_files(run.outputs) == []
     assert run.metrics["loss"] == 0.4
 
@@ -181,9 +188,10 @@ def test_multirun_jobs_are_child_runs(app: Path, tmp_path: Path) -> None:
         assert {"conf/config.yaml", "conf/model/big.yaml"} <= set(job.inputs)
         assert job.metrics["loss"] == pytest.approx(job.params["lr"] * 2)
         assert "data.csv" in job.inputs  # read through to_absolute_path after the chdir
-        (name,) = job.outputs
-        assert name.startswith("multirun/")
-        assert name.endswith(f"/{num}/model.txt")
+        assert sorted(n.rsplit("/", 1)[-1] for n in job.outputs) == ["model.txt", "report.txt"]
+        for name in job.outputs:  # named from the folder mlledger run started in
+            assert name.startswith("multirun/")
+            assert f"/{num}/" in name
     assert _hydra_files([*parent.outputs, *jobs[0].outputs, *jobs[1].outputs]) == []
     changes = {(c.section, c.key) for c in ledger.diff(jobs[0], jobs[1])}
     assert ("params", "lr") in changes
