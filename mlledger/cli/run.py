@@ -185,7 +185,7 @@ def _execute(
 ) -> tuple[Run, int]:
     """Run ``body`` inside a run; returns the ended run and the exit status.
 
-    ``script_args``: what the script's argparse or click parses becomes params.
+    ``script_args``: what the script's argparse, click or Hydra parses becomes params.
     """
     from ..capture.redact import redact_argv
     from ..integrations.scriptargs import ScriptArgs
@@ -209,8 +209,10 @@ def _execute(
         run.log_params(argv=redact_argv(list(argv)))
         for p in inputs:
             run.use(p)
-        with ScriptArgs(run) if script_args else contextlib.nullcontext():
+        with ScriptArgs(run, ledger) if script_args else contextlib.nullcontext() as args:
             rc, exc = body()
+            if args is not None:  # why a Hydra app ran no task, a sweep's job left open
+                args.ended(rc, exc)
         missing = [p for p in outputs if not os.path.lexists(where[p])]
         for p in outputs:
             if p not in missing:
@@ -308,8 +310,10 @@ def run(
     A script (the first word ends in .py, no --exec) runs in this process with
     full capture: the files it reads and writes, the environment, its code
     (the script's digest), argv and the arguments its argparse or click
-    parser reads (--lr 0.2 as params.lr = 0.2) as params.  Any other COMMAND runs as a
-    subprocess; its inputs and outputs are the --input/--output paths.
+    parser reads (--lr 0.2 as params.lr = 0.2) or its Hydra app's composed config
+    (lr=0.2 as params.lr = 0.2; a --multirun job as a child run) as params.  Any
+    other COMMAND runs as a subprocess; its inputs and outputs are the
+    --input/--output paths.
     Options after the script or COMMAND are its own; '--' ends mlledger's
     options.  Exit status: the program's (1 for an exception in a script).
     """

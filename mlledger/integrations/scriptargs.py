@@ -10,7 +10,11 @@ two parsers are hooked at their class:
   namespace parsed from ``sys.argv[1:]`` (``args=None`` or that very list; a
   parser given other words, a library's own or a subparser's, is left alone);
 - ``click.Command.make_context`` (typer builds click commands): the params of a
-  command parsed from ``sys.argv[1:]`` and of its subcommands.
+  command parsed from ``sys.argv[1:]`` and of its subcommands;
+- Hydra (only when the script imported it): ``@hydra.main`` reads ``sys.argv``
+  with an argparse parser; its namespace goes to
+  :class:`~mlledger.integrations.hydra.HydraHook`, which records the composed
+  config instead.
 
 Simple values are kept (numbers, strings, bools, None, lists of those; a
 path-like as its string); anything else (an open file of ``FileType``) is
@@ -24,38 +28,28 @@ script's.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .argvalues import NOT_SIMPLE, simple_value
+
+if TYPE_CHECKING:
+    from .hydra import HydraHook
 
 __all__ = ["NOT_SIMPLE", "ScriptArgs", "simple_value"]
-
-_SCALARS = (bool, int, float, str, type(None))
-#: what simple_value returns for a value that is not simple
-NOT_SIMPLE = object()
-
-
-def simple_value(v: Any) -> Any:
-    """``v`` as a param if it is simple (see the module docstring), else a sentinel."""
-    if isinstance(v, _SCALARS) and type(v) in _SCALARS:
-        return v
-    if isinstance(v, os.PathLike):
-        try:
-            return os.fspath(v)
-        except (TypeError, ValueError):
-            return NOT_SIMPLE
-    if isinstance(v, (list, tuple)):
-        out = [simple_value(x) for x in v]
-        return NOT_SIMPLE if any(x is NOT_SIMPLE for x in out) else out
-    return NOT_SIMPLE
-
 
 class ScriptArgs:
     """While entered: arguments parsed from ``sys.argv[1:]`` become params of ``run``."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, ledger: Any = None) -> None:
         self.run = run
+        #: the Ledger the run belongs to (a Hydra sweep's jobs are child runs made on it)
+        self.ledger = ledger
+        #: the script's Hydra app, once Hydra's parser read the command line
+        self.hydra: HydraHook | None = None
+        #: the last message argparse's ``error`` gave (a usage error on its way out)
+        self.parser_error: str | None = None
         #: the params this hook set (a later parse may change them; the script's own win)
         self.mine: set[str] = set()
         self._saved: list[tuple[type, str, Any]] = []
@@ -63,20 +57,31 @@ class ScriptArgs:
         self._roots: set[int] = set()
 
     # -- recording ---------------------------------------------------------------------
-    def record(self, values: Mapping[str, Any], source: str) -> None:
-        """Log the simple values among ``values`` as params of the run (see the docstring)."""
-        run = self.run
+    def record(
+        self,
+        values: Mapping[str, Any],
+        source: str,
+        *,
+        into: Any = None,
+        convert: Callable[[Any], Any] = simple_value,
+    ) -> None:
+        """Log the simple values among ``values`` as params of the run (see the docstring).
+
+        ``into``: another run (a Hydra sweep's job) instead of the script's; ``convert``:
+        a value as a param, or NOT_SIMPLE (Hydra's nested configs are kept whole)."""
+        run = self.run if into is None else into
         if not getattr(run, "active", False):
             return
+        mine = self.mine if into is None else set()
         have = run.params
         keep: dict[str, Any] = {}
         skipped: list[str] = []
         for k, v in values.items():
             if not isinstance(k, str) or k.startswith("_"):
                 continue
-            if k in have and k not in self.mine:
+            if k in have and k not in mine:
                 continue  # the script's own param, or argv
-            sv = simple_value(v)
+            sv = convert(v)
             if sv is NOT_SIMPLE:
                 skipped.append(f"{k} (a {type(v).__qualname__})")
                 continue
@@ -84,7 +89,7 @@ class ScriptArgs:
         try:
             if keep:
                 run.log_params(**keep)
-                self.mine.update(keep)
+                mine.update(keep)
             if skipped:
                 run.state.warn(
                     f"{source} argument(s) not recorded as params (not a number, text, bool, "
@@ -103,6 +108,11 @@ class ScriptArgs:
         why = f": {message.strip()}" if message and message.strip() else ""
         run.state.warn(f"the script's {source} parser {what} (exit status {status}){why}")
 
+    def ended(self, status: int, exc: BaseException | None) -> None:
+        """The script ended with ``status`` (``exc``: what ended it, if anything)."""
+        if self.hydra is not None:
+            self.hydra.ended(status, exc)
+
     # -- hooks -------------------------------------------------------------------------
     def __enter__(self) -> ScriptArgs:
         self._hook_argparse()
@@ -112,6 +122,9 @@ class ScriptArgs:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.hydra is not None:
+            self.hydra.close()
+            self.hydra = None
         while self._saved:
             cls, name, orig = self._saved.pop()
             setattr(cls, name, orig)
@@ -131,23 +144,39 @@ class ScriptArgs:
             parser: argparse.ArgumentParser, args: Any = None, namespace: Any = None
         ) -> Any:
             from_argv = args is None or _same_words(args, sys.argv[1:])
+            hydra = from_argv and _is_hydra(parser)
             try:
                 result = orig_parse(parser, args, namespace)
             except SystemExit as e:
                 if from_argv:
-                    hook.exited("argparse", e.code, state["message"])
+                    hook.exited("Hydra" if hydra else "argparse", e.code, state["message"])
                 raise
-            if from_argv:
+            if hydra:
+                hook.hydra_parsed(result[0])
+            elif from_argv:
                 ns = result[0]
                 hook.record(dict(vars(ns)) if hasattr(ns, "__dict__") else {}, "argparse")
             return result
 
         def error(parser: argparse.ArgumentParser, message: str) -> Any:
-            state["message"] = message
+            state["message"] = hook.parser_error = message
             return orig_error(parser, message)
 
         orig_parse = self._patch(argparse.ArgumentParser, "parse_known_args", parse_known_args)
         orig_error = self._patch(argparse.ArgumentParser, "error", error)
+
+    def hydra_parsed(self, ns: Any) -> None:
+        """Hydra's parser read the command line: its app is hooked through its callbacks."""
+        if not getattr(self.run, "active", False):
+            return
+        try:
+            from .hydra import HydraHook
+
+            if self.hydra is None:
+                self.hydra = HydraHook(self)
+            self.hydra.parsed(ns)
+        except Exception as e:  # capture never breaks the user's code
+            self.run.state.warn(f"Hydra config not recorded as params: {e!r}")
 
     def _hook_click(self, click: Any) -> None:
         hook = self
@@ -178,6 +207,11 @@ class ScriptArgs:
             return ctx
 
         orig = self._patch(click.Command, "make_context", make_context)
+
+
+def _is_hydra(parser: argparse.ArgumentParser) -> bool:
+    """``parser`` is the one ``@hydra.main`` builds (the script imported Hydra)."""
+    return parser.description == "Hydra" and "hydra" in sys.modules
 
 
 def _same_words(args: Any, argv: list[str]) -> bool:
