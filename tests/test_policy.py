@@ -336,7 +336,7 @@ def test_cli_run_exec_programs_runs_nest_under_it_with_its_message(tmp_path: Pat
     # a variable left from another store's command is ignored: here the policy refuses
     other = json.dumps({"id": outer["id"], "url": "/elsewhere", "message": "m", "tags": {}})
     alone = subprocess.run(
-        [sys.executable, str(prog)], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, str(prog)], check=False, cwd=tmp_path, capture_output=True, text=True,
         env={**python_env(), "MLLEDGER_URL": url, "MLLEDGER_PARENT": other}, timeout=60,
     )
     assert alone.returncode != 0
