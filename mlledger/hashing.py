@@ -7,7 +7,6 @@ no filesystem beyond reading the file it is asked to hash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -44,9 +43,16 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
+def _sha256() -> Hasher:
+    """hashlib's SHA-256, imported on first use (OpenSSL's bindings are slow to load)."""
+    import hashlib
+
+    return hashlib.sha256()
+
+
 ALGORITHMS: dict[str, tuple[Callable[[], Hasher], int]] = {
     "xxh128": (xxhash.xxh3_128, 32),
-    "sha256": (hashlib.sha256, 64),
+    "sha256": (_sha256, 64),
 }
 
 #: fullmatch only: ``$`` alone would also accept a trailing newline

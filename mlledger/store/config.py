@@ -14,7 +14,6 @@ from .. import canonical
 from .._version import __version__
 from ..errors import ConflictError, FormatError, NotFoundError
 from ..hashing import ALGORITHMS, DEFAULT_ALGORITHM, check_algorithm
-from ..records import to_iso, utcnow
 from .backends import Backend, open_backend
 from .layout import CONFIG_KEY
 
@@ -56,6 +55,8 @@ def load_or_create_config(
             "(or open it with create=True)"
         )
     if raw is None:
+        from ..records import to_iso, utcnow  # attrs and cattrs: only to create a store
+
         doc: dict[str, Any] = {
             "format": FORMAT,
             "hash": check_algorithm(algorithm or DEFAULT_ALGORITHM),

@@ -10,7 +10,6 @@ import abc
 import builtins
 import errno
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
@@ -185,6 +184,8 @@ def store_error(action: str, where: str, e: OSError) -> StoreError:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: inspect.CO_GENERATOR (inspect itself costs more to import than opening a store)
+_CO_GENERATOR = 0x20
 
 
 def translating(translate: Callable[[Any, Exception], Exception | None]) -> Callable[[_F], _F]:
@@ -193,7 +194,7 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
     it is iterated.  Each backend says what its clients' errors become."""
 
     def wrap(fn: _F) -> _F:
-        if inspect.isgeneratorfunction(fn):
+        if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_GENERATOR:
 
             @functools.wraps(fn)
             def gen(self: Any, *args: Any, **kwargs: Any) -> Any:

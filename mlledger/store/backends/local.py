@@ -12,7 +12,6 @@ import builtins
 import contextlib
 import errno
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, TypeVar
 
@@ -100,6 +99,8 @@ class LocalBackend(Backend):
 
     def tmp_path(self, near: str) -> str:
         """A fresh temp name in the folder of ``near`` (so link/rename stay on one device)."""
+        import uuid  # here, not at import: it brings platform (opening a store is cheap)
+
         d = os.path.dirname(near)
         self.ensure_dir(d)
         return os.path.join(d, f".tmp-{uuid.uuid4().hex}")
