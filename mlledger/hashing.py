@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 import xxhash
 
 from .errors import DigestError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import Protocol
+else:
+    Protocol = object  # Hasher is only ever a type
 
 __all__ = [
     "ALGORITHMS",

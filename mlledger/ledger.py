@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._settings import default_url, spool_waiting
 from .errors import NotFoundError, UsageError
 from .ids import is_run_id
 from .store.store import Store
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Ledger()
     from pathlib import Path
+    from typing import Any, TypeVar
 
     from fsspec.callbacks import Callback
 
@@ -33,9 +34,9 @@ if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Le
     from .store import VerifyReport
     from .usage import CostReport, DiskUsage
 
-__all__ = ["Ledger", "default_ledger", "set_default_ledger"]
+    F = TypeVar("F", bound=Callable[..., Any])
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["Ledger", "default_ledger", "set_default_ledger"]
 
 
 class Ledger:

@@ -22,8 +22,9 @@ from mlledger import _settings
 #: what the open of a local store must not import (each costs milliseconds of a 20 ms
 #: budget, or brings more that do): attrs/cattrs and the records built with them, the
 #: concurrent transfers of a restore, fsspec, progress bars, platformdirs with pathlib
-#: and tempfile, SQLite (the stat cache opens on first use), OpenSSL's hashlib, and the
-#: parts of mlledger a run, a query or maintenance needs
+#: and tempfile, SQLite (the stat cache opens on first use), OpenSSL's hashlib, typing
+#: (names for type checkers only), and the parts of mlledger a run, a query or
+#: maintenance needs
 HEAVY = (
     "attr",
     "attrs",
@@ -42,6 +43,7 @@ HEAVY = (
     "inspect",
     "uuid",
     "socket",
+    "typing",
     "subprocess",
     "email",
     "importlib.metadata",

@@ -8,7 +8,6 @@ reads it, or creates it create-only (so openers racing on a new root agree).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .. import canonical
 from .._version import __version__
@@ -16,6 +15,10 @@ from ..errors import ConflictError, FormatError, NotFoundError
 from ..hashing import ALGORITHMS, DEFAULT_ALGORITHM, check_algorithm
 from .backends import Backend, open_backend
 from .layout import CONFIG_KEY
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import Any
 
 __all__ = ["FORMAT", "load_or_create_config", "store_exists"]
 

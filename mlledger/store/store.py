@@ -18,7 +18,6 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from .._settings import cache_dir, cache_folder, default_url
 from ..errors import (
@@ -42,8 +41,10 @@ from .localfiles import changed, copy_hashed, os_error, stat_key
 from .statcache import StatCache
 from .verified import VerifiedReader
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # and what opening a store does not need is imported on use
     from pathlib import Path
+    from typing import Any
 
     from fsspec.callbacks import Callback
 

@@ -11,13 +11,17 @@ import builtins
 import errno
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from ...errors import NotFoundError, StoreError
 from ...hashing import CHUNK
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, Any, TypeVar
+
     from fsspec.callbacks import Callback
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["Backend", "NullBackend", "store_error"]
 
@@ -183,7 +187,6 @@ def store_error(action: str, where: str, e: OSError) -> StoreError:
     return StoreError(f"cannot {action} {where!r}: {e.strerror or e}; {hint}")
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 #: inspect.CO_GENERATOR (inspect itself costs more to import than opening a store)
 _CO_GENERATOR = 0x20
 
@@ -206,7 +209,7 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
                         raise
                     raise err from e
 
-            return cast(_F, gen)
+            return gen  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -218,6 +221,6 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
                     raise
                 raise err from e
 
-        return cast(_F, call)
+        return call  # type: ignore[return-value]
 
     return wrap

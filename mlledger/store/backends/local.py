@@ -13,14 +13,17 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar
 
 from ...errors import LedgerError, NotFoundError, StoreError
 from .base import Backend, store_error, translating
 
-__all__ = ["LocalBackend"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import IO, Any, TypeVar
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+__all__ = ["LocalBackend"]
 
 
 _proc_fds: dict[int, int | None] = {}
