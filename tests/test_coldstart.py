@@ -199,3 +199,43 @@ def test_first_run_reads_distributions_only_for_a_module_outside_them(tmp_path: 
     assert lines[0] == "0"
     assert eval(lines[1]) == ["helper_mod_for_coldstart"]
     assert lines[2] == "1"
+
+
+# the command line: `mlledger log` loads what listing runs needs, not every command's
+
+_LOG = """
+import sys
+from mlledger.cli.main import cli
+cli.main(["--store", sys.argv[1], "log"], prog_name="mlledger", standalone_mode=False)
+print(repr(sorted(sys.modules)))
+"""
+
+#: what `mlledger log` must not load: the alert sinks (email, http) of `watch`, the
+#: transfers of a restore, fsspec for a local store, platformdirs
+LOG_HEAVY = (
+    "email",
+    "http",
+    "asyncio",
+    "concurrent",
+    "fsspec",
+    "platformdirs",
+    "mlledger.alerts.send",
+    "mlledger.alerts.delivery",
+    "mlledger.report",
+    "mlledger.store.transfers",
+)
+
+
+def test_mlledger_log_loads_no_other_command_s_machinery(tmp_path: Path) -> None:
+    """A first `mlledger log` in a fresh process lists the runs without loading what
+    `watch`, `restore` or a remote store need."""
+    ledger = mlledger.Ledger(tmp_path / "store")
+    with ledger.run("listed"):
+        pass
+    out = run_python(_LOG, str(tmp_path / "store")).splitlines()
+    assert any("listed" in line for line in out[:-1])
+    modules = eval(out[-1])
+    assert "mlledger.catalog" in modules
+    assert (
+        sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in LOG_HEAVY)) == []
+    )
