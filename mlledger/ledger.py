@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from ._settings import default_url, spool_waiting
 from .errors import NotFoundError, UsageError
@@ -14,7 +14,7 @@ from .store.store import Store
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Ledger()
     from pathlib import Path
-    from typing import Any, TypeVar
+    from typing import Any
 
     from fsspec.callbacks import Callback
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Le
     from .runs.writer import RunWriter
     from .store import VerifyReport
     from .usage import CostReport, DiskUsage
-
-    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["Ledger", "default_ledger", "set_default_ledger"]
 
