@@ -61,9 +61,10 @@ HEAVY = (
 
 _OPEN = """
 import sys
+before = set(sys.modules)  # what the interpreter's start-up (site, .pth files) loaded
 import mlledger
 ledger = mlledger.Ledger(sys.argv[1])
-print(repr(sorted(sys.modules)))
+print(repr(sorted(set(sys.modules) - before)))
 print(repr((ledger.store.algorithm, ledger.store.is_local)))
 """
 
@@ -205,9 +206,10 @@ def test_first_run_reads_distributions_only_for_a_module_outside_them(tmp_path: 
 
 _LOG = """
 import sys
+before = set(sys.modules)
 from mlledger.cli.main import cli
 cli.main(["--store", sys.argv[1], "log"], prog_name="mlledger", standalone_mode=False)
-print(repr(sorted(sys.modules)))
+print(repr(sorted(set(sys.modules) - before)))
 """
 
 #: what `mlledger log` must not load: the alert sinks (email, http) of `watch`, the
