@@ -178,7 +178,7 @@ from mlledger.capture import code
 ledger = mlledger.Ledger(sys.argv[1])
 with ledger.run("first") as run:
     run.log(step=1, loss=0.5)
-print(code._distribution_top_levels.cache_info().currsize)
+print(code._distribution_top_levels.cache_info().currsize, "cattrs" in sys.modules)
 if len(sys.argv) > 2:
     sys.path.insert(0, sys.argv[2])
     import helper_mod_for_coldstart
@@ -187,17 +187,35 @@ if len(sys.argv) > 2:
 """
 
 
+def test_the_records_converter_is_made_on_first_use() -> None:
+    """records.converter structures, unstructures and hands out the rest of cattrs'
+    API from the one converter it makes on first use."""
+    import datetime as dt
+
+    import cattrs
+
+    from mlledger.records import RefEntry, converter
+
+    at = dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.timezone.utc)
+    entry = RefEntry("model/prod", 1, "xxh128:" + "0" * 32, at, "u", "h")
+    assert entry.to_json()["at"] == "2026-12-06T08:00:00.000000Z"
+    assert RefEntry.from_json(entry.to_json()) == entry
+    assert isinstance(converter.get(), cattrs.Converter)
+    assert converter.get() is converter.get()
+    assert converter.get_structure_hook(int) == converter.get().get_structure_hook(int)
+
+
 def test_first_run_reads_distributions_only_for_a_module_outside_them(tmp_path: Path) -> None:
     """With no module of the user's loaded, a run never lists the installed
     distributions; once one is, they are read and the module is recorded as the user's."""
     url = str(tmp_path / "store")
     mlledger.Ledger(url)
-    assert run_python(_FIRST_RUN, url).split() == ["0"]
+    assert run_python(_FIRST_RUN, url).split() == ["0", "False"]  # nor cattrs
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "helper_mod_for_coldstart.py").write_text("VALUE = 1\n")
     lines = run_python(_FIRST_RUN, url, str(lib)).splitlines()
-    assert lines[0] == "0"
+    assert lines[0] == "0 False"
     assert eval(lines[1]) == ["helper_mod_for_coldstart"]
     assert lines[2] == "1"
 
