@@ -9,9 +9,12 @@ environment is honoured (tests and notebooks change it).
 from __future__ import annotations
 
 import os
-import socket
-from pathlib import Path
-from typing import Any
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = [
     "CACHE",
@@ -22,6 +25,7 @@ __all__ = [
     "URL",
     "cache_dir",
     "cache_enabled",
+    "cache_folder",
     "data_dir",
     "debug",
     "default_url",
@@ -29,6 +33,7 @@ __all__ = [
     "host_name",
     "outer_run",
     "spool_dir",
+    "spool_waiting",
     "transfers",
     "user_name",
 ]
@@ -105,11 +110,51 @@ def transfers(default: int) -> int:
     return n
 
 
-def data_dir() -> Path:
-    """The user data folder of mlledger (where the default store lives)."""
+def _plain_abs(path: str) -> str | None:
+    """``path`` as ``pathlib`` spells it, when it is absolute and plain (no ``//`` or
+    ``.`` inside; trailing slashes dropped), else None."""
+    path = path.rstrip("/")
+    if not path.startswith("/") or "//" in path or "/./" in f"{path}/":
+        return None
+    return path
+
+
+#: platformdirs' folders on Linux: (variable, default under $HOME)
+_XDG = {"data": ("XDG_DATA_HOME", ".local/share"), "cache": ("XDG_CACHE_HOME", ".cache")}
+
+
+def _user_folder(kind: str) -> str:
+    """mlledger's user ``data`` or ``cache`` folder, as platformdirs names it.
+
+    On Linux (the usual case: an absolute ``$XDG_*_HOME``, or none and an absolute
+    ``$HOME``) it is worked out here by platformdirs' own rule, because importing
+    platformdirs (with pathlib and tempfile) costs more than the rest of opening a
+    store; anywhere else, and for anything unusual, platformdirs itself answers.
+    ``tests/test_coldstart.py`` holds the two to the same answers.
+    """
+    var, default = _XDG[kind]
+    env = os.environ
+    if sys.platform == "linux" and not (
+        env.get("ANDROID_DATA") == "/data" and env.get("ANDROID_ROOT") == "/system"
+    ):
+        value = env.get(var, "")
+        base = _plain_abs(value) if value else None
+        if base is None and not value:
+            home = _plain_abs(env.get("HOME", ""))
+            base = f"{home}/{default}" if home is not None else None
+        if base is not None:
+            return f"{base}/mlledger"
     import platformdirs
 
-    return platformdirs.user_data_path("mlledger")
+    got = platformdirs.user_data_path if kind == "data" else platformdirs.user_cache_path
+    return str(got("mlledger"))
+
+
+def data_dir() -> Path:
+    """The user data folder of mlledger (where the default store lives)."""
+    from pathlib import Path
+
+    return Path(_user_folder("data"))
 
 
 def spool_dir(url: str) -> str:
@@ -118,7 +163,15 @@ def spool_dir(url: str) -> str:
     import hashlib
 
     h = hashlib.sha256(url.encode()).hexdigest()[:16]
-    return str(data_dir() / "spool" / h)
+    return os.path.join(_user_folder("data"), "spool", h)
+
+
+def spool_waiting(url: str) -> bool:
+    """Whether runs of the store at ``url`` wait in its spool folder (checked without
+    hashing ``url`` when no store has a spool at all, the usual case)."""
+    return os.path.isdir(os.path.join(_user_folder("data"), "spool")) and os.path.isdir(
+        spool_dir(url)
+    )
 
 
 def default_url() -> str:
@@ -126,7 +179,12 @@ def default_url() -> str:
     env = os.environ.get(URL)
     if env:
         return env
-    return str(data_dir() / "store")
+    return os.path.join(_user_folder("data"), "store")
+
+
+def cache_folder() -> str:
+    """:func:`cache_dir` as a string (which needs no pathlib)."""
+    return _user_folder("cache")
 
 
 _cache_dirs: dict[str, Path] = {}
@@ -136,14 +194,14 @@ def cache_dir() -> Path:
     """mlledger's cache folder (stat cache, catalogs); safe to delete.
 
     Follows platformdirs (``$XDG_CACHE_HOME`` on Linux), read each call so a
-    changed environment is honoured; cached per value of that variable.
+    changed environment is honoured.
     """
-    key = os.environ.get("XDG_CACHE_HOME", "")
-    got = _cache_dirs.get(key)
+    folder = _user_folder("cache")
+    got = _cache_dirs.get(folder)
     if got is None:
-        import platformdirs
+        from pathlib import Path
 
-        got = _cache_dirs[key] = platformdirs.user_cache_path("mlledger")
+        got = _cache_dirs[folder] = Path(folder)
     return got
 
 
@@ -160,4 +218,6 @@ def user_name() -> str:
 
 def host_name() -> str:
     """This machine's host name."""
+    import socket
+
     return socket.gethostname()

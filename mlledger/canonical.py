@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import Any
 
 __all__ = ["dumps", "loads"]
 

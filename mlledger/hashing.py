@@ -7,15 +7,19 @@ no filesystem beyond reading the file it is asked to hash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 import xxhash
 
 from .errors import DigestError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import Protocol
+else:
+    Protocol = object  # Hasher is only ever a type
 
 __all__ = [
     "ALGORITHMS",
@@ -44,9 +48,16 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
+def _sha256() -> Hasher:
+    """hashlib's SHA-256, imported on first use (OpenSSL's bindings are slow to load)."""
+    import hashlib
+
+    return hashlib.sha256()
+
+
 ALGORITHMS: dict[str, tuple[Callable[[], Hasher], int]] = {
     "xxh128": (xxhash.xxh3_128, 32),
-    "sha256": (hashlib.sha256, 64),
+    "sha256": (_sha256, 64),
 }
 
 #: fullmatch only: ``$`` alone would also accept a trailing newline

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable
 
-from ._settings import default_url, spool_dir
+from ._settings import default_url, spool_waiting
 from .errors import NotFoundError, UsageError
 from .ids import is_run_id
 from .store.store import Store
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Ledger()
+    from pathlib import Path
+    from typing import Any
+
     from fsspec.callbacks import Callback
 
     from .alerts.alert import Alert
@@ -33,8 +35,6 @@ if TYPE_CHECKING:  # and what a run needs is imported when first used, not by Le
     from .usage import CostReport, DiskUsage
 
 __all__ = ["Ledger", "default_ledger", "set_default_ledger"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Ledger:
@@ -80,7 +80,7 @@ class Ledger:
         self._inline_limit = inline_limit
         self._writer: RunWriter | None = None
         self._catalog: Catalog | None = None
-        if os.path.isdir(spool_dir(self.url)):  # runs kept while the store refused them
+        if spool_waiting(self.url):  # runs kept while the store refused them
             self.writer.push_spool(quiet=True)
 
     @property

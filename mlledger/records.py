@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
+
+if TYPE_CHECKING:
+    import cattrs
+
+_T = TypeVar("_T")
 
 __all__ = [
     "RefEntry",
@@ -124,9 +128,38 @@ def record_digests(rec: dict[str, Any]) -> Iterator[str]:
         yield gd
 
 
-converter = cattrs.Converter(forbid_extra_keys=False)
-converter.register_unstructure_hook(_dt.datetime, to_iso)
-converter.register_structure_hook(_dt.datetime, lambda v, _t: from_iso(v))
+class _Converter:
+    """The one cattrs converter of the records, made on first use: importing cattrs
+    costs a first run ~10 ms, and most runs never structure a record.  ``structure``
+    and ``unstructure`` go straight to it; anything else of cattrs' API through
+    ``__getattr__``."""
+
+    def __init__(self) -> None:
+        self._made: cattrs.Converter | None = None
+
+    def get(self) -> cattrs.Converter:
+        """The cattrs converter itself."""
+        made = self._made
+        if made is None:
+            import cattrs
+
+            made = cattrs.Converter(forbid_extra_keys=False)
+            made.register_unstructure_hook(_dt.datetime, to_iso)
+            made.register_structure_hook(_dt.datetime, lambda v, _t: from_iso(v))
+            self._made = made
+        return made
+
+    def unstructure(self, obj: Any) -> Any:
+        return self.get().unstructure(obj)
+
+    def structure(self, data: Any, cl: type[_T]) -> _T:
+        return self.get().structure(data, cl)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+converter = _Converter()
 
 
 @attrs.frozen

@@ -4,7 +4,6 @@ status, and ``main()`` (the console script)."""
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,6 +81,8 @@ class _Group(click.Group):
     @staticmethod
     def _debug_traceback(ctx: click.Context, e: BaseException) -> None:
         if ctx.params.get("debug"):
+            import traceback  # only for --debug: it costs every command's start-up
+
             traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
 
     def main(

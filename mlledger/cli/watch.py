@@ -7,15 +7,18 @@ import json
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from .._fmt import one_line
-from ..alerts.alert import Alert
-from ..alerts.delivery import Delivery
 from ..rules import parse_duration
 from .options import json_option
 from .state import State, pass_state
+
+if TYPE_CHECKING:  # the alert sinks (email, http) load when watch runs, not for every command
+    from ..alerts.alert import Alert
+    from ..alerts.delivery import Delivery
 
 __all__ = ["watch"]
 
@@ -81,6 +84,8 @@ def watch(
     def report(found: list[Alert], *, lines: bool) -> None:
         done = {d.alert.key: d for d in watcher.deliveries}
         new = {a.key for a in found}
+        from ..alerts.delivery import Delivery
+
         items = [done.get(a.key) or Delivery(a, ()) for a in found]
         retried = [d for d in watcher.deliveries if d.alert.key not in new]
         if as_json:

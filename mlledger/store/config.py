@@ -8,15 +8,17 @@ reads it, or creates it create-only (so openers racing on a new root agree).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .. import canonical
 from .._version import __version__
 from ..errors import ConflictError, FormatError, NotFoundError
 from ..hashing import ALGORITHMS, DEFAULT_ALGORITHM, check_algorithm
-from ..records import to_iso, utcnow
 from .backends import Backend, open_backend
 from .layout import CONFIG_KEY
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import Any
 
 __all__ = ["FORMAT", "load_or_create_config", "store_exists"]
 
@@ -56,6 +58,8 @@ def load_or_create_config(
             "(or open it with create=True)"
         )
     if raw is None:
+        from ..records import to_iso, utcnow  # attrs and cattrs: only to create a store
+
         doc: dict[str, Any] = {
             "format": FORMAT,
             "hash": check_algorithm(algorithm or DEFAULT_ALGORITHM),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..errors import (
     AccessError,
@@ -19,6 +18,7 @@ from ..errors import (
 )
 from ..hashing import CHUNK, new_hasher
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 

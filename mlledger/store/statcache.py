@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import threading
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3  # imported by the first lookup: opening a store does not need it
 
 __all__ = ["RACY_NS", "StatCache"]
 
@@ -64,6 +67,8 @@ class StatCache:
     def _conn(self) -> sqlite3.Connection | None:
         if self._disabled:
             return None
+        import sqlite3
+
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -84,6 +89,8 @@ class StatCache:
         conn = self._conn()
         if conn is None:
             return None
+        import sqlite3
+
         try:
             row = conn.execute(
                 "SELECT dev, ino, size, mtime_ns, ctime_ns, digest, recorded_ns FROM stat "
@@ -104,6 +111,8 @@ class StatCache:
         conn = self._conn()
         if conn is None:
             return
+        import sqlite3
+
         with contextlib.suppress(sqlite3.Error):
             conn.execute(
                 "INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -18,12 +18,8 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from .._settings import cache_dir, default_url
+from .._settings import cache_dir, cache_folder, default_url
 from ..errors import (
     ConflictError,
     IntegrityError,
@@ -42,15 +38,19 @@ from . import layout
 from .backends import Backend, LocalBackend, open_backend, store_error
 from .config import load_or_create_config
 from .localfiles import changed, copy_hashed, os_error, stat_key
-from .restore import restore
 from .statcache import StatCache
-from .tree import MAGIC, Tree, TreeEntry, is_manifest
 from .verified import VerifiedReader
-from .verify import VerifyReport, verify
-from .walk import check_utf8, place_entry, walk
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # and what opening a store does not need is imported on use
+    from pathlib import Path
+    from typing import Any
+
     from fsspec.callbacks import Callback
+
+    from .stored import Stored
+    from .tree import Tree
+    from .verify import VerifyReport
 
 __all__ = [
     "Store",
@@ -64,14 +64,12 @@ __all__ = [
 STAT_CACHE_MIN = 256 * 1024
 
 
-@attrs.frozen
-class Stored:
-    """What putting something into the store gave back."""
+def __getattr__(name: str) -> object:
+    if name == "Stored":  # it moved to .stored; still importable from here
+        from .stored import Stored
 
-    digest: str
-    size: int
-    kind: str  # "file" | "tree" | "value"
-    files: int = 1
+        return Stored
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Store:
@@ -98,7 +96,7 @@ class Store:
         self.config = load_or_create_config(self.backend, algorithm, create)
         self.algorithm: str = self.config["hash"]
         self._hexlen = ALGORITHMS[self.algorithm][1]
-        self.statcache = StatCache(str(cache_dir() / layout.STATCACHE))
+        self.statcache = StatCache(os.path.join(cache_folder(), layout.STATCACHE))
 
     def __repr__(self) -> str:
         return f"Store({self.url!r}, algorithm={self.algorithm!r})"
@@ -170,6 +168,8 @@ class Store:
             raise os_error(path, e) from e
 
     def _put_file(self, p: str, st: os.stat_result, callback: Callback | None) -> Stored:
+        from .stored import Stored
+
         size = st.st_size
         if size < STAT_CACHE_MIN:
             fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -276,6 +276,10 @@ class Store:
 
     def put_tree(self, path: str | os.PathLike[str], *, callback: Callback | None = None) -> Stored:
         """Store a folder: every file first, then its manifest (a tree object)."""
+        from .stored import Stored
+        from .tree import Tree, TreeEntry
+        from .walk import check_utf8, place_entry, walk
+
         root = os.path.abspath(os.fspath(path))
         try:
             st = os.stat(root)
@@ -323,6 +327,9 @@ class Store:
     def digest_path(self, path: str | os.PathLike[str]) -> str:
         """The digest ``put(path)`` would give a file or folder, storing nothing: which
         artifact a file on disk is (``mlledger lineage ./model.pkl``)."""
+        from .tree import Tree, TreeEntry
+        from .walk import check_utf8, place_entry, walk
+
         root = os.path.abspath(os.fspath(path))
         try:
             st = os.stat(root)
@@ -393,6 +400,8 @@ class Store:
 
     def manifest_bytes(self, digest: str) -> bytes | None:
         """The verified bytes of ``digest`` if it is a tree manifest, else None."""
+        from .tree import MAGIC, is_manifest
+
         key = self.key(digest)
         try:
             with self.backend.open_read(key) as f:
@@ -405,6 +414,8 @@ class Store:
         return data if is_manifest(data) else None
 
     def read_tree(self, digest: str) -> Tree:
+        from .tree import Tree
+
         return Tree.from_bytes(self.get(digest), self.algorithm)
 
     def iter_objects(self) -> Iterator[str]:
@@ -435,12 +446,16 @@ class Store:
         stream in ``concurrency`` at a time (default: ``MLLEDGER_TRANSFERS``, else 16),
         each hashed as it arrives.
         """
+        from .restore import restore  # brings the concurrent transfers (asyncio)
+
         return restore(
             self, digest, dest, overwrite=overwrite, callback=callback, concurrency=concurrency
         )
 
     def verify(self, *, callback: Callback | None = None) -> VerifyReport:
         """Rehash every object; report corrupt objects and trees with missing entries."""
+        from .verify import verify
+
         return verify(self, callback=callback)
 
     # -- entries (runs, refs, policy, gc) -----------------------------------------

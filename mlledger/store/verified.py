@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import IO
 
 from ..errors import IntegrityError
 from ..hashing import new_hasher
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import IO
 
 __all__ = ["VerifiedReader"]
 

@@ -17,13 +17,14 @@ protocol needs (its extra, its listing cache) in this one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ...errors import MissingExtraError, StoreError
 from .base import Backend, NullBackend, store_error
 from .local import LocalBackend
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported on first use (asyncio and fsspec): a local store never needs it
+    from typing import Any
+
     from .remote import BATCH, FsspecBackend, remote_error, strip_protocol
 
 _REMOTE = ("BATCH", "FsspecBackend", "remote_error", "strip_protocol")

@@ -10,15 +10,18 @@ import abc
 import builtins
 import errno
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from ...errors import NotFoundError, StoreError
 from ...hashing import CHUNK
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, Any, TypeVar
+
     from fsspec.callbacks import Callback
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["Backend", "NullBackend", "store_error"]
 
@@ -184,7 +187,8 @@ def store_error(action: str, where: str, e: OSError) -> StoreError:
     return StoreError(f"cannot {action} {where!r}: {e.strerror or e}; {hint}")
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+#: inspect.CO_GENERATOR (inspect itself costs more to import than opening a store)
+_CO_GENERATOR = 0x20
 
 
 def translating(translate: Callable[[Any, Exception], Exception | None]) -> Callable[[_F], _F]:
@@ -193,7 +197,7 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
     it is iterated.  Each backend says what its clients' errors become."""
 
     def wrap(fn: _F) -> _F:
-        if inspect.isgeneratorfunction(fn):
+        if getattr(getattr(fn, "__code__", None), "co_flags", 0) & _CO_GENERATOR:
 
             @functools.wraps(fn)
             def gen(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -205,7 +209,7 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
                         raise
                     raise err from e
 
-            return cast(_F, gen)
+            return gen  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -217,6 +221,6 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
                     raise
                 raise err from e
 
-        return cast(_F, call)
+        return call  # type: ignore[return-value]
 
     return wrap

@@ -12,16 +12,18 @@ import builtins
 import contextlib
 import errno
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar
 
 from ...errors import LedgerError, NotFoundError, StoreError
 from .base import Backend, store_error, translating
 
-__all__ = ["LocalBackend"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
+    from typing import IO, Any, TypeVar
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+__all__ = ["LocalBackend"]
 
 
 _proc_fds: dict[int, int | None] = {}
@@ -100,6 +102,8 @@ class LocalBackend(Backend):
 
     def tmp_path(self, near: str) -> str:
         """A fresh temp name in the folder of ``near`` (so link/rename stay on one device)."""
+        import uuid  # here, not at import: it brings platform (opening a store is cheap)
+
         d = os.path.dirname(near)
         self.ensure_dir(d)
         return os.path.join(d, f".tmp-{uuid.uuid4().hex}")
