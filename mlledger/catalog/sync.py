@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .. import canonical, run_entries
 from ..ids import day_path, run_id_of_entry, whole_key
 from ..late import marked_day
+from .firstload import FirstLoad, is_empty, repair
 from .segments import DaySegments
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ __all__ = ["Sync"]
 _OPEN_DAYS = 2
 #: statuses a later sync reads again (the run may still end, or end differently)
 _UNSETTLED = ("running", "incomplete")
+#: a batch this large into a catalog that was empty when the sync began starts a first
+#: load (``firstload``: indexes made once at the end)
+_FIRST_LOAD_MIN = 200
 #: a local day folder changed at least this long ago (ns) is not listed while unchanged
 #: (an entry created in the same clock tick as the last listing could not be told apart)
 _STAMP_AGE_NS = 2_000_000_000
@@ -70,6 +74,8 @@ class Sync:
         self.stamps: dict[str, int] = {}
         #: the catalog file ``settled`` and ``stamps`` hold for (path, device, inode)
         self.file: tuple[str, int, int] | None = None
+        #: the first load of the sync running now, while the catalog was empty at its start
+        self.first: FirstLoad | None = None
 
     def check_file(self) -> None:
         """Forget what this object saw when the catalog is another file than it was (a newer
@@ -119,6 +125,8 @@ class Sync:
         self.check_file()
         if rebuild:
             index.begin()
+        else:
+            repair(index.db)  # a first load killed before it made the indexes
         try:
             if rebuild:
                 index.clear()
@@ -127,6 +135,7 @@ class Sync:
                 sealed: set[str] = set()
             else:
                 sealed = index.sealed_days()
+            self.first = FirstLoad(index.db) if is_empty(index.db) else None
             self.apply_gc_log(apply=not rebuild)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
@@ -150,9 +159,9 @@ class Sync:
                 read: dict[str, bytes | None] | None = {} if not settled else None
                 if fresh and old:
                     fresh -= self.settle_known(fresh, settled)  # a day listed again
-                    records, covered = segs.take(day, fresh)
+                    records, covered, texts = segs.take(day, fresh)
                     if records:
-                        index.add_records(records, in_transaction=rebuild)
+                        self.add(records, in_transaction=rebuild, texts=texts)
                         changed += len(records)
                         settled |= covered
                         fresh -= covered
@@ -176,13 +185,33 @@ class Sync:
             # seen only now that their days were listed again
             index.add_late_seen(new_marks)
             self.seen_marks |= set(new_marks)
+            if self.first is not None:
+                self.first.finish()
             if rebuild:
                 index.commit()
         except BaseException:
+            if self.first is not None:
+                self.first.restore()  # the indexes: made by the next sync (``repair``)
             if rebuild:
                 index.rollback()
             raise
+        finally:
+            self.first = None
         return changed
+
+    def add(
+        self,
+        records: list[dict[str, Any]],
+        *,
+        in_transaction: bool,
+        texts: dict[str, str] | None = None,
+    ) -> None:
+        """Index records a sync read (``texts``: their canonical JSON where known); a large
+        batch into a catalog empty when the sync began starts its first load."""
+        first = self.first
+        if first is not None and not first.active and len(records) >= _FIRST_LOAD_MIN:
+            first.start()
+        self.index.add_records(records, in_transaction=in_transaction, texts=texts)
 
     def settle_known(self, names: set[str], settled: set[str]) -> set[str]:
         """Add to ``settled`` (and return) the names whose runs the index holds for good."""
@@ -356,7 +385,7 @@ class Sync:
             if damaged:
                 self.index.mark_damaged(damaged)
             if records:
-                self.index.add_records(records, in_transaction=in_transaction)
+                self.add(records, in_transaction=in_transaction)
                 changed += len(records)
         return changed
 
