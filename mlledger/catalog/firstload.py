@@ -8,7 +8,8 @@ for the disk.  So for as long as such a sync runs:
 
 - the secondary indexes (every ``CREATE INDEX`` of the schema) are dropped,
   and made again, each in one sorted pass, when it ends;
-- ``PRAGMA synchronous=OFF`` and a larger page cache, on this connection only.
+- ``PRAGMA synchronous=OFF`` and a larger page cache, on this connection only
+  (not inside ``reindex``'s transaction: SQLite keeps the level there).
 
 The catalog is a cache of the store, so neither puts anything at risk.  A
 process killed in between leaves committed rows (each a complete day's
@@ -42,10 +43,13 @@ def index_statements(schema: str = SCHEMA) -> list[tuple[str, str]]:
 
 def is_empty(db: sqlite3.Connection) -> bool:
     """Whether the catalog holds no run, no damaged run and no sealed day."""
-    return db.execute(
-        "SELECT NOT EXISTS (SELECT 1 FROM runs) AND NOT EXISTS (SELECT 1 FROM damaged)"
-        " AND NOT EXISTS (SELECT 1 FROM days)"
-    ).fetchone()[0] == 1
+    return (
+        db.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM runs) AND NOT EXISTS (SELECT 1 FROM damaged)"
+            " AND NOT EXISTS (SELECT 1 FROM days)"
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def repair(db: sqlite3.Connection) -> bool:
@@ -98,12 +102,13 @@ class FirstLoad:
             if own and db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self._saved = (
-            int(db.execute("PRAGMA synchronous").fetchone()[0]),
-            int(db.execute("PRAGMA cache_size").fetchone()[0]),
-        )
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+        if own:  # SQLite keeps the safety level inside a transaction (``reindex``'s one)
+            self._saved = (
+                int(db.execute("PRAGMA synchronous").fetchone()[0]),
+                int(db.execute("PRAGMA cache_size").fetchone()[0]),
+            )
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         self.active = True
 
     def finish(self) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .. import canonical, run_entries
 from ..ids import day_path, run_id_of_entry, whole_key
 from ..late import marked_day
+from .ahead import MIN_DAYS, Ahead
 from .firstload import FirstLoad, is_empty, repair
 from .segments import DaySegments
 
@@ -123,10 +124,10 @@ class Sync:
         """
         index = self.index
         self.check_file()
+        ahead: Ahead | None = None
         if rebuild:
             index.begin()
-        else:
-            repair(index.db)  # a first load killed before it made the indexes
+        repair(index.db)  # a first load killed before it made the indexes
         try:
             if rebuild:
                 index.clear()
@@ -145,21 +146,26 @@ class Sync:
             reopened = set(new_marks.values()) & sealed
             sealed -= reopened  # a late run landed there: list it again
             segs = DaySegments(self.store, use=not rebuild)
-            for day in days:
-                if day in sealed:
-                    continue
-                y, m, d = (int(x) for x in day.split("/"))
-                old = (today - _dt.date(y, m, d)).days >= _OPEN_DAYS
+            todo = [d for d in days if d not in sealed]
+            olds = {d for d in todo if _age(today, d) >= _OPEN_DAYS}
+            if len(todo) >= MIN_DAYS:  # segments read ahead only for a catalog read afresh
+                ahead = Ahead(self.store, todo, segs, olds if self.first is not None else set())
+            for day in todo:
+                old = day in olds
                 stamp = self.stamp(day)
                 if not old and stamp is not None and self.stamps.get(day) == stamp:
                     continue  # nothing still going there, and the folder did not change
-                names = self.store.backend.list_dir(f"runs/{day}")
+                names, found = (
+                    ahead.get(day)
+                    if ahead is not None
+                    else (self.store.backend.list_dir(f"runs/{day}"), None)
+                )
                 settled = self.settled.setdefault(day, set())
                 fresh = set(names).difference(settled)  # the listing's diff
                 read: dict[str, bytes | None] | None = {} if not settled else None
                 if fresh and old:
                     fresh -= self.settle_known(fresh, settled)  # a day listed again
-                    records, covered, texts = segs.take(day, fresh)
+                    records, covered, texts = segs.take(day, fresh, found)
                     if records:
                         self.add(records, in_transaction=rebuild, texts=texts)
                         changed += len(records)
@@ -182,6 +188,8 @@ class Sync:
                     self.stamps.pop(day, None)
                 elif day in reopened:  # a late run still going: keep listing the day
                     index.reopen_day(day)
+            if ahead is not None:
+                ahead.close()
             # seen only now that their days were listed again
             index.add_late_seen(new_marks)
             self.seen_marks |= set(new_marks)
@@ -190,6 +198,8 @@ class Sync:
             if rebuild:
                 index.commit()
         except BaseException:
+            if ahead is not None:
+                ahead.close()
             if self.first is not None:
                 self.first.restore()  # the indexes: made by the next sync (``repair``)
             if rebuild:
@@ -388,6 +398,12 @@ class Sync:
                 self.add(records, in_transaction=in_transaction)
                 changed += len(records)
         return changed
+
+
+def _age(today: _dt.date, day: str) -> int:
+    """Days from ``day`` (``yyyy/mm/dd``) to ``today``."""
+    y, m, d = (int(x) for x in day.split("/"))
+    return (today - _dt.date(y, m, d)).days
 
 
 def _read_all(read: dict[str, bytes | None], day: str, names: list[str]) -> bool:
