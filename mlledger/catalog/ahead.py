@@ -12,12 +12,13 @@ usual one: today, yesterday) does not use it.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 from typing import TYPE_CHECKING
 
 from ..store import segments
 
 if TYPE_CHECKING:
+    import concurrent.futures as cf
+
     from ..store import Store
     from .segments import DaySegments
 
@@ -45,7 +46,9 @@ class Ahead:
         self.days = days
         self.order = {d: i for i, d in enumerate(days)}
         self.with_segments = with_segments
-        self.pool = cf.ThreadPoolExecutor(WORKERS, thread_name_prefix="mlledger-sync")
+        from concurrent.futures import ThreadPoolExecutor  # only for a sync of many days
+
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="mlledger-sync")
         self.pending: dict[str, cf.Future[_Got]] = {}
         self.next = 0
         if with_segments and segs.use:

@@ -43,13 +43,11 @@ def index_statements(schema: str = SCHEMA) -> list[tuple[str, str]]:
 
 def is_empty(db: sqlite3.Connection) -> bool:
     """Whether the catalog holds no run, no damaged run and no sealed day."""
-    return (
-        db.execute(
-            "SELECT NOT EXISTS (SELECT 1 FROM runs) AND NOT EXISTS (SELECT 1 FROM damaged)"
-            " AND NOT EXISTS (SELECT 1 FROM days)"
-        ).fetchone()[0]
-        == 1
-    )
+    row = db.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM runs) AND NOT EXISTS (SELECT 1 FROM damaged)"
+        " AND NOT EXISTS (SELECT 1 FROM days)"
+    ).fetchone()
+    return bool(row[0])
 
 
 def repair(db: sqlite3.Connection) -> bool:
