@@ -6,8 +6,10 @@ trip; done one after the other, the sync waits for the bucket, then the
 bucket waits for the sync's inserts.  ``Ahead`` lists and reads the next few
 days in a small pool of threads while the sync inserts the day before, in
 the order the sync asks for them, at most ``WINDOW`` days ahead (memory stays
-bounded by a few days' segments).  A sync that lists only a few days (the
-usual one: today, yesterday) does not use it.
+bounded by a few days' segments).  Only days over (older than yesterday) are
+read ahead: a day that can still change is listed in turn, after the sync took
+its folder's stamp.  A sync that lists only a few days (the usual one: today,
+yesterday) does not use it.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class Ahead:
 
     def get(self, day: str) -> _Got:
         """The day's listing and segments (None: not read ahead, the sync reads them);
-        a day not read ahead is listed here."""
+        a day not among ``days`` is listed here, now."""
         at = self.order.get(day, -1)
         for passed in [d for d in self.pending if self.order[d] < at]:  # skipped by the sync
             self.pending.pop(passed).cancel()

@@ -148,8 +148,10 @@ class Sync:
             segs = DaySegments(self.store, use=not rebuild)
             todo = [d for d in days if d not in sealed]
             olds = {d for d in todo if _age(today, d) >= _OPEN_DAYS}
-            if len(todo) >= MIN_DAYS:  # segments read ahead only for a catalog read afresh
-                ahead = Ahead(self.store, todo, segs, olds if self.first is not None else set())
+            # days that can still change are listed in turn, after their stamp (see ``stamp``)
+            past = [d for d in todo if d in olds]
+            if len(past) >= MIN_DAYS:  # segments read ahead only for a catalog read afresh
+                ahead = Ahead(self.store, past, segs, olds if self.first is not None else set())
             for day in todo:
                 old = day in olds
                 stamp = self.stamp(day)
