@@ -60,19 +60,23 @@ def repair(db: sqlite3.Connection) -> bool:
 
 
 def _make_indexes(db: sqlite3.Connection) -> None:
-    own = not db.in_transaction
-    if own:
-        db.execute("BEGIN IMMEDIATE")
-    try:
-        for _, sql in index_statements():
+    """Make every secondary index, then clear the note; outside a transaction each index
+    is its own (a process ending a run meanwhile waits for one index, not for all)."""
+    statements = [sql for _, sql in index_statements()]
+    statements.append(f"DELETE FROM meta WHERE key = '{_FLAG}'")
+    if db.in_transaction:  # reindex's: all or nothing
+        for sql in statements:
             db.execute(sql)
-        db.execute("DELETE FROM meta WHERE key = ?", (_FLAG,))
-        if own:
+        return
+    for sql in statements:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(sql)
             db.execute("COMMIT")
-    except BaseException:
-        if own and db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
 
 class FirstLoad:
