@@ -28,12 +28,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Parts, Row, Timing, ab, fs_type, measure, moto_s3, s3_missing, workdir
-from _synth import entries, write_local
+from _common import REPO, Parts, Row, Timing, ab, fs_type, measure, s3_missing, workdir
+from _synth import write_local
+
+from mlledger.ids import day_path
 
 DAY_MS = 86_400_000
-FULL = {"runs": 1_000_000, "days": 3 * 365, "today": 20_000, "s3_runs": 10_000, "s3_days": 10}
-QUICK = {"runs": 20_000, "days": 30, "today": 2_000, "s3_runs": 300, "s3_days": 3}
+FULL = {
+    "runs": 200_000, "days": 3 * 365, "today": 20_000,
+    "s3_runs": 100_000, "s3_days": 100, "s3_today": 200,
+}  # fmt: skip
+#: ``--million`` (or MLLEDGER_BENCH_SEGMENT_MILLION=1): the simulation of issue 18
+MILLION = {**FULL, "runs": 1_000_000}
+QUICK = {
+    "runs": 20_000, "days": 30, "today": 2_000, "s3_runs": 2_000, "s3_days": 10, "s3_today": 50,
+}  # fmt: skip
 REPEAT = 7
 #: targets (BENCHMARKS.md)
 SYNC_NOTHING_S = 0.010
@@ -213,83 +222,148 @@ def cold_sync(ledger: Any, catalog_class: Any, path: Path) -> float:
     return took
 
 
-def bench_s3(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
-    """First sync from moto S3: a store never sealed (one read per run) vs the same store
-    once a catalog sealed its days (one segment per day)."""
+def bench_s3(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
+    """First sync from moto S3 of a sealed store (one segment per day) against the bucket's
+    own floor (listing every day folder and reading every segment, nothing else); a store
+    never sealed (one read per run) at a tenth of the size; then the sync with nothing new
+    and the filter on that catalog."""
     missing = s3_missing()
     if missing:
         return [], [f"S3 rows skipped: {missing}"]
+    from _moto_bulk import bulk_moto_s3, server_rss_mib
+
     import mlledger
-    from mlledger.catalog import Catalog
 
     n, days = cfg["s3_runs"], cfg["s3_days"]
+    few, few_days = min(max(100, n // 10), 10_000), max(2, min(days // 10, 10))
+    #: the floor takes as long as moto's listings again: measured up to this size only
+    with_floor = n <= 200_000
     now = time.time_ns() // 1_000_000
     today0 = now - now % DAY_MS
-    tmp = Path(tempfile.mkdtemp(prefix="mlledger-bench-segments-s3-"))
-    try:
-        with moto_s3("mlledger-bench") as (fs, opts):
-            prefix = "mlledger-bench/seg"
-            mlledger.Ledger(f"s3://{prefix}", **opts)
+    old = today0 - 2 * DAY_MS
+    jobs = [
+        {"prefix": "sealed", "n": n, "start_ms": old - days * DAY_MS, "end_ms": old,
+         "seed": 3, "segments": True},
+        {"prefix": "sealed", "n": cfg["s3_today"], "start_ms": today0 + 1,
+         "end_ms": min(now - 5000, today0 + DAY_MS - 1), "seed": 4, "segments": False},
+        {"prefix": "never", "n": few, "start_ms": old - few_days * DAY_MS, "end_ms": old,
+         "seed": 5, "segments": False},
+    ]  # fmt: skip
+    bucket = "mlledger-bench"
+    total = n + cfg["s3_today"]
+    rows: list[Row] = []
+    with bulk_moto_s3(bucket, jobs) as (fs, opts, ready):
+        _, objects, loaded, _ = ready.split(maxsplit=3)
+        ledger = mlledger.Ledger(f"s3://{bucket}/sealed", **opts)
+        own = ledger.catalog
+        from mlledger.catalog import Catalog
+
+        first = cold_sync(ledger, Catalog, tmp / "s3-sealed.sqlite3")
+        floor = listed = 0.0
+        if with_floor:
             t0 = time.perf_counter()
-            batch: dict[str, bytes] = {}
-            for key, raw in entries(n, today0 - (days + 2) * DAY_MS, today0 - 2 * DAY_MS, 3):
-                batch[f"{prefix}/{key}"] = raw
-                if len(batch) == 1000:
-                    fs.pipe(batch)
-                    batch = {}
-            if batch:
-                fs.pipe(batch)
-            upload = time.perf_counter() - t0
-            ledger = mlledger.Ledger(f"s3://{prefix}", **opts)
-            without = cold_sync(ledger, Catalog, tmp / "a.sqlite3")
-            with_segs = cold_sync(ledger, Catalog, tmp / "b.sqlite3")
+            for y in fs.ls(f"{bucket}/sealed/runs", detail=False):
+                for m in fs.ls(y, detail=False):
+                    for d in fs.ls(m, detail=False):
+                        fs.invalidate_cache(d)
+                        fs.ls(d, detail=False)
+            listed = time.perf_counter() - t0
             t0 = time.perf_counter()
-            fs.cat(fs.find(f"{prefix}/segments"))
-            raw = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    rows = [
-        Row(
-            f"first sync of {n:,} runs from S3 (moto), no segments (reads each run)",
-            without,
+            fs.cat(fs.find(f"{bucket}/sealed/segments"))
+            floor = listed + time.perf_counter() - t0
+        rows.append(
+            Row(
+                f"first sync of {total:,} runs from S3 (moto), with segments "
+                f"({days} sealed days, {cfg['s3_today']:,} runs today)",
+                first,
+                ratio=first / floor if floor else None,
+                target=f"100k runs <= {S3_COLD_100K_S:g} s",
+                passed=first * 100_000 / total <= S3_COLD_100K_S,
+                note=f"{total / first:,.0f} runs/s"
+                + ("; ratio to the bucket's floor below" if floor else ""),
+            )
+        )
+        if floor:
+            rows.append(
+                Row(
+                    "  baseline: the bucket's floor: s3fs ls of every day folder + cat of "
+                    "every segment, nothing else",
+                    floor,
+                    ratio=1.0,
+                    note=f"of which the listings {listed:.1f} s",
+                )
+            )
+        cat = Catalog(ledger.store, own.load_run, own.make_run, path=str(tmp / "s3-sealed.sqlite3"))
+        cat.sync()
+        today = f"{bucket}/sealed/{day_path(_today_id(today0)).rsplit('/', 1)[0]}"
+        res = ab(cat.sync, lambda: (fs.invalidate_cache(today), fs.ls(today)), 5)
+        rows += Row.from_ab(
+            f"S3: sync() with nothing new ({cfg['s3_today']:,} runs today, {total:,} in all)",
+            res,
+            "s3fs ls of today's folder",
             target="info",
-            note=f"{n / without:,.0f} runs/s (and writes the {days} days' segments)",
-        ),
-        Row(
-            f"first sync of {n:,} runs from S3 (moto), with segments",
-            with_segs,
-            ratio=with_segs / without,
-            target=f"100k runs <= {S3_COLD_100K_S:g} s",
-            passed=with_segs * 100_000 / n <= S3_COLD_100K_S,
-            note=f"{n / with_segs:,.0f} runs/s, so 100,000 runs in ~{with_segs * 1e5 / n:.0f} s "
-            f"at this rate; ratio to the row above; s3fs find + cat of the segments alone: "
-            f"{raw:.2f} s",
-        ),
-    ]
+        )
+        x = 16_700 / total
+        where = WHERE.format(x=x)
+        plain = f"SELECT run_id FROM metrics WHERE key = 'loss' AND \"last\" < {x}"
+        db = cat.db
+        res = ab(lambda: cat.select_runs(where=where), lambda: db.execute(plain).fetchall(), 5)
+        rows += Row.from_ab(
+            f"S3: catalog query {where!r} over {total:,} runs",
+            res,
+            "one SQLite SELECT on the catalog's metrics table",
+            target="info",
+        )
+        cat.close()
+        never = mlledger.Ledger(f"s3://{bucket}/never", **opts)
+        without = cold_sync(never, Catalog, tmp / "s3-never.sqlite3")
+        rows.append(
+            Row(
+                f"first sync of {few:,} runs from S3 (moto), no segments (reads each run)",
+                without,
+                target="info",
+                note=f"{few / without:,.0f} runs/s, so {total:,} runs in ~"
+                f"{without * total / few:,.0f} s at this rate (extrapolated); writes the "
+                f"{few_days} days' segments",
+            )
+        )
     notes = [
-        f"S3 rows: moto server on 127.0.0.1, {n:,} generated runs over {days} days uploaded "
-        f"with fs.pipe in {upload:.0f} s (untimed); one round each (moto serves ~100-200 "
-        "requests/s here)"
+        f"S3 rows: moto server on 127.0.0.1 holding {int(objects):,} generated objects "
+        f"(runs' entries; each sealed day's segment as a sealing sync writes it), built in "
+        f"its memory by moto's own put_object in {float(loaded):.0f} s (untimed; "
+        f"benchmarks/_moto_bulk.py), server peak RSS {server_rss_mib(ready):,.0f} MiB; "
+        "every read of the rows goes over HTTP; one round for first syncs"
     ]
     return rows, notes
 
 
-def main(quick: bool = False) -> list[Row]:
-    cfg = dict(QUICK if quick else FULL)
-    for key in ("runs", "s3_runs"):  # MLLEDGER_BENCH_SEGMENT_RUNS, ..._S3_RUNS: other sizes
+def _today_id(today0: int) -> str:
+    from mlledger.ids import fixed_run_id
+
+    return fixed_run_id(today0 + 1000, b"today")
+
+
+def main(quick: bool = False, million: bool = False) -> list[Row]:
+    million = million or os.environ.get("MLLEDGER_BENCH_SEGMENT_MILLION") == "1"
+    cfg = dict(QUICK if quick else MILLION if million else FULL)
+    for key in ("runs", "s3_runs", "s3_days"):  # MLLEDGER_BENCH_SEGMENT_RUNS, ...: sizes
         got = os.environ.get(f"MLLEDGER_BENCH_SEGMENT_{key.upper()}")
         if got:
             cfg[key] = int(got)
+    which = os.environ.get("MLLEDGER_BENCH_SEGMENT_PARTS", "local,s3").split(",")
     parts = Parts("segments", quick)
     with workdir("segments") as tmp:
-        parts.run("local", lambda: bench_local(tmp, cfg))
-        parts.run("s3", lambda: bench_s3(cfg))
+        if "local" in which:
+            parts.run("local", lambda: bench_local(tmp, cfg))
+        if "s3" in which:
+            parts.run("s3", lambda: bench_s3(tmp, cfg))
     parts.notes.append(
-        "sizes: MLLEDGER_BENCH_SEGMENT_RUNS and MLLEDGER_BENCH_SEGMENT_S3_RUNS override the "
-        "run counts; page cache warm"
+        "sizes: --million (MLLEDGER_BENCH_SEGMENT_MILLION=1) for 1,000,000 local runs; "
+        "MLLEDGER_BENCH_SEGMENT_RUNS, _S3_RUNS and _S3_DAYS override the counts, "
+        "MLLEDGER_BENCH_SEGMENT_PARTS=local or s3 runs one part; page cache warm"
     )
     return parts.report()
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv[1:])
+    main(quick="--quick" in sys.argv[1:], million="--million" in sys.argv[1:])

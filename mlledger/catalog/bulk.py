@@ -28,11 +28,17 @@ __all__ = ["PER_RUN", "insert_records"]
 PER_RUN = ("params", "tags", "metrics", "resources", "edges")
 
 
-def insert_records(db: sqlite3.Connection, records: list[dict[str, Any]]) -> None:
+def insert_records(
+    db: sqlite3.Connection,
+    records: list[dict[str, Any]],
+    texts: dict[str, str] | None = None,
+) -> None:
     """Index ``records`` (replacing what the index held of those runs), inside the
-    caller's transaction."""
+    caller's transaction.  ``texts``: run id -> the record's canonical JSON, when the
+    caller read it as such (a segment's): stored as is instead of encoded again."""
     if not records:
         return
+    texts = texts or {}
     ids = [rec["id"] for rec in records]
     held: list[str] = []
     for i in range(0, len(ids), 500):
@@ -70,7 +76,7 @@ def insert_records(db: sqlite3.Connection, records: list[dict[str, Any]]) -> Non
                 rec.get("user"),
                 rec.get("host"),
                 rec.get("message"),
-                canonical.dumps(rec).decode("utf-8"),
+                texts.get(rid) or canonical.dumps(rec).decode("utf-8"),
             )
         )
         # each param, then the fields of dict params: params.cfg.optim.lr

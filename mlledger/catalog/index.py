@@ -80,15 +80,22 @@ class Index(files.CatalogFiles):
             _rollback(db)
             raise
 
-    def add_records(self, records: list[dict[str, Any]], *, in_transaction: bool) -> None:
-        """Index run records read by a sync, in one transaction (or in the caller's)."""
+    def add_records(
+        self,
+        records: list[dict[str, Any]],
+        *,
+        in_transaction: bool,
+        texts: dict[str, str] | None = None,
+    ) -> None:
+        """Index run records read by a sync, in one transaction (or in the caller's);
+        ``texts``: records' canonical JSON where the sync has it (see ``bulk``)."""
         db = self.db
         if in_transaction:
-            insert_records(db, records)
+            insert_records(db, records, texts)
         else:
             db.execute("BEGIN IMMEDIATE")
             try:
-                insert_records(db, records)
+                insert_records(db, records, texts)
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS damaged (id TEXT PRIMARY KEY, final INTEGER NOT NULL)
 
 def num_value(v: Any) -> float | None:
     """A value as the number its ``value_num`` column holds (None: not a finite number)."""
+    if type(v) is float:  # the common case first (a sync computes millions of these)
+        return v if math.isfinite(v) else None
     if isinstance(v, bool):
         return float(v)
     if isinstance(v, (int, float)):

@@ -53,16 +53,21 @@ class DaySegments:
         names = self.store.backend.list_dir(f"{SEGMENTS}/{day}")
         return [f"{SEGMENTS}/{day}/{n}" for n in names if n.endswith(segments.SUFFIX)]
 
-    def take(self, day: str, names: set[str]) -> tuple[list[dict[str, Any]], set[str]]:
+    def take(
+        self, day: str, names: set[str], found: list[segments.Segment] | None = None
+    ) -> tuple[list[dict[str, Any]], set[str], dict[str, str]]:
         """Records of the runs ``names`` (new names of the day's listing) that the day's
-        segments were built from, and the names they cover."""
+        segments were built from, the names they cover, and the records' JSON as the
+        segments hold it (run id -> text).  ``found``: the day's segments, already read."""
         if not self.use or len(names) < MIN_RUNS:
-            return [], set()
-        keys = self.keys(day, many=True)
-        if not keys:
-            return [], set()
-        found = segments.read_day(self.store, keys)
+            return [], set(), {}
+        if found is None:
+            keys = self.keys(day, many=True)
+            if not keys:
+                return [], set(), {}
+            found = segments.read_day(self.store, keys)
         records: list[dict[str, Any]] = []
+        texts: dict[str, str] = {}
         covered: set[str] = set()
         for name in names:
             for seg in found:
@@ -70,10 +75,13 @@ class DaySegments:
                 if rec is not None:
                     records.append(rec)
                     covered.add(name)
+                    text = seg.text_of(rec["id"])
+                    if text is not None:
+                        texts[rec["id"]] = text
                     break
         if found:
             self.beyond[day] = len(names) - len(covered)
-        return records, covered
+        return records, covered, texts
 
     def sealed(self, day: str, read: Mapping[str, bytes | None] | None) -> str | None:
         """The day was just sealed: write its segment if it has none, or if runs of it were

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from .. import canonical, run_entries
 from ..ids import day_path, run_id_of_entry, whole_key
 from ..late import marked_day
+from .ahead import MIN_DAYS, Ahead
+from .firstload import FirstLoad, is_empty, repair
 from .segments import DaySegments
 
 if TYPE_CHECKING:
@@ -48,6 +50,9 @@ __all__ = ["Sync"]
 _OPEN_DAYS = 2
 #: statuses a later sync reads again (the run may still end, or end differently)
 _UNSETTLED = ("running", "incomplete")
+#: a batch this large into a catalog that was empty when the sync began starts a first
+#: load (``firstload``: indexes made once at the end)
+_FIRST_LOAD_MIN = 200
 #: a local day folder changed at least this long ago (ns) is not listed while unchanged
 #: (an entry created in the same clock tick as the last listing could not be told apart)
 _STAMP_AGE_NS = 2_000_000_000
@@ -70,6 +75,8 @@ class Sync:
         self.stamps: dict[str, int] = {}
         #: the catalog file ``settled`` and ``stamps`` hold for (path, device, inode)
         self.file: tuple[str, int, int] | None = None
+        #: the first load of the sync running now, while the catalog was empty at its start
+        self.first: FirstLoad | None = None
 
     def check_file(self) -> None:
         """Forget what this object saw when the catalog is another file than it was (a newer
@@ -117,8 +124,10 @@ class Sync:
         """
         index = self.index
         self.check_file()
+        ahead: Ahead | None = None
         if rebuild:
             index.begin()
+        repair(index.db)  # a first load killed before it made the indexes
         try:
             if rebuild:
                 index.clear()
@@ -127,6 +136,7 @@ class Sync:
                 sealed: set[str] = set()
             else:
                 sealed = index.sealed_days()
+            self.first = FirstLoad(index.db) if is_empty(index.db) else None
             self.apply_gc_log(apply=not rebuild)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
@@ -136,23 +146,30 @@ class Sync:
             reopened = set(new_marks.values()) & sealed
             sealed -= reopened  # a late run landed there: list it again
             segs = DaySegments(self.store, use=not rebuild)
-            for day in days:
-                if day in sealed:
-                    continue
-                y, m, d = (int(x) for x in day.split("/"))
-                old = (today - _dt.date(y, m, d)).days >= _OPEN_DAYS
+            todo = [d for d in days if d not in sealed]
+            olds = {d for d in todo if _age(today, d) >= _OPEN_DAYS}
+            # days that can still change are listed in turn, after their stamp (see ``stamp``)
+            past = [d for d in todo if d in olds]
+            if len(past) >= MIN_DAYS:  # segments read ahead only for a catalog read afresh
+                ahead = Ahead(self.store, past, segs, olds if self.first is not None else set())
+            for day in todo:
+                old = day in olds
                 stamp = self.stamp(day)
                 if not old and stamp is not None and self.stamps.get(day) == stamp:
                     continue  # nothing still going there, and the folder did not change
-                names = self.store.backend.list_dir(f"runs/{day}")
+                names, found = (
+                    ahead.get(day)
+                    if ahead is not None
+                    else (self.store.backend.list_dir(f"runs/{day}"), None)
+                )
                 settled = self.settled.setdefault(day, set())
                 fresh = set(names).difference(settled)  # the listing's diff
                 read: dict[str, bytes | None] | None = {} if not settled else None
                 if fresh and old:
                     fresh -= self.settle_known(fresh, settled)  # a day listed again
-                    records, covered = segs.take(day, fresh)
+                    records, covered, texts = segs.take(day, fresh, found)
                     if records:
-                        index.add_records(records, in_transaction=rebuild)
+                        self.add(records, in_transaction=rebuild, texts=texts)
                         changed += len(records)
                         settled |= covered
                         fresh -= covered
@@ -173,16 +190,40 @@ class Sync:
                     self.stamps.pop(day, None)
                 elif day in reopened:  # a late run still going: keep listing the day
                     index.reopen_day(day)
+            if ahead is not None:
+                ahead.close()
             # seen only now that their days were listed again
             index.add_late_seen(new_marks)
             self.seen_marks |= set(new_marks)
+            if self.first is not None:
+                self.first.finish()
             if rebuild:
                 index.commit()
         except BaseException:
+            if ahead is not None:
+                ahead.close()
+            if self.first is not None:
+                self.first.restore()  # the indexes: made by the next sync (``repair``)
             if rebuild:
                 index.rollback()
             raise
+        finally:
+            self.first = None
         return changed
+
+    def add(
+        self,
+        records: list[dict[str, Any]],
+        *,
+        in_transaction: bool,
+        texts: dict[str, str] | None = None,
+    ) -> None:
+        """Index records a sync read (``texts``: their canonical JSON where known); a large
+        batch into a catalog empty when the sync began starts its first load."""
+        first = self.first
+        if first is not None and not first.active and len(records) >= _FIRST_LOAD_MIN:
+            first.start()
+        self.index.add_records(records, in_transaction=in_transaction, texts=texts)
 
     def settle_known(self, names: set[str], settled: set[str]) -> set[str]:
         """Add to ``settled`` (and return) the names whose runs the index holds for good."""
@@ -356,9 +397,15 @@ class Sync:
             if damaged:
                 self.index.mark_damaged(damaged)
             if records:
-                self.index.add_records(records, in_transaction=in_transaction)
+                self.add(records, in_transaction=in_transaction)
                 changed += len(records)
         return changed
+
+
+def _age(today: _dt.date, day: str) -> int:
+    """Days from ``day`` (``yyyy/mm/dd``) to ``today``."""
+    y, m, d = (int(x) for x in day.split("/"))
+    return (today - _dt.date(y, m, d)).days
 
 
 def _read_all(read: dict[str, bytes | None], day: str, names: list[str]) -> bool:

@@ -33,6 +33,7 @@ A segment is derived data, never the truth:
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -69,11 +70,21 @@ class Segment:
     """One day's run records and the entries (key -> digest) they were merged from."""
 
     def __init__(
-        self, day: str, entries: dict[str, str], records: dict[str, dict[str, Any]]
+        self,
+        day: str,
+        entries: dict[str, str],
+        records: dict[str, dict[str, Any]],
+        texts: dict[str, str] | None = None,
     ) -> None:
         self.day = day
         self.entries = entries
         self.records = records
+        #: run id -> its record's canonical JSON, as the segment's bytes hold it (read back)
+        self.texts = texts or {}
+
+    def text_of(self, run_id: str) -> str | None:
+        """A record's canonical JSON as read from the segment (None: encode it)."""
+        return self.texts.get(run_id)
 
     def record_for(self, day_name: str) -> dict[str, Any] | None:
         """The record of the run a name in the day's folder stands for, when this segment
@@ -163,14 +174,72 @@ def decode(key: str, data: bytes, algorithm: str) -> Segment:
     name = key.rsplit("/", 1)[-1]
     if entry_digest(raw, algorithm).partition(":")[2] + SUFFIX != name:
         raise ValueError(f"{key}: its content does not match its name")
-    doc = canonical.loads(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{key}: not UTF-8") from None
+    texts: dict[str, str] = {}
+    try:
+        doc: Any = _scan(text, texts)
+    except (ValueError, IndexError, TypeError):  # not canonical JSON: parse it plainly
+        texts = {}
+        try:
+            doc = canonical.loads(raw)
+        except ValueError:
+            raise ValueError(f"{key}: not JSON") from None
     day = "/".join(key.split("/")[1:4])
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("day") != day:
         raise ValueError(f"{key}: not a format-{FORMAT} segment of {day}")
     entries, records = doc.get("entries"), doc.get("records")
     if not isinstance(entries, dict) or not isinstance(records, dict):
         raise ValueError(f"{key}: no entries or records")
-    return Segment(day, entries, records)
+    return Segment(day, entries, records, texts)
+
+
+_decoder = json.JSONDecoder()
+_scan_string: Any = getattr(json.decoder, "scanstring")  # noqa: B009 - untyped in typeshed
+
+
+def _key(text: str, i: int) -> tuple[str, int]:
+    """A compact JSON object's key at ``i`` (its opening quote) and where its value starts."""
+    if text[i] != '"':
+        raise ValueError("not a key")
+    key, i = _scan_string(text, i + 1)
+    if text[i] != ":":
+        raise ValueError("no colon")
+    return str(key), i + 1
+
+
+def _scan(text: str, texts: dict[str, str]) -> dict[str, Any]:
+    """Parse a segment's compact JSON (as ``canonical`` writes it) into the document, and
+    put each record's own text into ``texts`` (run id -> the slice of ``text`` it was
+    parsed from): the catalog stores that text as is instead of encoding it again.
+    ``ValueError`` on anything else (whitespace, trailing bytes): parse it plainly."""
+    doc: dict[str, Any] = {}
+    if text[0] != "{":
+        raise ValueError("not an object")
+    i = 1
+    while text[i] != "}":
+        name, i = _key(text, i)
+        if name == "records" and text[i] == "{":
+            records: dict[str, Any] = {}
+            i += 1
+            while text[i] != "}":
+                rid, i = _key(text, i)
+                records[rid], end = _decoder.raw_decode(text, i)
+                texts[rid] = text[i:end]
+                i = end + (text[end] == ",")
+            doc[name] = records
+            i += 1
+        else:
+            doc[name], i = _decoder.raw_decode(text, i)
+        if text[i] == ",":
+            i += 1
+        elif text[i] != "}":
+            raise ValueError("no comma")
+    if i + 1 != len(text):
+        raise ValueError("trailing bytes")
+    return doc
 
 
 def write(store: Store, seg: Segment) -> str | None:
