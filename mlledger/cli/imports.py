@@ -36,6 +36,7 @@ def import_group() -> None:
 @pass_state
 def mlflow(
     state: State,
+    *,
     source: str,
     experiments: tuple[str, ...],
     no_artifacts: bool,

@@ -23,8 +23,9 @@ entry (``runs/imported.py``):
 - start and end times, user, status (FINISHED → finished, FAILED → failed,
   KILLED → interrupted, RUNNING or SCHEDULED → incomplete).
 
-Runs are read, converted and written by a few threads at once (a bounded
-window of runs in flight), and the catalog is told in batches.
+Into a remote ledger (S3, GCS) runs are read, converted and written by several
+threads at once (a bounded window of runs in flight); the catalog is told in
+batches.
 Idempotent: a run's id comes from its MLflow run id and start time, and a run
 whose entries exist is skipped before anything is read for it, so a second
 import adds nothing (a run imported while RUNNING stays as it was then).
@@ -81,8 +82,10 @@ _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")  # no "007", "1."
 #: runs added to the catalog in one transaction
 _INDEX_BATCH = 500
-#: runs read, converted and written at once
-_WORKERS = 4
+#: runs read, converted and written at once into a store on S3, GCS...: each entry written
+#: there is a round trip.  Into a local folder the import is CPU-bound Python (the profile:
+#: creating the entries' files, parsing, JSON), which more threads only slow down (GIL)
+_REMOTE_WORKERS = 8
 
 
 @attrs.frozen
@@ -198,13 +201,14 @@ class _Done:
 def _run_all(
     job: _Job, heads: list[RunHead], progress: Callable[[int, int], None] | None
 ) -> list[_Done]:
-    """Each run read, converted and written by a bounded pool of threads (reads and
-    writes wait on the disk or the network), a few runs ahead at most; the records
-    written are added to the catalog in batches.  A failure stops the submitting: the
-    runs in flight finish (each whole or not at all) and are indexed, then it is raised."""
+    """Each run read, converted and written by a bounded pool of threads (several into a
+    remote store, whose writes wait on the network; one into a local folder), a few
+    runs ahead at most; the records written are added to the catalog in batches.  A
+    failure stops the submitting: the runs in flight finish (each whole or not at all)
+    and are indexed, then it is raised."""
     writer = job.ledger.writer
     job.ledger.catalog  # noqa: B018 - opened, so each run written is in it at once
-    workers = _WORKERS if job.source.parallel else 1
+    workers = _REMOTE_WORKERS if job.source.parallel and not job.ledger.store.is_local else 1
     done: list[_Done] = []
     batch: list[dict[str, Any]] = []  # written, not in the catalog yet
     window: deque[Future[_Done]] = deque()
