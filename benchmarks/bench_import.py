@@ -19,7 +19,9 @@ The target is absolute: at least 100 runs/s (BENCHMARKS.md, "Integrations");
 the ratio says how our whole import compares with MLflow's client merely
 reading.  Page cache warm; the stores are on the temp folder's filesystem.
 The 2,000-run stores are timed without a warm-up round (the 500-run ones warmed
-the code; the build warmed the page cache).  Run through
+the code; the build warmed the page cache).  The full run takes long (~40 min on
+a loaded 2-core VM): MLflow's client reads the 2,000-run database at ~8 runs/s,
+five rounds of it.  Run through
 ``python benchmarks/run.py import`` or alone: ``python benchmarks/bench_import.py
 [--quick]``.
 """
