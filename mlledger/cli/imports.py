@@ -26,17 +26,31 @@ def import_group() -> None:
     help="Only this experiment (a name or an id; repeatable). Default: every active one.",
 )
 @click.option("--no-artifacts", is_flag=True, help="Leave the runs' artifacts out.")
+@click.option(
+    "--via-client",
+    is_flag=True,
+    help="Read a mlruns folder or sqlite database through MLflow's client (slower): for a "
+    "layout or schema version the direct reader does not know.",
+)
 @json_option()
 @pass_state
 def mlflow(
-    state: State, source: str, experiments: tuple[str, ...], no_artifacts: bool, as_json: bool
+    state: State,
+    *,
+    source: str,
+    experiments: tuple[str, ...],
+    no_artifacts: bool,
+    via_client: bool,
+    as_json: bool,
 ) -> None:
     """Import an MLflow tracking store: a mlruns folder, a sqlite:/// database or a URI.
 
     Each active run becomes a run of the ledger: params (numbers typed), every
     metric's history, tags (with mlflow.run_id and mlflow.experiment), artifacts
     as outputs, times, user and status.  Runs imported before are skipped, so
-    running it again adds only new runs.  Needs: pip install 'mlledger[mlflow]'.
+    running it again adds only new runs.  A folder and a sqlite database are
+    read directly (their layout checked); other URIs through MLflow's client.
+    Needs: pip install 'mlledger[mlflow]'.
     """
     from ..integrations.mlflow import import_mlflow
 
@@ -59,6 +73,7 @@ def mlflow(
             experiments=experiments or None,
             artifacts=not no_artifacts,
             progress=progress,
+            via_client=via_client,
         )
     finally:
         if bar is not None:

@@ -1,10 +1,14 @@
 """``mlledger import mlflow``: an MLflow tracking store brought into the ledger.
 
-The store is read through MLflow's own client (the ``mlflow`` extra:
-``mlflow-skinny``; ``sqlalchemy`` and ``alembic`` too for a database), never by
-parsing its files: a ``./mlruns`` folder, a ``sqlite:///`` database, or any
-tracking URI the client reads.  Each active run of each active experiment
-becomes an ordinary run entry (``runs/imported.py``):
+A local ``./mlruns`` folder is read straight from its files
+(``mlflow_files.py``) and a ``sqlite:///`` database straight from its tables
+(``mlflow_sql.py``), each checked to be a layout or schema version MLflow
+wrote and this reader knows; any other tracking URI (a server, another
+database), or any store with ``via_client=True``, is read through MLflow's own
+client (``mlflow_runs.ClientSource``; the ``mlflow`` extra, which the direct
+readers need installed too, for PyYAML and for artifacts that are not on the
+local disk).  Each active run of each active experiment becomes an ordinary run
+entry (``runs/imported.py``):
 
 - params, typed where the text is a number (``"0.1"`` is 0.1), secrets redacted;
 - every metric's whole history (step, value, time), ordered by step then time,
@@ -14,17 +18,22 @@ becomes an ordinary run entry (``runs/imported.py``):
   (``mlflow.note.content``) is the run's message, ``mlflow.parentRunId`` its
   parent when that run is imported too;
 - artifacts: each top-level file or folder an output by its artifact path,
-  stored by digest;
+  stored by digest (read in place from a local folder, else downloaded by
+  MLflow's artifact repository);
 - start and end times, user, status (FINISHED → finished, FAILED → failed,
   KILLED → interrupted, RUNNING or SCHEDULED → incomplete).
 
+Into a remote ledger (S3, GCS) runs are read, converted and written by several
+threads at once (a bounded window of runs in flight); the catalog is told in
+batches.
 Idempotent: a run's id comes from its MLflow run id and start time, and a run
 whose entries exist is skipped before anything is read for it, so a second
 import adds nothing (a run imported while RUNNING stays as it was then).
 Bad input raises one clear error naming the path: not an MLflow store, a
-database of a schema this MLflow does not read.  A run folder without its
-``meta.yaml`` (a run cut short while MLflow created it) is skipped with a
-warning naming the file; MLflow's client passes over it too.
+database of a schema version this reader does not know, a half-written
+meta.yaml or metric file.  A run folder without its ``meta.yaml`` (a run cut
+short while MLflow created it) is skipped with a warning naming the file;
+MLflow's client passes over it too.
 """
 
 from __future__ import annotations
@@ -34,18 +43,26 @@ import datetime as _dt
 import os
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import attrs
 
 from ..capture.redact import REDACTED, is_secret_name, redact_text
-from ..errors import LedgerError, NotFoundError
+from ..errors import LedgerError, MissingExtraError, NotFoundError
 from ..ids import fixed_run_id
 from ..late import flush_all
 from ..records import Artifact, to_iso
 from ..runs.imported import is_imported, write_past_run
 from . import mlflow_store as store
+from .mlflow_files import FileSource
+from .mlflow_runs import ClientSource, RunHead, Source, SourceRun, client_installed
+from .mlflow_sql import SqliteSource
+from .mlflow_store import HINT
 
 if TYPE_CHECKING:
     from ..ledger import Ledger
@@ -65,6 +82,10 @@ _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")  # no "007", "1."
 #: runs added to the catalog in one transaction
 _INDEX_BATCH = 500
+#: runs read, converted and written at once into a store on S3, GCS...: each entry written
+#: there is a round trip.  Into a local folder the import is CPU-bound Python (the profile:
+#: creating the entries' files, parsing, JSON), which more threads only slow down (GIL)
+_REMOTE_WORKERS = 8
 
 
 @attrs.frozen
@@ -95,74 +116,150 @@ def import_mlflow(
     experiments: Sequence[str] | None = None,
     artifacts: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    via_client: bool = False,
 ) -> ImportReport:
     """Import the MLflow tracking store at ``uri`` (a folder, a database file, a tracking
     URI) into ``ledger``.  ``experiments``: only these (names or ids); ``artifacts=False``
-    leaves artifacts out; ``progress(done, total)`` is called after each run.
+    leaves artifacts out; ``progress(done, total)`` is called after each run;
+    ``via_client``: read a folder or an SQLite database through MLflow's client too
+    (slower; for a layout the direct readers refuse as unknown).
     """
     source, root = store.resolve(os.fspath(uri))
+    if not client_installed():
+        raise MissingExtraError(f"importing from MLflow needs its client: {HINT}")
     warns: list[str] = []
+    shown = store.redact_uri(source)
     with store.file_store_allowed(), store.mlflow_warnings(warns):
-        client = store.client(source)
+        src = _open(source, root, via_client, warns)
         try:
-            exps = {e.experiment_id: e.name for e in store.experiments(client)}
-        except LedgerError:
-            raise
-        except Exception as e:
-            raise store.refused(source, e) from e
-        if experiments is not None:
-            wanted = set(experiments)
-            exps = {i: n for i, n in exps.items() if i in wanted or n in wanted}
-            missing = wanted - set(exps) - set(exps.values())
-            if missing:
-                raise NotFoundError(
-                    f"no active experiment {', '.join(sorted(missing))!s} in {source}; "
-                    f"the store has: {', '.join(sorted(exps.values())) or 'none'}"
-                )
-        if root is not None:
-            warns.extend(store.half_written(root, exps))
-        try:
-            runs = list(store.runs(client, list(exps)))
-        except Exception as e:
-            raise store.refused(source, e) from e
-        ids = {r.info.run_id: mlflow_run_id(r.info.run_id, r.info.start_time or 0) for r in runs}
-        writer = ledger.writer
-        ledger.catalog  # noqa: B018 - opened, so each run written is in it at once
-        imported: list[str] = []
-        skipped: list[str] = []
-        batch: list[dict[str, Any]] = []  # written, not in the catalog yet
-        n_art = 0
-        shown = store.redact_uri(source)
-        job = _Job(client, ledger, ids, exps, shown, artifacts, source)
-        # oldest first: a parent is written before its children
-        runs.sort(key=lambda r: (r.info.start_time or 0, ids[r.info.run_id]))
-        try:
-            for i, r in enumerate(runs):
-                rid = ids[r.info.run_id]
-                if is_imported(writer, rid):
-                    skipped.append(r.info.run_id)
-                else:
-                    rec, cols, outs, rwarn = _convert(job, r, rid)
-                    n_art += len(outs)
-                    warns.extend(f"run {r.info.run_id}: {w}" for w in rwarn)
-                    written = write_past_run(writer, rec, cols)
-                    if written is None:
-                        skipped.append(r.info.run_id)
-                    else:
-                        imported.append(rid)
-                        batch.append(written)
-                    if len(batch) >= _INDEX_BATCH:
-                        _index(writer, batch)
-                if progress is not None:
-                    progress(i + 1, len(runs))
-        except LedgerError:
-            raise
-        except Exception as e:  # MLflow's client failed on a run: the runs before it stay
-            raise store.refused(source, e) from e
+            exps, heads = _find(src, source, experiments)
+            if root is not None and isinstance(src, ClientSource):
+                warns.extend(store.half_written(root, exps))
+            ids = {h.run_id: mlflow_run_id(h.run_id, h.start_time) for h in heads}
+            job = _Job(src, ledger, ids, exps, shown, artifacts, source)
+            # oldest first: a parent is written before its children
+            heads.sort(key=lambda h: (h.start_time, ids[h.run_id]))
+            done = _run_all(job, heads, progress)
         finally:
-            _index(writer, batch)
-            flush_all()  # the back-dated days are marked for every catalog now
-    return ImportReport(shown, len(exps), tuple(imported), tuple(skipped), n_art, tuple(warns))
+            src.close()
+    imported = tuple(d.rid for d in done if d.record is not None)
+    skipped = tuple(d.mlflow_id for d in done if d.record is None)
+    n_art = sum(d.artifacts for d in done)
+    warns.extend(w for d in done for w in d.warnings)
+    return ImportReport(shown, len(exps), imported, skipped, n_art, tuple(warns))
+
+
+def _open(source: str, root: str | None, via_client: bool, warns: list[str]) -> Source:
+    """The reader for the store: its folder or database read directly, else the client."""
+    db = store.database_path(source)
+    if via_client or (root is None and db is None):
+        return ClientSource(source)
+    if root is not None:
+        return FileSource(root, warns)
+    assert db is not None
+    return SqliteSource(db)
+
+
+def _find(
+    src: Source, source: str, experiments: Sequence[str] | None
+) -> tuple[dict[str, str], list[RunHead]]:
+    """The experiments asked for (all active ones by default) and their active runs."""
+    try:
+        exps = src.experiments()
+    except LedgerError:
+        raise
+    except Exception as e:
+        raise store.refused(source, e) from e
+    if experiments is not None:
+        wanted = set(experiments)
+        exps = {i: n for i, n in exps.items() if i in wanted or n in wanted}
+        missing = wanted - set(exps) - set(exps.values())
+        if missing:
+            raise NotFoundError(
+                f"no active experiment {', '.join(sorted(missing))!s} in {source}; "
+                f"the store has: {', '.join(sorted(exps.values())) or 'none'}"
+            )
+    try:
+        return exps, src.heads(list(exps))
+    except LedgerError:
+        raise
+    except Exception as e:
+        raise store.refused(source, e) from e
+
+
+@attrs.frozen
+class _Done:
+    """What importing one run did: its record as written (None: it was there already)."""
+
+    mlflow_id: str
+    rid: str
+    record: dict[str, Any] | None = None
+    artifacts: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def _run_all(
+    job: _Job, heads: list[RunHead], progress: Callable[[int, int], None] | None
+) -> list[_Done]:
+    """Each run read, converted and written by a bounded pool of threads (several into a
+    remote store, whose writes wait on the network; one into a local folder), a few
+    runs ahead at most; the records written are added to the catalog in batches.  A
+    failure stops the submitting: the runs in flight finish (each whole or not at all)
+    and are indexed, then it is raised."""
+    writer = job.ledger.writer
+    job.ledger.catalog  # noqa: B018 - opened, so each run written is in it at once
+    workers = _REMOTE_WORKERS if job.source.parallel and not job.ledger.store.is_local else 1
+    done: list[_Done] = []
+    batch: list[dict[str, Any]] = []  # written, not in the catalog yet
+    window: deque[Future[_Done]] = deque()
+    failed: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            d = window.popleft().result()
+        except BaseException as e:
+            failed.append(e)
+            return
+        done.append(d)
+        if d.record is not None:
+            batch.append(d.record)
+            if len(batch) >= _INDEX_BATCH:
+                _index(writer, batch)
+        if progress is not None:
+            progress(len(done), len(heads))
+
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="mlledger-mlflow") as pool:
+            for head in heads:
+                if failed:
+                    break
+                window.append(pool.submit(_one, job, head))
+                while len(window) >= 2 * workers:
+                    take()
+            while window:
+                take()
+    finally:
+        _index(writer, batch)
+        flush_all()  # the back-dated days are marked for every catalog now
+    if failed:
+        e = failed[0]
+        if isinstance(e, LedgerError) or not isinstance(e, Exception):
+            raise e
+        raise store.refused(job.uri, e) from e  # the reader failed on a run: those before stay
+    return done
+
+
+def _one(job: _Job, head: RunHead) -> _Done:
+    """Read, convert and write one run, unless it is in the store already."""
+    rid = job.ids[head.run_id]
+    writer = job.ledger.writer
+    if is_imported(writer, rid):
+        return _Done(head.run_id, rid)
+    run = job.source.load(head)
+    rec, cols, outs, rwarn = _convert(job, run, rid)
+    written = write_past_run(writer, rec, cols)
+    warns = tuple(f"run {head.run_id}: {w}" for w in rwarn)
+    return _Done(head.run_id, rid, written, len(outs) if written else 0, warns)
 
 
 def _index(writer: Any, batch: list[dict[str, Any]]) -> None:
@@ -177,73 +274,66 @@ def _index(writer: Any, batch: list[dict[str, Any]]) -> None:
 # -- one run ----------------------------------------------------------------------------
 @attrs.frozen
 class _Job:
-    """What converting one run needs: the client, the ledger, the ids and names known."""
+    """What converting one run needs: its reader, the ledger, the ids and names known."""
 
-    client: Any
+    source: Source
     ledger: Ledger
     ids: dict[str, str]  # MLflow run id -> ledger run id
     exps: dict[str, str]  # experiment id -> name
-    source: str  # the store's URI as shown
+    shown: str  # the store's URI as shown
     artifacts: bool
     uri: str  # the tracking URI itself
 
 
 def _convert(
-    job: _Job, r: Any, rid: str
+    job: _Job, r: SourceRun, rid: str
 ) -> tuple[dict[str, Any], dict[str, Column], dict[str, Artifact], list[str]]:
     """The run record, metric columns, outputs and warnings of the MLflow run ``r``."""
-    client, ids, exps, source = job.client, job.ids, job.exps, job.source
-    info, data = r.info, r.data
+    ids, exps = job.ids, job.exps
     warns: list[str] = []
-    tags = {str(k): _text(k, v) for k, v in data.tags.items()}
-    tags["mlflow.run_id"] = info.run_id
-    tags["mlflow.experiment_id"] = str(info.experiment_id)
-    tags["mlflow.experiment"] = exps.get(info.experiment_id, str(info.experiment_id))
-    tags["mlflow.source_uri"] = source
-    status = STATUS.get(str(info.status), "incomplete")
+    tags = {str(k): _text(k, v) for k, v in r.tags.items()}
+    tags["mlflow.run_id"] = r.run_id
+    tags["mlflow.experiment_id"] = r.experiment_id
+    tags["mlflow.experiment"] = exps.get(r.experiment_id, r.experiment_id)
+    tags["mlflow.source_uri"] = job.shown
+    status = STATUS.get(r.status, "incomplete")
     if status == "incomplete":
-        warns.append(f"imported while MLflow had it as {info.status}")
-    name = info.run_name or data.tags.get("mlflow.runName") or "mlflow-run"
+        warns.append(f"imported while MLflow had it as {r.status}")
+    name = r.name or r.tags.get("mlflow.runName") or "mlflow-run"
     rec: dict[str, Any] = {
         "format": 1,
         "id": rid,
         "name": str(name),
         "kind": "imported",
         "status": status,
-        "started_at": _iso(info.start_time),
-        "ended_at": _iso(info.end_time) if info.end_time else None,
-        "parent_id": ids.get(data.tags.get("mlflow.parentRunId", "")),
+        "started_at": _iso(r.start_time),
+        "ended_at": _iso(r.end_time) if r.end_time else None,
+        "parent_id": ids.get(r.tags.get("mlflow.parentRunId", "")),
         "message": tags.get("mlflow.note.content"),
         "tags": tags,
-        "params": {str(k): _param(k, v) for k, v in data.params.items()},
-        "user": info.user_id or data.tags.get("mlflow.user") or "",
-        "code": _code(name, data.tags),
+        "params": {str(k): _param(k, v) for k, v in r.params.items()},
+        "user": r.user_id or r.tags.get("mlflow.user") or "",
+        "code": _code(name, r.tags),
     }
-    git = _git(data.tags)
+    git = _git(r.tags)
     if git:
         rec["git"] = git
-    if info.start_time and info.end_time:
-        rec["resources"] = {"wall_s": max(0.0, (info.end_time - info.start_time) / 1000)}
+    if r.start_time and r.end_time:
+        rec["resources"] = {"wall_s": max(0.0, (r.end_time - r.start_time) / 1000)}
     if status in ("failed", "interrupted"):
         rec["error"] = {
-            "type": f"mlflow.{info.status}",
-            "message": f"MLflow recorded the run as {info.status} (it keeps no error message)",
+            "type": f"mlflow.{r.status}",
+            "message": f"MLflow recorded the run as {r.status} (it keeps no error message)",
             "traceback": "",
         }
     cols: dict[str, Column] = {}
-    for key in sorted(data.metrics):
-        hist = sorted(
-            client.get_metric_history(info.run_id, key), key=lambda m: (m.step, m.timestamp)
-        )
-        cols[str(key)] = (
-            [int(m.step) for m in hist],
-            [float(m.value) for m in hist],
-            [m.timestamp / 1000 for m in hist],
-        )
+    for key in sorted(r.metrics):
+        hist = sorted(r.metrics[key], key=lambda m: (m[0], m[2]))
+        cols[key] = ([m[0] for m in hist], [m[1] for m in hist], [m[2] / 1000 for m in hist])
     outs: dict[str, Artifact] = {}
     if job.artifacts:
         try:
-            outs = _artifacts(info, job.ledger, job.uri)
+            outs = _artifacts(r.artifact_uri, job)
         except LedgerError:
             raise
         except Exception as e:
@@ -254,29 +344,51 @@ def _convert(
     return rec, cols, outs, warns
 
 
-def _artifacts(info: Any, ledger: Ledger, tracking_uri: str) -> dict[str, Artifact]:
-    """Each top-level artifact of the run, listed and downloaded by MLflow's artifact
-    repository for the run's artifact URI (no second read of the run), and stored."""
-    base = str(info.artifact_uri or "").rstrip("/")
+def _artifacts(uri: str | None, job: _Job) -> dict[str, Artifact]:
+    """Each top-level artifact of the run, stored: read in place when the artifact URI
+    is a local folder (and the reader is a direct one), else listed and downloaded by
+    MLflow's artifact repository for it."""
+    base = str(uri or "").rstrip("/")
     if not base:
         return {}
-    repo = _artifact_repository(base, tracking_uri)
+    local = _local_folder(base) if job.source.local_artifacts else None
+    if local is not None:
+        if not os.path.isdir(local):
+            return {}  # MLflow makes the folder with the first artifact
+        with os.scandir(local) as it:
+            names = sorted(e.name for e in it)
+        return {n: _stored(job.ledger, os.path.join(local, n), base, n) for n in names}
+    repo = _artifact_repository(base, job.uri)
     top = repo.list_artifacts()
     out: dict[str, Artifact] = {}
     if not top:
         return out
     with tempfile.TemporaryDirectory(prefix="mlledger-mlflow-") as tmp:
         for f in sorted(top, key=lambda f: f.path):
-            local = repo.download_artifacts(f.path, dst_path=tmp)
-            got = ledger.store.put(local)
-            out[f.path] = Artifact(
-                got.digest,
-                got.size,
-                got.kind,
-                path=f"{redact_text(base)}/{f.path}",
-                files=got.files if got.kind == "tree" else None,
-            )
+            local_copy = repo.download_artifacts(f.path, dst_path=tmp)
+            out[f.path] = _stored(job.ledger, local_copy, base, f.path)
     return out
+
+
+def _stored(ledger: Ledger, path: str, base: str, name: str) -> Artifact:
+    got = ledger.store.put(path)
+    return Artifact(
+        got.digest,
+        got.size,
+        got.kind,
+        path=f"{redact_text(base)}/{name}",
+        files=got.files if got.kind == "tree" else None,
+    )
+
+
+def _local_folder(uri: str) -> str | None:
+    """The local folder an artifact URI names (``file://`` or a plain path), else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return url2pathname(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return os.path.abspath(uri)
+    return None
 
 
 def _artifact_repository(uri: str, tracking_uri: str) -> Any:

@@ -26,6 +26,7 @@ __all__ = [
     "check_database",
     "check_folder",
     "client",
+    "database_path",
     "experiments",
     "file_store_allowed",
     "half_written",
@@ -60,13 +61,24 @@ def resolve(uri: str) -> tuple[str, str | None]:
         check_folder(path)
         return uri, path
     if scheme == "sqlite":
-        path = unquote(uri.split("://", 1)[1])
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
-        if path and path != ":memory:":
-            check_database(os.path.abspath(path))
+        db = database_path(uri)
+        if db is not None:
+            check_database(db)
         return uri, None
     return uri, None  # a tracking server, another database: its client says what is wrong
+
+
+def database_path(source: str) -> str | None:
+    """The local file of a ``sqlite:///`` tracking URI (None: another kind of store)."""
+    if not source.lower().startswith("sqlite://"):
+        return None
+    path = unquote(source.split("://", 1)[1])
+    if path.startswith("/"):
+        path = path[1:]  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return os.path.abspath(path)
 
 
 def check_folder(path: str) -> None:
