@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import (
     AccessError,
+    ConflictError,
     LedgerError,
     NotAFileError,
     NotFoundError,
@@ -22,7 +23,7 @@ from ..hashing import CHUNK, new_hasher
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
-__all__ = ["changed", "copy_hashed", "os_error", "stat_key"]
+__all__ = ["changed", "check_unchanged", "copy_hashed", "os_error", "stat_key"]
 
 
 def os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
@@ -54,6 +55,16 @@ def changed(p: str, st: os.stat_result) -> bool:
         return stat_key(os.stat(p)) != stat_key(st)
     except OSError:
         return True
+
+
+def check_unchanged(p: str, st: os.stat_result, now: os.stat_result) -> None:
+    """Raise ConflictError when ``now`` (an fstat of the open file) is not the file ``st``
+    described when storing ``p`` began."""
+    if stat_key(now) != stat_key(st):
+        raise ConflictError(
+            f"{p!r} changed while it was being stored; nothing was stored under its name: "
+            "store it again once whatever writes it has finished"
+        )
 
 
 def copy_hashed(

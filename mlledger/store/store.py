@@ -14,7 +14,6 @@ already exist are a success that writes nothing.  Reads verify digests
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -40,8 +39,9 @@ from ..hashing import (
 )
 from . import layout
 from .backends import Backend, LocalBackend, open_backend, store_error
+from .chunked import CHUNKED_MIN, ChunkedReader, chunker, put_chunked, read_chunk_list
 from .config import load_or_create_config
-from .localfiles import changed, copy_hashed, os_error, stat_key
+from .localfiles import changed, check_unchanged, copy_hashed, os_error
 from .restore import restore
 from .statcache import StatCache
 from .tree import MAGIC, Tree, TreeEntry, is_manifest
@@ -174,8 +174,9 @@ class Store:
         if size < STAT_CACHE_MIN:
             fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             try:
+                # a regular file reads short only at its end: one read unless it grew
                 data = os.read(fd, size + 1)
-                while len(data) <= size and (more := os.read(fd, CHUNK)):
+                while len(data) > size and (more := os.read(fd, CHUNK)):
                     data += more  # the file grew since it was stat'ed: take all of it
             finally:
                 os.close(fd)
@@ -186,9 +187,11 @@ class Store:
             self.backend.create(layout.object_key(self.algorithm, hexpart), data)
             return Stored(f"{self.algorithm}:{hexpart}", len(data), "file")
         cached = self.statcache.lookup(p, st, self.algorithm)
-        if cached is not None and self.backend.exists(self.key(cached)):
+        if cached is not None and self.has(cached):
             return Stored(cached, size, "file")
-        if isinstance(self.backend, LocalBackend):
+        if size >= CHUNKED_MIN and (cutter := chunker()) is not None:
+            d = self._put_chunked(p, st, cutter, callback)
+        elif isinstance(self.backend, LocalBackend):
             d = self._copy_local(p, st, callback)
         else:
             d = cached or digest_file(p, self.algorithm)[0]
@@ -228,51 +231,54 @@ class Store:
 
         self.backend.put_stream(self.key(d), chunks(), check)
 
-    def _copy_local(self, p: str, st: os.stat_result, callback: Callback | None) -> str:
-        """Copy ``p`` into a local store while hashing it: one pass over the bytes."""
-        backend = self.backend
-        assert isinstance(backend, LocalBackend)
-        tmpdir = os.path.join(backend.root, layout.TMP)
-        tmp = backend.tmp_path(os.path.join(tmpdir, "x"))
+    def _put_chunked(
+        self, p: str, st: os.stat_result, cutter: Any, callback: Callback | None
+    ) -> str:
+        """Store ``p`` as content-defined chunks (:mod:`.chunked`)."""
         if callback is not None:
             callback.set_size(st.st_size)
         try:
-            src = os.open(p, os.O_RDONLY)
-            try:
-                # a failed write is the store's refusal (a full disk), not the source's
-                try:
-                    dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-                except OSError as e:
-                    raise store_error("write", tmp, e) from e
-                try:
-                    hexpart = copy_hashed(
-                        src,
-                        dst,
-                        self.algorithm,
-                        callback,
-                        lambda e: store_error("write", tmp, e),
-                    )
-                finally:
-                    os.close(dst)
-                after = os.fstat(src)
-            finally:
-                os.close(src)
-            if stat_key(after) != stat_key(st):
-                raise ConflictError(
-                    f"{p!r} changed while it was being stored; store it again once "
-                    "whatever writes it has finished"
-                )
-            d = f"{self.algorithm}:{hexpart}"
-            final = backend.local_path(self.key(d))
-            try:
-                backend.ensure_dir(os.path.dirname(final))
-                backend.link_into_place(tmp, final)
-            except OSError as e:
-                raise store_error("write", final, e) from e
-            return d
+            src = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise os_error(p, e) from e
+        try:
+            hexpart = put_chunked(
+                self.backend,
+                self.algorithm,
+                src,
+                cutter,
+                where=p,
+                check=lambda: check_unchanged(p, st, os.fstat(src)),
+                callback=callback,
+            )
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            os.close(src)
+        return f"{self.algorithm}:{hexpart}"
+
+    def _copy_local(self, p: str, st: os.stat_result, callback: Callback | None) -> str:
+        """Copy ``p`` into a local store while hashing it: one pass over the bytes, into an
+        unnamed temp file that gets its name only once its bytes are checked."""
+        backend = self.backend
+        assert isinstance(backend, LocalBackend)
+        tmpdir = os.path.join(backend.root, layout.TMP)
+        if callback is not None:
+            callback.set_size(st.st_size)
+        try:
+            src = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise os_error(p, e) from e
+        try:
+            box: list[str] = []
+
+            def fill(dst: int) -> str:
+                box.append(copy_hashed(src, dst, self.algorithm, callback, _refused(tmpdir)))
+                check_unchanged(p, st, os.fstat(src))
+                return layout.object_key(self.algorithm, box[0])
+
+            backend.write_new(tmpdir, fill)
+        finally:
+            os.close(src)
+        return f"{self.algorithm}:{box[0]}"
 
     def put_tree(self, path: str | os.PathLike[str], *, callback: Callback | None = None) -> Stored:
         """Store a folder: every file first, then its manifest (a tree object)."""
@@ -356,10 +362,25 @@ class Store:
 
     # -- objects: read ---------------------------------------------------------
     def has(self, digest: str) -> bool:
-        return self.backend.exists(self.key(digest))
+        """Whether ``digest`` is stored: as one object, or as chunks (:mod:`.chunked`)."""
+        key = self.key(digest)
+        return self.backend.exists(key) or self.backend.exists(layout.chunked_key(*_split(key)))
 
     def size(self, digest: str) -> int:
-        return self.backend.size(self.key(digest))
+        try:
+            return self.backend.size(self.key(digest))
+        except NotFoundError:
+            chunks = read_chunk_list(self.backend, digest, self.algorithm)
+            if chunks is None:
+                raise
+            return chunks.size
+
+    def chunks_of(self, digest: str) -> tuple[str, ...] | None:
+        """The chunk digests of a file stored as chunks, in order; None for anything else."""
+        if self.backend.exists(self.key(digest)):
+            return None
+        chunks = read_chunk_list(self.backend, digest, self.algorithm)
+        return None if chunks is None else tuple(d for d, _ in chunks.chunks)
 
     def get(self, digest: str) -> bytes:
         """The bytes of ``digest``, verified."""
@@ -367,7 +388,8 @@ class Store:
         try:
             data = self.backend.read(key)
         except NotFoundError:
-            raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+            with self.open(digest) as r:  # chunks, or NotFoundError
+                return r.read()
         if self.digest(data) != digest:
             raise IntegrityError(
                 f"object {digest} in {self.url} is corrupt (its bytes hash to "
@@ -379,9 +401,12 @@ class Store:
         """A streaming reader of ``digest`` that raises IntegrityError at the end on a mismatch."""
         key = self.key(digest)
         try:
-            f = self.backend.open_read(key)
+            f: Any = self.backend.open_read(key)
         except NotFoundError:
-            raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+            chunks = read_chunk_list(self.backend, digest, self.algorithm)
+            if chunks is None:
+                raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+            f = ChunkedReader(self.open, chunks)
         return VerifiedReader(f, digest, self.algorithm)
 
     def kind(self, digest: str) -> str:
@@ -398,6 +423,8 @@ class Store:
             with self.backend.open_read(key) as f:
                 head = f.read(len(MAGIC))
         except NotFoundError:
+            if self.backend.exists(layout.chunked_key(*_split(key))):
+                return None  # a file stored as chunks
             raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
         if head != MAGIC:
             return None
@@ -413,10 +440,20 @@ class Store:
             d = layout.digest_of_key(key)
             if d is not None:
                 yield d
+        yield from self.iter_chunked()
+
+    def iter_chunked(self) -> Iterator[str]:
+        """The digest of every file stored as chunks (:mod:`.chunked`), in no set order."""
+        for key in self.backend.list(f"{layout.CHUNKED}/{self.algorithm}"):
+            d = layout.digest_of_key(key)
+            if d is not None:
+                yield d
 
     def delete(self, digest: str) -> None:
         """Remove an object (for gc); removing a missing object is not an error."""
-        self.backend.delete(self.key(digest))
+        key = self.key(digest)
+        self.backend.delete(layout.chunked_key(*_split(key)))  # first: never a list of gone chunks
+        self.backend.delete(key)
 
     # -- restore, verify -------------------------------------------------------
     def restore(
@@ -450,3 +487,13 @@ class Store:
 
     def read_entry(self, key: str) -> bytes:
         return self.backend.read(key)
+
+
+def _split(object_key: str) -> tuple[str, str]:
+    """(algorithm, hex digits) of an object key."""
+    _, algo, ab, rest = object_key.split("/")
+    return algo, ab + rest
+
+
+def _refused(where: str) -> Any:
+    return lambda e: store_error("write", where, e)
