@@ -51,7 +51,7 @@ from mlledger.errors import (
 )
 from mlledger.hashing import digest_bytes, digest_file
 from mlledger.store import FORMAT, Refs, Store, default_url
-from mlledger.store.chunked import CHUNKED_MIN
+from mlledger.store.chunked import CHUNKED_MIN, chunker
 from mlledger.store.tree import MAGIC
 
 FAST = ["memory", "local"]
@@ -614,9 +614,13 @@ def test_writer_killed_mid_copy_leaves_no_object(tmp_path: Path, size_mib: int) 
     url = tmp_path / "store"
     store = Store(url)
     big = tmp_path / "big.bin"
-    with open(big, "wb") as f:  # random, so chunks differ and each is copied
-        for _ in range(size_mib):
-            f.write(os.urandom(1 << 20))
+    chunked = size >= CHUNKED_MIN and chunker() is not None
+    for version in range(2 if chunked else 1):  # a version stored before: the next is chunked
+        with open(big, "wb") as f:  # random, so chunks differ and each is copied
+            for _ in range(size_mib):
+                f.write(os.urandom(1 << 20))
+        if version == 0 and chunked:
+            store.put_file(big)
     digest = digest_file(big)[0]
     progress = tmp_path / "progress"
     try:
@@ -639,7 +643,7 @@ def test_writer_killed_mid_copy_leaves_no_object(tmp_path: Path, size_mib: int) 
         assert store.verify().ok  # chunks already written are whole objects, nothing partial
         assert store.put_file(big).digest == digest  # what the kill left is harmless
         assert store.verify().ok
-        assert (store.chunks_of(digest) is not None) == (size >= CHUNKED_MIN)
+        assert (store.chunks_of(digest) is not None) == chunked
     finally:  # free the disk: pytest keeps the last few tmp_path folders
         shutil.rmtree(url, ignore_errors=True)
         big.unlink()

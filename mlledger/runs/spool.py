@@ -62,8 +62,9 @@ def push(store: Store, spool: Store, mark: Callable[[list[str]], None] | None = 
     markers of days catalogs may have sealed: a push cut short pushes and marks again).
     """
     moved = 0
-    # files spooled as chunks first: their chunks are still there to reassemble them from
-    chunked = list(spool.iter_chunked())
+    # files spooled as chunk lists first: the chunks and earlier versions they name are
+    # still there to reassemble them from (a file stored whole may have a list too)
+    chunked = [d for d in spool.iter_chunked() if spool.chunks_of(d) is not None]
     for digest in [*chunked, *(d for d in spool.iter_objects() if d not in set(chunked))]:
         if digest in chunked:
             if _push_chunked(store, spool, digest) != digest:

@@ -14,7 +14,8 @@ from .._settings import transfers
 from ..errors import ExistsError, IntegrityError, LedgerError, NotFoundError
 from ..hashing import CHUNK, digest_file
 from .backends import LocalBackend
-from .chunked import read_chunk_list, restore_chunks_local
+from .chunklist import read_chunk_list
+from .chunkread import restore_chunks_local
 from .localfiles import copy_hashed, os_error
 from .remote_restore import restore_remote
 from .transfers import DEFAULT_LIMIT, concurrent

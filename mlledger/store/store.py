@@ -39,7 +39,9 @@ from ..hashing import (
 )
 from . import layout
 from .backends import Backend, LocalBackend, open_backend, store_error
-from .chunked import CHUNKED_MIN, ChunkedReader, chunker, put_chunked, read_chunk_list
+from .chunked import CHUNKED_MIN, chunker, known_pieces, put_chunked
+from .chunklist import read_chunk_list
+from .chunkread import ChunkedReader, open_piece
 from .config import load_or_create_config
 from .localfiles import changed, check_unchanged, copy_hashed, os_error
 from .restore import restore
@@ -189,9 +191,13 @@ class Store:
         cached = self.statcache.lookup(p, st, self.algorithm)
         if cached is not None and self.has(cached):
             return Stored(cached, size, "file")
-        if size >= CHUNKED_MIN and (cutter := chunker()) is not None:
-            d = self._put_chunked(p, st, cutter, callback)
-        elif isinstance(self.backend, LocalBackend):
+        local = isinstance(self.backend, LocalBackend)
+        cutter = chunker() if size >= CHUNKED_MIN else None
+        # locally, the first version goes whole (at cp speed); a later one shares its chunks
+        known = self._earlier_version(p, cutter) if local and cutter is not None else None
+        if cutter is not None and (known is not None or not local):
+            d = self._put_chunked(p, st, cutter, known, callback)
+        elif local:
             d = self._copy_local(p, st, callback)
         else:
             d = cached or digest_file(p, self.algorithm)[0]
@@ -231,10 +237,15 @@ class Store:
 
         self.backend.put_stream(self.key(d), chunks(), check)
 
+    def _earlier_version(self, p: str, cutter: Any) -> dict[str, Any] | None:
+        """The pieces of the version of ``p`` stored here before, to share (:mod:`.chunked`)."""
+        prev = self.statcache.previous(p, self.algorithm)
+        return None if prev is None else known_pieces(self.backend, self.algorithm, prev, cutter)
+
     def _put_chunked(
-        self, p: str, st: os.stat_result, cutter: Any, callback: Callback | None
+        self, p: str, st: os.stat_result, cutter: Any, known: Any, callback: Callback | None
     ) -> str:
-        """Store ``p`` as content-defined chunks (:mod:`.chunked`)."""
+        """Store ``p`` as a chunk list (:mod:`.chunked`)."""
         if callback is not None:
             callback.set_size(st.st_size)
         try:
@@ -247,8 +258,8 @@ class Store:
                 self.algorithm,
                 src,
                 cutter,
-                where=p,
                 check=lambda: check_unchanged(p, st, os.fstat(src)),
+                known=known,
                 callback=callback,
             )
         finally:
@@ -376,11 +387,12 @@ class Store:
             return chunks.size
 
     def chunks_of(self, digest: str) -> tuple[str, ...] | None:
-        """The chunk digests of a file stored as chunks, in order; None for anything else."""
+        """For a file stored as a chunk list, the objects its bytes are read from (chunks,
+        and earlier versions stored whole); None for anything else."""
         if self.backend.exists(self.key(digest)):
             return None
         chunks = read_chunk_list(self.backend, digest, self.algorithm)
-        return None if chunks is None else tuple(d for d, _ in chunks.chunks)
+        return None if chunks is None else chunks.needs()
 
     def get(self, digest: str) -> bytes:
         """The bytes of ``digest``, verified."""
@@ -406,7 +418,9 @@ class Store:
             chunks = read_chunk_list(self.backend, digest, self.algorithm)
             if chunks is None:
                 raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
-            f = ChunkedReader(self.open, chunks)
+            f = ChunkedReader(
+                lambda piece: open_piece(self.backend, self.algorithm, piece, self.open), chunks
+            )
         return VerifiedReader(f, digest, self.algorithm)
 
     def kind(self, digest: str) -> str:
@@ -440,7 +454,9 @@ class Store:
             d = layout.digest_of_key(key)
             if d is not None:
                 yield d
-        yield from self.iter_chunked()
+        for d in self.iter_chunked():  # a file stored whole may have a chunk list too
+            if not self.backend.exists(self.key(d)):
+                yield d
 
     def iter_chunked(self) -> Iterator[str]:
         """The digest of every file stored as chunks (:mod:`.chunked`), in no set order."""
