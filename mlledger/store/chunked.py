@@ -56,7 +56,7 @@ AVG, MIN, MAX = 1 << 20, 1 << 20, 4 << 20
 #: chunks held in memory at once while uploading to a remote store (each <= MAX)
 _BATCH = 4
 #: bytes read and cut at a time, and how many such buffers exist (the memory it takes)
-_WINDOW, _SLOTS = 8 << 20, 2
+_WINDOW, _SLOTS = 6 << 20, 2
 
 
 def chunker() -> Any | None:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkedReader", "open_piece", "restore_chunks_local"]
 
+#: bytes read (and written) at a time when restoring from a local store
+_READ = 4 << 20
+
 
 class _Range(io.RawIOBase):
     """``size`` bytes of an open object from where it is positioned."""
@@ -122,36 +125,55 @@ def restore_chunks_local(
     are the pieces rehashed, to name the damaged one (IntegrityError).
     """
     whole = new_hasher(algorithm)
-    buf = memoryview(bytearray(CHUNK))
-    for p in chunks.pieces:
-        try:
-            src = os.open(_path(backend, p.needs, algorithm), os.O_RDONLY)
-        except FileNotFoundError:
-            raise missing(p.needs) from None
-        got = 0
-        try:
-            while got < p.size:
-                k = os.preadv(src, [buf[: min(CHUNK, p.size - got)]], p.offset + got)
-                if not k:
-                    break
-                piece = buf[:k]
-                whole.update(piece)
-                while piece:
-                    piece = piece[os.write(dst, piece) :]
-                got += k
-                if callback is not None:
-                    callback.relative_update(k)
-            if not p.source and os.fstat(src).st_size != p.size:
-                got = -1  # a chunk object longer than its piece: damaged
-        finally:
-            os.close(src)
-        if got != p.size:
-            raise _bad_piece(backend, chunks, p)
+    buf = memoryview(bytearray(_READ))
+    fds: dict[str, int] = {}  # earlier versions stay open: many pieces are read from each
+    try:
+        for p in chunks.pieces:
+            src = fds.get(p.needs)
+            if src is None:
+                try:
+                    src = os.open(_path(backend, p.needs, algorithm), os.O_RDONLY)
+                except FileNotFoundError:
+                    raise missing(p.needs) from None
+                if p.source:
+                    fds[p.needs] = src
+            try:
+                got = _copy_piece(src, dst, p, buf, whole, callback=callback)
+            finally:
+                if not p.source:
+                    os.close(src)
+            if got != p.size:
+                raise _bad_piece(backend, chunks, p)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     if f"{algorithm}:{whole.hexdigest()}" != chunks.digest:
         for p in chunks.pieces:
             if piece_digest(backend, p, algorithm) != p.digest:
                 raise _bad_piece(backend, chunks, p)
     return whole.hexdigest()
+
+
+def _copy_piece(
+    src: int, dst: int, p: Piece, buf: memoryview, whole: Any, *, callback: Callback | None
+) -> int:
+    """Copy the piece ``p`` from the open object ``src`` to ``dst`` (at its offset), hashed
+    into ``whole``; how many bytes it had (-1: a chunk object longer than the piece)."""
+    got = 0
+    while got < p.size:
+        k = os.preadv(src, [buf[: min(len(buf), p.size - got)]], p.offset + got)
+        if not k:
+            break
+        piece = buf[:k]
+        whole.update(piece)
+        while piece:
+            piece = piece[os.write(dst, piece) :]
+        got += k
+        if callback is not None:
+            callback.relative_update(k)
+    if not p.source and got == p.size and os.pread(src, 1, got):
+        return -1
+    return got
 
 
 def piece_digest(backend: LocalBackend, p: Piece, algorithm: str) -> str:
