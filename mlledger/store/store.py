@@ -43,7 +43,7 @@ from .chunked import CHUNKED_MIN, chunker, known_pieces, put_chunked
 from .chunklist import read_chunk_list
 from .chunkread import ChunkedReader, open_piece
 from .config import load_or_create_config
-from .localfiles import changed, check_unchanged, copy_hashed, os_error
+from .localfiles import changed, check_unchanged, copy_hashed, os_error, read_small
 from .restore import restore
 from .statcache import StatCache
 from .tree import MAGIC, Tree, TreeEntry, is_manifest
@@ -174,14 +174,7 @@ class Store:
     def _put_file(self, p: str, st: os.stat_result, callback: Callback | None) -> Stored:
         size = st.st_size
         if size < STAT_CACHE_MIN:
-            fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            try:
-                # a regular file reads short only at its end: one read unless it grew
-                data = os.read(fd, size + 1)
-                while len(data) > size and (more := os.read(fd, CHUNK)):
-                    data += more  # the file grew since it was stat'ed: take all of it
-            finally:
-                os.close(fd)
+            data = read_small(p, size)
             h = new_hasher(self.algorithm)
             h.update(data)
             hexpart = h.hexdigest()
@@ -306,21 +299,25 @@ class Store:
             )
         entries: list[TreeEntry] = []
         small: dict[str, bytes] = {}
+        local = isinstance(self.backend, LocalBackend)
+        algo = self.algorithm
         for rel, full, fst in walk(root):
             check_utf8(rel, full)
             if fst is None:  # an empty folder or an inside link
                 entries.append(place_entry(rel, full))
                 continue
             executable = bool(fst.st_mode & 0o111)
-            if fst.st_size < STAT_CACHE_MIN and not isinstance(self.backend, LocalBackend):
-                try:
-                    with open(full, "rb") as f:
-                        data = f.read()
-                except OSError as e:
-                    raise os_error(full, e) from e
-                d = self.digest(data)
-                small[self.key(d)] = data
-                entries.append(TreeEntry(rel, "file", d, len(data), executable))
+            if fst.st_size < STAT_CACHE_MIN:  # read whole, hashed, written at once or batched
+                data = read_small(full, fst.st_size)
+                h = new_hasher(algo)
+                h.update(data)
+                hexpart = h.hexdigest()
+                key = layout.object_key(algo, hexpart)
+                if local:
+                    self.backend.create(key, data)
+                else:
+                    small[key] = data
+                entries.append(TreeEntry(rel, "file", f"{algo}:{hexpart}", len(data), executable))
             else:
                 try:
                     got = self._put_file(full, fst, None)
