@@ -529,7 +529,26 @@ def bench_hash(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
         rows.append(_rate_row(f"hash {label} in memory: {name}", res.a, size, ratio=res.ratio))
     assert base is not None
     rows.insert(0, _rate_row(f"hash {label} in memory: xxh3-128", base, size, ratio=1.0))
-    return rows, ["hash rows: informational; ratio = time relative to xxh3-128 in the same rounds"]
+    notes = ["hash rows: informational; ratio = time relative to xxh3-128 in the same rounds"]
+    from mlledger.store.chunked import chunker
+
+    cutter = chunker()
+    if cutter is None:
+        notes.append("chunker row skipped: the chunks extra (pyfastcdc) is not installed")
+        return rows, notes
+    view = memoryview(data)
+
+    def cut() -> None:
+        for _ in cutter.cut_buf(view):
+            pass
+
+    res = ab(cut, xxh, cfg["repeat"])
+    row = _rate_row(f"cut {label} in memory: FastCDC (chunks extra)", res.a, size, res.ratio)
+    row.target, row.passed = ">= 1 GiB/s", size / GiB / res.a.median >= 1.0
+    rows.append(row)
+    notes.append("chunker row: pyfastcdc's compiled FastCDC with mlledger's parameters "
+                 "(1 MiB min and average, 4 MiB max), the chunk boundaries only")
+    return rows, notes
 
 
 def _rate_row(figure: str, t: Any, size: int, ratio: float) -> Row:
