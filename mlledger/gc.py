@@ -221,7 +221,7 @@ def collect(
         total += 1
         if d in kept or now - mtime < grace_seconds:
             continue
-        sizes[d] = size
+        sizes[d] = sizes.get(d, 0) + size  # a file stored whole may have a chunk list too
     doomed = _spare_chunks(store, _spare_live_runs(live, sizes, records))
     freed = sum(sizes[d] for d in doomed)
     temp = _temp_files(store, now, grace_seconds)

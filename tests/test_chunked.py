@@ -257,48 +257,67 @@ def test_gc_keeps_chunks_of_kept_files_only(
 
 
 _WITHOUT_EXTRA = """
-import json, sys
+import json, os, sys
 sys.modules["pyfastcdc"] = None  # the chunks extra is not installed here
-from mlledger.store import Store
+from mlledger import Ledger
+from mlledger.hashing import digest_file
 from mlledger.store.chunked import chunker
 assert chunker() is None
-store = Store(sys.argv[1])
+ledger = Ledger(sys.argv[1])
+store = ledger.store
 digest, dest, newfile = sys.argv[2], sys.argv[3], sys.argv[4]
 report = store.verify()
 with store.open(digest) as r:
     n = 0
     while data := r.read(1 << 20):
         n += len(data)
+gc = ledger.gc(dry_run=False, keep_days=0, grace_seconds=0)
 store.restore(digest, dest)
 new = store.put_file(newfile).digest
 print(json.dumps({"ok": report.ok, "read": n, "needs": store.chunks_of(digest),
+                  "gc_removed": sorted(gc.objects), "ok_after_gc": store.verify().ok,
+                  "restored": digest_file(dest)[0],
                   "new_chunked": store.chunks_of(new) is not None, "new": new}))
 """
 
 
-def test_chunk_lists_read_without_the_extra(big: Path, tmp_path: Path) -> None:
-    """A process without the chunker reads, restores and verifies a file stored as a chunk
-    list, and stores a new large file whole, as before chunking."""
+def test_chunk_lists_read_without_the_extra(
+    big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process without the chunker reads, verifies, gc's (keeping what a kept chunk list
+    names) and restores a file stored as a chunk list, and stores a new large file whole."""
     import json
     import subprocess
     import sys
 
-    store = Store(tmp_path / "store")
-    _, d, _ = two_versions(store, big, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    url = str(tmp_path / "store")
+    ledger = Ledger(url)
+    with ledger.run("v1") as run:
+        first = run.save(str(big)).digest
+    change_middle(big)
+    with ledger.run("v2") as run:
+        second = run.save(str(big)).digest
+    ledger.refs.set("data/big", second)
+    needs = ledger.store.chunks_of(second)
+    assert needs is not None
+    assert first in needs
     newfile = tmp_path / "new.bin"
     write_random(newfile, SIZE, seed=5)
     out = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_EXTRA, str(tmp_path / "store"), d,
-         str(tmp_path / "restored.bin"), str(newfile)],
+        [sys.executable, "-c", _WITHOUT_EXTRA, url, second, str(tmp_path / "restored.bin"),
+         str(newfile)],
         check=True, capture_output=True, text=True,
     ).stdout
     got = json.loads(out)
     assert got["ok"]
     assert got["read"] == SIZE
-    assert got["needs"]
+    assert got["needs"] == list(needs)
+    assert not set(needs) & set(got["gc_removed"])
+    assert got["ok_after_gc"]
+    assert got["restored"] == second
     assert not got["new_chunked"]
     assert got["new"] == digest_file(newfile)[0]
-    assert (tmp_path / "restored.bin").read_bytes() == big.read_bytes()
 
 
 _PUT = (

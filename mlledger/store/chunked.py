@@ -31,6 +31,7 @@ ones.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -236,6 +237,10 @@ def known_pieces(
         chunks = _index_whole(backend, algorithm, digest, cutter)
     if chunks is None:
         return None
+    if isinstance(backend, LocalBackend):  # fresh again: gc's grace period covers what
+        for d in chunks.needs():  # the new version is about to name
+            with contextlib.suppress(OSError):
+                os.utime(backend.local_path(layout.object_key(*parse_digest(d, algorithm))))
     return {p.digest: p for p in chunks.pieces}
 
 
