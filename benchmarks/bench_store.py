@@ -7,6 +7,7 @@ on a local store in a fresh temp folder, page cache warm.  Run through
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -89,6 +90,7 @@ class State:
     store: Any = None
     prefix: str = ""
     fs: Any = None
+    before: int = 0
 
 
 # ---------------------------------------------------------------------------
@@ -99,80 +101,24 @@ def bench_local(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
     from mlledger.store import Store
 
     big, repeat = cfg["big"], cfg["repeat"]
-    label = size_label(big)
     rows: list[Row] = []
     notes: list[str] = []
     src = tmp / "big.bin"
     write_random(src, big)
     st = State()
 
-    # 1. store a big file on a fresh local store vs cp --------------------
-    store_dir, cp_dst = tmp / "store-fresh", tmp / "cp-dst.bin"
-
-    def fresh_store() -> None:
-        rmtree(store_dir)
-        os.sync()
-        st.store = Store(store_dir)
-
-    def fresh_cp_dst() -> None:
-        rmtree(cp_dst)
-        os.sync()
-
-    res = ab(
-        lambda: st.store.put_file(src),
-        lambda: cp(src, cp_dst),
-        repeat,
-        setup_a=fresh_store,
-        setup_b=fresh_cp_dst,
-    )
-    rows += Row.from_ab(f"1. store {label} file, fresh local store", res, "cp", max_ratio=1.25)
-    rmtree(store_dir)
-    rmtree(cp_dst)
-
-    # 2. store the unchanged file again (stat cache) ----------------------
-    keep = Store(tmp / "store-keep")
-    wait_until_aged(src, RACY_S + 0.5)
-    stored = keep.put_file(src)  # records the digest in the stat cache
-    hit = keep.statcache.lookup(str(src), os.stat(src), keep.algorithm)
-    res = ab(lambda: keep.put_file(src), lambda: os.stat(src), repeat)
-    rows += Row.from_ab(
-        f"2. store the unchanged {label} file again",
-        res,
-        "os.stat",
-        target="<= 10 ms",
-        note="" if hit == stored.digest else "(stat cache missed!)",
-    )
-    rows[-2].passed = res.a.median <= 0.010
-    notes.append(
-        f"row 2: the file was left to age > {RACY_S:g} s after its last change before the "
-        "first store (the stat cache distrusts younger entries, statcache.RACY_NS); "
-        f"stat cache hit: {hit == stored.digest}"
-    )
-
-    # 3. restore a big artifact vs cp ----------------------------------------
-    obj = keep.backend.local_path(keep.key(stored.digest))
-    restored, cp_dst2 = tmp / "restored.bin", tmp / "cp-dst2.bin"
-
-    def clear_restored() -> None:
-        rmtree(restored)
-        os.sync()
-
-    def clear_cp2() -> None:
-        rmtree(cp_dst2)
-        os.sync()
-
-    res = ab(
-        lambda: keep.restore(stored.digest, restored),
-        lambda: cp(obj, cp_dst2),
-        repeat,
-        setup_a=clear_restored,
-        setup_b=clear_cp2,
-    )
-    rows += Row.from_ab(
-        f"3. restore {label} artifact", res, "cp (of the stored object)", max_ratio=1.25
-    )
-    rmtree(restored)
-    rmtree(cp_dst2)
+    # rows 1, 3, 3b with the chunks extra (large files as chunks) and without it (whole)
+    chunking = _chunker_installed()
+    if not chunking:
+        notes.append("the chunks extra (pyfastcdc) is not installed: rows 1c, 3c, 3bc skipped")
+    kept: dict[str, tuple[Any, Any]] = {}
+    for mode in ("chunks", "whole") if chunking else ("whole",):
+        with _chunking(mode == "chunks"):
+            more, kept[mode] = bench_big(tmp, src, mode, repeat)
+        rows += more
+        if mode == "whole":
+            rows += bench_unchanged(src, kept[mode][0], repeat, notes)
+    stored = kept["chunks" if chunking else "whole"][1]
 
     # 4. many small files ---------------------------------------------------
     nfiles, fsize = cfg["files"], cfg["file_size"]
@@ -201,16 +147,21 @@ def bench_local(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
         setup_b=fresh_tree_dst,
     )
     rows += Row.from_ab(
-        f"4. put_tree {nfiles:,} files of {fsize} B, fresh store", res, "cp -r", max_ratio=2.0
+        f"4. put_tree {nfiles:,} files of {fsize} B, fresh store", res, "cp -r", max_ratio=1.5
     )
     rmtree(outs)
     rmtree(tree)
 
     # 5. peak memory while storing / restoring ---------------------------------
-    rows += bench_memory(tmp, src, stored.digest, keep_dir=tmp / "store-keep", repeat=repeat)
+    rows += bench_memory(
+        tmp, src, stored.digest, keep_dir=tmp / f"store-keep-{'chunks' if chunking else 'whole'}",
+        repeat=repeat,
+    )
 
-    rmtree(tmp / "store-keep")
+    for mode in kept:
+        rmtree(tmp / f"store-keep-{mode}")
     rmtree(src)
+    rmtree(tmp / "versioned.bin")
     notes += [
         f"local store on {fs_type(tmp)} under {tmp.parent}; page cache warm (sources read in "
         "the warm-up round and kept in RAM); dirty pages flushed with sync() before every "
@@ -223,6 +174,199 @@ def bench_local(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
         "the same for CPU time (user + system, cp's included)",
     ]
     return rows, notes
+
+
+@contextlib.contextmanager
+def _chunking(on: bool) -> Iterator[None]:
+    """Store large files as chunks (``on``: the chunks extra as installed) or whole, as
+    on a machine without the extra (its import blocked, as the tests do)."""
+    if on:
+        yield
+        return
+    saved = sys.modules.get("pyfastcdc")
+    sys.modules["pyfastcdc"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        if saved is None:
+            del sys.modules["pyfastcdc"]
+        else:
+            sys.modules["pyfastcdc"] = saved
+
+
+def _chunker_installed() -> bool:
+    from mlledger.store.chunked import chunker
+
+    return chunker() is not None
+
+
+def bench_big(tmp: Path, src: Path, mode: str, repeat: int) -> tuple[list[Row], tuple[Any, Any]]:
+    """Rows 1, 3b and 3 for one mode (``chunks``: the extra installed, or ``whole``); the
+    store kept and what it holds of the file stored in versions."""
+    from mlledger.store import Store
+
+    label = size_label(os.path.getsize(src))
+    tag = "c" if mode == "chunks" else ""
+    how = "(chunks extra)" if mode == "chunks" else "(no chunks extra)"
+    rows: list[Row] = []
+    st = State()
+
+    # 1. store a big file on a fresh local store vs cp --------------------
+    store_dir, cp_dst = tmp / "store-fresh", tmp / "cp-dst.bin"
+
+    def fresh_store() -> None:
+        rmtree(store_dir)
+        os.sync()
+        st.store = Store(store_dir)
+
+    def fresh_cp_dst() -> None:
+        rmtree(cp_dst)
+        os.sync()
+
+    res = ab(
+        lambda: st.store.put_file(src),
+        lambda: cp(src, cp_dst),
+        repeat,
+        setup_a=fresh_store,
+        setup_b=fresh_cp_dst,
+    )
+    rows += Row.from_ab(f"1{tag}. store {label} file, fresh store {how}", res, "cp", max_ratio=1.1)
+    rmtree(store_dir)
+    rmtree(cp_dst)
+
+    # 3b. 1 MiB changed in the middle, stored again ----------------------------------
+    keep = Store(tmp / f"store-keep-{mode}")
+    ver = tmp / "versioned.bin"
+    cp(src, ver)
+    keep.put_file(ver)
+    rows += bench_small_change(ver, keep, repeat, tag, how)
+    stored = keep.put_file(ver)  # the last version: a chunk list with the extra
+    assert (keep.chunks_of(stored.digest) is not None) == (mode == "chunks")
+
+    # 3. restore a big artifact vs cp ----------------------------------------
+    restored, cp_dst2 = tmp / "restored.bin", tmp / "cp-dst2.bin"
+
+    def clear_restored() -> None:
+        rmtree(restored)
+        os.sync()
+
+    def clear_cp2() -> None:
+        rmtree(cp_dst2)
+        os.sync()
+
+    res = ab(
+        lambda: keep.restore(stored.digest, restored),
+        lambda: cp(ver, cp_dst2),
+        repeat,
+        setup_a=clear_restored,
+        setup_b=clear_cp2,
+    )
+    kind = "a chunk list" if mode == "chunks" else "whole"
+    rows += Row.from_ab(
+        f"3{tag}. restore {label} stored as {kind} {how}", res, "cp (of the same bytes)",
+        max_ratio=1.1,
+    )
+    rmtree(restored)
+    rmtree(cp_dst2)
+    if mode == "chunks":
+        rows += bench_memory_chunked(tmp, ver, keep, repeat)
+    return rows, (keep, stored)
+
+
+def bench_memory_chunked(tmp: Path, ver: Path, keep: Any, repeat: int) -> list[Row]:
+    """Row 5c: peak memory of storing a new version as a chunk list (in a child)."""
+    label = size_label(os.path.getsize(ver))
+    extra = []
+    rng = random.Random(11)
+    for _ in range(max(repeat, 5)):
+        with open(ver, "r+b") as f:
+            f.seek(os.path.getsize(ver) // 3)
+            f.write(rng.randbytes(MiB))
+        got = _child(["put", keep.backend.root, str(ver)])
+        extra.append((got["peak"] - got["after_import"]) / MiB)
+    extra.sort()
+    mid = extra[len(extra) // 2]
+    return [Row(f"5c. peak RSS store {label} as a chunk list, over RSS after import", mid,
+                extra[0], extra[-1], unit="MiB", target=f"<= {MEMORY_TARGET_MIB} MiB",
+                passed=mid <= MEMORY_TARGET_MIB)]
+
+
+def bench_unchanged(src: Path, keep: Any, repeat: int, notes: list[str]) -> list[Row]:
+    """Row 2: storing the unchanged big file again (the stat cache)."""
+    label = size_label(os.path.getsize(src))
+    wait_until_aged(src, RACY_S + 0.5)
+    stored = keep.put_file(src)  # records the digest in the stat cache
+    hit = keep.statcache.lookup(str(src), os.stat(src), keep.algorithm)
+    res = ab(lambda: keep.put_file(src), lambda: os.stat(src), repeat)
+    rows = Row.from_ab(
+        f"2. store the unchanged {label} file again",
+        res,
+        "os.stat",
+        target="<= 10 ms",
+        note="" if hit == stored.digest else "(stat cache missed!)",
+    )
+    rows[-2].passed = res.a.median <= 0.010
+    notes.append(
+        f"row 2: the file was left to age > {RACY_S:g} s after its last change before the "
+        "first store (the stat cache distrusts younger entries, statcache.RACY_NS); "
+        f"stat cache hit: {hit == stored.digest}"
+    )
+    return rows
+
+
+def bench_small_change(ver: Path, keep: Any, repeat: int, tag: str, how: str) -> list[Row]:
+    """Change 1 MiB in the middle of ``ver`` (new bytes every round) and store it again into
+    the store that holds its earlier versions: time vs cp of the same file, bytes added.
+    The first round also indexes the version stored whole before (its max)."""
+    from mlledger.gc import object_sizes
+
+    label = size_label(os.path.getsize(ver))
+    cp_dst = ver.parent / "cp-changed.bin"
+    rng = random.Random(7)
+    added: list[int] = []
+    st = State()
+
+    def total() -> int:
+        return sum(n for _, n in object_sizes(keep))
+
+    st.before = total()
+
+    def change() -> None:  # and count what the round before added (untimed)
+        now = total()
+        if now != st.before:
+            added.append(now - st.before)
+        st.before = now
+        with open(ver, "r+b") as f:
+            f.seek(os.path.getsize(ver) // 2)
+            f.write(rng.randbytes(MiB))
+        os.sync()
+
+    def fresh_cp_dst() -> None:
+        rmtree(cp_dst)
+        os.sync()
+
+    res = ab(lambda: keep.put_file(ver), lambda: cp(ver, cp_dst), repeat, setup_a=change,
+             setup_b=fresh_cp_dst)
+    added.append(total() - st.before)
+    rows = Row.from_ab(
+        f"3b{tag}. store {label} again, 1 MiB changed in the middle {how}", res, "cp",
+        max_ratio=1.5,
+    )
+    added.sort()
+    mid = added[len(added) // 2] / MiB
+    rows.append(
+        Row(
+            "     ... bytes added to the store",
+            mid,
+            added[0] / MiB,
+            added[-1] / MiB,
+            unit="MiB",
+            target="<= 8 MiB" if tag else "info",
+            passed=added[-1] <= 8 * MiB if tag else None,
+        )
+    )
+    rmtree(cp_dst)
+    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -385,7 +529,26 @@ def bench_hash(cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
         rows.append(_rate_row(f"hash {label} in memory: {name}", res.a, size, ratio=res.ratio))
     assert base is not None
     rows.insert(0, _rate_row(f"hash {label} in memory: xxh3-128", base, size, ratio=1.0))
-    return rows, ["hash rows: informational; ratio = time relative to xxh3-128 in the same rounds"]
+    notes = ["hash rows: informational; ratio = time relative to xxh3-128 in the same rounds"]
+    from mlledger.store.chunked import chunker
+
+    cutter = chunker()
+    if cutter is None:
+        notes.append("chunker row skipped: the chunks extra (pyfastcdc) is not installed")
+        return rows, notes
+    view = memoryview(data)
+
+    def cut() -> None:
+        for _ in cutter.cut_buf(view):
+            pass
+
+    res = ab(cut, xxh, cfg["repeat"])
+    row = _rate_row(f"cut {label} in memory: FastCDC (chunks extra)", res.a, size, res.ratio)
+    row.target, row.passed = ">= 1 GiB/s", size / GiB / res.a.median >= 1.0
+    rows.append(row)
+    notes.append("chunker row: pyfastcdc's compiled FastCDC with mlledger's parameters "
+                 "(1 MiB min and average, 4 MiB max), the chunk boundaries only")
+    return rows, notes
 
 
 def _rate_row(figure: str, t: Any, size: int, ratio: float) -> Row:

@@ -42,7 +42,7 @@ from .runs import Run
 from .store import segments
 from .store.backends import LocalBackend
 from .store.cacheindex import sweep
-from .store.layout import checks_prefix
+from .store.layout import CHUNKED, OBJECTS, checks_prefix, digest_of_key
 from .store.refs import Refs
 from .store.uploads import abandoned_uploads, abort_uploads
 
@@ -104,15 +104,22 @@ def object_sizes(store: Store) -> Iterator[tuple[str, int]]:
 
 def _objects_with_mtime(store: Store) -> Iterator[tuple[str, float, int]]:
     """``(digest, mtime, size)`` of every object."""
+    for prefix in (OBJECTS, CHUNKED):  # a chunked file counts as its chunk list
+        yield from _listed(store, prefix)
+
+
+def _listed(store: Store, prefix: str) -> Iterator[tuple[str, float, int]]:
     backend = store.backend
     if isinstance(backend, LocalBackend):
-        for d in store.iter_objects():
-            with contextlib.suppress(FileNotFoundError):
-                st = os.stat(backend.local_path(store.key(d)))
-                yield d, st.st_mtime, st.st_size
+        for key in backend.list(f"{prefix}/{store.algorithm}"):
+            d = digest_of_key(key)
+            if d is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(backend.local_path(key))
+                    yield d, st.st_mtime, st.st_size
         return
     fs = backend.fs  # type: ignore[attr-defined]
-    base = f"{backend.root}/objects/{store.algorithm}"  # type: ignore[attr-defined]
+    base = f"{backend.root}/{prefix}/{store.algorithm}"  # type: ignore[attr-defined]
     try:
         found = fs.find(base, detail=True)
     except FileNotFoundError:
@@ -214,8 +221,8 @@ def collect(
         total += 1
         if d in kept or now - mtime < grace_seconds:
             continue
-        sizes[d] = size
-    doomed = _spare_live_runs(live, sizes, records)
+        sizes[d] = sizes.get(d, 0) + size  # a file stored whole may have a chunk list too
+    doomed = _spare_chunks(store, _spare_live_runs(live, sizes, records))
     freed = sum(sizes[d] for d in doomed)
     temp = _temp_files(store, now, grace_seconds)
     uploads = abandoned_uploads(store.backend, older_than=grace_seconds, now=now)
@@ -275,6 +282,20 @@ def _spare_live_runs(
     running = [rid for rid, rec in records.items() if rec.get("status") == "running"]
     used = live(known=records, running=running)
     return [d for d in candidates if d not in used]
+
+
+def _spare_chunks(store: Store, doomed: list[str]) -> list[str]:
+    """``doomed`` without the chunks a chunked file that stays lists, chunk lists first (a
+    gc cut short never leaves a chunk list whose chunks are gone)."""
+    chunked = set(store.iter_chunked())
+    if not chunked:
+        return doomed
+    gone = set(doomed)
+    kept: set[str] = set()
+    for d in chunked - gone:
+        with contextlib.suppress(LedgerError, OSError):
+            kept.update(store.chunks_of(d) or ())
+    return sorted((d for d in doomed if d not in kept), key=lambda d: d not in chunked)
 
 
 def _log_deleted_runs(store: Store, cat: Catalog, run_ids: list[str]) -> None:

@@ -136,3 +136,41 @@ def test_spooled_entries_are_pushed_in_the_order_they_were_written() -> None:
         f"{day}/{rid_b}.json",
         "refs/model/prod/0000000001.json",
     ]
+
+
+@pytest.mark.slow
+def test_a_large_file_spooled_as_chunks_is_pushed_whole(
+    small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two versions of a large input go to the spool while the store is full, the second
+    as a chunk list naming the first's bytes; push_spool stores both in the store under
+    the same digests, restorable and sound."""
+    from mlledger.store.chunked import CHUNKED_MIN, chunker
+
+    if chunker() is None:
+        pytest.skip("the chunks extra (pyfastcdc) is not installed")
+    monkeypatch.chdir(tmp_path)
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(CHUNKED_MIN // MB + 8):
+            f.write(os.urandom(MB))
+    ledger = Ledger(str(small_disk / "store"))
+    arts, copies = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LedgerWarning)
+        for i in range(2):
+            with ledger.run(f"big-{i}") as run:
+                arts.append(run.use(str(big)))
+            copies.append(big.read_bytes())
+            with open(big, "r+b") as f:  # 1 MB changed in the middle
+                f.seek(CHUNKED_MIN // 2)
+                f.write(os.urandom(MB))
+    assert not any(ledger.store.has(a.digest) for a in arts)
+    assert _mount(["mount", "-o", "remount,size=200m", str(small_disk)]) is None
+    assert ledger.push_spool() > 0
+    with elsewhere(ledger, tmp_path / "m2") as other:
+        for art, data in zip(arts, copies):
+            out = other.store.restore(art.digest, tmp_path / "restored.bin")
+            assert out.read_bytes() == data
+            out.unlink()
+        assert other.verify().ok

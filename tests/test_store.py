@@ -51,6 +51,7 @@ from mlledger.errors import (
 )
 from mlledger.hashing import digest_bytes, digest_file
 from mlledger.store import FORMAT, Refs, Store, default_url
+from mlledger.store.chunked import CHUNKED_MIN, chunker
 from mlledger.store.tree import MAGIC
 
 FAST = ["memory", "local"]
@@ -577,65 +578,72 @@ def test_concurrent_processes_creating_one_key_have_one_winner(tmp_path: Path) -
 
 # -- crash safety ------------------------------------------------------------------------
 
-KILL_SIZE = 256 * 1024 * 1024
-
 _WRITER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from fsspec.callbacks import Callback
     from mlledger.store import Store
 
-    class Slow(Callback):  # ~5 ms a MiB: the copy lasts over a second on any machine
+    class Slow(Callback):  # ~20 ms a MiB: the copy lasts over a second on any machine
+        done = 0
+
         def relative_update(self, inc=1):
-            time.sleep(0.005)
+            time.sleep(0.02 * inc / 2**20)
+            Slow.done += inc
+            with open(sys.argv[3] + ".new", "w") as f:
+                f.write(str(Slow.done))
+            os.replace(sys.argv[3] + ".new", sys.argv[3])
 
     Store(sys.argv[1]).put_file(sys.argv[2], callback=Slow())
 """)
 
 
-def _partial_copies(tmpdir: Path) -> list[Path]:
-    """Temp files under the store's tmp/ folder that already hold some bytes."""
-    found = []
-    for p in tmpdir.glob(".tmp-*") if tmpdir.is_dir() else []:
-        try:
-            if p.stat().st_size > 0:
-                found.append(p)
-        except FileNotFoundError:  # finished and moved into place meanwhile
-            pass
-    return found
+def _progress(path: Path) -> int:
+    """How many bytes the writer reported stored so far (0 before its first report)."""
+    try:
+        return int(path.read_text() or 0)
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.mark.slow
-def test_writer_killed_mid_copy_leaves_no_object(tmp_path: Path) -> None:
-    """A process SIGKILLed while storing a large file leaves no object under its final name."""
+@pytest.mark.parametrize("size_mib", [48, 96], ids=["whole", "chunked"])
+def test_writer_killed_mid_copy_leaves_no_object(tmp_path: Path, size_mib: int) -> None:
+    """A process SIGKILLed while storing a large file (whole or as chunks) leaves nothing
+    under the file's digest, a store that verifies, and no obstacle to storing it again."""
+    size = size_mib << 20
     url = tmp_path / "store"
     store = Store(url)
     big = tmp_path / "big.bin"
-    with open(big, "wb") as f:  # 256 MiB, mostly a hole: quick to make, slow enough to copy
-        f.write(b"generated head\n" * 1000)
-        f.truncate(KILL_SIZE)
+    chunked = size >= CHUNKED_MIN and chunker() is not None
+    for version in range(2 if chunked else 1):  # a version stored before: the next is chunked
+        with open(big, "wb") as f:  # random, so chunks differ and each is copied
+            for _ in range(size_mib):
+                f.write(os.urandom(1 << 20))
+        if version == 0 and chunked:
+            store.put_file(big)
     digest = digest_file(big)[0]
+    progress = tmp_path / "progress"
     try:
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(url), str(big)],
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(url), str(big), str(progress)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        seen: list[Path] = []
         deadline = time.monotonic() + 60
         try:
-            while not seen and proc.poll() is None and time.monotonic() < deadline:
-                seen = _partial_copies(url / "tmp")
-                if not seen:
-                    time.sleep(0.001)
-            assert seen, "the writer never started copying (or finished before the kill)"
+            while not _progress(progress) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert _progress(progress), "the writer never started copying"
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.kill()
             proc.wait()
         assert proc.returncode == -signal.SIGKILL
-        assert 0 < seen[0].stat().st_size < KILL_SIZE, "the kill landed mid-copy"
+        assert 0 < _progress(progress) < size, "the kill landed mid-copy"
         assert not store.has(digest)
-        assert count_objects(store) == 0
+        assert store.chunks_of(digest) is None
+        assert digest not in set(store.iter_objects())
+        assert store.verify().ok  # chunks already written are whole objects, nothing partial
+        assert store.put_file(big).digest == digest  # what the kill left is harmless
         assert store.verify().ok
-        assert store.put_file(big).digest == digest  # the leftover temp file is harmless
-        assert store.verify().ok
+        assert (store.chunks_of(digest) is not None) == chunked
     finally:  # free the disk: pytest keeps the last few tmp_path folders
         shutil.rmtree(url, ignore_errors=True)
         big.unlink()

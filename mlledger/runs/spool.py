@@ -16,12 +16,15 @@ it refers to.**
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._settings import spool_dir
 from ..errors import IntegrityError
 from ..ids import run_id_of_entry
+from ..store.layout import TMP
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -59,7 +62,16 @@ def push(store: Store, spool: Store, mark: Callable[[list[str]], None] | None = 
     markers of days catalogs may have sealed: a push cut short pushes and marks again).
     """
     moved = 0
-    for digest in list(spool.iter_objects()):
+    # files spooled as chunk lists first: the chunks and earlier versions they name are
+    # still there to reassemble them from (a file stored whole may have a list too)
+    chunked = [d for d in spool.iter_chunked() if spool.chunks_of(d) is not None]
+    for digest in [*chunked, *(d for d in spool.iter_objects() if d not in set(chunked))]:
+        if digest in chunked:
+            if _push_chunked(store, spool, digest) != digest:
+                raise IntegrityError(f"spooled file {digest} in {spool.url} did not push whole")
+            spool.delete(digest)
+            moved += 1
+            continue
         path = spool.backend.local_path(spool.key(digest))
         assert path is not None
         if store.put_file(path).digest != digest:  # streamed, any size
@@ -80,3 +92,13 @@ def push(store: Store, spool: Store, mark: Callable[[list[str]], None] | None = 
     for key in pushed:
         spool.backend.delete(key)
     return moved
+
+
+def _push_chunked(store: Store, spool: Store, digest: str) -> str:
+    """Push a file the spool holds as chunks: reassembled (verified) in a temp folder of
+    the spool, then stored like any file."""
+    root = spool.backend.local_path(TMP)
+    assert root is not None
+    os.makedirs(root, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as d:
+        return store.put_file(spool.restore(digest, os.path.join(d, "file"))).digest

@@ -3,7 +3,8 @@
 Layout under the root URL::
 
     mlledger.json                  format version, hash algorithm, policy
-    objects/<algo>/<ab>/<cdef…>    blobs, tree manifests, serialized values
+    objects/<algo>/<ab>/<cdef…>    blobs, tree manifests, serialized values, chunks
+    chunked/<algo>/<ab>/<cdef…>    the chunk list of a large file stored as chunks
     runs/<yyyy>/<mm>/<dd>/…        run entries, each written once (create-only)
     refs/<name…>/<seq>.json        each move of a named ref
     policy/<seq>.json              each change of the store's policy
@@ -30,6 +31,7 @@ __all__ = [
     "CACHE",
     "CATALOGS",
     "CHECKS",
+    "CHUNKED",
     "CONFIG_KEY",
     "GC",
     "OBJECTS",
@@ -44,6 +46,7 @@ __all__ = [
     "cache_prefix",
     "check_key",
     "checks_prefix",
+    "chunked_key",
     "digest_of_key",
     "object_key",
     "objects_prefix",
@@ -56,6 +59,8 @@ __all__ = [
 CONFIG_KEY = "mlledger.json"
 #: content-addressed objects, by algorithm and the first two hex digits of the digest
 OBJECTS = "objects"
+#: chunk lists of large files stored as chunks (:mod:`mlledger.store.chunked`)
+CHUNKED = "chunked"
 #: run entries, by day
 RUNS = "runs"
 #: named refs, one history each
@@ -89,6 +94,11 @@ def object_key(algorithm: str, hexpart: str) -> str:
     return f"{OBJECTS}/{algorithm}/{hexpart[:2]}/{hexpart[2:]}"
 
 
+def chunked_key(algorithm: str, hexpart: str) -> str:
+    """The key of the chunk list of the file whose digest is ``<algorithm>:<hexpart>``."""
+    return f"{CHUNKED}/{algorithm}/{hexpart[:2]}/{hexpart[2:]}"
+
+
 def objects_prefix(algorithm: str) -> str:
     """The folder of every object hashed with ``algorithm``."""
     return f"{OBJECTS}/{algorithm}"
@@ -97,7 +107,7 @@ def objects_prefix(algorithm: str) -> str:
 def digest_of_key(key: str) -> str | None:
     """The digest an object key names; None for a key that is not a well-formed object key."""
     parts = key.split("/")
-    if len(parts) != 4 or parts[0] != OBJECTS:
+    if len(parts) != 4 or parts[0] not in (OBJECTS, CHUNKED):
         return None
     d = f"{parts[1]}:{parts[2]}{parts[3]}"
     try:

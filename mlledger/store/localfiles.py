@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..errors import (
     AccessError,
+    ConflictError,
     LedgerError,
     NotAFileError,
     NotFoundError,
@@ -22,7 +23,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
-__all__ = ["changed", "copy_hashed", "os_error", "stat_key"]
+__all__ = ["changed", "check_unchanged", "copy_hashed", "os_error", "read_small", "stat_key"]
+
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def os_error(path: str | os.PathLike[str], e: OSError, what: str = "read") -> LedgerError:
@@ -54,6 +57,32 @@ def changed(p: str, st: os.stat_result) -> bool:
         return stat_key(os.stat(p)) != stat_key(st)
     except OSError:
         return True
+
+
+def read_small(p: str, size: int) -> bytes:
+    """The bytes of the small file ``p`` (``size`` when stat'ed): one read, unless it grew
+    since (a regular file reads short only at its end); all of it then."""
+    try:
+        fd = os.open(p, _O_READ)
+        try:
+            data = os.read(fd, size + 1)
+            while len(data) > size and (more := os.read(fd, CHUNK)):
+                data += more
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise os_error(p, e) from e
+    return data
+
+
+def check_unchanged(p: str, st: os.stat_result, now: os.stat_result) -> None:
+    """Raise ConflictError when ``now`` (an fstat of the open file) is not the file ``st``
+    described when storing ``p`` began."""
+    if stat_key(now) != stat_key(st):
+        raise ConflictError(
+            f"{p!r} changed while it was being stored; nothing was stored under its name: "
+            "store it again once whatever writes it has finished"
+        )
 
 
 def copy_hashed(

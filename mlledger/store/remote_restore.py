@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .chunked import CHUNKED_MIN
 from .transfers import Download, download, download_many
 from .tree import MAGIC, Tree, is_manifest
 
@@ -42,9 +43,13 @@ def restore_remote(
     *,
     limit: int,
     callback: Callback | None,
+    chunked: Callable[[str, str], bool] | None = None,
 ) -> None:
     """Write the file or tree ``digest`` at the temp path ``tmp`` (which must not exist),
     from ``backend`` where ``key(digest)`` names each object.
+
+    ``chunked(digest, path)`` writes a large file of a tree stored as chunks
+    (:mod:`.chunked`) at ``path`` and says True, or False when it is stored whole.
 
     The object is fetched once: a file lands at ``tmp`` as it streams (``callback``
     counts its bytes); a tree manifest is recognised by its first bytes, then its
@@ -62,11 +67,17 @@ def restore_remote(
     tree = Tree.from_bytes(data, store.algorithm)
     os.unlink(tmp)
     os.mkdir(tmp)
-    _restore_tree(store, tree, tmp, limit, callback)
+    _restore_tree(store, tree, tmp, limit, callback, chunked=chunked)
 
 
 def _restore_tree(
-    store: _Source, tree: Tree, tmp: str, limit: int, callback: Callback | None
+    store: _Source,
+    tree: Tree,
+    tmp: str,
+    limit: int,
+    callback: Callback | None,
+    *,
+    chunked: Callable[[str, str], bool] | None,
 ) -> None:
     if callback is not None:
         callback.set_size(len(tree.entries))
@@ -95,6 +106,9 @@ def _restore_tree(
         assert e.digest is not None
         if e.digest in first:
             copies.append((first[e.digest], target))
+        elif chunked is not None and e.size >= CHUNKED_MIN and chunked(e.digest, target):
+            first[e.digest] = target
+            progress()
         else:
             first[e.digest] = target
             jobs.append(Download(store.key(e.digest), e.digest, target, e.size))

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from .._settings import transfers
 from ..errors import ExistsError, IntegrityError, LedgerError, NotFoundError
-from ..hashing import digest_file
+from ..hashing import CHUNK, digest_file
 from .backends import LocalBackend
+from .chunklist import read_chunk_list
+from .chunkread import restore_chunks_local
 from .localfiles import copy_hashed, os_error
 from .remote_restore import restore_remote
 from .transfers import DEFAULT_LIMIT, concurrent
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from fsspec.callbacks import Callback
 
     from .backends import Backend
+    from .verified import VerifiedReader
 
 __all__ = ["Restorable", "restore"]
 
@@ -40,6 +43,8 @@ class Restorable(Protocol):
     def key(self, digest: str) -> str: ...
 
     def manifest_bytes(self, digest: str) -> bytes | None: ...
+
+    def open(self, digest: str) -> VerifiedReader: ...
 
 
 def restore(
@@ -79,10 +84,7 @@ def restore(
     try:
         manifest = None if remote else store.manifest_bytes(digest)
         if remote:
-            restore_remote(
-                store.backend, store.algorithm, store.key, digest, tmp,
-                limit=limit, callback=callback,
-            )
+            _restore_from_remote(store, digest, tmp, limit, callback)
         elif manifest is not None:
             tree = Tree.from_bytes(manifest, store.algorithm)
             os.mkdir(tmp)
@@ -101,6 +103,30 @@ def restore(
     return Path(dest_p)
 
 
+def _restore_from_remote(
+    store: Restorable, digest: str, tmp: str, limit: int, callback: Callback | None
+) -> None:
+    """Fill ``tmp`` from a store on S3, GCS or Azure: one request for the object; a file
+    stored as chunks (none under its own key) is reassembled from them."""
+
+    def chunked(d: str, path: str) -> bool:
+        if read_chunk_list(store.backend, d, store.algorithm) is None:
+            return False
+        _restore_chunked(store, d, path, None)
+        return True
+
+    try:
+        restore_remote(
+            store.backend, store.algorithm, store.key, digest, tmp,
+            limit=limit, callback=callback, chunked=chunked,
+        )
+    except NotFoundError:
+        if read_chunk_list(store.backend, digest, store.algorithm) is None:
+            raise
+        _remove(tmp)
+        _restore_chunked(store, digest, tmp, callback)
+
+
 def _missing(store: Restorable, digest: str) -> NotFoundError:
     return NotFoundError(
         f"object {digest} is not in the store at {store.url} (a tree lists it, but it is "
@@ -115,11 +141,12 @@ def _restore_file(store: Restorable, digest: str, tmp: str, callback: Callback |
         try:
             fin = os.open(src, os.O_RDONLY)
         except FileNotFoundError:
-            raise _missing(store, digest) from None
+            _restore_chunked(store, digest, tmp, callback)
+            return
         try:
             if callback is not None:
                 callback.set_size(os.fstat(fin).st_size)
-            fout = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fout = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 hexpart = copy_hashed(fin, fout, store.algorithm, callback)
             finally:
@@ -134,12 +161,51 @@ def _restore_file(store: Restorable, digest: str, tmp: str, callback: Callback |
         try:
             store.backend.get_local_file(key, tmp, callback)
         except NotFoundError:
-            raise _missing(store, digest) from None
+            _restore_chunked(store, digest, tmp, callback)
+            return
         got = digest_file(tmp, store.algorithm)[0]
     if got != digest:
         raise IntegrityError(
             f"object {digest} in {store.url} is corrupt (its bytes hash to {got}); "
             "nothing was written; restore it from another copy or run 'mlledger verify'"
+        )
+
+
+def _restore_chunked(store: Restorable, digest: str, tmp: str, callback: Callback | None) -> None:
+    """Reassemble a file stored as chunks (:mod:`.chunked`) into ``tmp``: every chunk and
+    then the whole checked, or IntegrityError (the caller removes ``tmp``)."""
+    chunks = read_chunk_list(store.backend, digest, store.algorithm)
+    if chunks is None:
+        raise _missing(store, digest)
+    if callback is not None:
+        callback.set_size(chunks.size)
+    if isinstance(store.backend, LocalBackend):
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+
+            def missing(d: str) -> NotFoundError:
+                return _missing(store, d)
+
+            hexpart = restore_chunks_local(
+                store.backend, chunks, store.algorithm, fd, missing=missing, callback=callback
+            )
+        finally:
+            os.close(fd)
+        got = f"{store.algorithm}:{hexpart}"
+    else:
+        try:
+            with store.open(digest) as r, open(tmp, "xb") as out:  # chunks checked, then whole
+                while data := r.read(CHUNK):
+                    out.write(data)
+                    if callback is not None:
+                        callback.relative_update(len(data))
+        except NotFoundError:
+            raise _missing(store, digest) from None
+        got = digest
+    if got != digest:
+        raise IntegrityError(
+            f"object {digest} in {store.url} is corrupt (its chunks hash to {got}); "
+            "nothing was written; run 'mlledger verify' and store the file again"
         )
 
 

@@ -106,6 +106,21 @@ class StatCache:
             return None
         return str(row[5])
 
+    def previous(self, path: str, algorithm: str) -> str | None:
+        """The digest last recorded for ``path``, whatever the file holds now: the
+        version stored before, which a new one may share chunks with."""
+        conn = self._conn()
+        if conn is None:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT digest FROM stat WHERE path = ? AND algorithm = ?",
+                (_path_key(path), algorithm),
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return None if row is None else str(row[0])
+
     def record(self, path: str, st: os.stat_result, algorithm: str, digest: str) -> None:
         """Remember ``digest`` for ``path`` as it was when ``st`` was taken."""
         conn = self._conn()

@@ -14,7 +14,6 @@ already exist are a success that writes nothing.  Reads verify digests
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -37,7 +36,7 @@ from ..hashing import (
 from . import layout
 from .backends import Backend, LocalBackend, open_backend, store_error
 from .config import load_or_create_config
-from .localfiles import changed, copy_hashed, os_error, stat_key
+from .localfiles import changed, check_unchanged, copy_hashed, os_error, read_small
 from .statcache import StatCache
 from .verified import VerifiedReader
 
@@ -172,13 +171,7 @@ class Store:
 
         size = st.st_size
         if size < STAT_CACHE_MIN:
-            fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            try:
-                data = os.read(fd, size + 1)
-                while len(data) <= size and (more := os.read(fd, CHUNK)):
-                    data += more  # the file grew since it was stat'ed: take all of it
-            finally:
-                os.close(fd)
+            data = read_small(p, size)
             h = new_hasher(self.algorithm)
             h.update(data)
             hexpart = h.hexdigest()
@@ -186,9 +179,17 @@ class Store:
             self.backend.create(layout.object_key(self.algorithm, hexpart), data)
             return Stored(f"{self.algorithm}:{hexpart}", len(data), "file")
         cached = self.statcache.lookup(p, st, self.algorithm)
-        if cached is not None and self.backend.exists(self.key(cached)):
+        if cached is not None and self.has(cached):
             return Stored(cached, size, "file")
-        if isinstance(self.backend, LocalBackend):
+        from .chunked import CHUNKED_MIN, chunker  # records (attrs): not at open
+
+        local = isinstance(self.backend, LocalBackend)
+        cutter = chunker() if size >= CHUNKED_MIN else None
+        # locally, the first version goes whole (at cp speed); a later one shares its chunks
+        known = self._earlier_version(p, cutter) if local and cutter is not None else None
+        if cutter is not None and (known is not None or not local):
+            d = self._put_chunked(p, st, cutter, known, callback)
+        elif local:
             d = self._copy_local(p, st, callback)
         else:
             d = cached or digest_file(p, self.algorithm)[0]
@@ -228,51 +229,63 @@ class Store:
 
         self.backend.put_stream(self.key(d), chunks(), check)
 
-    def _copy_local(self, p: str, st: os.stat_result, callback: Callback | None) -> str:
-        """Copy ``p`` into a local store while hashing it: one pass over the bytes."""
-        backend = self.backend
-        assert isinstance(backend, LocalBackend)
-        tmpdir = os.path.join(backend.root, layout.TMP)
-        tmp = backend.tmp_path(os.path.join(tmpdir, "x"))
+    def _earlier_version(self, p: str, cutter: Any) -> dict[str, Any] | None:
+        """The pieces of the version of ``p`` stored here before, to share (:mod:`.chunked`)."""
+        from .chunked import known_pieces
+
+        prev = self.statcache.previous(p, self.algorithm)
+        return None if prev is None else known_pieces(self.backend, self.algorithm, prev, cutter)
+
+    def _put_chunked(
+        self, p: str, st: os.stat_result, cutter: Any, known: Any, callback: Callback | None
+    ) -> str:
+        """Store ``p`` as a chunk list (:mod:`.chunked`)."""
+        from .chunked import put_chunked
+
         if callback is not None:
             callback.set_size(st.st_size)
         try:
-            src = os.open(p, os.O_RDONLY)
-            try:
-                # a failed write is the store's refusal (a full disk), not the source's
-                try:
-                    dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-                except OSError as e:
-                    raise store_error("write", tmp, e) from e
-                try:
-                    hexpart = copy_hashed(
-                        src,
-                        dst,
-                        self.algorithm,
-                        callback,
-                        lambda e: store_error("write", tmp, e),
-                    )
-                finally:
-                    os.close(dst)
-                after = os.fstat(src)
-            finally:
-                os.close(src)
-            if stat_key(after) != stat_key(st):
-                raise ConflictError(
-                    f"{p!r} changed while it was being stored; store it again once "
-                    "whatever writes it has finished"
-                )
-            d = f"{self.algorithm}:{hexpart}"
-            final = backend.local_path(self.key(d))
-            try:
-                backend.ensure_dir(os.path.dirname(final))
-                backend.link_into_place(tmp, final)
-            except OSError as e:
-                raise store_error("write", final, e) from e
-            return d
+            src = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise os_error(p, e) from e
+        try:
+            hexpart = put_chunked(
+                self.backend,
+                self.algorithm,
+                src,
+                cutter,
+                check=lambda: check_unchanged(p, st, os.fstat(src)),
+                known=known,
+                callback=callback,
+            )
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            os.close(src)
+        return f"{self.algorithm}:{hexpart}"
+
+    def _copy_local(self, p: str, st: os.stat_result, callback: Callback | None) -> str:
+        """Copy ``p`` into a local store while hashing it: one pass over the bytes, into an
+        unnamed temp file that gets its name only once its bytes are checked."""
+        backend = self.backend
+        assert isinstance(backend, LocalBackend)
+        tmpdir = os.path.join(backend.root, layout.TMP)
+        if callback is not None:
+            callback.set_size(st.st_size)
+        try:
+            src = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise os_error(p, e) from e
+        try:
+            box: list[str] = []
+
+            def fill(dst: int) -> str:
+                box.append(copy_hashed(src, dst, self.algorithm, callback, _refused(tmpdir)))
+                check_unchanged(p, st, os.fstat(src))
+                return layout.object_key(self.algorithm, box[0])
+
+            backend.write_new(tmpdir, fill)
+        finally:
+            os.close(src)
+        return f"{self.algorithm}:{box[0]}"
 
     def put_tree(self, path: str | os.PathLike[str], *, callback: Callback | None = None) -> Stored:
         """Store a folder: every file first, then its manifest (a tree object)."""
@@ -293,21 +306,25 @@ class Store:
             )
         entries: list[TreeEntry] = []
         small: dict[str, bytes] = {}
+        local = isinstance(self.backend, LocalBackend)
+        algo = self.algorithm
         for rel, full, fst in walk(root):
             check_utf8(rel, full)
             if fst is None:  # an empty folder or an inside link
                 entries.append(place_entry(rel, full))
                 continue
             executable = bool(fst.st_mode & 0o111)
-            if fst.st_size < STAT_CACHE_MIN and not isinstance(self.backend, LocalBackend):
-                try:
-                    with open(full, "rb") as f:
-                        data = f.read()
-                except OSError as e:
-                    raise os_error(full, e) from e
-                d = self.digest(data)
-                small[self.key(d)] = data
-                entries.append(TreeEntry(rel, "file", d, len(data), executable))
+            if fst.st_size < STAT_CACHE_MIN:  # read whole, hashed, written at once or batched
+                data = read_small(full, fst.st_size)
+                h = new_hasher(algo)
+                h.update(data)
+                hexpart = h.hexdigest()
+                key = layout.object_key(algo, hexpart)
+                if local:
+                    self.backend.create(key, data)
+                else:
+                    small[key] = data
+                entries.append(TreeEntry(rel, "file", f"{algo}:{hexpart}", len(data), executable))
             else:
                 try:
                     got = self._put_file(full, fst, None)
@@ -363,10 +380,30 @@ class Store:
 
     # -- objects: read ---------------------------------------------------------
     def has(self, digest: str) -> bool:
-        return self.backend.exists(self.key(digest))
+        """Whether ``digest`` is stored: as one object, or as chunks (:mod:`.chunked`)."""
+        key = self.key(digest)
+        return self.backend.exists(key) or self.backend.exists(layout.chunked_key(*_split(key)))
 
     def size(self, digest: str) -> int:
-        return self.backend.size(self.key(digest))
+        try:
+            return self.backend.size(self.key(digest))
+        except NotFoundError:
+            from .chunklist import read_chunk_list
+
+            chunks = read_chunk_list(self.backend, digest, self.algorithm)
+            if chunks is None:
+                raise
+            return chunks.size
+
+    def chunks_of(self, digest: str) -> tuple[str, ...] | None:
+        """For a file stored as a chunk list, the objects its bytes are read from (chunks,
+        and earlier versions stored whole); None for anything else."""
+        if self.backend.exists(self.key(digest)):
+            return None
+        from .chunklist import read_chunk_list
+
+        chunks = read_chunk_list(self.backend, digest, self.algorithm)
+        return None if chunks is None else chunks.needs()
 
     def get(self, digest: str) -> bytes:
         """The bytes of ``digest``, verified."""
@@ -374,7 +411,8 @@ class Store:
         try:
             data = self.backend.read(key)
         except NotFoundError:
-            raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+            with self.open(digest) as r:  # chunks, or NotFoundError
+                return r.read()
         if self.digest(data) != digest:
             raise IntegrityError(
                 f"object {digest} in {self.url} is corrupt (its bytes hash to "
@@ -386,9 +424,17 @@ class Store:
         """A streaming reader of ``digest`` that raises IntegrityError at the end on a mismatch."""
         key = self.key(digest)
         try:
-            f = self.backend.open_read(key)
+            f: Any = self.backend.open_read(key)
         except NotFoundError:
-            raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+            from .chunklist import read_chunk_list
+            from .chunkread import ChunkedReader, open_piece
+
+            chunks = read_chunk_list(self.backend, digest, self.algorithm)
+            if chunks is None:
+                raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
+            f = ChunkedReader(
+                lambda piece: open_piece(self.backend, self.algorithm, piece, self.open), chunks
+            )
         return VerifiedReader(f, digest, self.algorithm)
 
     def kind(self, digest: str) -> str:
@@ -407,6 +453,8 @@ class Store:
             with self.backend.open_read(key) as f:
                 head = f.read(len(MAGIC))
         except NotFoundError:
+            if self.backend.exists(layout.chunked_key(*_split(key))):
+                return None  # a file stored as chunks
             raise NotFoundError(f"object {digest} is not in the store at {self.url}") from None
         if head != MAGIC:
             return None
@@ -424,10 +472,22 @@ class Store:
             d = layout.digest_of_key(key)
             if d is not None:
                 yield d
+        for d in self.iter_chunked():  # a file stored whole may have a chunk list too
+            if not self.backend.exists(self.key(d)):
+                yield d
+
+    def iter_chunked(self) -> Iterator[str]:
+        """The digest of every file stored as chunks (:mod:`.chunked`), in no set order."""
+        for key in self.backend.list(f"{layout.CHUNKED}/{self.algorithm}"):
+            d = layout.digest_of_key(key)
+            if d is not None:
+                yield d
 
     def delete(self, digest: str) -> None:
         """Remove an object (for gc); removing a missing object is not an error."""
-        self.backend.delete(self.key(digest))
+        key = self.key(digest)
+        self.backend.delete(layout.chunked_key(*_split(key)))  # first: never a list of gone chunks
+        self.backend.delete(key)
 
     # -- restore, verify -------------------------------------------------------
     def restore(
@@ -465,3 +525,13 @@ class Store:
 
     def read_entry(self, key: str) -> bytes:
         return self.backend.read(key)
+
+
+def _split(object_key: str) -> tuple[str, str]:
+    """(algorithm, hex digits) of an object key."""
+    _, algo, ab, rest = object_key.split("/")
+    return algo, ab + rest
+
+
+def _refused(where: str) -> Any:
+    return lambda e: store_error("write", where, e)

@@ -31,6 +31,8 @@ class Verifiable(Protocol):
 
     def has(self, digest: str) -> bool: ...
 
+    def chunks_of(self, digest: str) -> tuple[str, ...] | None: ...
+
 
 @attrs.frozen
 class VerifyReport:
@@ -92,6 +94,17 @@ def _verify_one(
     dangling: list[tuple[str, str]],
     problems: list[str],
 ) -> None:
+    try:
+        chunks = store.chunks_of(d)
+    except IntegrityError as e:  # a damaged chunk list
+        problems.append(str(e))
+        corrupt.append(d)
+        return
+    if chunks is not None:  # a file stored as chunks: every chunk there, then the whole
+        gone = [c for c in dict.fromkeys(chunks) if c not in present and not store.has(c)]
+        if gone:
+            dangling.extend((d, c) for c in gone)
+            return
     try:
         with store.open(d) as r:
             head = r.read(len(MAGIC))

@@ -191,6 +191,55 @@ class LocalBackend(Backend):
             os.close(fd)
         return True
 
+    def write_new(self, tmpdir: str, fill: Callable[[int], str]) -> bool:
+        """Create-only write of an object whose key is known only once it is written.
+
+        ``fill(fd)`` writes the bytes into ``fd`` (open for reading and writing),
+        checks them and returns their key; only then does the file get that name,
+        which fails on an existing one (False: the bytes are dropped).  The file is
+        unnamed until then (Linux ``O_TMPFILE`` in ``tmpdir``: nothing to remove,
+        nothing left by a killed writer) or else a temp name in ``tmpdir``.  An
+        ``OSError`` of ``fill`` passes unchanged: it may be the source's.
+        """
+        proc_fd = _proc_fd() if self._tmpfile_ok else None
+        try:
+            self.ensure_dir(tmpdir)
+        except OSError as e:
+            raise store_error("write", tmpdir, e) from e
+        fd: int | None = None
+        tmp: str | None = None
+        if proc_fd is not None:
+            try:
+                fd = os.open(tmpdir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o444)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                    raise store_error("write", tmpdir, e) from e
+                self._tmpfile_ok = False
+        try:
+            if fd is None:
+                tmp = self.tmp_path(os.path.join(tmpdir, "x"))
+                try:
+                    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                except OSError as e:
+                    raise store_error("write", tmp, e) from e
+            final = self._path(fill(fd))
+            try:
+                self.ensure_dir(os.path.dirname(final))
+                if tmp is not None:
+                    return self.link_into_place(tmp, final)
+                os.link(str(fd), final, src_dir_fd=proc_fd, follow_symlinks=True)
+            except FileExistsError:
+                return False
+            except OSError as e:
+                raise store_error("write", final, e) from e
+            return True
+        finally:
+            if fd is not None:
+                os.close(fd)
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
     @_local_errors("write")
     def put_stream(
         self,
