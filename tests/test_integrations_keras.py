@@ -165,3 +165,19 @@ def test_readme_block_runs(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> No
     (run,) = Ledger().runs()
     assert run.status == "finished"
     assert {"ckpt/model-01.keras", "ckpt/model-02.keras", "model"} <= set(run.outputs)
+
+
+def test_on_a_cpu_the_batch_call_stays_in_the_loop(ledger: Ledger) -> None:
+    """Training on the CPU (this machine has no GPU), the callback is not offered to
+    Keras's worker thread (async_safe False: a call in the loop is cheaper there), and
+    every batch's logs still reach the run at its global step."""
+    import torch
+
+    cb = LedgerCallback(ledger)
+    assert cb.async_safe is torch.cuda.is_available() is False
+    x = np.random.default_rng(1).random((8, 4), dtype=np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x.sum(axis=1, keepdims=True), batch_size=2, epochs=2, verbose=0, callbacks=[cb])
+    (run,) = ledger.runs()
+    assert sorted(s for s, _, _ in run.metric_history("loss")) == [1, 2, 3, 4, 4, 5, 6, 7, 8, 8]
