@@ -36,7 +36,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import LedgerError
 from ..hashing import new_hasher, parse_digest
@@ -202,7 +202,7 @@ def put_chunked(
             pieces.append(Piece(d, n))
             if key not in batch and not backend.exists(key):
                 if local:
-                    backend.create(key, piece)  # type: ignore[arg-type]  # a buffer will do
+                    backend.create(key, cast(bytes, piece))  # a buffer will do: os.write takes it
                 else:
                     batch[key] = bytes(piece)
                     if len(batch) >= _BATCH:
