@@ -242,12 +242,7 @@ class Store:
         """Store ``p`` as a chunk list (:mod:`.chunked`)."""
         from .chunked import put_chunked
 
-        if callback is not None:
-            callback.set_size(st.st_size)
-        try:
-            src = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise os_error(p, e) from e
+        src = _open_source(p, st, callback)
         try:
             hexpart = put_chunked(
                 self.backend,
@@ -268,12 +263,7 @@ class Store:
         backend = self.backend
         assert isinstance(backend, LocalBackend)
         tmpdir = os.path.join(backend.root, layout.TMP)
-        if callback is not None:
-            callback.set_size(st.st_size)
-        try:
-            src = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise os_error(p, e) from e
+        src = _open_source(p, st, callback)
         try:
             box: list[str] = []
 
@@ -531,6 +521,16 @@ def _split(object_key: str) -> tuple[str, str]:
     """(algorithm, hex digits) of an object key."""
     _, algo, ab, rest = object_key.split("/")
     return algo, ab + rest
+
+
+def _open_source(p: str, st: os.stat_result, callback: Callback | None) -> int:
+    """The file ``p`` open for reading (a file descriptor), its size told to ``callback``."""
+    if callback is not None:
+        callback.set_size(st.st_size)
+    try:
+        return os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise os_error(p, e) from e
 
 
 def _refused(where: str) -> Any:
