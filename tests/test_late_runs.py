@@ -7,13 +7,12 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, s3_options
 from helpers.ledgers import clock_at
+from helpers.stores import local_or_s3
 
 from mlledger import Ledger
 from mlledger.ids import day_path
@@ -44,13 +43,9 @@ print(run.id)
 
 
 @pytest.fixture(params=["local", "s3"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     """A fresh store URL and its storage options: local disk, or a moto S3 server."""
-    if request.param == "local":
-        yield str(tmp_path / "store"), {}
-    else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        yield f"s3://{BUCKET}/late-{time.time_ns()}", s3_options(endpoint)
+    return local_or_s3(request, tmp_path, "late")
 
 
 def write_late(url: str, options: dict[str, Any], mode: str, at: float) -> str:

@@ -10,13 +10,12 @@ import multiprocessing
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, s3_options
 from helpers.ledgers import clock_at
+from helpers.stores import local_or_s3
 
 from mlledger import Ledger
 from mlledger import late as late_marks
@@ -27,13 +26,9 @@ DAY = 86400.0
 
 
 @pytest.fixture(params=["local", "s3"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     """A fresh store URL and its storage options: local disk, or a moto S3 server."""
-    if request.param == "local":
-        yield str(tmp_path / "store"), {}
-    else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        yield f"s3://{BUCKET}/seg-{time.time_ns()}", s3_options(endpoint)
+    return local_or_s3(request, tmp_path, "seg")
 
 
 def newcomer(url: str, options: dict[str, Any], tmp_path: Path, mp: pytest.MonkeyPatch) -> Ledger:

@@ -196,3 +196,16 @@ def move_ref_in_process(url: str, name: str, worker: int, moves: int, barrier: A
     barrier.wait()
     seqs = [Refs(store).set(name, f"worker-{worker}-move-{j}").seq for j in range(moves)]
     queue.put((worker, seqs))
+
+
+def local_or_s3(
+    request: pytest.FixtureRequest, tmp_path: Path, prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """For a fixture parametrized ``["local", "s3"]``: a fresh store URL and its storage
+    options, on local disk or under ``prefix`` in the suite's moto S3 bucket."""
+    from conftest import BUCKET, s3_options
+
+    if request.param == "local":
+        return str(tmp_path / "store"), {}
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return f"s3://{BUCKET}/{prefix}-{uuid.uuid4().hex}", s3_options(endpoint)
