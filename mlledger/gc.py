@@ -17,8 +17,10 @@ files and unfinished S3 multipart uploads.
 Memo entries (``cache/``, see ``store/cacheindex.py``) of deleted runs are deleted
 with them; the objects the other entries name are kept.
 
-A gc that deletes runs then writes ``gc/<id>.json`` (created once) naming
-them, so every other machine's catalog drops them at its next sync.
+A gc that deletes runs first writes the catalog segments of their days
+afresh without them (``store.segments.rewrite_day``), then deletes them, then
+writes ``gc/<id>.json`` (created once) naming them, so every other machine's
+catalog drops them at its next sync.
 """
 
 from __future__ import annotations
@@ -228,6 +230,8 @@ def collect(
     uploads = abandoned_uploads(store.backend, older_than=grace_seconds, now=now)
     if not dry_run:
         abort_uploads(store.backend, uploads)
+        # segments first: a gc cut short never leaves a segment holding a deleted run
+        _rewrite_segments(store, doomed_runs)
         for rid in doomed_runs:
             base = day_path(rid)
             keys = list(store.backend.list(base))
@@ -240,7 +244,6 @@ def collect(
         if doomed_runs:
             cat.forget_runs(doomed_runs)
             _log_deleted_runs(store, cat, doomed_runs)
-            _rewrite_segments(store, doomed_runs)
         for d in doomed:
             store.delete(d)
         _forget(stored, set(doomed))
@@ -310,12 +313,15 @@ def _log_deleted_runs(store: Store, cat: Catalog, run_ids: list[str]) -> None:
 
 
 def _rewrite_segments(store: Store, run_ids: list[str]) -> None:
-    """Each segment of a day that lost runs is written afresh from the entries left, and
-    the old one deleted: no record of a deleted run stays in the store."""
+    """Each segment of a day about to lose runs is written afresh from the entries of the
+    runs that stay, and the old one deleted: no record of a deleted run stays in the
+    store, and a first sync trusting the segment does not show runs about to go."""
+    if not run_ids:
+        return
     found = segments.find(store)
     for day in sorted({day_path(rid).split("/", 1)[1].rsplit("/", 1)[0] for rid in run_ids}):
         if day in found:
-            segments.rewrite_day(store, day, found[day])
+            segments.rewrite_day(store, day, found[day], without=run_ids)
 
 
 def _forget(stored: MutableMapping[str, Any], deleted: Iterable[str]) -> None:

@@ -21,8 +21,15 @@ A marker covers every entry written before it, so a process marks a day at
 most once a second: the first late entry of a day is marked at once, later
 ones within the second by one marker when it is over (a timer, and at exit).
 A back-dated import of 100,000 runs leaves a few hundred markers, not one
-per run.  A writer killed within that second leaves its last entries for
-``reindex`` to find.
+per run.  A writer killed within that second leaves its last entries unseen
+by catalogs that had already acted on its earlier marker, until ``reindex``.
+
+A process also marks a day once *before* its first late entry there
+(``before``; a store refusing that marker refuses the entry, which goes to
+the spool).  So a day folder holding an entry its catalog segment lacks
+always has a marker, even when its writer was killed right after writing
+it: a first sync may then trust the segment of every day no marker names,
+without listing that day's folder (``store.segments``).
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ class LateMarks:
         self._last: dict[str, float] = {}
         #: days written into since their last marker
         self._pending: set[str] = set()
+        #: days this process marked before writing into them (``before``)
+        self._before: set[str] = set()
         self._timer: threading.Timer | None = None
 
     def needs(self, key: str) -> str | None:
@@ -106,9 +115,27 @@ class LateMarks:
     def mark(self, day: str) -> None:
         """Create a marker for ``day`` now (best effort: a store refusing it refuses the
         entries too, which then go to the spool, whose push marks their days)."""
-        y, m, d = day.split("/")
         with contextlib.suppress(OSError, ValueError):
-            self.store.create_entry(f"runs/{y}/{m}/{d}{MARK}{new_run_id()}.json", b"{}")
+            self._create(day)
+
+    def _create(self, day: str) -> None:
+        y, m, d = day.split("/")
+        self.store.create_entry(f"runs/{y}/{m}/{d}{MARK}{new_run_id()}.json", b"{}")
+
+    def before(self, key: str) -> None:
+        """Before an entry is written: mark its day first if a catalog may have sealed it
+        and this process did not mark it before yet.  Raises what the store raised when
+        it refuses the marker: the entry must not be written without it."""
+        day = self.needs(key)
+        if day is None or day in self._before:
+            return
+        self._create(day)
+        self._before.add(day)
+
+    def before_all(self, keys: list[str]) -> None:
+        """``before`` for each of ``keys`` (entries pushed from a spool)."""
+        for key in keys:
+            self.before(key)
 
     def wrote(self, key: str) -> None:
         """After an entry was written: mark its day if a catalog may have sealed it (at

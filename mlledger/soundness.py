@@ -10,6 +10,7 @@ import attrs
 from . import canonical, run_entries
 from .audit import check_trail, read_run_entries
 from .errors import LedgerError
+from .late import marked_day
 from .records import record_digests
 from .store import Refs, segments
 
@@ -66,7 +67,18 @@ def verify_ledger(
 def segment_problems(store: Store, entries: dict[str, bytes | None]) -> list[str]:
     """What is wrong with each catalog segment against the run entries it covers."""
     out = []
-    for keys in segments.find(store).values():
+    found = segments.find(store)
+    marked: set[str] = set()
+    for month in sorted({day.rsplit("/", 1)[0] for day in found}):
+        for name in store.backend.list_dir(f"runs/{month}"):
+            if (day := marked_day(month, name)) is not None:
+                marked.add(day)
+    folders: dict[str, set[str]] = {}  # unmarked day -> the run names of its folder
+    for key in entries:
+        parts = key.split("/", 5)
+        if (day := "/".join(parts[1:4])) in found and day not in marked:
+            folders.setdefault(day, set()).add(parts[4])
+    for day, keys in found.items():
         got = store.backend.read_many(keys)
         for key in keys:
             data = got.get(key)
@@ -77,7 +89,8 @@ def segment_problems(store: Store, entries: dict[str, bytes | None]) -> list[str
             except ValueError as e:
                 out.append(f"segment {e}: a first sync reads that day entry by entry")
                 continue
-            out += [f"segment {key}: {p}" for p in segments.check(seg, entries, store.algorithm)]
+            problems = segments.check(seg, entries, store.algorithm, folder=folders.get(day, ()))
+            out += [f"segment {key}: {p}" for p in problems]
     return out
 
 

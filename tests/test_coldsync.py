@@ -9,12 +9,11 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.ledgers import clock_at
+from helpers.oldruns import newcomer, runs_over_days
 from helpers.stores import local_or_s3
 
 from mlledger import Ledger, canonical
@@ -30,27 +29,6 @@ DAY = 86400.0
 def spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     """A fresh store URL and its storage options: local disk, or a moto S3 server."""
     return local_or_s3(request, tmp_path, "cold")
-
-
-def newcomer(url: str, options: dict[str, Any], cache: Path, mp: pytest.MonkeyPatch) -> Ledger:
-    """A Ledger whose catalog lives under ``cache`` (another machine, a new team member)."""
-    cache.mkdir(exist_ok=True)
-    mp.setenv("XDG_CACHE_HOME", str(cache))
-    return Ledger(url, capture_files=False, **options)
-
-
-def runs_over_days(
-    ledger: Ledger, mp: pytest.MonkeyPatch, days: range, per_day: int
-) -> dict[int, list[str]]:
-    """``per_day`` finished runs filed under each day ``days`` back; their ids by day."""
-    made: dict[int, list[str]] = {}
-    for ago in days:
-        with clock_at(mp, time.time() - ago * DAY):
-            for i in range(per_day):
-                with ledger.run("old", params={"i": i, "day": ago}) as run:
-                    run.log(loss=i / 10 + ago)
-                made.setdefault(ago, []).append(run.id)
-    return made
 
 
 def rows(ledger: Ledger) -> dict[str, str]:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..store import segments
-
 if TYPE_CHECKING:
     import concurrent.futures as cf
 
-    from ..store import Store
+    from ..store import Store, segments
     from .segments import DaySegments
 
 __all__ = ["MIN_DAYS", "Ahead"]
@@ -74,11 +72,7 @@ class Ahead:
             self.pending[day] = self.pool.submit(self._read, day)
 
     def _read(self, day: str) -> _Got:
-        names = self.store.backend.list_dir(f"runs/{day}")
-        if day not in self.with_segments or not self.segs.use:
-            return names, None
-        keys = self.segs.keys(day, many=True)
-        return names, segments.read_day(self.store, keys) if keys else []
+        return self.segs.listing(day, with_segments=day in self.with_segments)
 
     def get(self, day: str) -> _Got:
         """The day's listing and segments (None: not read ahead, the sync reads them);

@@ -3,7 +3,11 @@
 Reading: a day the sync must read from scratch (a first sync, a catalog that
 moved to a fresh file) takes the records of the runs its listing shares with
 the day's segments from them, one object per day instead of one per run;
-the other names of the listing are read from their entries.
+the other names of the listing are read from their entries.  A first sync
+into an empty catalog does not even list a day that no late marker names:
+the listing its segments hold stands for the folder's (``trust``), less the
+runs gc logs name, so it reads about one object per day and lists only the
+month folders.
 
 Writing: the sync that seals a day writes its segment when the day has none
 (or when it read runs of the day from entries that the segments lacked, late
@@ -19,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LedgerError
+from ..ids import run_id_of_entry
 from ..store import segments
 from ..store.layout import SEGMENTS
 
@@ -34,10 +39,22 @@ MIN_RUNS = 2
 class DaySegments:
     """The segments one sync run looks at and writes."""
 
-    def __init__(self, store: Store, *, use: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        use: bool,
+        trust: set[str] | frozenset[str] = frozenset(),
+        gone: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         self.store = store
         #: take records from segments (False for ``reindex``: it reads every entry)
         self.use = use
+        #: days whose segments' listing may stand for the folder's (no late marker names
+        #: them; a first sync into an empty catalog)
+        self.trust = trust
+        #: runs gc logs name (left out of a trusted listing)
+        self.gone = gone
         #: every segment of the store by day, listed once when a sync reads many days
         self.found: dict[str, list[str]] | None = None
         #: day -> runs this sync read from entries while segments of the day existed
@@ -52,6 +69,23 @@ class DaySegments:
             return self.found.get(day, [])
         names = self.store.backend.list_dir(f"{SEGMENTS}/{day}")
         return [f"{SEGMENTS}/{day}/{n}" for n in names if n.endswith(segments.SUFFIX)]
+
+    def listing(
+        self, day: str, *, with_segments: bool
+    ) -> tuple[list[str], list[segments.Segment] | None]:
+        """The day's run names and, ``with_segments``, its sound segments (None: not read).
+        The names are the segments' own listing when the day is trusted and every segment
+        of it is sound and has one (no listing of the folder), else the folder's."""
+        if not (with_segments and self.use):
+            return self.store.backend.list_dir(f"runs/{day}"), None
+        keys = self.keys(day, many=True)
+        found = segments.read_day(self.store, keys) if keys else []
+        if day in self.trust and found and len(found) == len(keys):
+            listed = [seg.listing for seg in found]
+            if all(names is not None for names in listed):
+                union = {n for names in listed if names is not None for n in names}
+                return sorted(n for n in union if run_id_of_entry(n) not in self.gone), found
+        return self.store.backend.list_dir(f"runs/{day}"), found
 
     def take(
         self, day: str, names: set[str], found: list[segments.Segment] | None = None
@@ -79,8 +113,9 @@ class DaySegments:
                     if text is not None:
                         texts[rec["id"]] = text
                     break
-        if found:
-            self.beyond[day] = len(names) - len(covered)
+        if found:  # runs a segment lacks (a run it left out, named in its listing, is not)
+            listed = {n for seg in found for n in seg.listing or ()}
+            self.beyond[day] = sum(1 for n in names - covered if n not in listed)
         return records, covered, texts
 
     def sealed(self, day: str, read: Mapping[str, bytes | None] | None) -> str | None:

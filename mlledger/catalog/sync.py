@@ -17,7 +17,8 @@ settled (their runs indexed for good), so only new names are looked at; on
 local disk a day folder whose stamp did not change since is not listed at all.
 A day read from scratch takes its records from the day's catalog segments
 where they cover the listing, and the sync that seals a day writes its
-segment first (``segments``).
+segment first (``segments``); a first sync into an empty catalog does not
+list an old day no late marker names, but takes its segments' listing.
 
 The sync reads the store and writes the index; a run still going is read
 through ``load_run`` (its heartbeats and process say whether it still is).
@@ -137,7 +138,7 @@ class Sync:
             else:
                 sealed = index.sealed_days()
             self.first = FirstLoad(index.db) if is_empty(index.db) else None
-            self.apply_gc_log(apply=not rebuild)
+            gone = self.apply_gc_log(apply=not rebuild)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
             marks: dict[str, str] = {}
@@ -145,9 +146,12 @@ class Sync:
             new_marks = self.new_marks(marks, rebuild=rebuild)
             reopened = set(new_marks.values()) & sealed
             sealed -= reopened  # a late run landed there: list it again
-            segs = DaySegments(self.store, use=not rebuild)
             todo = [d for d in days if d not in sealed]
             olds = {d for d in todo if _age(today, d) >= _OPEN_DAYS}
+            # a first sync into an empty catalog takes a day no marker names from its
+            # segments' own listing (``segments``)
+            trust = olds - set(marks.values()) if self.first is not None else set()
+            segs = DaySegments(self.store, use=not rebuild, trust=trust, gone=gone)
             # days that can still change are listed in turn, after their stamp (see ``stamp``)
             past = [d for d in todo if d in olds]
             if len(past) >= MIN_DAYS:  # segments read ahead only for a catalog read afresh
@@ -160,7 +164,7 @@ class Sync:
                 names, found = (
                     ahead.get(day)
                     if ahead is not None
-                    else (self.store.backend.list_dir(f"runs/{day}"), None)
+                    else segs.listing(day, with_segments=day in trust)
                 )
                 settled = self.settled.setdefault(day, set())
                 fresh = set(names).difference(settled)  # the listing's diff
@@ -294,16 +298,17 @@ class Sync:
         self.seen_marks |= seen
         return {n: marks[n] for n in unknown if n not in seen}
 
-    def apply_gc_log(self, *, apply: bool) -> None:
-        """Drop the runs that gc (anywhere) deleted since this catalog last looked."""
+    def apply_gc_log(self, *, apply: bool) -> set[str]:
+        """Drop the runs that gc (anywhere) deleted since this catalog last looked; their
+        ids (every gc's, on a first sync)."""
         index = self.index
         names = [n for n in self.store.backend.list_dir("gc") if n.endswith(".json")]
         if not names:
-            return
+            return set()
         seen = index.gc_seen()
         new = sorted(n for n in names if n not in seen)
         if not new:
-            return
+            return set()
         gone: list[str] = []
         if apply:
             got = self.store.backend.read_many([f"gc/{n}" for n in new])
@@ -325,6 +330,7 @@ class Sync:
             if own:
                 index.rollback()
             raise
+        return set(gone)
 
     def load(
         self,

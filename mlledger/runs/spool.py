@@ -53,13 +53,20 @@ def entry_order(key: str) -> tuple[int, str, int, str]:
     return (1, key, 0, "")
 
 
-def push(store: Store, spool: Store, mark: Callable[[list[str]], None] | None = None) -> int:
+def push(
+    store: Store,
+    spool: Store,
+    mark: Callable[[list[str]], None] | None = None,
+    before: Callable[[list[str]], None] | None = None,
+) -> int:
     """Move everything in ``spool`` to ``store``: objects, then entries in order.
 
     Returns how many keys moved.  Raises on the first refusal (a LedgerError or
     OSError); what moved so far is a sound prefix, the rest stays in the spool.
     ``mark`` is given the entry keys pushed, before they leave the spool (the late-run
-    markers of days catalogs may have sealed: a push cut short pushes and marks again).
+    markers of days catalogs may have sealed: a push cut short pushes and marks again);
+    ``before`` is given them before the first is pushed (see ``late.LateMarks.before``:
+    when it raises, no entry is pushed).
     """
     moved = 0
     # files spooled as chunk lists first: the chunks and earlier versions they name are
@@ -82,6 +89,8 @@ def push(store: Store, spool: Store, mark: Callable[[list[str]], None] | None = 
         moved += 1
     keys = [*spool.backend.list("runs"), *spool.backend.list("refs")]
     pushed: list[str] = []
+    if before is not None:
+        before(keys)
     for key in sorted(keys, key=entry_order):
         # an entry pushed before a refusal is already in the store: that is a success
         store.create_entry(key, spool.read_entry(key))

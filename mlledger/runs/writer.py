@@ -374,6 +374,7 @@ class RunWriter:
             self._spool.create_entry(key, data)
             return
         try:
+            self._late.before(key)  # a day catalogs may have sealed: marked before the entry
             created = self.store.create_entry(key, data)
         except (StoreError, OSError) as e:
             self.spool_store(e, run).create_entry(key, data)
@@ -426,7 +427,7 @@ class RunWriter:
         spool = self._spool or Store(d, algorithm=self.store.algorithm)
         self._spool = spool
         try:
-            moved = push(self.store, spool, mark=self.mark_late)
+            moved = push(self.store, spool, mark=self.mark_late, before=self._late.before_all)
         except (LedgerError, OSError):
             self.spool_pending = True  # the store still refuses: try again after the next run
             if not quiet:

@@ -7,15 +7,24 @@ run.  Once a day is sealed (over, and every run in it ended: see
     segments/<yyyy>/<mm>/<dd>/<digest>.json.gz
 
 gzip of canonical JSON: the day, the digest algorithm, ``entries`` (every
-entry key it was built from -> the digest of that entry's bytes) and
+entry key it was built from -> the digest of that entry's bytes),
 ``records`` (run id -> the record merged from those entries, exactly what a
-reader merging them gets).  The name is the digest of the JSON, so a segment
-is written create-only and never changes; two processes sealing the same day
-from the same entries write the same name, and the second finds it there.
+reader merging them gets) and ``listing`` (every run name of the day folder
+when it was built: a run it left out, still going or damaged, is named there
+too).  The name is the digest of the JSON, so a segment is written
+create-only and never changes; two processes sealing the same day from the
+same entries write the same name, and the second finds it there.
 
 A segment is derived data, never the truth:
 
-- a reader takes a run's record from a segment only when the entry the
+- a first sync *trusts* a day's segments instead of listing the day folder
+  when nothing can have landed there since they were built: every segment of
+  the day has a ``listing``, no late marker names the day (a writer creates
+  one *before* its first entry into a day catalogs may have sealed: see
+  ``late``).  It takes the records of the segments, reads the runs of the
+  listing they lack from their entries, and leaves out every run a gc log
+  names;
+- otherwise a reader takes a run's record from a segment only when the entry the
   segment was built from is in its own listing of the day (same key: a short
   run's ``<id>.json`` or a run folder's ``end.json``); every other name of
   the listing (a late run, a run the segment left out) is read from its
@@ -25,9 +34,10 @@ A segment is derived data, never the truth:
   ignored (the day is read entry by entry);
 - ``verify`` rebuilds every segment's records from the entries it covers and
   compares digests and records (``check``);
-- ``gc`` that deletes runs of a day writes that day's segment afresh from
-  the entries left and deletes the old one (``rewrite_day``), so no record
-  of a deleted run stays behind.
+- ``gc`` that deletes runs of a day first writes that day's segment afresh
+  from the entries of the runs that stay and deletes the old one
+  (``rewrite_day``), so no record of a deleted run stays behind, even when
+  the gc is cut short.
 """
 
 from __future__ import annotations
@@ -75,10 +85,14 @@ class Segment:
         entries: dict[str, str],
         records: dict[str, dict[str, Any]],
         texts: dict[str, str] | None = None,
+        listing: list[str] | None = None,
     ) -> None:
         self.day = day
         self.entries = entries
         self.records = records
+        #: every run name of the day folder it was built from (None: a segment written
+        #: before segments named them, which no sync trusts without a listing)
+        self.listing = listing
         #: run id -> its record's canonical JSON, as the segment's bytes hold it (read back)
         self.texts = texts or {}
 
@@ -113,14 +127,22 @@ def day_entry_keys(day: str, names: Iterable[str]) -> list[str]:
 
 
 def build(day: str, got: Mapping[str, bytes | None], algorithm: str) -> Segment:
-    """A segment of ``day`` from its entries' bytes (``key -> bytes``): every run that
-    ended (a short run's one entry, or a folder with an end entry) and is not damaged."""
+    """A segment of ``day`` from its entries' bytes (``key -> bytes``, None for an entry
+    not there): every run that ended (a short run's one entry, or a folder with an end
+    entry) and is not damaged.  ``got`` must hold the keys ``day_entry_keys`` gives for
+    the whole listing of the day folder: its names are the segment's ``listing``."""
     prefix = f"runs/{day}/"
     runs: dict[str, dict[str, tuple[str, bytes]]] = {}
+    listing: set[str] = set()
     for key, raw in got.items():
-        if raw is None or not key.startswith(prefix):
+        if not key.startswith(prefix):
             continue
         rest = key[len(prefix) :]
+        name = rest.partition("/")[0]
+        if run_id_of_entry(name) is not None:
+            listing.add(name)
+        if raw is None:
+            continue
         if "/" in rest:
             folder, _, entry = rest.partition("/")
             rid = run_id_of_entry(folder)
@@ -147,7 +169,7 @@ def build(day: str, got: Mapping[str, bytes | None], algorithm: str) -> Segment:
         records[rid] = rec
         for key, raw in (end,) if start is None else (start, end):
             entries[key] = entry_digest(raw, algorithm)
-    return Segment(day, entries, records)
+    return Segment(day, entries, records, listing=sorted(listing))
 
 
 def encode(seg: Segment, algorithm: str) -> tuple[str, bytes]:
@@ -159,6 +181,8 @@ def encode(seg: Segment, algorithm: str) -> tuple[str, bytes]:
         "entries": seg.entries,
         "records": seg.records,
     }
+    if seg.listing is not None:
+        doc["listing"] = seg.listing
     raw = canonical.dumps(doc)
     name = entry_digest(raw, algorithm).partition(":")[2]
     return segment_key(seg.day, name + SUFFIX), gzip.compress(raw, compresslevel=6, mtime=0)
@@ -193,7 +217,14 @@ def decode(key: str, data: bytes, algorithm: str) -> Segment:
     entries, records = doc.get("entries"), doc.get("records")
     if not isinstance(entries, dict) or not isinstance(records, dict):
         raise ValueError(f"{key}: no entries or records")
-    return Segment(day, entries, records, texts)
+    listing = doc.get("listing")
+    if not (listing is None or _strings(listing)):
+        raise ValueError(f"{key}: its listing is not a list of names")
+    return Segment(day, entries, records, texts, listing=listing)
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
 _decoder = json.JSONDecoder()
@@ -242,10 +273,10 @@ def _scan(text: str, texts: dict[str, str]) -> dict[str, Any]:
     return doc
 
 
-def write(store: Store, seg: Segment) -> str | None:
+def write(store: Store, seg: Segment, *, empty: bool = False) -> str | None:
     """Write a segment create-only (an identical one there already is success); its key,
-    or None when it covers no run."""
-    if not seg.records:
+    or None when it covers no run (unless ``empty``: a day gc is emptying)."""
+    if not seg.records and not (empty and seg.listing is not None):
         return None
     key, data = encode(seg, store.algorithm)
     store.create_entry(key, data)
@@ -284,21 +315,48 @@ def read_entries(store: Store, day: str) -> dict[str, bytes | None]:
     return store.backend.read_many(day_entry_keys(day, names))
 
 
-def rewrite_day(store: Store, day: str, old: list[str]) -> str | None:
-    """After runs of ``day`` were deleted (gc): write its segment afresh from the entries
-    left, then delete the ``old`` segments (the new one is complete before they go)."""
-    key = write(store, build(day, read_entries(store, day), store.algorithm))
+def rewrite_day(store: Store, day: str, old: list[str], *, without: Iterable[str]) -> str | None:
+    """Before gc deletes the runs ``without`` of ``day``: write its segment afresh from the
+    entries of the other runs, then delete the ``old`` segments (the new one is complete
+    before they go).  A gc cut short after this leaves runs a first sync from the segment
+    does not show: they were doomed, and the next gc deletes them."""
+    drop = set(without)
+    got = {
+        k: v
+        for k, v in read_entries(store, day).items()
+        if run_id_of_entry(k.split("/")[4]) not in drop
+    }
+    # even with no run left: a first sync trusting it must not show the runs about to go
+    key = write(store, build(day, got, store.algorithm), empty=True)
     for k in old:
         if k != key:
             store.backend.delete(k)
     return key
 
 
-def check(seg: Segment, got: Mapping[str, bytes | None], algorithm: str) -> list[str]:
+def check(
+    seg: Segment,
+    got: Mapping[str, bytes | None],
+    algorithm: str,
+    *,
+    folder: Iterable[str] = (),
+) -> list[str]:
     """What is wrong with a segment against the entries it covers (``got``: their bytes):
-    an entry whose digest differs, a record that differs from the one its entries give.
-    Entries no longer there (runs gc deleted) are not wrong: such records are never read."""
+    an entry whose digest differs, a record that differs from the one its entries give,
+    a run name of the day ``folder`` (its run names, when no late marker names the day)
+    that its listing lacks: a first sync trusting the segment would not see that run.
+    Entries no longer there (runs gc deleted) are not wrong: such records are never
+    read."""
     problems = []
+    if seg.listing is not None:
+        listed = set(seg.listing)
+        problems += [
+            f"run {run_id_of_entry(n)} is in its day folder but not in the segment's listing, "
+            "and no late marker names the day: a first sync trusting the segment would not "
+            "show it; delete the segment (the next first sync writes it afresh)"
+            for n in sorted(set(folder) - listed)
+            if run_id_of_entry(n) is not None
+        ]
     present = {k: raw for k in seg.entries if (raw := got.get(k)) is not None}
     for key, raw in present.items():
         if entry_digest(raw, algorithm) != seg.entries[key]:
