@@ -4,14 +4,16 @@ A catalog stops listing a day folder once the day is over (2 days by its
 clock) and every run in it ended.  A run entry can still land there later:
 a spool pushed after days offline, a back-dated import, a run that ends
 after its start day was sealed, a machine whose clock is behind.  Such a
-writer also creates a small marker, create-only and never changed, in the
-month folder that every sync lists anyway::
+writer also creates a small marker, create-only and never changed, in one
+folder every sync lists::
 
-    runs/<yyyy>/<mm>/<dd>.late-<id>.json
+    late/<yyyy>-<mm>-<dd>.late-<id>.json
 
-so a sync that finds a marker it has not seen lists that one day again:
-no lock, no extra listing (a sync with nothing new costs what it did), and
-it works the same on local disk, S3 and GCS.
+so a sync that finds a marker it has not seen lists that one day again: no
+lock, and it works the same on local disk, S3 and GCS.  Since a day folder
+can only appear or change in a sealed month with a marker, a sync lists the
+folders of the few months around today and the days it knows are still
+open, never the whole history (``catalog.sync``).
 
 When a writer marks: after an entry into a day before its own yesterday (a
 catalog seals a day 2 days old, so clocks up to a day apart are covered),
@@ -45,11 +47,12 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from .ids import id_ms, new_run_id
+from .store.layout import LATE
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["MARK", "LateMarks", "flush_all", "marked_day"]
+__all__ = ["MARK", "LateMarks", "flush_all", "marked_day", "marker_key"]
 
 MARK = ".late-"
 #: a process marks a day at most this often (seconds)
@@ -61,10 +64,18 @@ SKEW_S = 3600.0
 _ENTRY_NAMES = ("start.json", "end.json")
 
 
-def marked_day(month: str, name: str) -> str | None:
-    """The day (``yyyy/mm/dd``) a name in the month folder ``yyyy/mm`` marks, or None."""
-    if name[2:8] == MARK and name[:2].isdigit() and name.endswith(".json"):
-        return f"{month}/{name[:2]}"
+def marker_key(day: str) -> str:
+    """A new marker's key for ``day`` (``yyyy/mm/dd``)."""
+    return f"{LATE}/{day.replace('/', '-')}{MARK}{new_run_id()}.json"
+
+
+def marked_day(name: str) -> str | None:
+    """The day (``yyyy/mm/dd``) a marker's name (in ``late/``) marks, or None."""
+    if name[10:16] != MARK or not name.endswith(".json"):
+        return None
+    y, m, d = name[:4], name[5:7], name[8:10]
+    if name[4] == name[7] == "-" and (y + m + d).isdigit():
+        return f"{y}/{m}/{d}"
     return None
 
 
@@ -119,8 +130,7 @@ class LateMarks:
             self._create(day)
 
     def _create(self, day: str) -> None:
-        y, m, d = day.split("/")
-        self.store.create_entry(f"runs/{y}/{m}/{d}{MARK}{new_run_id()}.json", b"{}")
+        self.store.create_entry(marker_key(day), b"{}")
 
     def before(self, key: str) -> None:
         """Before an entry is written: mark its day first if a catalog may have sealed it

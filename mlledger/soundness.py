@@ -13,6 +13,7 @@ from .errors import LedgerError
 from .late import marked_day
 from .records import record_digests
 from .store import Refs, segments
+from .store.layout import LATE
 
 if TYPE_CHECKING:
     from fsspec.callbacks import Callback
@@ -68,11 +69,7 @@ def segment_problems(store: Store, entries: dict[str, bytes | None]) -> list[str
     """What is wrong with each catalog segment against the run entries it covers."""
     out = []
     found = segments.find(store)
-    marked: set[str] = set()
-    for month in sorted({day.rsplit("/", 1)[0] for day in found}):
-        for name in store.backend.list_dir(f"runs/{month}"):
-            if (day := marked_day(month, name)) is not None:
-                marked.add(day)
+    marked = {day for n in store.backend.list_dir(LATE) if (day := marked_day(n)) is not None}
     folders: dict[str, set[str]] = {}  # unmarked day -> the run names of its folder
     for key in entries:
         parts = key.split("/", 5)

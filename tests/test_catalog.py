@@ -217,7 +217,7 @@ def test_sync_lists_only_unsealed_days(
     other = second_machine(ledger, monkeypatch, tmp_path / "machine-2")
     assert other.sync() == 3
     sealed = dict(other.catalog.db.execute("SELECT day, sealed FROM days").fetchall())
-    assert sealed == {old_day: 1}
+    assert sealed == {old_day: 1, new_day: 0}  # today's: listed again by the next sync
 
     counter = ListDirCounter(other, monkeypatch)
     with ledger.run("today-2"):
@@ -227,6 +227,50 @@ def test_sync_lists_only_unsealed_days(
     assert f"runs/{old_day}" not in counter.prefixes
     assert all(not p.startswith(f"runs/{old_day}") for p in counter.prefixes)
     assert len(other.runs()) == 4
+
+
+def test_a_sync_lists_only_the_months_around_today_and_the_open_days(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a catalog listed the whole store, its syncs list the months around today, the
+    late markers and the days still open, not the months of sealed days: a run still going
+    in a day 40 days back keeps its day listed until it ends; a run written there later
+    comes with a marker and is found."""
+    at = time.time() - 40 * DAY
+    with clock_at(monkeypatch, at):
+        with ledger.run("sealed"):
+            pass
+        going = Ledger(ledger.url, start_delay=0).run("going")  # its start written now
+        run = going.__enter__()
+        run.log(loss=1.0)
+    with ledger.run("today"):
+        pass
+    old_day = day_of(run.id)
+    old_month = old_day.rsplit("/", 1)[0]
+    other = second_machine(ledger, monkeypatch, tmp_path / "machine-2")
+    assert other.sync() == 3
+    counter = ListDirCounter(other, monkeypatch)
+    assert other.sync() == 0
+    assert f"runs/{old_day}" in counter.prefixes  # open: a run there is still going
+    assert f"runs/{old_month}" not in counter.prefixes
+    assert "runs" not in counter.prefixes
+    going.__exit__(None, None, None)  # its end lands in a day 40 days back: marked
+    from mlledger import late
+
+    late.flush_all()
+    counter.prefixes.clear()
+    assert other.sync() == 1
+    assert other.runs(name="going")[0].status == "finished"
+    counter.prefixes.clear()
+    assert other.sync() == 0  # the day is sealed now: not listed again
+    assert f"runs/{old_day}" not in counter.prefixes
+    with clock_at(monkeypatch, at + 60):
+        with ledger.run("later") as later:
+            pass
+    late.flush_all()
+    assert other.sync() == 1
+    assert later.id in other.runs().ids
+    assert f"runs/{old_month}" not in counter.prefixes
 
 
 def test_a_run_not_yet_readable_keeps_its_old_day_open(
@@ -257,7 +301,8 @@ def test_a_run_not_yet_readable_keeps_its_old_day_open(
         m.setattr(backend, "read_many", not_visible_yet)
         assert other.sync() == 1
     assert late.id not in other.runs().ids
-    assert other.catalog.db.execute("SELECT COUNT(*) FROM days").fetchone()[0] == 0
+    sealed = "SELECT COUNT(*) FROM days WHERE sealed = 1"
+    assert other.catalog.db.execute(sealed).fetchone()[0] == 0
     assert other.sync() == 1
     assert late.id in other.runs().ids
     assert other.catalog.db.execute("SELECT sealed FROM days").fetchall() == [(1,)]
@@ -274,7 +319,8 @@ def test_a_run_still_going_keeps_its_old_day_open(
         run = ctx.__enter__()
     try:
         other.sync()
-        assert other.catalog.db.execute("SELECT COUNT(*) FROM days").fetchone()[0] == 0
+        sealed = "SELECT COUNT(*) FROM days WHERE sealed = 1"
+        assert other.catalog.db.execute(sealed).fetchone()[0] == 0
         assert other.get(run.id).status == "running"
     finally:
         ctx.__exit__(None, None, None)

@@ -20,7 +20,6 @@ from helpers.stores import local_or_s3
 
 from mlledger import Ledger, canonical, late
 from mlledger.ids import new_run_id, whole_key
-from mlledger.late import MARK
 from mlledger.store import segments
 
 
@@ -47,9 +46,10 @@ def day_listings(ledger: Ledger, mp: pytest.MonkeyPatch) -> list[str]:
 
 
 def markers(ledger: Ledger, day: str) -> list[str]:
-    """The late markers of ``day`` in its month folder."""
-    month, dd = day.rsplit("/", 1)
-    return [n for n in ledger.store.backend.list_dir(f"runs/{month}") if n.startswith(dd + MARK)]
+    """The keys of the late markers of ``day``."""
+    return [
+        f"late/{n}" for n in ledger.store.backend.list_dir("late") if late.marked_day(n) == day
+    ]
 
 
 def sealed_store(
@@ -66,8 +66,8 @@ def sealed_store(
     # clock set back for their ids only, so the writer marked their days: unmark them
     late.flush_all()
     for day in {day_of(ids[0]) for ago, ids in made.items() if ago}:
-        for name in markers(writer, day):
-            writer.store.backend.delete(f"runs/{day.rsplit('/', 1)[0]}/{name}")
+        for key in markers(writer, day):
+            writer.store.backend.delete(key)
     writer.sync()
     for ago in days:
         assert segments.find(writer.store).get(day_of(made[ago][0])), "the day was not sealed"
@@ -213,9 +213,8 @@ def unmarked_late_run(writer: Ledger, mp: pytest.MonkeyPatch, days_ago: float) -
             run.log(loss=0.25)
     late.flush_all()
     day = day_of(run.id)
-    month = day.rsplit("/", 1)[0]
-    for name in markers(writer, day):
-        writer.store.backend.delete(f"runs/{month}/{name}")
+    for key in markers(writer, day):
+        writer.store.backend.delete(key)
     return run.id
 
 
@@ -350,9 +349,8 @@ def test_a_spool_push_killed_after_its_first_entry_leaves_the_day_marked(
         folder.unlink()
         folder.with_name("moved").rename(folder)
     late.flush_all()
-    month = day.rsplit("/", 1)[0]
-    for name in markers(writer, day):  # as if spooled by a writer that marked nothing
-        writer.store.backend.delete(f"runs/{month}/{name}")
+    for key in markers(writer, day):  # as if spooled by a writer that marked nothing
+        writer.store.backend.delete(key)
     got = subprocess.run(
         [sys.executable, "-c", KILLED_PUSH, url], capture_output=True, text=True, check=False
     )

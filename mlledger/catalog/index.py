@@ -134,8 +134,23 @@ class Index(files.CatalogFiles):
     def seal_day(self, day: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO days VALUES (?, 1)", (day,))
 
-    def reopen_day(self, day: str) -> None:
-        self.db.execute("DELETE FROM days WHERE day = ?", (day,))
+    def open_days(self) -> set[str]:
+        """The day folders a sync listed and did not seal: it lists them again."""
+        return {row[0] for row in self.db.execute("SELECT day FROM days WHERE sealed = 0")}
+
+    def keep_open(self, day: str) -> None:
+        """Note a day a sync listed and did not seal (or reopened for a late run)."""
+        self.db.execute("INSERT OR REPLACE INTO days VALUES (?, 0)", (day,))
+
+    def days_known(self) -> bool:
+        """Whether ``days`` names every day folder not sealed (a sync listed the whole
+        store since this catalog began noting open days): a sync may then list only the
+        months around today."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'days_known'").fetchone()
+        return row is not None
+
+    def set_days_known(self) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('days_known', '1')")
 
     def known_statuses(self, ids: list[str]) -> dict[str, str]:
         """Status of the runs between ``ids[0]`` and ``ids[-1]`` (sorted) the index knows;

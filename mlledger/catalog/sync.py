@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from .. import canonical, run_entries
 from ..ids import day_path, run_id_of_entry, whole_key
 from ..late import marked_day
+from ..store.layout import LATE
 from .ahead import MIN_DAYS, Ahead
 from .firstload import FirstLoad, is_empty, repair
 from .segments import DaySegments
@@ -100,21 +101,33 @@ class Sync:
         self.settled = {}
         self.stamps = {}
 
-    def days(self, marks: dict[str, str] | None = None) -> Iterator[str]:
-        """Every day folder of the store; ``marks`` gets each late marker found on the way
-        (its name -> the day it marks: see ``late``), at no extra listing."""
+    def days(self) -> Iterator[str]:
+        """Every day folder of the store (a listing of every year and month folder)."""
         backend = self.store.backend
         for y in sorted(backend.list_dir("runs")):
             if not (len(y) == 4 and y.isdigit()):
                 continue
             for m in sorted(backend.list_dir(f"runs/{y}")):
-                if not (len(m) == 2 and m.isdigit()):
-                    continue
-                for d in sorted(backend.list_dir(f"runs/{y}/{m}")):
-                    if len(d) == 2 and d.isdigit():
-                        yield f"{y}/{m}/{d}"
-                    elif marks is not None and (day := marked_day(f"{y}/{m}", d)) is not None:
-                        marks[f"{y}/{m}/{d}"] = day
+                if len(m) == 2 and m.isdigit():
+                    yield from self.month_days(f"{y}/{m}")
+
+    def month_days(self, month: str) -> list[str]:
+        """The day folders of a month folder (``yyyy/mm``)."""
+        names = self.store.backend.list_dir(f"runs/{month}")
+        return [f"{month}/{d}" for d in sorted(names) if len(d) == 2 and d.isdigit()]
+
+    def recent_days(self, today: _dt.date) -> set[str]:
+        """The day folders of the months around ``today``: the only ones where a day folder
+        can appear without a late marker (a writer marks every entry into a day before its
+        own yesterday; clocks up to a day apart)."""
+        span = range(-_OPEN_DAYS - 1, 2)
+        months = {(today + _dt.timedelta(days=k)).strftime("%Y/%m") for k in span}
+        return {d for m in sorted(months) for d in self.month_days(m)}
+
+    def late_marks(self) -> dict[str, str]:
+        """Every late marker of the store: its name -> the day it marks (see ``late``)."""
+        names = self.store.backend.list_dir(LATE)
+        return {n: day for n in names if (day := marked_day(n)) is not None}
 
     def run(self, *, rebuild: bool) -> int:
         """List the unsealed days and index what is new or still changing.
@@ -141,9 +154,17 @@ class Sync:
             gone = self.apply_gc_log(apply=not rebuild)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
-            marks: dict[str, str] = {}
-            days = list(self.days(marks))
+            marks = self.late_marks()
             new_marks = self.new_marks(marks, rebuild=rebuild)
+            # a catalog that knows its open days lists the months around today, those days
+            # and the days of new markers; any other lists every month of the store
+            whole = rebuild or self.first is not None or not index.days_known()
+            open_known = index.open_days() if not rebuild else set()
+            if whole:
+                days = list(self.days())
+            else:
+                recent = self.recent_days(today) | set(new_marks.values())
+                days = sorted(recent | open_known)
             reopened = set(new_marks.values()) & sealed
             sealed -= reopened  # a late run landed there: list it again
             todo = [d for d in days if d not in sealed]
@@ -192,13 +213,15 @@ class Sync:
                     index.seal_day(day)
                     self.settled.pop(day, None)  # not listed again (unless a late run lands)
                     self.stamps.pop(day, None)
-                elif day in reopened:  # a late run still going: keep listing the day
-                    index.reopen_day(day)
+                elif day not in open_known:  # listed again by the next sync
+                    index.keep_open(day)
             if ahead is not None:
                 ahead.close()
             # seen only now that their days were listed again
             index.add_late_seen(new_marks)
             self.seen_marks |= set(new_marks)
+            if whole and not index.days_known():
+                index.set_days_known()
             if self.first is not None:
                 self.first.finish()
             if rebuild:

@@ -11,6 +11,7 @@ Layout under the root URL::
     alerts/<key hash>/…            each alert's claims and outcomes, per sink
     checks/<yyyy>/<mm>/<dd>/<run id>/<id>.json   each check of a run, by the run's day
     gc/<name>.json                 what each gc removed
+    late/<yyyy>-<mm>-<dd>.late-<id>.json   a run entry landed in a day catalogs may have sealed
     segments/<yyyy>/<mm>/<dd>/<digest>.json.gz   a sealed day's run records in one object
     cache/<function>/<call>/<seq>.json   which finished run answers a memoized call
     reports/<yyyy>/<mm>/<dd>/<id>.<ext>   published reports (``mlledger report --publish``)
@@ -34,6 +35,7 @@ __all__ = [
     "CHUNKED",
     "CONFIG_KEY",
     "GC",
+    "LATE",
     "OBJECTS",
     "POLICY",
     "REFS",
@@ -74,6 +76,8 @@ ALERTS = "alerts"
 CHECKS = "checks"
 #: gc's log of removed runs
 GC = "gc"
+#: late markers: a run entry landed in a day catalogs may have sealed (see ``late``)
+LATE = "late"
 #: catalog segments: a sealed day's run records in one object (see ``segments``)
 SEGMENTS = "segments"
 #: published reports, by day, each written once
