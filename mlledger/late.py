@@ -104,22 +104,29 @@ class LateMarks:
         self._pending: set[str] = set()
         #: days this process marked before writing into them (``before``)
         self._before: set[str] = set()
+        #: the day folder (``yyyy/mm/dd``) last found current, and the clock's day then
+        self._current: tuple[str, float] = ("", -1.0)
         self._timer: threading.Timer | None = None
 
     def needs(self, key: str) -> str | None:
         """The day to mark for writing ``key``, or None when no catalog can have sealed it.
 
-        Cheap on the hot path (every run's end): the day numbers of the run id in the
-        key and of the clock, compared as integers.
+        Cheap on the hot path (every entry of every run, before and after it is
+        written): the day numbers of the run id in the key and of the clock, compared as
+        integers, and not even that for the day folder last found current.
         """
         if not key.startswith("runs/"):
             return None
         if not self._behind:
+            today = time.time() // 86400
+            if self._current == (key[5:15], today):
+                return None
             try:  # runs/yyyy/mm/dd/<26-character run id>...
                 day = id_ms(key[16:42]) // 86_400_000
             except ValueError:
                 return None
-            if time.time() // 86400 - day < 1:
+            if today - day < 1:
+                self._current = (key[5:15], today)
                 return None
         return _day_of(key)
 
