@@ -26,7 +26,6 @@ catalog drops them at its next sync.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
@@ -43,6 +42,7 @@ from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store import segments
 from .store.backends import LocalBackend
+from .store.backends.base import info_time
 from .store.cacheindex import sweep
 from .store.layout import CHUNKED, OBJECTS, checks_prefix, digest_of_key
 from .store.refs import Refs
@@ -135,18 +135,8 @@ def _listed(store: Store, prefix: str) -> Iterator[tuple[str, float, int]]:
 
 
 def _mtime(info: dict[str, Any]) -> float:
-    for key in ("mtime", "LastModified", "updated", "created", "last_modified", "timeCreated"):
-        v = info.get(key)
-        if v is None:
-            continue
-        if isinstance(v, (int, float)):
-            return float(v)
-        if isinstance(v, _dt.datetime):
-            return (v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)).timestamp()
-        if isinstance(v, str):
-            with contextlib.suppress(ValueError):
-                return _dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-    return time.time()  # unknown age: treat as new, never delete
+    got = info_time(info)
+    return time.time() if got is None else got  # unknown age: treat as new, never delete
 
 
 def collect(
@@ -166,7 +156,7 @@ def collect(
     what live runs use (``pins.live_digests``); ``stored`` maps the digests the
     caller remembers as stored (each one deleted is dropped from it).
     """
-    cat.sync()
+    cat.sync(everywhere=True)  # every day folder: a run the catalog missed keeps its objects
     now = time.time()
     records: dict[str, dict[str, Any]] = {
         rid: canonical.loads(text) for rid, text in cat.records()

@@ -15,7 +15,7 @@ can only appear or change in a sealed month with a marker, a sync lists the
 folders of the few months around today and the days it knows are still
 open, never the whole history (``catalog.sync``).
 
-When a writer marks: after an entry into a day before its own yesterday (a
+When a writer marks: after an entry into a day before its own today (a
 catalog seals a day 2 days old, so clocks up to a day apart are covered),
 and after every entry once the process found its clock behind the store's
 (the store's time of the first entry it wrote, checked once per process).
@@ -47,6 +47,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from .ids import id_ms, new_run_id
+from .store.backends.base import info_time
 from .store.layout import LATE
 
 if TYPE_CHECKING:
@@ -73,10 +74,11 @@ def marked_day(name: str) -> str | None:
     """The day (``yyyy/mm/dd``) a marker's name (in ``late/``) marks, or None."""
     if name[10:16] != MARK or not name.endswith(".json"):
         return None
-    y, m, d = name[:4], name[5:7], name[8:10]
-    if name[4] == name[7] == "-" and (y + m + d).isdigit():
-        return f"{y}/{m}/{d}"
-    return None
+    try:
+        day = _dt.date.fromisoformat(name[:10])
+    except ValueError:
+        return None
+    return day.strftime("%Y/%m/%d")
 
 
 def _day_of(key: str) -> str | None:
@@ -237,13 +239,4 @@ def _modified(store: Store, key: str) -> float | None:
         info = backend.fs.info(backend.fs_path(key))
     except (OSError, AttributeError, ValueError):
         return None
-    for name in ("LastModified", "mtime", "updated", "last_modified", "timeCreated", "created"):
-        v = info.get(name)
-        if isinstance(v, (int, float)):
-            return float(v)
-        if isinstance(v, _dt.datetime):
-            return (v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)).timestamp()
-        if isinstance(v, str):
-            with contextlib.suppress(ValueError):
-                return _dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-    return None
+    return info_time(info)

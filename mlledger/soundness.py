@@ -77,17 +77,24 @@ def segment_problems(store: Store, entries: dict[str, bytes | None]) -> list[str
             folders.setdefault(day, set()).add(parts[4])
     for day, keys in found.items():
         got = store.backend.read_many(keys)
+        sound: list[tuple[str, segments.Segment]] = []
         for key in keys:
             data = got.get(key)
             if data is None:
                 continue
             try:
-                seg = segments.decode(key, data, store.algorithm)
+                sound.append((key, segments.decode(key, data, store.algorithm)))
             except ValueError as e:
                 out.append(f"segment {e}: a first sync reads that day entry by entry")
-                continue
-            problems = segments.check(seg, entries, store.algorithm, folder=folders.get(day, ()))
+        # a first sync trusts the union of the day's listings when every segment is sound and
+        # has one: a run of the folder none of them names would not be seen
+        listed = {n for _, seg in sound for n in seg.listing or ()}
+        trusted = len(sound) == len(keys) and all(seg.listing is not None for _, seg in sound)
+        folder = folders.get(day, set()) - listed if trusted else set()
+        for key, seg in sound:
+            problems = segments.check(seg, entries, store.algorithm, folder=folder)
             out += [f"segment {key}: {p}" for p in problems]
+            folder = set()  # each run named once for the day
     return out
 
 

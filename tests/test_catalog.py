@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import os
 import sqlite3
@@ -271,6 +272,70 @@ def test_a_sync_lists_only_the_months_around_today_and_the_open_days(
     assert other.sync() == 1
     assert later.id in other.runs().ids
     assert f"runs/{old_month}" not in counter.prefixes
+
+
+def test_a_sync_after_days_away_lists_every_month_since_its_last(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs written on their own day (no marker) into a month before today's, after this
+    catalog's last sync, are found: a sync lists the months from a few days before its
+    last sync to today, not only those around today."""
+    with ledger.run("today"):
+        pass
+    other = second_machine(ledger, monkeypatch, tmp_path / "machine-2")
+    other.sync()
+    last = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=45)).date()
+    db = other.catalog.db
+    db.execute("UPDATE meta SET value = ? WHERE key = 'listed_day'", (last.isoformat(),))
+    db.commit()  # as if this catalog last synced 45 days ago
+    with clock_at(monkeypatch, time.time() - 44 * DAY):
+        with ledger.run("while away") as away:
+            pass
+    from mlledger import late
+
+    late.flush_all()
+    for key in list(ledger.store.backend.list("late")):  # as if written on its own day
+        ledger.store.backend.delete(key)
+    counter = ListDirCounter(other, monkeypatch)
+    assert other.sync() == 1
+    assert away.id in other.runs().ids
+    assert f"runs/{day_of(away.id).rsplit('/', 1)[0]}" in counter.prefixes
+
+
+def test_gc_lists_every_month_before_it_decides(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc's sync lists every month of the store, so a run in a day folder its catalog had
+    no reason to list (written without a marker into a month far from today) keeps its
+    objects."""
+    with ledger.run("today"):
+        pass
+    other = second_machine(ledger, monkeypatch, tmp_path / "machine-2")
+    other.sync()
+    with clock_at(monkeypatch, time.time() - 60 * DAY):
+        with ledger.run("unmarked") as run:
+            model = run.save(list(range(1000)), "model")
+    from mlledger import late
+
+    late.flush_all()
+    for key in list(ledger.store.backend.list("late")):
+        ledger.store.backend.delete(key)
+    other.sync()
+    assert run.id not in other.runs().ids  # far from today, no marker: not listed
+    report = other.gc(dry_run=True, keep_days=None, grace_seconds=0)
+    assert run.id in other.runs().ids
+    assert model.digest not in report.objects
+
+
+def test_a_marker_naming_no_real_day_is_ignored(ledger: Ledger) -> None:
+    """A file in ``late/`` whose name is not a real day (a typo, another tool) does not stop
+    any sync."""
+    assert ledger.store.create_entry("late/2026-02-30.late-XYZ.json", b"{}")
+    assert ledger.store.create_entry("late/notes.txt", b"hello")
+    with ledger.run("today"):
+        pass
+    assert ledger.sync() == 1
+    assert ledger.sync() == 0
 
 
 def test_a_run_not_yet_readable_keeps_its_old_day_open(

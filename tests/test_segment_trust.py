@@ -166,12 +166,14 @@ mlledger.Ledger(sys.argv[1], capture_files=False).gc(dry_run=False, keep_days=1,
 """
 
 
-def test_a_gc_killed_before_it_deleted_shows_no_doomed_run_and_the_next_gc_finishes(
+def test_a_gc_killed_before_it_deleted_hides_nothing_and_any_next_gc_finishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """gc writes the segments of the days it deletes runs from before it deletes: killed
-    right after, a newcomer's first sync shows only the runs that stay (no deleted run
-    comes back from an old segment); the next gc deletes the rest and verify is clean."""
+    """gc writes the segments of the days it deletes runs from before it deletes, with no
+    record of the doomed runs but their names still listed: killed right after, a
+    newcomer's first sync reads those runs from their entries and shows them (they are
+    still there), so a gc from the newcomer's machine deletes them; then a first sync shows
+    only the runs that stay and verify is clean."""
     url = str(tmp_path / "store")
     writer, made = sealed_store(url, {}, monkeypatch, range(4, 6), per_day=3)
     keep = made[4][0]
@@ -182,9 +184,12 @@ def test_a_gc_killed_before_it_deleted_shows_no_doomed_run_and_the_next_gc_finis
     assert got.returncode == -9, got.stderr
     doomed = {rid for ago in (4, 5) for rid in made[ago]} - {keep}
     assert all(Path(url, whole_key(rid)).exists() for rid in doomed)  # none deleted yet
+    for day in {day_of(rid) for rid in doomed}:
+        for seg in segments.read_day(writer.store, segments.find(writer.store)[day]):
+            assert not doomed & set(seg.records)
     reader = newcomer(url, {}, tmp_path / "cache", monkeypatch)
-    assert set(reader.runs().ids) == {keep, *made[0]}
-    report = writer.gc(dry_run=False, keep_days=1, grace_seconds=0)
+    assert set(reader.runs().ids) == {keep, *made[0], *doomed}
+    report = reader.gc(dry_run=False, keep_days=1, grace_seconds=0)
     assert set(report.runs) == doomed
     assert set(newcomer(url, {}, tmp_path / "cache2", monkeypatch).runs().ids) == {keep, *made[0]}
     assert not [p for p in writer.verify().problems if "segment" in p]
@@ -358,3 +363,25 @@ def test_a_spool_push_killed_after_its_first_entry_leaves_the_day_marked(
     assert markers(writer, day)
     reader = newcomer(url, {}, tmp_path / "cache", monkeypatch)
     assert run.id in reader.runs().ids
+
+
+def test_a_segment_the_store_dates_before_its_day_was_two_days_old_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog whose clock runs ahead may seal a day writers still write into without
+    markers: a segment the store's own clock dates less than 2 days after its day began
+    stands for no listing, so a first sync lists the day and finds a run it lacks."""
+    url = str(tmp_path / "store")
+    writer, made = sealed_store(url, {}, monkeypatch, range(4, 5))
+    day = day_of(made[4][0])
+    (key,) = segments.find(writer.store)[day]
+    y, m, d = (int(x) for x in day.split("/"))
+    import datetime as dt
+
+    begun = dt.datetime(y, m, d, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(Path(url, key), (begun + DAY, begun + DAY))  # written when the day was 1 day old
+    late_id = unmarked_late_run(writer, monkeypatch, 4)
+    reader = newcomer(url, {}, tmp_path / "cache", monkeypatch)
+    listed = day_listings(reader, monkeypatch)
+    assert late_id in reader.runs().ids
+    assert day in listed

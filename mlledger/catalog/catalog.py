@@ -70,9 +70,11 @@ class Catalog(Index, Changes):
 
     # -- sync ---------------------------------------------------------------------------
     @files.healing
-    def sync(self) -> int:
-        """Bring the catalog up to date with the store; returns how many runs changed."""
-        changed = self._sync.run(rebuild=False)
+    def sync(self, *, everywhere: bool = False) -> int:
+        """Bring the catalog up to date with the store; returns how many runs changed.
+        ``everywhere``: list every month folder of the store, not only those around today
+        and since the last sync (``gc`` does, before it decides what no run needs)."""
+        changed = self._sync.run(rebuild=False, everywhere=everywhere)
         self._synced = True
         return changed
 

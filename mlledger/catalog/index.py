@@ -142,15 +142,15 @@ class Index(files.CatalogFiles):
         """Note a day a sync listed and did not seal (or reopened for a late run)."""
         self.db.execute("INSERT OR REPLACE INTO days VALUES (?, 0)", (day,))
 
-    def days_known(self) -> bool:
-        """Whether ``days`` names every day folder not sealed (a sync listed the whole
-        store since this catalog began noting open days): a sync may then list only the
-        months around today."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'days_known'").fetchone()
-        return row is not None
+    def listed_day(self) -> str | None:
+        """The day (``yyyy-mm-dd``, the catalog's clock) the last finished sync began on, when
+        ``days`` names every day folder it left open (None: no sync noted it yet, so the
+        next lists every month of the store)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'listed_day'").fetchone()
+        return None if row is None else str(row[0])
 
-    def set_days_known(self) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('days_known', '1')")
+    def set_listed_day(self, day: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('listed_day', ?)", (day,))
 
     def known_statuses(self, ids: list[str]) -> dict[str, str]:
         """Status of the runs between ``ids[0]`` and ``ids[-1]`` (sorted) the index knows;

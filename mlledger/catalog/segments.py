@@ -19,6 +19,7 @@ credentials) just gets no segment.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ __all__ = ["DaySegments"]
 
 #: a day with at least this many runs to read looks for segments (fewer: read the entries)
 MIN_RUNS = 2
+#: a segment written this long after its day began (the store's clock) may be trusted
+SEALED_AGE_S = 2 * 86400.0
 
 
 class DaySegments:
@@ -57,6 +60,8 @@ class DaySegments:
         self.gone = gone
         #: every segment of the store by day, listed once when a sync reads many days
         self.found: dict[str, list[str]] | None = None
+        #: segment key -> when the store says it was written (with ``found``)
+        self.written: dict[str, float | None] = {}
         #: day -> runs this sync read from entries while segments of the day existed
         self.beyond: dict[str, int] = {}
 
@@ -64,7 +69,9 @@ class DaySegments:
         """The segments of ``day``: from one listing of every segment when ``many`` days
         are read (a first sync), else from a listing of that day's folder."""
         if self.found is None and many:
-            self.found = segments.find(self.store)
+            dated = segments.find_written(self.store)
+            self.found = {day: list(keys) for day, keys in dated.items()}
+            self.written = {k: at for keys in dated.values() for k, at in keys.items()}
         if self.found is not None:
             return self.found.get(day, [])
         names = self.store.backend.list_dir(f"{SEGMENTS}/{day}")
@@ -80,12 +87,22 @@ class DaySegments:
             return self.store.backend.list_dir(f"runs/{day}"), None
         keys = self.keys(day, many=True)
         found = segments.read_day(self.store, keys) if keys else []
-        if day in self.trust and found and len(found) == len(keys):
+        if day in self.trust and found and len(found) == len(keys) and self.in_time(day, keys):
             listed = [seg.listing for seg in found]
             if all(names is not None for names in listed):
                 union = {n for names in listed if names is not None for n in names}
                 return sorted(n for n in union if run_id_of_entry(n) not in self.gone), found
         return self.store.backend.list_dir(f"runs/{day}"), found
+
+    def in_time(self, day: str, keys: list[str]) -> bool:
+        """Whether the store's own clock says each segment was written when ``day`` was at
+        least 2 days old (a catalog whose clock runs ahead may seal a day writers still
+        write into without markers: its segment is not trusted)."""
+        y, m, d = (int(x) for x in day.split("/"))
+        start = _dt.datetime(y, m, d, tzinfo=_dt.timezone.utc).timestamp()
+        return all(
+            (at := self.written.get(k)) is not None and at >= start + SEALED_AGE_S for k in keys
+        )
 
     def take(
         self, day: str, names: set[str], found: list[segments.Segment] | None = None

@@ -116,12 +116,18 @@ class Sync:
         names = self.store.backend.list_dir(f"runs/{month}")
         return [f"{month}/{d}" for d in sorted(names) if len(d) == 2 and d.isdigit()]
 
-    def recent_days(self, today: _dt.date) -> set[str]:
-        """The day folders of the months around ``today``: the only ones where a day folder
-        can appear without a late marker (a writer marks every entry into a day before its
-        own yesterday; clocks up to a day apart)."""
-        span = range(-_OPEN_DAYS - 1, 2)
-        months = {(today + _dt.timedelta(days=k)).strftime("%Y/%m") for k in span}
+    def recent_days(self, since: _dt.date, today: _dt.date) -> set[str]:
+        """The day folders of the months from a few days before ``since`` (the day the last
+        sync began) to tomorrow: the only ones where a day folder can have appeared since
+        without a late marker (a writer marks every entry into a day before its own today;
+        clocks up to a day apart)."""
+        first = min(since, today) - _dt.timedelta(days=_OPEN_DAYS + 1)
+        last = today + _dt.timedelta(days=1)
+        months = {first.strftime("%Y/%m"), last.strftime("%Y/%m")}
+        day = first.replace(day=1)
+        while day < last:
+            months.add(day.strftime("%Y/%m"))
+            day = (day + _dt.timedelta(days=32)).replace(day=1)
         return {d for m in sorted(months) for d in self.month_days(m)}
 
     def late_marks(self) -> dict[str, str]:
@@ -129,7 +135,7 @@ class Sync:
         names = self.store.backend.list_dir(LATE)
         return {n: day for n in names if (day := marked_day(n)) is not None}
 
-    def run(self, *, rebuild: bool) -> int:
+    def run(self, *, rebuild: bool, everywhere: bool = False) -> int:
         """List the unsealed days and index what is new or still changing.
 
         With ``rebuild``, everything is read again inside one write
@@ -151,20 +157,22 @@ class Sync:
             else:
                 sealed = index.sealed_days()
             self.first = FirstLoad(index.db) if is_empty(index.db) else None
-            gone = self.apply_gc_log(apply=not rebuild)
+            gone = self.apply_gc_log(apply=not rebuild, every=self.first is not None)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
             marks = self.late_marks()
             new_marks = self.new_marks(marks, rebuild=rebuild)
-            # a catalog that knows its open days lists the months around today, those days
-            # and the days of new markers; any other lists every month of the store
-            whole = rebuild or self.first is not None or not index.days_known()
+            # a catalog that knows its open days lists the months since its last sync, those
+            # days and the days of new markers; any other lists every month of the store
+            listed = index.listed_day()
+            since = _date(listed) if listed is not None else None
+            whole = everywhere or rebuild or self.first is not None or since is None
             open_known = index.open_days() if not rebuild else set()
-            if whole:
+            if whole or since is None:
                 days = list(self.days())
             else:
-                recent = self.recent_days(today) | set(new_marks.values())
-                days = sorted(recent | open_known)
+                recent = self.recent_days(since, today)
+                days = sorted(recent | set(new_marks.values()) | open_known)
             reopened = set(new_marks.values()) & sealed
             sealed -= reopened  # a late run landed there: list it again
             todo = [d for d in days if d not in sealed]
@@ -220,8 +228,8 @@ class Sync:
             # seen only now that their days were listed again
             index.add_late_seen(new_marks)
             self.seen_marks |= set(new_marks)
-            if whole and not index.days_known():
-                index.set_days_known()
+            if listed != today.isoformat():
+                index.set_listed_day(today.isoformat())
             if self.first is not None:
                 self.first.finish()
             if rebuild:
@@ -321,26 +329,31 @@ class Sync:
         self.seen_marks |= seen
         return {n: marks[n] for n in unknown if n not in seen}
 
-    def apply_gc_log(self, *, apply: bool) -> set[str]:
+    def apply_gc_log(self, *, apply: bool, every: bool = False) -> set[str]:
         """Drop the runs that gc (anywhere) deleted since this catalog last looked; their
-        ids (every gc's, on a first sync)."""
+        ids.  ``every``: the ids every gc log names, seen before or not (a first sync, which
+        must not take them from a segment even when a first sync before it was cut short
+        after it noted the logs)."""
         index = self.index
         names = [n for n in self.store.backend.list_dir("gc") if n.endswith(".json")]
         if not names:
             return set()
         seen = index.gc_seen()
         new = sorted(n for n in names if n not in seen)
-        if not new:
+        read = sorted(names) if every else new
+        if not read:
             return set()
         gone: list[str] = []
         if apply:
-            got = self.store.backend.read_many([f"gc/{n}" for n in new])
-            for n in new:
+            got = self.store.backend.read_many([f"gc/{n}" for n in read])
+            for n in read:
                 raw = got.get(f"gc/{n}")
                 if raw is None:
                     continue
                 with contextlib.suppress(ValueError, TypeError, AttributeError):
                     gone += [str(r) for r in canonical.loads(raw).get("runs", [])]
+        if not new:
+            return set(gone)
         own = not index.in_transaction
         if own:
             index.begin()
@@ -429,6 +442,14 @@ class Sync:
                 self.add(records, in_transaction=in_transaction)
                 changed += len(records)
         return changed
+
+
+def _date(iso: str) -> _dt.date | None:
+    """A ``yyyy-mm-dd`` date, or None when it is not one."""
+    try:
+        return _dt.date.fromisoformat(iso)
+    except ValueError:
+        return None
 
 
 def _age(today: _dt.date, day: str) -> int:

@@ -19,11 +19,12 @@ A segment is derived data, never the truth:
 
 - a first sync *trusts* a day's segments instead of listing the day folder
   when nothing can have landed there since they were built: every segment of
-  the day has a ``listing``, no late marker names the day (a writer creates
-  one *before* its first entry into a day catalogs may have sealed: see
-  ``late``).  It takes the records of the segments, reads the runs of the
-  listing they lack from their entries, and leaves out every run a gc log
-  names;
+  the day has a ``listing`` and was written when the day was 2 days old by the
+  store's own clock (a catalog whose clock runs ahead may seal a day early),
+  and no late marker names the day (a writer creates one *before* its first
+  entry into a day catalogs may have sealed: see ``late``).  It takes the
+  records of the segments, reads the runs of the listing they lack from their
+  entries, and leaves out every run a gc log names;
 - otherwise a reader takes a run's record from a segment only when the entry the
   segment was built from is in its own listing of the day (same key: a short
   run's ``<id>.json`` or a run folder's ``end.json``); every other name of
@@ -35,9 +36,8 @@ A segment is derived data, never the truth:
 - ``verify`` rebuilds every segment's records from the entries it covers and
   compares digests and records (``check``);
 - ``gc`` that deletes runs of a day first writes that day's segment afresh
-  from the entries of the runs that stay and deletes the old one
-  (``rewrite_day``), so no record of a deleted run stays behind, even when
-  the gc is cut short.
+  with no record of them and deletes the old one (``rewrite_day``), so no
+  record of a deleted run stays behind, even when the gc is cut short.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ __all__ = [
     "decode",
     "encode",
     "find",
+    "find_written",
     "read_day",
     "read_entries",
     "rewrite_day",
@@ -285,11 +286,17 @@ def write(store: Store, seg: Segment, *, empty: bool = False) -> str | None:
 
 def find(store: Store) -> dict[str, list[str]]:
     """Every segment of the store by day (``yyyy/mm/dd`` -> keys): one listing."""
-    out: dict[str, list[str]] = {}
-    for key in store.backend.list(SEGMENTS):
+    return {day: list(keys) for day, keys in find_written(store).items()}
+
+
+def find_written(store: Store) -> dict[str, dict[str, float | None]]:
+    """Every segment of the store by day (``yyyy/mm/dd`` -> key -> when the store says it
+    was written, None when it cannot say): one listing."""
+    out: dict[str, dict[str, float | None]] = {}
+    for key, at in store.backend.list_written(SEGMENTS):
         parts = key.split("/")
         if len(parts) == 5 and parts[4].endswith(SUFFIX):
-            out.setdefault("/".join(parts[1:4]), []).append(key)
+            out.setdefault("/".join(parts[1:4]), {})[key] = at
     return out
 
 
@@ -316,15 +323,15 @@ def read_entries(store: Store, day: str) -> dict[str, bytes | None]:
 
 
 def rewrite_day(store: Store, day: str, old: list[str], *, without: Iterable[str]) -> str | None:
-    """Before gc deletes the runs ``without`` of ``day``: write its segment afresh from the
-    entries of the other runs, then delete the ``old`` segments (the new one is complete
-    before they go).  A gc cut short after this leaves runs a first sync from the segment
-    does not show: they were doomed, and the next gc deletes them."""
+    """Before gc deletes the runs ``without`` of ``day``: write its segment afresh with no
+    record of them (their names stay in its listing: a first sync trusting it reads them
+    from their entries unless a gc log names them, so a gc cut short before it deleted
+    or logged them hides nothing that is still there), then delete the ``old`` segments
+    (the new one is complete before they go)."""
     drop = set(without)
     got = {
-        k: v
+        k: None if run_id_of_entry(k.split("/")[4]) in drop else v
         for k, v in read_entries(store, day).items()
-        if run_id_of_entry(k.split("/")[4]) not in drop
     }
     # even with no run left: a first sync trusting it must not show the runs about to go
     key = write(store, build(day, got, store.algorithm), empty=True)

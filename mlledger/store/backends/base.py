@@ -10,7 +10,7 @@ import abc
 import builtins
 import errno
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ...errors import NotFoundError, StoreError
 from ...hashing import CHUNK
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     _F = TypeVar("_F", bound=Callable[..., Any])
 
-__all__ = ["Backend", "NullBackend", "store_error"]
+__all__ = ["Backend", "NullBackend", "info_time", "store_error"]
 
 
 class Backend(abc.ABC):
@@ -113,6 +113,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def list_dir(self, prefix: str) -> builtins.list[str]:
         """Names directly under the folder ``prefix`` (files and folders)."""
+
+    def list_written(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        """Every key under ``prefix`` with when the store says it was written (its own
+        clock; None when it cannot say), in no set order."""
+        for key in self.list(prefix):
+            yield key, None
 
     def local_path(self, key: str) -> str | None:
         """The key's path on local disk, when the store is local."""
@@ -224,3 +230,21 @@ def translating(translate: Callable[[Any, Exception], Exception | None]) -> Call
         return call  # type: ignore[return-value]
 
     return wrap
+
+
+def info_time(info: Mapping[str, Any]) -> float | None:
+    """When an fsspec ``info``/``find(detail=True)`` entry says its file was written (epoch
+    seconds), whichever name the filesystem gives it; None when it does not say."""
+    import contextlib
+    import datetime as _dt
+
+    for name in ("mtime", "LastModified", "updated", "created", "last_modified", "timeCreated"):
+        v = info.get(name)
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, _dt.datetime):
+            return (v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)).timestamp()
+        if isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                return _dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    return None

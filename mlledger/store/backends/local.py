@@ -301,6 +301,14 @@ class LocalBackend(Backend):
                     yield f"{rel}/{name}"
 
     @_local_errors("list")
+    def list_written(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        for key in self.list(prefix):
+            try:
+                yield key, os.stat(self._path(key)).st_mtime
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+
+    @_local_errors("list")
     def list_dir(self, prefix: str) -> builtins.list[str]:
         try:
             return [n for n in os.listdir(self._path(prefix)) if not n.startswith(".tmp-")]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from ...errors import AccessError, LedgerError, NotFoundError, StoreError, UsageError
-from .base import Backend, store_error, translating
+from .base import Backend, info_time, store_error, translating
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -317,6 +317,18 @@ class FsspecBackend(Backend):
         strip = len(strip_protocol(self.fs, self.root)) + 1
         for p in found:
             yield strip_protocol(self.fs, p)[strip:]
+
+    @_client_errors
+    def list_written(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        base = self.fs_path(prefix).rstrip("/")
+        self._fresh(base)
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        strip = len(strip_protocol(self.fs, self.root)) + 1
+        for p, info in found.items():
+            yield strip_protocol(self.fs, p)[strip:], info_time(info)
 
     @_client_errors
     def list_dir(self, prefix: str) -> builtins.list[str]:
