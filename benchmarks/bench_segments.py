@@ -38,8 +38,9 @@ FULL = {
     "runs": 200_000, "days": 3 * 365, "today": 20_000,
     "s3_runs": 100_000, "s3_days": 100, "s3_today": 200,
 }  # fmt: skip
-#: ``--million`` (or MLLEDGER_BENCH_SEGMENT_MILLION=1): the simulation of issue 18
-MILLION = {**FULL, "runs": 1_000_000}
+#: ``--million`` (or MLLEDGER_BENCH_SEGMENT_MILLION=1): the simulation of issue 18, on local
+#: disk and on moto (~30 min, ~5 GiB for moto's server)
+MILLION = {**FULL, "runs": 1_000_000, "s3_runs": 1_000_000, "s3_days": 3 * 365}
 QUICK = {
     "runs": 20_000, "days": 30, "today": 2_000, "s3_runs": 2_000, "s3_days": 10, "s3_today": 50,
 }  # fmt: skip
@@ -367,7 +368,8 @@ def main(quick: bool = False, million: bool = False) -> list[Row]:
         if "s3" in which:
             parts.run("s3", lambda: bench_s3(tmp, cfg))
     parts.notes.append(
-        "sizes: --million (MLLEDGER_BENCH_SEGMENT_MILLION=1) for 1,000,000 local runs; "
+        "sizes: --million (MLLEDGER_BENCH_SEGMENT_MILLION=1) for 1,000,000 runs on local "
+        "disk and on moto; "
         "MLLEDGER_BENCH_SEGMENT_RUNS, _S3_RUNS and _S3_DAYS override the counts, "
         "MLLEDGER_BENCH_SEGMENT_PARTS=local or s3 runs one part; page cache warm"
     )
