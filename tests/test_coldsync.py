@@ -121,6 +121,30 @@ def test_a_first_load_makes_the_indexes_once_at_the_end(
     assert started == [1]
 
 
+def test_a_first_sync_of_many_small_days_starts_one_first_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync of many days each too small to start a load alone (a ledger of a few
+    runs a day over years) starts one first load once it has read enough runs in all, and
+    ends with every index made."""
+    url = str(tmp_path / "store")
+    writer = newcomer(url, {}, tmp_path / "writer", monkeypatch)
+    runs_over_days(writer, monkeypatch, range(3, 33), 8)
+    writer.sync()
+    started: list[int] = []
+    real_start = firstload.FirstLoad.start
+
+    def counted(self: firstload.FirstLoad) -> None:
+        started.append(1)
+        real_start(self)
+
+    monkeypatch.setattr(firstload.FirstLoad, "start", counted)
+    reader = newcomer(url, {}, tmp_path / "reader", monkeypatch)
+    assert len(reader.runs()) == 240
+    assert started == [1]
+    assert index_names(reader.catalog.db) == {name for name, _ in firstload.index_statements()}
+
+
 KILLED_FIRST_SYNC = r"""
 import os, signal, sys
 from mlledger import Ledger

@@ -52,8 +52,8 @@ __all__ = ["Sync"]
 _OPEN_DAYS = 2
 #: statuses a later sync reads again (the run may still end, or end differently)
 _UNSETTLED = ("running", "incomplete")
-#: a batch this large into a catalog that was empty when the sync began starts a first
-#: load (``firstload``: indexes made once at the end)
+#: this many records into a catalog that was empty when the sync began start a first load
+#: (``firstload``: indexes made once at the end)
 _FIRST_LOAD_MIN = 200
 #: a local day folder changed at least this long ago (ns) is not listed while unchanged
 #: (an entry created in the same clock tick as the last listing could not be told apart)
@@ -79,6 +79,8 @@ class Sync:
         self.file: tuple[str, int, int] | None = None
         #: the first load of the sync running now, while the catalog was empty at its start
         self.first: FirstLoad | None = None
+        #: records the sync running now indexed so far
+        self.added = 0
 
     def check_file(self) -> None:
         """Forget what this object saw when the catalog is another file than it was (a newer
@@ -157,6 +159,7 @@ class Sync:
             else:
                 sealed = index.sealed_days()
             self.first = FirstLoad(index.db) if is_empty(index.db) else None
+            self.added = 0
             gone = self.apply_gc_log(apply=not rebuild, every=self.first is not None)
             today = _dt.datetime.now(_dt.timezone.utc).date()
             changed = 0
@@ -253,10 +256,12 @@ class Sync:
         in_transaction: bool,
         texts: dict[str, str] | None = None,
     ) -> None:
-        """Index records a sync read (``texts``: their canonical JSON where known); a large
-        batch into a catalog empty when the sync began starts its first load."""
+        """Index records a sync read (``texts``: their canonical JSON where known); once a
+        sync into a catalog empty when it began has read many (in one day or over many
+        small days), it starts its first load."""
         first = self.first
-        if first is not None and not first.active and len(records) >= _FIRST_LOAD_MIN:
+        self.added += len(records)
+        if first is not None and not first.active and self.added >= _FIRST_LOAD_MIN:
             first.start()
         self.index.add_records(records, in_transaction=in_transaction, texts=texts)
 
