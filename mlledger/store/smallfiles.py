@@ -118,17 +118,17 @@ class SmallFileWriter:
         fd = self._folders.get(ab)
         if fd is not None:
             return fd
+        path = os.path.join(self._objects, ab)
+        try:  # outside the lock: the other threads go on meanwhile
+            os.makedirs(path, exist_ok=True)
+            fd = os.open(path, _FOLDER)
+        except OSError as e:
+            raise store_error("write", path, e) from e
         with self._lock:
-            fd = self._folders.get(ab)
-            if fd is None:
-                path = os.path.join(self._objects, ab)
-                try:
-                    os.makedirs(path, exist_ok=True)
-                    fd = os.open(path, _FOLDER)
-                except OSError as e:
-                    raise store_error("write", path, e) from e
-                self._folders[ab] = fd
-        return fd
+            first = self._folders.setdefault(ab, fd)
+        if first != fd:  # another thread opened it first
+            os.close(fd)
+        return first
 
     def _where(self, hexpart: str) -> str:
         return os.path.join(self.backend.root, layout.object_key(self.algorithm, hexpart))
