@@ -22,7 +22,7 @@ from helpers.stores import deny_reading, make_sample_tree, memory_store, snapsho
 from mlledger.errors import AccessError
 from mlledger.store import Store
 from mlledger.store.backends import LocalBackend
-from mlledger.store.smallfiles import BATCH, SmallFiles
+from mlledger.store.smallfiles import BATCH, SmallFiles, default_workers
 
 #: more files than a few batches, so every worker thread gets some
 MANY = 6 * BATCH + 17
@@ -283,3 +283,18 @@ def test_writer_killed_mid_put_tree_leaves_nothing_partial(
     assert store.verify().ok
     assert snapshot(store.restore(digest, tmp_path / "out")) == snapshot(src)
     shutil.rmtree(url, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "load", "workers"),
+    [(2, 0.1, 2), (2, 1.0, 2), (2, 1.4, 2), (2, 2.0, 1), (2, 3.5, 1), (8, 1.0, 4), (8, 6.0, 3),
+     (1, 0.0, 1)],
+)
+def test_default_threads_are_the_idle_cpus(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, load: float, workers: int
+) -> None:
+    """By default one thread a CPU left idle by the load average (this process counted once),
+    at least 1, at most 4."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert default_workers() == workers

@@ -287,7 +287,7 @@ class Store:
         """Store a folder: every file first, then its manifest (a tree object).
 
         Into a local store, small files are stored ``concurrency`` at a time by threads
-        (default: one a CPU, at most 4) while the folder is walked.
+        while the folder is walked (default: one for each idle CPU, at most 4).
         """
         from .stored import Stored
         from .tree import Tree
