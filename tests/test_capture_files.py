@@ -714,3 +714,56 @@ def test_hook_never_raises_into_open(workdir: Path) -> None:
     finally:
         _files.watch_end(watch)
     assert Path("f.txt").read_text() == "y"
+
+
+
+def _many_files(root: Path, n: int = 300) -> Path:
+    """``n`` small distinct files over three folders under ``root``."""
+    for i in range(n):
+        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 3}" / f"{i}.bin").write_bytes(b"%s %d" % (root.name.encode(), i))
+    return root
+
+
+@pytest.fixture
+def store_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """put_tree stores small files with 4 threads (4 idle CPUs by the load average)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
+@pytest.mark.usefixtures("store_threads")
+def test_folder_stored_by_threads_adds_no_file_of_its_own(ledger: Ledger, workdir: Path) -> None:
+    """Saving and using folders of many small files (stored by put_tree's worker threads)
+    records just those artifacts: the store's own reads are no inputs, and no warning
+    about files."""
+    _many_files(workdir / "data")
+    _many_files(workdir / "model")
+    with ledger.run("r") as run:
+        run.use("data")
+        run.save("model")
+    got = reopen(ledger).get(run.id)
+    assert set(got.inputs) == {"data"}
+    assert set(got.outputs) == {"model"}
+    assert got.inputs["data"].kind == "tree"
+    assert [w for w in got.warnings if "git" not in w] == []  # (the folder is no git repo)
+
+
+@pytest.mark.usefixtures("store_threads")
+def test_folder_argument_of_a_child_run_is_no_file_of_the_parent(
+    ledger: Ledger, workdir: Path
+) -> None:
+    """A folder passed to a tracked call inside a run is the child's input, stored by
+    threads the hook ignores: neither run records the folder's files one by one."""
+    data = _many_files(workdir / "data")
+
+    @ledger.tracked
+    def train(folder: Path) -> int:
+        return 1
+
+    with ledger.run("parent") as parent:
+        train(data)
+    fresh = reopen(ledger)
+    [child] = [r for r in fresh.runs() if r.parent_id == parent.id]
+    assert set(child.inputs) == {"folder"}
+    assert fresh.get(parent.id).inputs == {}

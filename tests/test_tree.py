@@ -152,6 +152,48 @@ def test_only_the_exact_manifest_form_is_a_manifest(
         assert not is_manifest(data + tail)
 
 
+def test_manifest_bytes_are_pinned() -> None:
+    """A manifest written today has the bytes (so the digest) earlier versions wrote:
+    the same folder keeps its tree digest across versions (quotes, tabs, backslashes and
+    non-ASCII names included)."""
+    tree = Tree((
+        TreeEntry('b/"quoted" \\ é名\t.txt', "file", digest_bytes(b"x"), 1, True),
+        TreeEntry("a-link", "link", link="b/x"),
+        TreeEntry("c/empty", "dir"),
+        TreeEntry("0.bin", "file", digest_bytes(b""), 0, False),
+    ))
+    assert digest_bytes(tree.to_bytes()) == "xxh128:a7595b79267ed8621bfdc783130db2a4"
+
+
+any_name = st.lists(st.text(min_size=1, max_size=8).filter(lambda s: "/" not in s
+                                                          and s not in (".", "..")),
+                    min_size=1, max_size=3).map("/".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(files=st.dictionaries(any_name, st.tuples(st.binary(max_size=8), st.booleans()),
+                             max_size=6),
+       links=st.dictionaries(any_name, any_name, max_size=3),
+       dirs=st.sets(any_name, max_size=3))
+def test_manifest_bytes_are_canonical_json(files: dict[str, tuple[bytes, bool]],
+                                           links: dict[str, str], dirs: set[str]) -> None:
+    """Tree.to_bytes is the header and canonical.dumps of the entries sorted by path, for
+    any names (escapes, surrogate-free unicode, control characters)."""
+    entries = [TreeEntry(p, "file", digest_bytes(d), len(d), x) for p, (d, x) in files.items()]
+    entries += [TreeEntry(p, "link", link=t) for p, t in links.items() if p not in files]
+    entries += [TreeEntry(p, "dir") for p in dirs if p not in files and p not in links]
+    docs = []
+    for e in sorted(entries, key=lambda e: e.path):
+        if e.kind == "file":
+            docs.append({"path": e.path, "digest": e.digest, "size": e.size,
+                         "exec": e.executable})
+        elif e.kind == "link":
+            docs.append({"path": e.path, "link": e.link})
+        else:
+            docs.append({"path": e.path, "dir": True})
+    assert Tree(tuple(entries)).to_bytes() == MAGIC + canonical.dumps({"entries": docs})
+
+
 def test_bytes_without_the_header_are_not_a_tree() -> None:
     """Bytes that do not start with the manifest header raise IntegrityError when read as a tree."""
     with pytest.raises(IntegrityError, match="not a tree manifest"):

@@ -10,7 +10,9 @@ records what was read.
 A new thread starts with an empty context, so it has no current run: with the
 hook, ``threading.Thread.start`` is wrapped to note the run current where a
 thread was started, and that thread's files are that run's (also while other
-runs are active, and inside a child run).  Files opened by C code (a library
+runs are active, and inside a child run).  A thread started while the hook is
+suspended for mlledger's own work (the threads that store a folder) stays
+suspended.  Files opened by C code (a library
 writing through its own file API) raise no audit event and are not seen.
 """
 
@@ -180,6 +182,8 @@ def _patch_thread_start() -> None:
 
     @functools.wraps(original)
     def start(self: threading.Thread) -> None:
+        if getattr(_guard, "busy", False):  # mlledger's own work (put_tree's threads)
+            _quiet_thread(self)
         if _active:
             with contextlib.suppress(Exception):  # noting it must never break start()
                 from ..runs.active import current_run
@@ -193,6 +197,18 @@ def _patch_thread_start() -> None:
 
     start.__mlledger__ = True  # type: ignore[attr-defined]
     threading.Thread.start = start  # type: ignore[method-assign]
+
+
+def _quiet_thread(thread: threading.Thread) -> None:
+    """Suspend the hook for the whole life of ``thread``, started while it was suspended in
+    the starting thread: its opens are mlledger's own work, never a run's files."""
+    inner = thread.run
+
+    def run() -> None:
+        _guard.busy = True
+        inner()
+
+    thread.run = run  # type: ignore[method-assign]
 
 
 def _is_pool_worker(thread: threading.Thread) -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import canonical
 from .._fmt import display_path
 from .._settings import host_name
+from ..capture import files as _files
 from ..capture.values import why_not_stored
 from ..errors import LedgerError, LedgerWarning, NotFoundError, UsageError
 from ..ids import day_path
@@ -434,7 +435,8 @@ class Run:
                     f"run.{verb}({p!r}): no such file or folder; to record a string as a "
                     f"value, pass name=: run.{verb}(value, name='...')"
                 )
-            art = dry_put_path(p, writer) if self.state.detached else writer.put_path(p)
+            with _files.quiet():  # the store reading a folder's files is no run's input
+                art = dry_put_path(p, writer) if self.state.detached else writer.put_path(p)
             key = name or display_path(p)
         else:
             if name is None:

@@ -277,11 +277,20 @@ class Store:
             os.close(src)
         return f"{self.algorithm}:{box[0]}"
 
-    def put_tree(self, path: str | os.PathLike[str], *, callback: Callback | None = None) -> Stored:
-        """Store a folder: every file first, then its manifest (a tree object)."""
+    def put_tree(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        callback: Callback | None = None,
+        concurrency: int | None = None,
+    ) -> Stored:
+        """Store a folder: every file first, then its manifest (a tree object).
+
+        Into a local store, small files are stored ``concurrency`` at a time by threads
+        while the folder is walked (default: one for each idle CPU, at most 4).
+        """
         from .stored import Stored
-        from .tree import Tree, TreeEntry
-        from .walk import check_utf8, place_entry, walk
+        from .tree import Tree
 
         root = os.path.abspath(os.fspath(path))
         try:
@@ -294,39 +303,17 @@ class Store:
             raise NotAFolderError(
                 f"{os.fspath(path)!r} is a file, not a folder; store it with put() or put_file()"
             )
-        entries: list[TreeEntry] = []
-        small: dict[str, bytes] = {}
-        local = isinstance(self.backend, LocalBackend)
-        algo = self.algorithm
-        for rel, full, fst in walk(root):
-            check_utf8(rel, full)
-            if fst is None:  # an empty folder or an inside link
-                entries.append(place_entry(rel, full))
-                continue
-            executable = bool(fst.st_mode & 0o111)
-            if fst.st_size < STAT_CACHE_MIN:  # read whole, hashed, written at once or batched
-                data = read_small(full, fst.st_size)
-                h = new_hasher(algo)
-                h.update(data)
-                hexpart = h.hexdigest()
-                key = layout.object_key(algo, hexpart)
-                if local:
-                    self.backend.create(key, data)
-                else:
-                    small[key] = data
-                entries.append(TreeEntry(rel, "file", f"{algo}:{hexpart}", len(data), executable))
-            else:
-                try:
-                    got = self._put_file(full, fst, None)
-                except OSError as e:
-                    if isinstance(e, LedgerError):
-                        raise
-                    raise os_error(full, e) from e
-                entries.append(TreeEntry(rel, "file", got.digest, got.size, executable))
-            if callback is not None:
-                callback.relative_update(1)
-        if small:
-            self.backend.create_many(small)
+        from .puttree import store_tree_files
+
+        entries = store_tree_files(
+            self.backend,
+            self.algorithm,
+            root,
+            small_max=STAT_CACHE_MIN,
+            put_file=self.put_file,
+            callback=callback,
+            concurrency=concurrency,
+        )
         tree = Tree(tuple(entries))
         d = self.put_bytes(tree.to_bytes())
         return Stored(d, tree.size, "tree", len(tree.files))

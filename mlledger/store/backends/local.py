@@ -23,13 +23,13 @@ if TYPE_CHECKING:  # typing is never imported at run time: Ledger() stays cheap
 
     _F = TypeVar("_F", bound=Callable[..., Any])
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "proc_fd"]
 
 
 _proc_fds: dict[int, int | None] = {}
 
 
-def _proc_fd() -> int | None:
+def proc_fd() -> int | None:
     """A directory fd of this process's ``/proc/<pid>/fd``, for linking ``O_TMPFILE`` files.
 
     Opened per process id: after a fork, an inherited ``/proc/self/fd`` fd
@@ -132,9 +132,9 @@ class LocalBackend(Backend):
     @_local_errors("write")
     def create(self, key: str, data: bytes) -> bool:
         final = self._path(key)
-        proc_fd = _proc_fd() if self._tmpfile_ok else None
-        if proc_fd is not None:
-            got = self._create_unnamed(final, data, proc_fd)
+        proc = proc_fd() if self._tmpfile_ok else None
+        if proc is not None:
+            got = self._create_unnamed(final, data, proc)
             if got is not None:
                 return got
         tmp = self.tmp_path(final)
@@ -201,14 +201,14 @@ class LocalBackend(Backend):
         nothing left by a killed writer) or else a temp name in ``tmpdir``.  An
         ``OSError`` of ``fill`` passes unchanged: it may be the source's.
         """
-        proc_fd = _proc_fd() if self._tmpfile_ok else None
+        proc = proc_fd() if self._tmpfile_ok else None
         try:
             self.ensure_dir(tmpdir)
         except OSError as e:
             raise store_error("write", tmpdir, e) from e
         fd: int | None = None
         tmp: str | None = None
-        if proc_fd is not None:
+        if proc is not None:
             try:
                 fd = os.open(tmpdir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o444)
             except OSError as e:
@@ -227,7 +227,7 @@ class LocalBackend(Backend):
                 self.ensure_dir(os.path.dirname(final))
                 if tmp is not None:
                     return self.link_into_place(tmp, final)
-                os.link(str(fd), final, src_dir_fd=proc_fd, follow_symlinks=True)
+                os.link(str(fd), final, src_dir_fd=proc, follow_symlinks=True)
             except FileExistsError:
                 return False
             except OSError as e:
