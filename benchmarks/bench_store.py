@@ -162,9 +162,8 @@ def bench_local(tmp: Path, cfg: dict[str, int]) -> tuple[list[Row], list[str]]:
         f"4. put_tree {nfiles:,} files of {fsize} B, fresh store", res, "cp -r", max_ratio=1.5
     )
     notes.append(
-        f"row 4: {len(res.ratios)} rounds; put_tree's threads (one for each CPU the load "
-        f"average leaves idle): {min(threads)}-{max(threads)} "
-        f"(load {os.getloadavg()[0]:.1f} at the end of the row)"
+        f"row 4: {len(res.ratios)} rounds; put_tree's threads (its default): "
+        f"{min(threads)}-{max(threads)} (load {os.getloadavg()[0]:.1f} at the end of the row)"
     )
     rmtree(outs)
     rmtree(tree)

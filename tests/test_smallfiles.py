@@ -285,16 +285,12 @@ def test_writer_killed_mid_put_tree_leaves_nothing_partial(
     shutil.rmtree(url, ignore_errors=True)
 
 
-@pytest.mark.parametrize(
-    ("cpus", "load", "workers"),
-    [(2, 0.1, 2), (2, 1.0, 2), (2, 1.4, 2), (2, 2.0, 1), (2, 3.5, 1), (8, 1.0, 4), (8, 6.0, 3),
-     (1, 0.0, 1)],
-)
-def test_default_threads_are_the_idle_cpus(
-    monkeypatch: pytest.MonkeyPatch, cpus: int, load: float, workers: int
+@pytest.mark.parametrize(("cpus", "load"), [(2, 0.1), (2, 3.5), (8, 1.0), (1, 0.0)])
+def test_by_default_one_thread_stores_small_files(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, load: float
 ) -> None:
-    """By default one thread a CPU left idle by the load average (this process counted once),
-    at least 1, at most 4."""
+    """Without ``concurrency``, put_tree stores small files in one thread whatever the CPUs
+    and the load (threads took turns on the GIL and were slower where measured)."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert default_workers() == workers
+    assert default_workers() == 1
