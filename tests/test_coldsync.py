@@ -86,6 +86,19 @@ def test_records_read_from_a_segment_are_stored_as_its_bytes_hold_them(
     assert loose.texts == {}
 
 
+def count_first_loads(mp: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets one item each time a first load starts, from now on."""
+    started: list[int] = []
+    real_start = firstload.FirstLoad.start
+
+    def counted(self: firstload.FirstLoad) -> None:
+        started.append(1)
+        real_start(self)
+
+    mp.setattr(firstload.FirstLoad, "start", counted)
+    return started
+
+
 def test_a_first_load_makes_the_indexes_once_at_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,14 +110,7 @@ def test_a_first_load_makes_the_indexes_once_at_the_end(
     writer = newcomer(url, {}, tmp_path / "writer", monkeypatch)
     runs_over_days(writer, monkeypatch, range(4, 5), 230)
     writer.sync()
-    started: list[int] = []
-    real_start = firstload.FirstLoad.start
-
-    def counted(self: firstload.FirstLoad) -> None:
-        started.append(1)
-        real_start(self)
-
-    monkeypatch.setattr(firstload.FirstLoad, "start", counted)
+    started = count_first_loads(monkeypatch)
     reader = newcomer(url, {}, tmp_path / "reader", monkeypatch)
     assert len(reader.runs(where="params.i < 10")) == 10
     assert started == [1]
@@ -131,14 +137,7 @@ def test_a_first_sync_of_many_small_days_starts_one_first_load(
     writer = newcomer(url, {}, tmp_path / "writer", monkeypatch)
     runs_over_days(writer, monkeypatch, range(3, 33), 8)
     writer.sync()
-    started: list[int] = []
-    real_start = firstload.FirstLoad.start
-
-    def counted(self: firstload.FirstLoad) -> None:
-        started.append(1)
-        real_start(self)
-
-    monkeypatch.setattr(firstload.FirstLoad, "start", counted)
+    started = count_first_loads(monkeypatch)
     reader = newcomer(url, {}, tmp_path / "reader", monkeypatch)
     assert len(reader.runs()) == 240
     assert started == [1]
