@@ -42,7 +42,6 @@ from .records import Artifact, record_digests, to_iso, utcnow
 from .runs import Run
 from .store import segments
 from .store.backends import LocalBackend
-from .store.backends.base import info_time
 from .store.cacheindex import sweep
 from .store.layout import CHUNKED, OBJECTS, checks_prefix, digest_of_key
 from .store.refs import Refs
@@ -111,32 +110,11 @@ def _objects_with_mtime(store: Store) -> Iterator[tuple[str, float, int]]:
 
 
 def _listed(store: Store, prefix: str) -> Iterator[tuple[str, float, int]]:
-    backend = store.backend
-    if isinstance(backend, LocalBackend):
-        for key in backend.list(f"{prefix}/{store.algorithm}"):
-            d = digest_of_key(key)
-            if d is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    st = os.stat(backend.local_path(key))
-                    yield d, st.st_mtime, st.st_size
-        return
-    fs = backend.fs  # type: ignore[attr-defined]
-    base = f"{backend.root}/{prefix}/{store.algorithm}"  # type: ignore[attr-defined]
-    try:
-        found = fs.find(base, detail=True)
-    except FileNotFoundError:
-        return
-    for path, info in found.items():
-        # the last three parts (algorithm, first two hex digits, the rest) whatever the
-        # protocol prefix of the path
-        parts = path.rstrip("/").split("/")
-        d = f"{parts[-3]}:{parts[-2]}{parts[-1]}"
-        yield d, _mtime(info), int(info.get("size") or 0)
-
-
-def _mtime(info: dict[str, Any]) -> float:
-    got = info_time(info)
-    return time.time() if got is None else got  # unknown age: treat as new, never delete
+    now = time.time()  # unknown age: treat as new, never delete
+    for key, at, size in store.backend.list_details(f"{prefix}/{store.algorithm}"):
+        d = digest_of_key(key)
+        if d is not None:
+            yield d, now if at is None else at, size
 
 
 def collect(

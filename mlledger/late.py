@@ -11,8 +11,8 @@ folder every sync lists::
 
 so a sync that finds a marker it has not seen lists that one day again: no
 lock, and it works the same on local disk, S3 and GCS.  Since a day folder
-can only appear or change in a sealed month with a marker, a sync lists the
-folders of the few months around today and the days it knows are still
+can only appear or change far from its writer's today with a marker, a sync
+lists the month folders since its last sync and the days it knows are still
 open, never the whole history (``catalog.sync``).
 
 When a writer marks: after an entry into a day before its own today (a

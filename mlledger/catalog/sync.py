@@ -125,7 +125,7 @@ class Sync:
         clocks up to a day apart)."""
         first = min(since, today) - _dt.timedelta(days=_OPEN_DAYS + 1)
         last = today + _dt.timedelta(days=1)
-        months = {first.strftime("%Y/%m"), last.strftime("%Y/%m")}
+        months = {last.strftime("%Y/%m")}
         day = first.replace(day=1)
         while day < last:
             months.add(day.strftime("%Y/%m"))

@@ -165,7 +165,7 @@ class FileSource:
         )
 
     def close(self) -> None:
-        pass
+        """Nothing to close: every file is read and closed as it is opened."""
 
 
 def _head(path: str, meta: dict[str, Any], exp: str, name: str) -> RunHead:

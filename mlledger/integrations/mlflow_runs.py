@@ -137,7 +137,7 @@ class ClientSource:
         )
 
     def close(self) -> None:
-        pass
+        """Nothing to close: MLflow's client holds no connection of its own here."""
 
 
 def _history(client: Any, run_id: str, key: str) -> Iterator[Point]:

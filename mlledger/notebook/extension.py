@@ -8,7 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -32,9 +32,6 @@ from .args import (
     usage_error,
 )
 from .names import MISSING, is_data, names_read, only_magics
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Extension"]
 

@@ -293,7 +293,7 @@ def find_written(store: Store) -> dict[str, dict[str, float | None]]:
     """Every segment of the store by day (``yyyy/mm/dd`` -> key -> when the store says it
     was written, None when it cannot say): one listing."""
     out: dict[str, dict[str, float | None]] = {}
-    for key, at in store.backend.list_written(SEGMENTS):
+    for key, at, _size in store.backend.list_details(SEGMENTS):
         parts = key.split("/")
         if len(parts) == 5 and parts[4].endswith(SUFFIX):
             out.setdefault("/".join(parts[1:4]), {})[key] = at

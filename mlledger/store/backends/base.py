@@ -114,11 +114,11 @@ class Backend(abc.ABC):
     def list_dir(self, prefix: str) -> builtins.list[str]:
         """Names directly under the folder ``prefix`` (files and folders)."""
 
-    def list_written(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+    def list_details(self, prefix: str) -> Iterator[tuple[str, float | None, int]]:
         """Every key under ``prefix`` with when the store says it was written (its own
-        clock; None when it cannot say), in no set order."""
+        clock; None when it cannot say) and its size, in no set order."""
         for key in self.list(prefix):
-            yield key, None
+            yield key, None, self.size(key)
 
     def local_path(self, key: str) -> str | None:
         """The key's path on local disk, when the store is local."""

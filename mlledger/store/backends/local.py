@@ -301,12 +301,13 @@ class LocalBackend(Backend):
                     yield f"{rel}/{name}"
 
     @_local_errors("list")
-    def list_written(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+    def list_details(self, prefix: str) -> Iterator[tuple[str, float | None, int]]:
         for key in self.list(prefix):
             try:
-                yield key, os.stat(self._path(key)).st_mtime
+                st = os.stat(self._path(key))
             except FileNotFoundError:
                 continue  # deleted since it was listed
+            yield key, st.st_mtime, st.st_size
 
     @_local_errors("list")
     def list_dir(self, prefix: str) -> builtins.list[str]:

@@ -319,7 +319,7 @@ class FsspecBackend(Backend):
             yield strip_protocol(self.fs, p)[strip:]
 
     @_client_errors
-    def list_written(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+    def list_details(self, prefix: str) -> Iterator[tuple[str, float | None, int]]:
         base = self.fs_path(prefix).rstrip("/")
         self._fresh(base)
         try:
@@ -328,7 +328,7 @@ class FsspecBackend(Backend):
             return
         strip = len(strip_protocol(self.fs, self.root)) + 1
         for p, info in found.items():
-            yield strip_protocol(self.fs, p)[strip:], info_time(info)
+            yield strip_protocol(self.fs, p)[strip:], info_time(info), int(info.get("size") or 0)
 
     @_client_errors
     def list_dir(self, prefix: str) -> builtins.list[str]:
